@@ -1,0 +1,34 @@
+/* A small futex lock for corun's own shared state. Not a pthread mutex: those
+ * are what the program's threads use, and corun may provide them itself. */
+#ifndef CORUN_LOCK_H
+#define CORUN_LOCK_H
+
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+typedef struct { atomic_int state; } corun_lock_t; /* 0 free, 1 held, 2 held with waiters */
+#define CORUN_LOCK_INIT { 0 }
+
+static inline void corun_lock(corun_lock_t *l)
+{
+    int c = 0;
+    if (atomic_compare_exchange_strong_explicit(&l->state, &c, 1, memory_order_acquire,
+                                                memory_order_relaxed))
+        return;
+    if (c != 2)
+        c = atomic_exchange_explicit(&l->state, 2, memory_order_acquire);
+    while (c != 0) {
+        syscall(SYS_futex, &l->state, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+        c = atomic_exchange_explicit(&l->state, 2, memory_order_acquire);
+    }
+}
+
+static inline void corun_unlock(corun_lock_t *l)
+{
+    if (atomic_exchange_explicit(&l->state, 0, memory_order_release) == 2)
+        syscall(SYS_futex, &l->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+#endif

@@ -1,0 +1,147 @@
+/* The scheduler: one per OS thread, created lazily; coroutines, run queue,
+ * park/unpark with deadlines, and the libuv loop run when nothing is
+ * runnable. */
+#ifndef CORUN_SCHED_H
+#define CORUN_SCHED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "corun.h"
+#include "list.h"
+#include "stack.h"
+#include "timerheap.h"
+
+enum co_state {
+    CO_RUNNING,      /* the scheduler's current coroutine */
+    CO_RUNNABLE,     /* on the run queue (including not yet started) */
+    CO_PARKED,       /* waiting in sched_park() */
+    CO_SUSPENDED,    /* waiting in corun_switch() for someone to switch back */
+    CO_DONE,         /* finished, not yet joined */
+    CO_LOOP,         /* the scheduler's event-loop context, not running */
+};
+
+/* Why a parked coroutine was woken. */
+enum wake_reason {
+    WAKE_SIGNALED = 0,  /* the awaited thing happened */
+    WAKE_TIMEOUT,       /* the deadline passed */
+    WAKE_CLOSED,        /* the object waited on was closed */
+};
+
+#define CO_DETACHED 0x1u
+#define CO_MAIN 0x2u        /* runs on the OS thread's own stack */
+
+struct sched;
+
+struct corun {
+    void *sp;                     /* saved stack pointer while not running */
+    struct corun *next, *prev;    /* link on `queue` */
+    struct coq *queue;            /* run queue or wait queue it is on, or NULL */
+    struct sched *sched;
+    uint8_t state;
+    uint8_t wake_reason;
+    short wait_events;            /* fd waits: POLLIN/POLLOUT wanted */
+    unsigned flags;
+    int saved_errno;
+    struct timer_node timer;
+    void *xfer;                   /* message or switch value handed over */
+    char *stack_lo;               /* lowest usable stack byte; NULL for main */
+    uint64_t *canary;             /* checked at every switch when unguarded */
+    struct stack_slot stack;
+    corun_fn fn;
+    void *arg;
+    void *retval;
+    struct corun *joiner;
+    struct corun *parent;         /* spawner, for corun_switch's return rule */
+    uint64_t parent_id;
+    uint64_t id;
+    size_t stack_size;            /* as requested, for diagnostics */
+#ifdef CORUN_SANITIZERS
+    void *asan_fake;
+    const void *asan_bottom;
+    size_t asan_size;
+#endif
+    char name[CORUN_NAME_MAX];
+};
+
+struct sched {
+    struct corun *current;
+    struct corun *main_co;
+    struct corun *loop_co;
+    struct coq runq;
+    struct corun *dead;           /* detached coroutine whose stack to release after the switch */
+    int *errno_loc;
+    unsigned dispatches;          /* since the loop was last polled */
+    uv_loop_t loop;
+    struct timerheap timers;
+    uint64_t timer_armed;         /* deadline the timerfd is set for, UINT64_MAX if none */
+    int timerfd;
+    uv_poll_t timer_watch;
+    struct fdwait *fdwait;
+};
+
+#define DEADLINE_NONE UINT64_MAX
+
+/* The calling OS thread's scheduler, created on first use. */
+struct sched *sched_self(void);
+
+uint64_t clock_now_ns(void);
+
+/* Absolute deadline for a relative timeout (CORUN_FOREVER -> DEADLINE_NONE). */
+uint64_t deadline_after(int64_t timeout_ns);
+
+/*
+ * Park the current coroutine until sched_wake() or the deadline. A caller
+ * waiting on something first puts the coroutine on that thing's wait queue
+ * with coq_push(); any wake, the timeout's included, takes it off again.
+ * Returns the wake reason.
+ */
+int sched_park(struct sched *s, uint64_t deadline);
+
+/* Make a parked coroutine runnable with `reason` (taking it off its wait
+ * queue and timer). Returns false if it was not parked. */
+bool sched_wake(struct corun *co, int reason);
+
+/* ---- queues ---------------------------------------------------------------*/
+
+static inline bool coq_empty(const struct coq *q)
+{
+    return q->head == NULL;
+}
+
+static inline void coq_push(struct coq *q, struct corun *co)
+{
+    co->next = NULL;
+    co->prev = q->tail;
+    if (q->tail)
+        q->tail->next = co;
+    else
+        q->head = co;
+    q->tail = co;
+    co->queue = q;
+}
+
+static inline void coq_remove(struct coq *q, struct corun *co)
+{
+    if (co->prev)
+        co->prev->next = co->next;
+    else
+        q->head = co->next;
+    if (co->next)
+        co->next->prev = co->prev;
+    else
+        q->tail = co->prev;
+    co->next = co->prev = NULL;
+    co->queue = NULL;
+}
+
+static inline struct corun *coq_pop(struct coq *q)
+{
+    struct corun *co = q->head;
+    if (co)
+        coq_remove(q, co);
+    return co;
+}
+
+#endif

@@ -1,0 +1,37 @@
+/* Coroutine stacks: reserved address space, committed on touch, pooled. */
+#ifndef CORUN_STACK_H
+#define CORUN_STACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct stack_class;
+
+struct stack_slot {
+    char *lo;                 /* lowest usable byte */
+    size_t size;              /* usable bytes (a page multiple) */
+    struct stack_class *cls;
+    bool guarded;             /* a guard region lies right below lo */
+};
+
+/*
+ * Get a stack of `size` usable bytes with a `guard`-byte inaccessible region
+ * below it (both rounded up to pages; guard 0 means none). A guard is placed
+ * with MADV_GUARD_INSTALL where the kernel has it (no extra mapping), else
+ * with mprotect while the process's mapping budget allows; out->guarded says
+ * whether one is there. Returns 0, or EAGAIN when address space runs out.
+ */
+int stack_alloc(size_t size, size_t guard, struct stack_slot *out);
+
+/* Give a stack back to its pool. Beyond a small warm cache (64 stacks per
+ * size) its pages are returned to the kernel, in batches of 64 stacks. The
+ * stack must not be in use. */
+void stack_release(const struct stack_slot *slot);
+
+/* For fault handlers: if addr lies in the guard region of a pooled stack,
+ * store that stack's highest address and usable size and return true. */
+bool stack_guard_hit(const void *addr, char **hi, size_t *size);
+
+size_t stack_page_size(void);
+
+#endif
