@@ -9,7 +9,9 @@
  * When nothing is runnable, the scheduler runs its libuv loop.
  *
  * Coroutines, channels and fd waits belong to the scheduler of the OS thread
- * that created them: use them only from coroutines of that same thread.
+ * that created them: use them only from coroutines of that same thread
+ * (joining, detaching or using a channel from another thread fails with
+ * EXDEV).
  *
  * Error convention
  * ----------------
@@ -147,10 +149,10 @@ int corun_set_name(corun_t *co, const char *name);
 /*
  * Symmetric, greenlet-style transfer: suspend the caller and run target,
  * handing it value. target continues where it left off:
- *   - a coroutine that has not started yet starts running fn(arg) (value is
- *     then only the answer nobody asked for: it is dropped);
  *   - a coroutine suspended in corun_switch() returns value from there;
- *   - a coroutine that is merely runnable (spawned, yielded, woken) resumes.
+ *   - a coroutine that is merely runnable (spawned but not started, yielded,
+ *     or woken from a wait but not yet run) simply runs on: value is dropped,
+ *     since nothing in it is waiting for one.
  * The caller stays suspended until some coroutine switches back to it;
  * corun_switch() then returns the value passed by that switch. When a
  * coroutine finishes and the coroutine that spawned it is suspended in

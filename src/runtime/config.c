@@ -13,8 +13,6 @@
 #define STACK_SIZE_FALLBACK ((size_t)8 << 20)
 
 struct corun_config corun_config;
-static int config_loaded;
-
 int config_parse_size(const char *s, size_t *out)
 {
     if (!s || !isdigit((unsigned char)*s))
@@ -60,9 +58,8 @@ static void config_invalid(const char *name, const char *value, const char *allo
 
 void config_load(void)
 {
-    if (config_loaded)
+    if (corun_config.loaded)
         return;
-    config_loaded = 1;
 
     corun_config.stack_size = native_thread_stack_size();
     const char *v = getenv("CORUN_STACK_SIZE");
@@ -74,6 +71,7 @@ void config_load(void)
                            "suffix, from 16K to 1G (e.g. 64K, 8M)");
         corun_config.stack_size = sz;
     }
+    corun_config.loaded = 1;
 }
 
 __attribute__((constructor)) static void config_on_load(void)

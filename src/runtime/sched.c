@@ -7,9 +7,15 @@
  * switch to the scheduler's loop context, which runs the libuv loop on its own
  * stack and then dispatches whatever became runnable.
  *
- * Timers: deadlines are CLOCK_MONOTONIC nanoseconds in a heap; one timerfd,
- * armed with an absolute deadline and watched by the loop, wakes it. libuv's
- * cached loop time is never used, so a timeout cannot fire early.
+ * Polling: the scheduler's epoll set holds the fds coroutines wait on and
+ * libuv's backend fd, so one epoll_pwait2 serves both; libuv runs (without
+ * blocking) only when its fd is ready or it has work due. libuv stays the
+ * loop for everything it owns (thread pool, async wakeups, its handles).
+ *
+ * Timers: deadlines are CLOCK_MONOTONIC nanoseconds in a heap; the poll
+ * sleeps until the earliest with nanosecond resolution, and expiry is
+ * judged against a fresh clock reading, never libuv's cached loop time, so a
+ * timeout cannot fire early.
  */
 #include "sched.h"
 
@@ -22,13 +28,15 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/timerfd.h>
+#include <sys/epoll.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "context.h"
 #include "diag.h"
+#include "fdtab.h"
 
 #ifdef CORUN_SANITIZERS
 #include <sanitizer/common_interface_defs.h>
@@ -43,7 +51,10 @@
 /* The coroutine header lives at the top of its own stack slot. */
 #define CO_HDR ((sizeof(struct corun) + 63) & ~(size_t)63)
 
-static __thread struct sched *tls_sched __attribute__((tls_model("initial-exec")));
+__thread struct sched *corun_tls_sched __attribute__((tls_model("initial-exec")));
+/* Set on threads the hooks must leave alone (libuv's workers, threads of
+ * their own), and while a scheduler is being built. */
+static __thread bool tls_hooks_off __attribute__((tls_model("initial-exec")));
 static atomic_uint_fast64_t next_id = 1;
 
 /* ---- time ----------------------------------------------------------------*/
@@ -88,6 +99,15 @@ static void segv_handler(int sig, siginfo_t *si, void *uc)
     size_t size;
     if (stack_guard_hit(si->si_addr, &hi, &size))
         overflow_abort((const struct corun *)(hi - CO_HDR), "it ran into its guard page");
+    /* Without a guard, an overflow runs into whatever lies below the stack:
+     * the faulting stack pointer gives it away. */
+    struct sched *s = corun_tls_sched;
+    const struct corun *co = s ? s->current : NULL;
+    if (co && co->stack_lo) {
+        uintptr_t sp = (uintptr_t)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RSP];
+        if (sp < (uintptr_t)co->stack_lo + 256 && sp + (1u << 20) > (uintptr_t)co->stack_lo)
+            overflow_abort(co, "its stack pointer went below its stack");
+    }
     /* Not a corun stack: behave as if this handler were not there. */
     if ((segv_prev.sa_flags & SA_SIGINFO) && segv_prev.sa_sigaction) {
         segv_prev.sa_sigaction(sig, si, uc);
@@ -188,40 +208,67 @@ static inline struct corun *pick_next(struct sched *s)
     return s->loop_co;
 }
 
-/* ---- timers --------------------------------------------------------------*/
+/* ---- polling -------------------------------------------------------------*/
 
-static void timers_arm(struct sched *s)
+#define UV_BACKEND_TAG UINT64_MAX     /* epoll data of libuv's backend fd */
+#define POLL_BATCH 256
+
+static void timers_expire(struct sched *s)
 {
     struct timer_node *t = timerheap_min(&s->timers);
-    /* Only ever move the alarm earlier: a late-firing timerfd finds nothing
-     * due and is re-armed then, which saves a syscall per cancelled wait. */
-    if (!t || t->deadline >= s->timer_armed)
+    if (!t)
         return;
-    struct itimerspec its;
-    memset(&its, 0, sizeof its);
-    its.it_value.tv_sec = (time_t)(t->deadline / 1000000000u);
-    its.it_value.tv_nsec = (long)(t->deadline % 1000000000u);
-    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
-        its.it_value.tv_nsec = 1;
-    if (timerfd_settime(s->timerfd, TFD_TIMER_ABSTIME, &its, NULL) != 0)
-        diag_fatal("timerfd_settime failed: %s", strerror(errno));
-    s->timer_armed = t->deadline;
-}
-
-static void timers_fire(uv_poll_t *w, int status, int events)
-{
-    (void)status;
-    (void)events;
-    struct sched *s = w->data;
-    uint64_t ticks;
-    while (syscall(SYS_read, s->timerfd, &ticks, sizeof ticks) < 0 && errno == EINTR)
-        ;
-    s->timer_armed = DEADLINE_NONE;
     uint64_t now = clock_now_ns();
-    struct timer_node *t;
     while ((t = timerheap_min(&s->timers)) && t->deadline <= now)
         sched_wake((struct corun *)((char *)t - offsetof(struct corun, timer)), WAKE_TIMEOUT);
-    timers_arm(s);
+}
+
+static int epoll_wait_ns(int epfd, struct epoll_event *ev, int n, int64_t timeout_ns)
+{
+    static int have_pwait2 = 1;
+    if (have_pwait2) {
+        struct timespec ts = { (time_t)(timeout_ns / 1000000000), (long)(timeout_ns % 1000000000) };
+        int r = (int)syscall(SYS_epoll_pwait2, epfd, ev, n, timeout_ns < 0 ? NULL : &ts, NULL, 8);
+        if (r >= 0 || errno != ENOSYS)
+            return r;
+        have_pwait2 = 0;
+    }
+    /* Millisecond fallback, rounded up so a timeout never fires early. */
+    int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000);
+    return (int)syscall(SYS_epoll_pwait, epfd, ev, n, ms, NULL, 8);
+}
+
+/* Collect readiness, due timers and libuv work; wait for some if `block`
+ * and nothing is due. Runs in the loop context. */
+static void sched_poll(struct sched *s, bool block)
+{
+    int64_t timeout = 0;
+    bool uv_alive = uv_loop_alive(&s->loop);
+    if (block) {
+        timeout = -1;
+        struct timer_node *t = timerheap_min(&s->timers);
+        if (t) {
+            uint64_t now = clock_now_ns();
+            timeout = t->deadline > now ? (int64_t)(t->deadline - now) : 0;
+        }
+        if (uv_alive) {
+            int ms = uv_backend_timeout(&s->loop);
+            if (ms >= 0 && (timeout < 0 || (int64_t)ms * 1000000 < timeout))
+                timeout = (int64_t)ms * 1000000;
+        }
+    }
+    struct epoll_event ev[POLL_BATCH];
+    bool uv_ready = false;
+    int n = epoll_wait_ns(s->epfd, ev, POLL_BATCH, timeout);
+    for (int i = 0; i < n; i++) {
+        if (ev[i].data.u64 == UV_BACKEND_TAG)
+            uv_ready = true;
+        else
+            fdtab_event(ev[i].data.u64, ev[i].events);
+    }
+    timers_expire(s);
+    if (uv_ready || (uv_alive && uv_backend_timeout(&s->loop) == 0))
+        uv_run(&s->loop, UV_RUN_NOWAIT);
 }
 
 /* ---- park / wake ---------------------------------------------------------*/
@@ -234,7 +281,6 @@ int sched_park(struct sched *s, uint64_t deadline)
         cur->timer.deadline = deadline;
         if (timerheap_insert(&s->timers, &cur->timer) != 0)
             diag_fatal("out of memory for the timer queue");
-        timers_arm(s);
     }
     sched_switch(s, cur, pick_next(s));
     return cur->wake_reason;
@@ -325,7 +371,7 @@ static void loop_main(void *arg, void *xfer)
     after_switch(s, s->loop_co);
     for (;;) {
         s->dispatches = 0;
-        uv_run(&s->loop, coq_empty(&s->runq) ? UV_RUN_ONCE : UV_RUN_NOWAIT);
+        sched_poll(s, coq_empty(&s->runq));
         struct corun *n = coq_pop(&s->runq);
         if (n) {
             s->dispatches = 1;
@@ -353,18 +399,17 @@ static struct sched *sched_create(void)
     if (!s || !main_co)
         diag_fatal("out of memory creating a scheduler");
     s->errno_loc = &errno;
-    s->timer_armed = DEADLINE_NONE;
     int r = uv_loop_init(&s->loop);
     if (r)
         diag_fatal("uv_loop_init failed: %s", uv_strerror(r));
     s->loop.data = s;
 
-    s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (s->timerfd < 0)
-        diag_fatal("timerfd_create failed: %s", strerror(errno));
-    uv_poll_init(&s->loop, &s->timer_watch, s->timerfd);
-    s->timer_watch.data = s;
-    uv_poll_start(&s->timer_watch, UV_READABLE, timers_fire);
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (s->epfd < 0)
+        diag_fatal("epoll_create1 failed: %s", strerror(errno));
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = UV_BACKEND_TAG };
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, uv_backend_fd(&s->loop), &ev) != 0)
+        diag_fatal("cannot watch libuv's backend fd: %s", strerror(errno));
 
     main_co->sched = s;
     main_co->state = CO_RUNNING;
@@ -391,14 +436,33 @@ static struct sched *sched_create(void)
     strcpy(s->loop_co->name, "corun-loop");
 
     altstack_ensure();
-    tls_sched = s;
+    corun_tls_sched = s;
     return s;
 }
 
 struct sched *sched_self(void)
 {
-    struct sched *s = tls_sched;
-    return likely(s != NULL) ? s : sched_create();
+    struct sched *s = corun_tls_sched;
+    if (likely(s != NULL))
+        return s;
+    bool off = tls_hooks_off;
+    tls_hooks_off = true;             /* hooks called while building it pass through */
+    s = sched_create();
+    tls_hooks_off = off;
+    return s;
+}
+
+struct sched *sched_for_hook_slow(void)
+{
+    if (tls_hooks_off || !corun_config.loaded)
+        return NULL;
+    /* Green threads live on the process's main thread (and on threads that
+     * use the explicit API, which have a scheduler already). */
+    if (syscall(SYS_gettid) != getpid()) {
+        tls_hooks_off = true;
+        return NULL;
+    }
+    return sched_self();
 }
 
 /* ---- public API ----------------------------------------------------------*/
@@ -554,13 +618,15 @@ __attribute__((visibility("default"))) void *corun_switch(corun_t *target, void 
     if (target->sched != s)
         diag_fatal("corun_switch: green thread %llu belongs to another OS thread",
                    (unsigned long long)target->id);
-    if (target->state == CO_RUNNABLE)
+    int target_state = target->state;
+    if (target_state == CO_RUNNABLE)
         coq_remove(&s->runq, target);
     else if (target->state != CO_SUSPENDED)
         diag_fatal("corun_switch: green thread %llu is %s; only a runnable green thread or one "
                    "suspended in corun_switch can be switched to",
                    (unsigned long long)target->id, state_name(target->state));
-    target->xfer = value;
+    if (target_state == CO_SUSPENDED)
+        target->xfer = value;     /* a runnable target's xfer may hold its wake-up message */
     cur->state = CO_SUSPENDED;
     sched_switch(s, cur, target);
     return cur->xfer;

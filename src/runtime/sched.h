@@ -72,19 +72,33 @@ struct sched {
     struct coq runq;
     struct corun *dead;           /* detached coroutine whose stack to release after the switch */
     int *errno_loc;
-    unsigned dispatches;          /* since the loop was last polled */
-    uv_loop_t loop;
+    unsigned dispatches;          /* since events were last polled */
+    int epfd;                     /* fds waited on, plus libuv's own backend fd */
     struct timerheap timers;
-    uint64_t timer_armed;         /* deadline the timerfd is set for, UINT64_MAX if none */
-    int timerfd;
-    uv_poll_t timer_watch;
-    struct fdwait *fdwait;
+    uv_loop_t loop;
 };
 
 #define DEADLINE_NONE UINT64_MAX
 
 /* The calling OS thread's scheduler, created on first use. */
 struct sched *sched_self(void);
+
+extern __thread struct sched *corun_tls_sched __attribute__((tls_model("initial-exec")));
+struct sched *sched_for_hook_slow(void);
+
+/*
+ * The hook gate: the scheduler a hooked call should park on, or NULL when
+ * the call must go straight to libc (corun's own loop context, threads that
+ * run no green threads, before the library is set up). A few instructions
+ * on the fast path.
+ */
+static inline struct sched *sched_for_hook(void)
+{
+    struct sched *s = corun_tls_sched;
+    if (__builtin_expect(s != NULL, 1))
+        return s->current != s->loop_co ? s : NULL;
+    return sched_for_hook_slow();
+}
 
 uint64_t clock_now_ns(void);
 

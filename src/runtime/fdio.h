@@ -1,0 +1,39 @@
+/*
+ * Blocking I/O for green threads: each primitive behaves as the blocking
+ * system call of the same shape (bytes, errno, partial results, timeouts
+ * from SO_RCVTIMEO/SO_SNDTIMEO), but waits by parking the calling
+ * coroutine. The fd's O_NONBLOCK flag is never changed, except around one
+ * accept or connect on a socket the program created (and restored at once):
+ * sockets and pipes are called with a per-call non-blocking flag
+ * (MSG_DONTWAIT, RWF_NOWAIT); other fds are polled, then called. Where an fd
+ * cannot be waited on, the real blocking call is made: slower, never wrong.
+ * All return what the system call would, with errno set on failure.
+ */
+#ifndef CORUN_FDIO_H
+#define CORUN_FDIO_H
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct sched;
+
+ssize_t fdio_readv(struct sched *s, int fd, const struct iovec *iov, int cnt);
+ssize_t fdio_writev(struct sched *s, int fd, const struct iovec *iov, int cnt);
+ssize_t fdio_recvfrom(struct sched *s, int fd, void *buf, size_t n, int flags,
+                      struct sockaddr *from, socklen_t *fromlen);
+ssize_t fdio_sendto(struct sched *s, int fd, const void *buf, size_t n, int flags,
+                    const struct sockaddr *to, socklen_t tolen);
+ssize_t fdio_recvmsg(struct sched *s, int fd, struct msghdr *m, int flags);
+ssize_t fdio_sendmsg(struct sched *s, int fd, const struct msghdr *m, int flags);
+int fdio_recvmmsg(struct sched *s, int fd, struct mmsghdr *v, unsigned n, int flags,
+                  struct timespec *timeout);
+int fdio_sendmmsg(struct sched *s, int fd, struct mmsghdr *v, unsigned n, int flags);
+int fdio_accept(struct sched *s, int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int fdio_connect(struct sched *s, int fd, const struct sockaddr *addr, socklen_t len);
+/* sendfile(2) and splice(2): wait until out (or in) is ready, then call. */
+ssize_t fdio_sendfile(struct sched *s, int out, int in, off_t *off, size_t count);
+ssize_t fdio_splice(struct sched *s, int in, loff_t *inoff, int out, loff_t *outoff, size_t len,
+                    unsigned flags);
+
+#endif

@@ -1,0 +1,324 @@
+#include "fdtab.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "corun.h"
+#include "diag.h"
+#include "sched.h"
+
+#define CHUNK_BITS 10
+#define CHUNK_SIZE (1u << CHUNK_BITS)
+#define NCHUNKS 1024                 /* fds 0 .. 2^20-1 */
+
+static _Atomic(struct fd_entry *) chunks[NCHUNKS];
+
+static struct fd_entry *entry_at(int fd, bool create)
+{
+    if (fd < 0 || (unsigned)fd >= NCHUNKS * CHUNK_SIZE)
+        return NULL;
+    unsigned c = (unsigned)fd >> CHUNK_BITS;
+    struct fd_entry *chunk = atomic_load_explicit(&chunks[c], memory_order_acquire);
+    if (!chunk) {
+        if (!create)
+            return NULL;
+        struct fd_entry *fresh = calloc(CHUNK_SIZE, sizeof *fresh);
+        if (!fresh)
+            return NULL;
+        if (atomic_compare_exchange_strong(&chunks[c], &chunk, fresh))
+            chunk = fresh;
+        else
+            free(fresh);             /* another thread won; chunk is theirs */
+    }
+    return &chunk[(unsigned)fd & (CHUNK_SIZE - 1)];
+}
+
+static int64_t timeval_ns(const struct timeval *tv)
+{
+    return (int64_t)tv->tv_sec * 1000000000 + (int64_t)tv->tv_usec * 1000;
+}
+
+static void socket_timeouts(int fd, struct fd_entry *e)
+{
+    struct timeval tv;
+    socklen_t len = sizeof tv;
+    e->rcvtimeo = syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0 ? timeval_ns(&tv) : 0;
+    len = sizeof tv;
+    e->sndtimeo = syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0 ? timeval_ns(&tv) : 0;
+}
+
+/* Wake everyone waiting on e (the fd is going away) and forget it. */
+static void entry_retire(int fd, struct fd_entry *e)
+{
+    while (!coq_empty(&e->waiters))
+        sched_wake(e->waiters.head, WAKE_CLOSED);
+    if (e->reg)
+        syscall(SYS_epoll_ctl, e->reg->epfd, EPOLL_CTL_DEL, fd, NULL);
+    uint32_t gen = e->gen + 1;
+    memset(e, 0, sizeof *e);
+    e->gen = gen;
+}
+
+static void entry_fresh(struct fd_entry *e, enum fd_kind kind, bool stream, bool nonblock)
+{
+    e->kind = (uint8_t)kind;
+    e->stream = stream;
+    e->nonblock = nonblock;
+    e->rd_ready = e->wr_ready = true;   /* unknown: try the call first */
+}
+
+struct fd_entry *fdtab_get(int fd)
+{
+    struct fd_entry *e = entry_at(fd, true);
+    if (!e) {
+        errno = EBADF;
+        return NULL;
+    }
+    if (e->kind != FD_UNKNOWN)
+        return e;
+
+    struct stat st;
+    if (syscall(SYS_fstat, fd, &st) != 0)
+        return NULL;
+    int fl = (int)syscall(SYS_fcntl, fd, F_GETFL, 0);
+    if (fl < 0)
+        return NULL;
+    enum fd_kind kind;
+    bool stream = false;
+    switch (st.st_mode & S_IFMT) {
+    case S_IFSOCK: {
+        int type = 0;
+        socklen_t len = sizeof type;
+        syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &len);
+        stream = type == SOCK_STREAM;
+        kind = FD_SOCKET;
+        break;
+    }
+    case S_IFIFO: kind = FD_PIPE; break;
+    case S_IFCHR: kind = FD_CHAR; break;
+    case S_IFREG: case S_IFDIR: case S_IFBLK: kind = FD_REGULAR; break;
+    default: kind = FD_OTHER; break;
+    }
+    if (e->reg || !coq_empty(&e->waiters))    /* stale: closed behind our back */
+        entry_retire(fd, e);
+    entry_fresh(e, kind, stream, fl & O_NONBLOCK);
+    e->shared = true;           /* inherited or opened unseen: others may change its flags */
+    if (kind == FD_SOCKET)
+        socket_timeouts(fd, e);
+    return e;
+}
+
+void fdtab_created(int fd, enum fd_kind kind, bool stream, bool nonblock)
+{
+    struct fd_entry *e = entry_at(fd, true);
+    if (!e)
+        return;
+    if (e->kind != FD_UNKNOWN || e->reg || !coq_empty(&e->waiters))
+        entry_retire(fd, e);       /* the number was closed unseen and reused */
+    entry_fresh(e, kind, stream, nonblock);
+    e->created = true;
+}
+
+void fdtab_dup(int oldfd, int newfd)
+{
+    struct fd_entry *o = fdtab_get(oldfd);
+    struct fd_entry *n = entry_at(newfd, true);
+    if (!n)
+        return;
+    if (n->kind != FD_UNKNOWN || n->reg || !coq_empty(&n->waiters))
+        entry_retire(newfd, n);
+    if (!o)
+        return;                     /* classified on first use instead */
+    entry_fresh(n, (enum fd_kind)o->kind, o->stream, o->nonblock);
+    n->created = o->created;
+    n->no_nowait = o->no_nowait;
+    n->rcvtimeo = o->rcvtimeo;
+    n->sndtimeo = o->sndtimeo;
+    n->shared = o->shared = true;
+}
+
+void fdtab_close(int fd)
+{
+    struct fd_entry *e = entry_at(fd, false);
+    if (e && (e->kind != FD_UNKNOWN || e->reg || !coq_empty(&e->waiters)))
+        entry_retire(fd, e);
+}
+
+bool fd_is_nonblocking(int fd, struct fd_entry *e)
+{
+    if (e->shared) {
+        int fl = (int)syscall(SYS_fcntl, fd, F_GETFL, 0);
+        if (fl >= 0)
+            e->nonblock = fl & O_NONBLOCK;
+    }
+    return e->nonblock;
+}
+
+int64_t fd_timeout(int fd, struct fd_entry *e, bool write)
+{
+    if (e->kind != FD_SOCKET)
+        return 0;
+    if (e->shared)                    /* another fd may have set it */
+        socket_timeouts(fd, e);
+    return write ? e->sndtimeo : e->rcvtimeo;
+}
+
+void fdtab_set_timeout(int fd, bool write, int64_t ns)
+{
+    struct fd_entry *e = entry_at(fd, false);
+    if (!e || e->kind != FD_SOCKET)
+        return;
+    if (write)
+        e->sndtimeo = ns;
+    else
+        e->rcvtimeo = ns;
+}
+
+void fdtab_set_nonblock(int fd, bool on)
+{
+    struct fd_entry *e = entry_at(fd, false);
+    if (e && e->kind != FD_UNKNOWN)
+        e->nonblock = on;
+}
+
+static int fd_register(struct sched *s, int fd, struct fd_entry *e)
+{
+    if (e->reg == s)
+        return 0;
+    if (e->reg)
+        return ENOTSUP;           /* waited on by another OS thread's scheduler */
+    struct epoll_event ev = {
+        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
+        .data.u64 = (uint64_t)e->gen << 32 | (uint32_t)fd,
+    };
+    if (syscall(SYS_epoll_ctl, s->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        /* EEXIST: a registration of this same file under this number that
+         * we lost track of; refresh it with the current generation. */
+        if (errno != EEXIST || syscall(SYS_epoll_ctl, s->epfd, EPOLL_CTL_MOD, fd, &ev) != 0)
+            return ENOTSUP;
+    }
+    e->reg = s;
+    return 0;
+}
+
+static int fd_wait(struct sched *s, int fd, struct fd_entry *e, short events, uint64_t deadline)
+{
+    if (fd_register(s, fd, e) != 0)
+        return ENOTSUP;
+    /* An event may have come in since the caller's EAGAIN. */
+    if ((events & POLLIN) ? e->rd_ready : e->wr_ready)
+        return 0;
+    struct corun *cur = s->current;
+    cur->wait_events = events;
+    coq_push(&e->waiters, cur);
+    switch (sched_park(s, deadline)) {
+    case WAKE_TIMEOUT: return ETIMEDOUT;
+    case WAKE_CLOSED: return EBADF;
+    default: return 0;
+    }
+}
+
+int fd_wait_readable(struct sched *s, int fd, struct fd_entry *e, uint64_t deadline)
+{
+    return fd_wait(s, fd, e, POLLIN, deadline);
+}
+
+int fd_wait_writable(struct sched *s, int fd, struct fd_entry *e, uint64_t deadline)
+{
+    return fd_wait(s, fd, e, POLLOUT, deadline);
+}
+
+#define EV_READ (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)
+#define EV_WRITE (EPOLLOUT | EPOLLHUP | EPOLLERR)
+#define EV_FINAL (EPOLLRDHUP | EPOLLHUP | EPOLLERR)
+
+void fdtab_event(uint64_t data, uint32_t events)
+{
+    int fd = (int)(uint32_t)data;
+    struct fd_entry *e = entry_at(fd, false);
+    if (!e || e->gen != (uint32_t)(data >> 32))
+        return;                        /* an fd closed since */
+    if (events & EV_READ)
+        e->rd_ready = true;
+    if (events & EV_FINAL)
+        e->hup = true;
+    if (events & EV_WRITE)
+        e->wr_ready = true;
+    struct corun *co = e->waiters.head;
+    while (co) {
+        struct corun *next = co->next;
+        if (((co->wait_events & (POLLIN | POLLPRI)) && (events & EV_READ)) ||
+            ((co->wait_events & POLLOUT) && (events & EV_WRITE)))
+            sched_wake(co, WAKE_SIGNALED);
+        co = next;
+    }
+}
+
+/* ---- corun_wait_fd -------------------------------------------------------*/
+
+static int wait_fd(int fd, short events, int64_t timeout_ns, short *revents);
+
+static short poll_now(int fd, short events)
+{
+    struct pollfd p = { .fd = fd, .events = events, .revents = 0 };
+    struct timespec zero = { 0, 0 };
+    while (syscall(SYS_ppoll, &p, 1, &zero, NULL, 8) < 0)
+        if (errno != EINTR)
+            return POLLNVAL;
+    return p.revents;
+}
+
+__attribute__((visibility("default"))) int corun_wait_fd(int fd, short events,
+                                                         int64_t timeout_ns, short *revents)
+{
+    if (!(events & (POLLIN | POLLOUT)) || (events & ~(POLLIN | POLLOUT | POLLPRI)))
+        return EINVAL;
+    if (fd < 0)
+        return EBADF;
+    int saved = errno;                 /* the API never touches errno */
+    int err = wait_fd(fd, events, timeout_ns, revents);
+    errno = saved;
+    return err;
+}
+
+static int wait_fd(int fd, short events, int64_t timeout_ns, short *revents)
+{
+    struct sched *s = sched_self();
+    uint64_t deadline = deadline_after(timeout_ns);
+    for (;;) {
+        /* Ask the kernel, then park: an edge after the check is queued by
+         * epoll and wakes us; one before it is seen by the check. */
+        short r = poll_now(fd, events);
+        if (r & POLLNVAL)
+            return EBADF;
+        if (r) {
+            if (revents)
+                *revents = r;
+            return 0;
+        }
+        if (timeout_ns == 0)
+            return EAGAIN;
+        struct fd_entry *e = fdtab_get(fd);
+        if (!e)
+            return EBADF;
+        if (events & POLLIN)
+            e->rd_ready = false;
+        if (events & POLLOUT)
+            e->wr_ready = false;
+        int err = fd_wait(s, fd, e, events, deadline);
+        if (err == ENOTSUP)
+            return EINVAL;             /* regular files are always ready: not reached */
+        if (err)
+            return err;
+    }
+}

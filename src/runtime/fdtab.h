@@ -1,0 +1,84 @@
+/*
+ * The fd table: what corun knows about each file descriptor, and waiting for
+ * readiness on it.
+ *
+ * One entry per fd number, created on first use and never freed (so event
+ * dispatch can index it without locks); a generation number, bumped when
+ * the fd is closed, tells stale epoll events from current ones. An fd is
+ * registered once, edge-triggered for both directions, in the epoll set of
+ * the scheduler that first waits on it; all its waiters (readers and writers)
+ * sit on one list, each with the events it wants.
+ */
+#ifndef CORUN_FDTAB_H
+#define CORUN_FDTAB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "list.h"
+
+struct sched;
+
+enum fd_kind {
+    FD_UNKNOWN = 0,  /* not classified yet (or closed since) */
+    FD_SOCKET,
+    FD_PIPE,         /* pipes and FIFOs */
+    FD_CHAR,         /* ttys and other character devices */
+    FD_REGULAR,      /* regular files and directories: never waited on */
+    FD_OTHER,        /* epoll, eventfd, timerfd, signalfd, ... */
+};
+
+struct fd_entry {
+    struct coq waiters;
+    struct sched *reg;        /* whose epoll set the fd is in, or NULL */
+    uint32_t gen;
+    uint8_t kind;
+    bool stream;              /* SOCK_STREAM socket: a short read drains it */
+    bool created;             /* made by the program through a hooked call */
+    bool nonblock;            /* O_NONBLOCK as last set through a hooked call */
+    bool shared;              /* description may be shared: ask the kernel about O_NONBLOCK */
+    bool no_nowait;           /* RWF_NOWAIT unsupported: poll, then call */
+    bool rd_ready, wr_ready;  /* no EAGAIN seen since the last readiness event */
+    bool hup;                 /* hang-up or error seen: readiness is now permanent */
+    int64_t rcvtimeo, sndtimeo; /* SO_RCVTIMEO / SO_SNDTIMEO in ns, 0 = none */
+};
+
+/* The entry for fd, classified (fstat etc.) on first use; NULL if fd is not
+ * open (errno EBADF) or out of range. */
+struct fd_entry *fdtab_get(int fd);
+
+/* Record an fd just created through a hooked call. */
+void fdtab_created(int fd, enum fd_kind kind, bool stream, bool nonblock);
+
+/* newfd now shares olddesc's open file description (dup family). */
+void fdtab_dup(int oldfd, int newfd);
+
+/* fd is about to be closed (or replaced by dup2): wake its waiters with
+ * EBADF, drop its registration and forget it. */
+void fdtab_close(int fd);
+
+/* The socket's SO_SNDTIMEO (write) or SO_RCVTIMEO in ns, 0 for none. */
+int64_t fd_timeout(int fd, struct fd_entry *e, bool write);
+
+/* Record a successful setsockopt of SO_RCVTIMEO / SO_SNDTIMEO. */
+void fdtab_set_timeout(int fd, bool write, int64_t ns);
+
+/* Record O_NONBLOCK as the program just set it (fcntl, ioctl FIONBIO). */
+void fdtab_set_nonblock(int fd, bool on);
+
+/* Is the fd's description non-blocking right now? */
+bool fd_is_nonblocking(int fd, struct fd_entry *e);
+
+/*
+ * Park the current coroutine until fd is readable (or writable), or until
+ * the deadline. Returns 0 (try the call again), ETIMEDOUT, EBADF (closed
+ * meanwhile), or ENOTSUP when the fd cannot be waited on here (the caller
+ * then makes the real, blocking call).
+ */
+int fd_wait_readable(struct sched *s, int fd, struct fd_entry *e, uint64_t deadline);
+int fd_wait_writable(struct sched *s, int fd, struct fd_entry *e, uint64_t deadline);
+
+/* Called by the scheduler's poller for each epoll event of an fd. */
+void fdtab_event(uint64_t data, uint32_t events);
+
+#endif

@@ -1,0 +1,73 @@
+/* Raw system calls for the runtime. The runtime never calls the libc
+ * functions corun interposes (read, send, fcntl, poll, ...): inside
+ * libcorun.so such a call would land in corun's own hook. A raw syscall
+ * cannot, and its semantics are exactly the kernel's. Each returns -1 with
+ * errno set on failure, as libc does. */
+#ifndef CORUN_RAWSYS_H
+#define CORUN_RAWSYS_H
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+static inline ssize_t rs_readv(int fd, const struct iovec *iov, int cnt)
+{
+    return syscall(SYS_readv, fd, iov, cnt);
+}
+
+static inline ssize_t rs_writev(int fd, const struct iovec *iov, int cnt)
+{
+    return syscall(SYS_writev, fd, iov, cnt);
+}
+
+/* readv/writev at the current position, never waiting (RWF_NOWAIT). */
+static inline ssize_t rs_readv_nowait(int fd, const struct iovec *iov, int cnt)
+{
+    return syscall(SYS_preadv2, fd, iov, cnt, -1L, -1L, RWF_NOWAIT);
+}
+
+static inline ssize_t rs_writev_nowait(int fd, const struct iovec *iov, int cnt)
+{
+    return syscall(SYS_pwritev2, fd, iov, cnt, -1L, -1L, RWF_NOWAIT);
+}
+
+static inline ssize_t rs_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *a,
+                                  socklen_t *al)
+{
+    return syscall(SYS_recvfrom, fd, buf, n, flags, a, al);
+}
+
+static inline ssize_t rs_sendto(int fd, const void *buf, size_t n, int flags,
+                                const struct sockaddr *a, socklen_t al)
+{
+    return syscall(SYS_sendto, fd, buf, n, flags, a, al);
+}
+
+static inline ssize_t rs_recvmsg(int fd, struct msghdr *m, int flags)
+{
+    return syscall(SYS_recvmsg, fd, m, flags);
+}
+
+static inline ssize_t rs_sendmsg(int fd, const struct msghdr *m, int flags)
+{
+    return syscall(SYS_sendmsg, fd, m, flags);
+}
+
+static inline int rs_fcntl(int fd, int cmd, long arg)
+{
+    return (int)syscall(SYS_fcntl, fd, cmd, arg);
+}
+
+static inline short rs_poll_now(int fd, short events)
+{
+    struct pollfd p = { .fd = fd, .events = events, .revents = 0 };
+    struct timespec zero = { 0, 0 };
+    if (syscall(SYS_ppoll, &p, 1, &zero, NULL, 8) < 0)
+        return 0;
+    return p.revents;
+}
+
+#endif
