@@ -1,7 +1,15 @@
 /* Hooks: read and write family, close, dup family, pipes, fcntl, ioctl. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -176,4 +184,216 @@ HOOK int ioctl(int fd, unsigned long req, ...)
     if (r == 0 && req == FIONBIO && arg && sched_for_hook())
         fdtab_set_nonblock(fd, *(int *)arg != 0);
     return r;
+}
+
+/* ---- calls that create fds corun does not classify at once -----------------
+ * Each forgets what the fd number meant before: it may have been closed where
+ * corun could not see it (fclose, a raw syscall). Regular files pass
+ * straight through afterwards. */
+
+static int opened(int fd)
+{
+    if (fd >= 0 && sched_for_hook())
+        fdtab_opened(fd);
+    return fd;
+}
+
+static mode_t open_mode(int flags, va_list ap)
+{
+    return (flags & O_CREAT) || (flags & __O_TMPFILE) == __O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
+}
+
+REAL_DECL(int, open, (const char *, int, ...));
+REAL_DECL(int, open64, (const char *, int, ...));
+REAL_DECL(int, openat, (int, const char *, int, ...));
+REAL_DECL(int, openat64, (int, const char *, int, ...));
+REAL_DECL(int, __open_2, (const char *, int));
+REAL_DECL(int, __open64_2, (const char *, int));
+REAL_DECL(int, __openat_2, (int, const char *, int));
+REAL_DECL(int, __openat64_2, (int, const char *, int));
+REAL_DECL(int, creat, (const char *, mode_t));
+REAL_DECL(int, creat64, (const char *, mode_t));
+REAL_DECL(FILE *, fopen, (const char *, const char *));
+REAL_DECL(FILE *, fopen64, (const char *, const char *));
+REAL_DECL(FILE *, fdopen, (int, const char *));
+REAL_DECL(FILE *, freopen, (const char *, const char *, FILE *));
+REAL_DECL(FILE *, freopen64, (const char *, const char *, FILE *));
+REAL_DECL(int, fclose, (FILE *));
+REAL_DECL(int, close_range, (unsigned, unsigned, int));
+REAL_DECL(void, closefrom, (int));
+
+HOOK int open(const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = open_mode(flags, ap);
+    va_end(ap);
+    return opened(REAL(open)(path, flags, mode));
+}
+
+HOOK int open64(const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = open_mode(flags, ap);
+    va_end(ap);
+    return opened(REAL(open64)(path, flags, mode));
+}
+
+HOOK int openat(int dir, const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = open_mode(flags, ap);
+    va_end(ap);
+    return opened(REAL(openat)(dir, path, flags, mode));
+}
+
+HOOK int openat64(int dir, const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = open_mode(flags, ap);
+    va_end(ap);
+    return opened(REAL(openat64)(dir, path, flags, mode));
+}
+
+HOOK int __open_2(const char *path, int flags)
+{
+    return opened(REAL(__open_2)(path, flags));
+}
+
+HOOK int __open64_2(const char *path, int flags)
+{
+    return opened(REAL(__open64_2)(path, flags));
+}
+
+HOOK int __openat_2(int dir, const char *path, int flags)
+{
+    return opened(REAL(__openat_2)(dir, path, flags));
+}
+
+HOOK int __openat64_2(int dir, const char *path, int flags)
+{
+    return opened(REAL(__openat64_2)(dir, path, flags));
+}
+
+HOOK int creat(const char *path, mode_t mode)
+{
+    return opened(REAL(creat)(path, mode));
+}
+
+HOOK int creat64(const char *path, mode_t mode)
+{
+    return opened(REAL(creat64)(path, mode));
+}
+
+static FILE *stream_opened(FILE *f)
+{
+    if (f)
+        opened(fileno(f));
+    return f;
+}
+
+HOOK FILE *fopen(const char *path, const char *mode)
+{
+    return stream_opened(REAL(fopen)(path, mode));
+}
+
+HOOK FILE *fopen64(const char *path, const char *mode)
+{
+    return stream_opened(REAL(fopen64)(path, mode));
+}
+
+HOOK FILE *fdopen(int fd, const char *mode)
+{
+    return REAL(fdopen)(fd, mode);   /* same fd, same file: nothing to forget */
+}
+
+HOOK FILE *freopen(const char *path, const char *mode, FILE *f)
+{
+    if (f && sched_for_hook())
+        fdtab_close(fileno(f));
+    return stream_opened(REAL(freopen)(path, mode, f));
+}
+
+HOOK FILE *freopen64(const char *path, const char *mode, FILE *f)
+{
+    if (f && sched_for_hook())
+        fdtab_close(fileno(f));
+    return stream_opened(REAL(freopen64)(path, mode, f));
+}
+
+HOOK int fclose(FILE *f)
+{
+    int fd = f ? fileno(f) : -1;
+    if (fd >= 0 && sched_for_hook())
+        fdtab_close(fd);
+    return REAL(fclose)(f);
+}
+
+HOOK int close_range(unsigned first, unsigned last, int flags)
+{
+    if (sched_for_hook() && !(flags & CLOSE_RANGE_CLOEXEC))
+        for (unsigned fd = first; fd <= last && fd < (1u << 20); fd++)
+            fdtab_close((int)fd);
+    return REAL(close_range)(first, last, flags);
+}
+
+HOOK void closefrom(int low)
+{
+    if (sched_for_hook())
+        for (int fd = low < 0 ? 0 : low; fd < (1 << 20); fd++)
+            fdtab_close(fd);
+    REAL(closefrom)(low);
+}
+
+REAL_DECL(int, eventfd, (unsigned, int));
+REAL_DECL(int, signalfd, (int, const sigset_t *, int));
+REAL_DECL(int, timerfd_create, (int, int));
+REAL_DECL(int, epoll_create, (int));
+REAL_DECL(int, epoll_create1, (int));
+REAL_DECL(int, memfd_create, (const char *, unsigned));
+REAL_DECL(int, inotify_init, (void));
+REAL_DECL(int, inotify_init1, (int));
+
+HOOK int eventfd(unsigned initval, int flags)
+{
+    return opened(REAL(eventfd)(initval, flags));
+}
+
+HOOK int signalfd(int fd, const sigset_t *mask, int flags)
+{
+    int r = REAL(signalfd)(fd, mask, flags);
+    return fd == -1 ? opened(r) : r;   /* -1 makes a new fd; else fd is updated */
+}
+
+HOOK int timerfd_create(int clock, int flags)
+{
+    return opened(REAL(timerfd_create)(clock, flags));
+}
+
+HOOK int epoll_create(int size)
+{
+    return opened(REAL(epoll_create)(size));
+}
+
+HOOK int epoll_create1(int flags)
+{
+    return opened(REAL(epoll_create1)(flags));
+}
+
+HOOK int memfd_create(const char *name, unsigned flags)
+{
+    return opened(REAL(memfd_create)(name, flags));
+}
+
+HOOK int inotify_init(void)
+{
+    return opened(REAL(inotify_init)());
+}
+
+HOOK int inotify_init1(int flags)
+{
+    return opened(REAL(inotify_init1)(flags));
 }

@@ -159,10 +159,15 @@ HOOK int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
     return fdio_sendmmsg(s, fd, v, n, flags);
 }
 
-/* Waiters need no help: the kernel's hang-up events wake them. */
+/* The kernel does not always signal the socket's own waiters (a writer
+ * parked on it after shutdown(SHUT_WR)): wake them to try again and get
+ * the kernel's answer. */
 HOOK int shutdown(int fd, int how)
 {
-    return REAL(shutdown)(fd, how);
+    int r = REAL(shutdown)(fd, how);
+    if (r == 0 && sched_for_hook())
+        fdtab_wake_all(fd);
+    return r;
 }
 
 static bool timeout_ns(int name, const void *val, socklen_t len, bool *write, int64_t *ns)

@@ -129,6 +129,20 @@ void fdtab_created(int fd, enum fd_kind kind, bool stream, bool nonblock)
     e->created = true;
 }
 
+void fdtab_opened(int fd)
+{
+    fdtab_close(fd);
+}
+
+void fdtab_wake_all(int fd)
+{
+    struct fd_entry *e = entry_at(fd, false);
+    if (!e)
+        return;
+    while (!coq_empty(&e->waiters))
+        sched_wake(e->waiters.head, WAKE_SIGNALED);
+}
+
 void fdtab_dup(int oldfd, int newfd)
 {
     struct fd_entry *o = fdtab_get(oldfd);
@@ -189,6 +203,16 @@ void fdtab_set_nonblock(int fd, bool on)
     struct fd_entry *e = entry_at(fd, false);
     if (e && e->kind != FD_UNKNOWN)
         e->nonblock = on;
+}
+
+void fdtab_forget_sched(struct sched *s)
+{
+    for (unsigned c = 0; c < NCHUNKS; c++) {
+        struct fd_entry *chunk = atomic_load_explicit(&chunks[c], memory_order_acquire);
+        for (unsigned i = 0; chunk && i < CHUNK_SIZE; i++)
+            if (chunk[i].reg == s)
+                chunk[i].reg = NULL;
+    }
 }
 
 static int fd_register(struct sched *s, int fd, struct fd_entry *e)

@@ -50,6 +50,13 @@ struct fd_entry *fdtab_get(int fd);
 /* Record an fd just created through a hooked call. */
 void fdtab_created(int fd, enum fd_kind kind, bool stream, bool nonblock);
 
+/* fd was just opened by a call corun does not classify (open, fopen,
+ * eventfd, ...): forget what the number meant before; classified on use. */
+void fdtab_opened(int fd);
+
+/* Wake every waiter of fd to try its call again (e.g. after shutdown). */
+void fdtab_wake_all(int fd);
+
 /* newfd now shares olddesc's open file description (dup family). */
 void fdtab_dup(int oldfd, int newfd);
 
@@ -77,6 +84,9 @@ bool fd_is_nonblocking(int fd, struct fd_entry *e);
  */
 int fd_wait_readable(struct sched *s, int fd, struct fd_entry *e, uint64_t deadline);
 int fd_wait_writable(struct sched *s, int fd, struct fd_entry *e, uint64_t deadline);
+
+/* A scheduler is going away: forget every registration in its epoll set. */
+void fdtab_forget_sched(struct sched *s);
 
 /* Called by the scheduler's poller for each epoll event of an fd. */
 void fdtab_event(uint64_t data, uint32_t events);

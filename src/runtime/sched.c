@@ -24,11 +24,13 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/epoll.h>
+#include <threads.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -37,6 +39,7 @@
 #include "context.h"
 #include "diag.h"
 #include "fdtab.h"
+#include "gthread.h"
 
 #ifdef CORUN_SANITIZERS
 #include <sanitizer/common_interface_defs.h>
@@ -100,12 +103,14 @@ static void segv_handler(int sig, siginfo_t *si, void *uc)
     if (stack_guard_hit(si->si_addr, &hi, &size))
         overflow_abort((const struct corun *)(hi - CO_HDR), "it ran into its guard page");
     /* Without a guard, an overflow runs into whatever lies below the stack:
-     * the faulting stack pointer gives it away. */
+     * the faulting stack pointer of the running coroutine gives it away.
+     * (During a switch, current is still the coroutine switching out.) */
     struct sched *s = corun_tls_sched;
     const struct corun *co = s ? s->current : NULL;
     if (co && co->stack_lo) {
         uintptr_t sp = (uintptr_t)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RSP];
-        if (sp < (uintptr_t)co->stack_lo + 256 && sp + (1u << 20) > (uintptr_t)co->stack_lo)
+        uintptr_t lo = (uintptr_t)co->stack_lo;
+        if (sp < lo + 256 && lo - sp <= ((uintptr_t)1 << 20))
             overflow_abort(co, "its stack pointer went below its stack");
     }
     /* Not a corun stack: behave as if this handler were not there. */
@@ -158,13 +163,24 @@ static void altstack_ensure(void)
 
 static void coroutine_release(struct corun *co)
 {
+    if (co->flags & CO_MAIN)
+        return;                           /* lives on the thread's own stack */
+    free(co->tsd);
     struct stack_slot slot = co->stack;   /* the header goes with the stack */
     stack_release(&slot);
 }
 
-/* Runs in every context right after it is resumed. */
+void sched_release(struct corun *co)
+{
+    coroutine_release(co);
+}
+
+/* Runs in every context right after it is resumed. The scheduler's current
+ * coroutine changes only here, so until the switch is complete it still
+ * names the coroutine switching out (the overflow handler relies on it). */
 static inline void after_switch(struct sched *s, struct corun *self)
 {
+    s->current = self;
     *s->errno_loc = self->saved_errno;
     if (unlikely(s->dead != NULL)) {
         struct corun *d = s->dead;
@@ -178,19 +194,17 @@ static inline void sched_switch(struct sched *s, struct corun *from, struct coru
     stack_check(from);
     from->saved_errno = *s->errno_loc;
     to->state = CO_RUNNING;
-    s->current = to;
     ASAN_SWITCH_START(from, to, 0);
     corun_ctx_switch(&from->sp, to->sp, NULL);
     ASAN_SWITCH_DONE(from);
     after_switch(s, from);
 }
 
-__attribute__((noreturn)) static void sched_switch_final(struct sched *s, struct corun *from,
+__attribute__((noreturn)) static void sched_switch_final(struct corun *from,
                                                          struct corun *to)
 {
     stack_check(from);
     to->state = CO_RUNNING;
-    s->current = to;
     ASAN_SWITCH_START(from, to, 1);
     corun_ctx_switch(&from->sp, to->sp, NULL);
     __builtin_unreachable();
@@ -286,6 +300,20 @@ int sched_park(struct sched *s, uint64_t deadline)
     return cur->wake_reason;
 }
 
+int sched_park_cancellable(struct sched *s, uint64_t deadline)
+{
+    struct corun *cur = s->current;
+    if (cur->cancel_pending && !cur->cancel_disabled) {
+        if (cur->queue)
+            coq_remove(cur->queue, cur);   /* the caller queued it already */
+        return WAKE_CANCELED;
+    }
+    cur->in_cancel_point = true;
+    int why = sched_park(s, deadline);
+    cur->in_cancel_point = false;
+    return why;
+}
+
 bool sched_wake(struct corun *co, int reason)
 {
     if (co->state != CO_PARKED)
@@ -333,6 +361,8 @@ __attribute__((noreturn)) static void coroutine_exit(struct corun *co)
 {
     struct sched *s = co->sched;
     co->state = CO_DONE;
+    if (--s->alive == 0)
+        exit(0);      /* main ended with pthread_exit and this was the last thread */
     if (co->joiner)
         sched_wake(co->joiner, WAKE_SIGNALED);
     struct corun *next = NULL;
@@ -348,7 +378,14 @@ __attribute__((noreturn)) static void coroutine_exit(struct corun *co)
         s->dead = co;
     if (!next)
         next = pick_next(s);
-    sched_switch_final(s, co, next);
+    sched_switch_final(co, next);
+}
+
+void sched_exit_current(void *retval)
+{
+    struct corun *co = sched_self()->current;
+    co->retval = retval;
+    coroutine_exit(co);
 }
 
 static void coroutine_entry(void *arg, void *xfer)
@@ -359,8 +396,7 @@ static void coroutine_entry(void *arg, void *xfer)
     ASAN_SWITCH_DONE_NEW();
     co->saved_errno = 0;                 /* a new thread starts with errno 0 */
     after_switch(s, co);
-    co->retval = co->fn(co->arg);
-    coroutine_exit(co);
+    gthread_return(co->fn(co->arg));
 }
 
 static void loop_main(void *arg, void *xfer)
@@ -384,11 +420,36 @@ static void loop_main(void *arg, void *xfer)
 /* ---- scheduler -----------------------------------------------------------*/
 
 static pthread_once_t process_once = PTHREAD_ONCE_INIT;
+static tss_t sched_exit_key;
+
+/* The OS thread is exiting: give back its loop, epoll set and stacks. If
+ * coroutines other than the thread's own are still alive they are lost with
+ * the thread, and so is their memory: then nothing is freed. */
+static void sched_destroy(void *arg)
+{
+    struct sched *s = arg;
+    if (!s || s->alive > 1 || s->current != s->main_co)
+        return;
+    corun_tls_sched = NULL;
+    fdtab_forget_sched(s);
+    syscall(SYS_close, s->epfd);
+    if (uv_loop_close(&s->loop) != 0) {
+        uv_run(&s->loop, UV_RUN_NOWAIT);
+        uv_loop_close(&s->loop);
+    }
+    coroutine_release(s->loop_co);
+    free(s->timers.v);
+    free(s->main_co->tsd);
+    free(s->main_co);
+    free(s);
+}
 
 static void process_init(void)
 {
     config_load();
     segv_install();
+    if (tss_create(&sched_exit_key, sched_destroy) != thrd_success)
+        diag_fatal("cannot register the thread-exit hook");
 }
 
 static struct sched *sched_create(void)
@@ -426,8 +487,11 @@ static struct sched *sched_create(void)
         pthread_attr_destroy(&pa);
     }
 #endif
+    sigprocmask(SIG_SETMASK, NULL, &main_co->sigmask);
+    main_co->tsd = gthread_take_thread_tsd();
     s->main_co = main_co;
     s->current = main_co;
+    s->alive = 1;
 
     r = coroutine_new(s, LOOP_STACK_SIZE, stack_page_size(), loop_main, s, &s->loop_co);
     if (r)
@@ -437,6 +501,7 @@ static struct sched *sched_create(void)
 
     altstack_ensure();
     corun_tls_sched = s;
+    tss_set(sched_exit_key, s);
     return s;
 }
 
@@ -467,6 +532,32 @@ struct sched *sched_for_hook_slow(void)
 
 /* ---- public API ----------------------------------------------------------*/
 
+int sched_spawn(struct sched *s, size_t stack_size, size_t guard, const char *name,
+                bool detached, corun_fn fn, void *arg, struct corun **out)
+{
+    struct corun *co;
+    int r = coroutine_new(s, stack_size, guard, coroutine_entry, NULL, &co);
+    if (r)
+        return r;
+    struct corun *cur = s->current;
+    co->fn = fn;
+    co->arg = arg;
+    co->id = atomic_fetch_add(&next_id, 1);
+    co->parent = cur;
+    co->parent_id = cur->id;
+    if (detached)
+        co->flags |= CO_DETACHED;
+    if (name)
+        snprintf(co->name, sizeof co->name, "%s", name);
+    co->sigmask = cur->sigmask;           /* a new thread inherits its creator's mask */
+    co->sigmask_set = cur->sigmask_set;
+    co->state = CO_RUNNABLE;
+    s->alive++;
+    coq_push(&s->runq, co);
+    *out = co;
+    return 0;
+}
+
 __attribute__((visibility("default"))) int corun_spawn(corun_t **out, const corun_attr_t *attr,
                                                        corun_fn fn, void *arg)
 {
@@ -480,29 +571,17 @@ __attribute__((visibility("default"))) int corun_spawn(corun_t **out, const coru
         guard = attr->guard_size == CORUN_GUARD_NONE ? 0 : attr->guard_size;
     if (guard > ((size_t)1 << 30))
         return EINVAL;
-    size_t name_len = attr && attr->name ? strlen(attr->name) : 0;
-    if (name_len >= CORUN_NAME_MAX)
+    const char *name = attr ? attr->name : NULL;
+    if (name && strlen(name) >= CORUN_NAME_MAX)
         return ERANGE;
-
-    struct sched *s = sched_self();
+    int saved = errno;                    /* the API never touches errno */
     struct corun *co;
-    int r = coroutine_new(s, size, guard, coroutine_entry, NULL, &co);
-    if (r)
-        return r;
-    co->fn = fn;
-    co->arg = arg;
-    co->id = atomic_fetch_add(&next_id, 1);
-    co->parent = s->current;
-    co->parent_id = s->current->id;
-    if (!out || (attr && attr->detached))
-        co->flags |= CO_DETACHED;
-    if (name_len)
-        memcpy(co->name, attr->name, name_len + 1);
-    co->state = CO_RUNNABLE;
-    coq_push(&s->runq, co);
-    if (out)
+    int r = sched_spawn(sched_self(), size, guard, name && *name ? name : NULL,
+                        !out || (attr && attr->detached), fn, arg, &co);
+    errno = saved;
+    if (!r && out)
         *out = co;
-    return 0;
+    return r;
 }
 
 __attribute__((visibility("default"))) int corun_join_timeout(corun_t *co, void **retval,

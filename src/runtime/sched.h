@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <signal.h>
 #include <uv.h>
 
 #include "corun.h"
@@ -27,6 +28,7 @@ enum wake_reason {
     WAKE_SIGNALED = 0,  /* the awaited thing happened */
     WAKE_TIMEOUT,       /* the deadline passed */
     WAKE_CLOSED,        /* the object waited on was closed */
+    WAKE_CANCELED,      /* pthread_cancel() reached a cancellable wait */
 };
 
 #define CO_DETACHED 0x1u
@@ -62,6 +64,12 @@ struct corun {
     const void *asan_bottom;
     size_t asan_size;
 #endif
+    /* pthread-level state (see gthread.h) */
+    bool cancel_pending, cancel_disabled, in_cancel_point;
+    bool sigmask_set;             /* sigmask below is this thread's own */
+    struct gthread_tsd *tsd;      /* pthread key values */
+    void *cleanup;                /* innermost pthread_cleanup_push buffer */
+    sigset_t sigmask;             /* what pthread_sigmask says for this thread */
     char name[CORUN_NAME_MAX];
 };
 
@@ -74,6 +82,7 @@ struct sched {
     int *errno_loc;
     unsigned dispatches;          /* since events were last polled */
     int epfd;                     /* fds waited on, plus libuv's own backend fd */
+    unsigned long alive;          /* coroutines not finished, main included */
     struct timerheap timers;
     uv_loop_t loop;
 };
@@ -112,6 +121,23 @@ uint64_t deadline_after(int64_t timeout_ns);
  * Returns the wake reason.
  */
 int sched_park(struct sched *s, uint64_t deadline);
+
+/* Like sched_park(), for waits that are pthread cancellation points: returns
+ * WAKE_CANCELED (without parking, if one is already pending) when the
+ * coroutine is to act on a pthread_cancel(). */
+int sched_park_cancellable(struct sched *s, uint64_t deadline);
+
+/* Create a coroutine running fn(arg) and queue it; see corun_spawn(). */
+int sched_spawn(struct sched *s, size_t stack_size, size_t guard, const char *name,
+                bool detached, corun_fn fn, void *arg, struct corun **out);
+
+/* Finish the current coroutine with `retval`, from any depth of its stack.
+ * If it was the last one alive after main finished this way, the process
+ * exits with status 0, as it does when the last thread exits. */
+__attribute__((noreturn)) void sched_exit_current(void *retval);
+
+/* Release a finished, joined coroutine. */
+void sched_release(struct corun *co);
 
 /* Make a parked coroutine runnable with `reason` (taking it off its wait
  * queue and timer). Returns false if it was not parked. */

@@ -297,3 +297,4 @@ bool stack_guard_hit(const void *addr, char **hi, size_t *size)
     }
     return false;
 }
+
