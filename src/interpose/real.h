@@ -21,6 +21,16 @@ void *real_resolve_version(const char *name, const char *version);
         f_;                                                               \
     })
 
+/* REAL() for a symbol glibc exports in several versions (plain dlsym would
+ * give the oldest). */
+#define REAL_V(name, version)                                                    \
+    ({                                                                           \
+        __typeof__(real_##name) f_ = real_##name;                                \
+        if (__builtin_expect(f_ == NULL, 0))                                     \
+            real_##name = f_ = (__typeof__(f_))real_resolve_version(#name, version); \
+        f_;                                                                      \
+    })
+
 /* Hooks are the library's exported interface to the program. */
 #define HOOK __attribute__((visibility("default")))
 

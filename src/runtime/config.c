@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
 #include "corun.h"
@@ -70,6 +71,17 @@ void config_load(void)
                            "expected a stack size in bytes, optionally with a K, M or G "
                            "suffix, from 16K to 1G (e.g. 64K, 8M)");
         corun_config.stack_size = sz;
+    }
+    v = getenv("CORUN_THREADS");
+    if (v && *v) {
+        if (!strcmp(v, "green"))
+            corun_config.threads_native = 0;
+        else if (!strcmp(v, "native"))
+            corun_config.threads_native = 1;
+        else
+            config_invalid("CORUN_THREADS", v,
+                           "expected 'green' (threads become green threads, the default) or "
+                           "'native' (threads stay kernel threads)");
     }
     corun_config.loaded = 1;
 }

@@ -6,6 +6,7 @@
 
 struct corun_config {
     size_t stack_size;        /* default coroutine stack, bytes */
+    int threads_native;       /* CORUN_THREADS=native: pthreads stay kernel threads */
     int loaded;               /* settings read: the hooks may start working */
 };
 

@@ -9,6 +9,7 @@
 #include <sys/sendfile.h>
 
 #include "fdtab.h"
+#include "gthread.h"
 #include "rawsys.h"
 #include "sched.h"
 
@@ -50,6 +51,8 @@ static int io_await(struct sched *s, int fd, struct fd_entry *e, bool wr, uint64
         return 0;
     if (err == ENOTSUP)
         return 1;
+    if (err == ECANCELED)
+        gthread_act_on_cancel(WAKE_CANCELED);
     errno = err == ETIMEDOUT ? EAGAIN : err;
     return -1;
 }

@@ -15,6 +15,7 @@
 
 #include "corun.h"
 #include "diag.h"
+#include "gthread.h"
 #include "sched.h"
 
 #define CHUNK_BITS 10
@@ -245,9 +246,10 @@ static int fd_wait(struct sched *s, int fd, struct fd_entry *e, short events, ui
     struct corun *cur = s->current;
     cur->wait_events = events;
     coq_push(&e->waiters, cur);
-    switch (sched_park(s, deadline)) {
+    switch (sched_park_cancellable(s, deadline)) {
     case WAKE_TIMEOUT: return ETIMEDOUT;
     case WAKE_CLOSED: return EBADF;
+    case WAKE_CANCELED: return ECANCELED;
     default: return 0;
     }
 }
@@ -340,6 +342,8 @@ static int wait_fd(int fd, short events, int64_t timeout_ns, short *revents)
         if (events & POLLOUT)
             e->wr_ready = false;
         int err = fd_wait(s, fd, e, events, deadline);
+        if (err == ECANCELED)
+            gthread_act_on_cancel(WAKE_CANCELED);
         if (err == ENOTSUP)
             return EINVAL;             /* regular files are always ready: not reached */
         if (err)

@@ -79,8 +79,9 @@ bool fd_is_nonblocking(int fd, struct fd_entry *e);
 /*
  * Park the current coroutine until fd is readable (or writable), or until
  * the deadline. Returns 0 (try the call again), ETIMEDOUT, EBADF (closed
- * meanwhile), or ENOTSUP when the fd cannot be waited on here (the caller
- * then makes the real, blocking call).
+ * meanwhile), ECANCELED (the thread is to act on pthread_cancel: the wait is
+ * a cancellation point), or ENOTSUP when the fd cannot be waited on here
+ * (the caller then makes the real, blocking call).
  */
 int fd_wait_readable(struct sched *s, int fd, struct fd_entry *e, uint64_t deadline);
 int fd_wait_writable(struct sched *s, int fd, struct fd_entry *e, uint64_t deadline);

@@ -519,8 +519,9 @@ struct sched *sched_self(void)
 
 struct sched *sched_for_hook_slow(void)
 {
-    if (tls_hooks_off || !corun_config.loaded)
+    if (tls_hooks_off)
         return NULL;
+    config_load();                    /* hooks may run before our constructor */
     /* Green threads live on the process's main thread (and on threads that
      * use the explicit API, which have a scheduler already). */
     if (syscall(SYS_gettid) != getpid()) {
@@ -584,8 +585,7 @@ __attribute__((visibility("default"))) int corun_spawn(corun_t **out, const coru
     return r;
 }
 
-__attribute__((visibility("default"))) int corun_join_timeout(corun_t *co, void **retval,
-                                                              int64_t timeout_ns)
+int sched_join(struct corun *co, void **retval, uint64_t deadline, bool try, bool cancellable)
 {
     struct sched *s = sched_self();
     struct corun *cur = s->current;
@@ -596,11 +596,14 @@ __attribute__((visibility("default"))) int corun_join_timeout(corun_t *co, void 
     if ((co->flags & CO_DETACHED) || co->joiner)
         return EINVAL;
     if (co->state != CO_DONE) {
-        if (timeout_ns == 0)
-            return EAGAIN;
+        if (try)
+            return EBUSY;
         co->joiner = cur;
-        if (sched_park(s, deadline_after(timeout_ns)) == WAKE_TIMEOUT) {
+        int why = cancellable ? sched_park_cancellable(s, deadline) : sched_park(s, deadline);
+        if (why != WAKE_SIGNALED) {
             co->joiner = NULL;
+            if (why == WAKE_CANCELED)
+                return ECANCELED;
             return ETIMEDOUT;
         }
     }
@@ -608,6 +611,15 @@ __attribute__((visibility("default"))) int corun_join_timeout(corun_t *co, void 
         *retval = co->retval;
     coroutine_release(co);
     return 0;
+}
+
+__attribute__((visibility("default"))) int corun_join_timeout(corun_t *co, void **retval,
+                                                              int64_t timeout_ns)
+{
+    int saved = errno;
+    int r = sched_join(co, retval, deadline_after(timeout_ns), timeout_ns == 0, false);
+    errno = saved;
+    return r == EBUSY ? EAGAIN : r;
 }
 
 __attribute__((visibility("default"))) int corun_join(corun_t *co, void **retval)

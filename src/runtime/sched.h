@@ -136,6 +136,11 @@ int sched_spawn(struct sched *s, size_t stack_size, size_t guard, const char *na
  * exits with status 0, as it does when the last thread exits. */
 __attribute__((noreturn)) void sched_exit_current(void *retval);
 
+/* Wait for co to finish (try: EBUSY instead of waiting), then release it.
+ * Returns 0, EDEADLK, EXDEV, EINVAL, EBUSY, ETIMEDOUT, or ECANCELED when a
+ * cancellable join was canceled. */
+int sched_join(struct corun *co, void **retval, uint64_t deadline, bool try, bool cancellable);
+
 /* Release a finished, joined coroutine. */
 void sched_release(struct corun *co);
 

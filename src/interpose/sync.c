@@ -1,0 +1,411 @@
+/*
+ * Hooks: mutexes, condition variables, rwlocks, spinlocks, barriers and
+ * POSIX semaphores, as green objects (src/runtime/gsync.h) living in the
+ * program's own pthread/sem storage. The pthread_cond_* hooks serve both of
+ * glibc's ABIs (GLIBC_2.2.5 and GLIBC_2.3.2): the objects are corun's, so
+ * the layout difference does not matter; in native mode the current ABI is
+ * called.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <time.h>
+
+#include "gsync.h"
+#include "real.h"
+#include "sched.h"
+#include "thread_gate.h"
+
+#define GREEN() thread_gate(__builtin_return_address(0))
+#define M(m) ((struct gmutex *)(void *)(m))
+#define C(c) ((struct gcond *)(void *)(c))
+#define RW(l) ((struct grwlock *)(void *)(l))
+#define SEM(s) ((struct gsem *)(void *)(s))
+#define B(b) ((struct gbarrier *)(void *)(b))
+
+REAL_DECL(int, pthread_mutex_init, (pthread_mutex_t *, const pthread_mutexattr_t *));
+REAL_DECL(int, pthread_mutex_destroy, (pthread_mutex_t *));
+REAL_DECL(int, pthread_mutex_lock, (pthread_mutex_t *));
+REAL_DECL(int, pthread_mutex_trylock, (pthread_mutex_t *));
+REAL_DECL(int, pthread_mutex_timedlock, (pthread_mutex_t *, const struct timespec *));
+REAL_DECL(int, pthread_mutex_clocklock, (pthread_mutex_t *, clockid_t, const struct timespec *));
+REAL_DECL(int, pthread_mutex_unlock, (pthread_mutex_t *));
+REAL_DECL(int, pthread_cond_init, (pthread_cond_t *, const pthread_condattr_t *));
+REAL_DECL(int, pthread_cond_destroy, (pthread_cond_t *));
+REAL_DECL(int, pthread_cond_wait, (pthread_cond_t *, pthread_mutex_t *));
+REAL_DECL(int, pthread_cond_timedwait, (pthread_cond_t *, pthread_mutex_t *, const struct timespec *));
+REAL_DECL(int, pthread_cond_clockwait,
+          (pthread_cond_t *, pthread_mutex_t *, clockid_t, const struct timespec *));
+REAL_DECL(int, pthread_cond_signal, (pthread_cond_t *));
+REAL_DECL(int, pthread_cond_broadcast, (pthread_cond_t *));
+REAL_DECL(int, pthread_rwlock_init, (pthread_rwlock_t *, const pthread_rwlockattr_t *));
+REAL_DECL(int, pthread_rwlock_destroy, (pthread_rwlock_t *));
+REAL_DECL(int, pthread_rwlock_rdlock, (pthread_rwlock_t *));
+REAL_DECL(int, pthread_rwlock_tryrdlock, (pthread_rwlock_t *));
+REAL_DECL(int, pthread_rwlock_timedrdlock, (pthread_rwlock_t *, const struct timespec *));
+REAL_DECL(int, pthread_rwlock_clockrdlock, (pthread_rwlock_t *, clockid_t, const struct timespec *));
+REAL_DECL(int, pthread_rwlock_wrlock, (pthread_rwlock_t *));
+REAL_DECL(int, pthread_rwlock_trywrlock, (pthread_rwlock_t *));
+REAL_DECL(int, pthread_rwlock_timedwrlock, (pthread_rwlock_t *, const struct timespec *));
+REAL_DECL(int, pthread_rwlock_clockwrlock, (pthread_rwlock_t *, clockid_t, const struct timespec *));
+REAL_DECL(int, pthread_rwlock_unlock, (pthread_rwlock_t *));
+REAL_DECL(int, pthread_spin_init, (pthread_spinlock_t *, int));
+REAL_DECL(int, pthread_spin_destroy, (pthread_spinlock_t *));
+REAL_DECL(int, pthread_spin_lock, (pthread_spinlock_t *));
+REAL_DECL(int, pthread_spin_trylock, (pthread_spinlock_t *));
+REAL_DECL(int, pthread_spin_unlock, (pthread_spinlock_t *));
+REAL_DECL(int, pthread_barrier_init, (pthread_barrier_t *, const pthread_barrierattr_t *, unsigned));
+REAL_DECL(int, pthread_barrier_destroy, (pthread_barrier_t *));
+REAL_DECL(int, pthread_barrier_wait, (pthread_barrier_t *));
+REAL_DECL(int, sem_init, (sem_t *, int, unsigned));
+REAL_DECL(int, sem_destroy, (sem_t *));
+REAL_DECL(int, sem_wait, (sem_t *));
+REAL_DECL(int, sem_trywait, (sem_t *));
+REAL_DECL(int, sem_timedwait, (sem_t *, const struct timespec *));
+REAL_DECL(int, sem_clockwait, (sem_t *, clockid_t, const struct timespec *));
+REAL_DECL(int, sem_post, (sem_t *));
+REAL_DECL(int, sem_getvalue, (sem_t *, int *));
+
+/* ---- mutex -------------------------------------------------------------------*/
+
+HOOK int pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *attr)
+{
+    if (!GREEN())
+        return REAL(pthread_mutex_init)(m, attr);
+    int kind = PTHREAD_MUTEX_NORMAL;
+    if (attr && pthread_mutexattr_gettype(attr, &kind) != 0)
+        return EINVAL;
+    gmutex_init(M(m), kind);
+    return 0;
+}
+
+HOOK int pthread_mutex_destroy(pthread_mutex_t *m)
+{
+    if (!GREEN())
+        return REAL(pthread_mutex_destroy)(m);
+    return gmutex_destroy(M(m));
+}
+
+HOOK int pthread_mutex_lock(pthread_mutex_t *m)
+{
+    if (!GREEN())
+        return REAL(pthread_mutex_lock)(m);
+    return gmutex_lock(M(m), DEADLINE_NONE, false);
+}
+
+HOOK int pthread_mutex_trylock(pthread_mutex_t *m)
+{
+    if (!GREEN())
+        return REAL(pthread_mutex_trylock)(m);
+    return gmutex_lock(M(m), DEADLINE_NONE, true);
+}
+
+HOOK int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clock, const struct timespec *abs)
+{
+    if (!GREEN())
+        return REAL(pthread_mutex_clocklock)(m, clock, abs);
+    uint64_t deadline;
+    int r = deadline_from_abstime(clock, abs, &deadline);
+    if (r) {
+        /* POSIX: the time is only checked when the mutex is not free. */
+        r = gmutex_lock(M(m), DEADLINE_NONE, true);
+        return r == EBUSY ? EINVAL : r;
+    }
+    return gmutex_lock(M(m), deadline, false);
+}
+
+HOOK int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abs)
+{
+    if (!GREEN())
+        return REAL(pthread_mutex_timedlock)(m, abs);
+    return pthread_mutex_clocklock(m, CLOCK_REALTIME, abs);
+}
+
+HOOK int pthread_mutex_unlock(pthread_mutex_t *m)
+{
+    if (!GREEN())
+        return REAL(pthread_mutex_unlock)(m);
+    return gmutex_unlock(M(m));
+}
+
+/* ---- condition variable --------------------------------------------------------*/
+
+HOOK int pthread_cond_init(pthread_cond_t *c, const pthread_condattr_t *attr)
+{
+    if (!GREEN())
+        return REAL_V(pthread_cond_init, "GLIBC_2.3.2")(c, attr);
+    clockid_t clock = CLOCK_REALTIME;
+    if (attr && pthread_condattr_getclock(attr, &clock) != 0)
+        return EINVAL;
+    gcond_init(C(c), clock);
+    return 0;
+}
+
+HOOK int pthread_cond_destroy(pthread_cond_t *c)
+{
+    if (!GREEN())
+        return REAL_V(pthread_cond_destroy, "GLIBC_2.3.2")(c);
+    return gcond_destroy(C(c));
+}
+
+HOOK int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
+{
+    if (!GREEN())
+        return REAL_V(pthread_cond_wait, "GLIBC_2.3.2")(c, m);
+    return gcond_wait(C(c), M(m), DEADLINE_NONE);
+}
+
+HOOK int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock,
+                                const struct timespec *abs)
+{
+    if (!GREEN())
+        return REAL(pthread_cond_clockwait)(c, m, clock, abs);
+    uint64_t deadline;
+    int r = deadline_from_abstime(clock, abs, &deadline);
+    return r ? r : gcond_wait(C(c), M(m), deadline);
+}
+
+HOOK int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abs)
+{
+    if (!GREEN())
+        return REAL_V(pthread_cond_timedwait, "GLIBC_2.3.2")(c, m, abs);
+    uint64_t deadline;
+    int r = deadline_from_abstime(C(c)->clock, abs, &deadline);
+    return r ? r : gcond_wait(C(c), M(m), deadline);
+}
+
+HOOK int pthread_cond_signal(pthread_cond_t *c)
+{
+    if (!GREEN())
+        return REAL_V(pthread_cond_signal, "GLIBC_2.3.2")(c);
+    gcond_signal(C(c));
+    return 0;
+}
+
+HOOK int pthread_cond_broadcast(pthread_cond_t *c)
+{
+    if (!GREEN())
+        return REAL_V(pthread_cond_broadcast, "GLIBC_2.3.2")(c);
+    gcond_broadcast(C(c));
+    return 0;
+}
+
+/* ---- rwlock ----------------------------------------------------------------------*/
+
+HOOK int pthread_rwlock_init(pthread_rwlock_t *l, const pthread_rwlockattr_t *attr)
+{
+    if (!GREEN())
+        return REAL(pthread_rwlock_init)(l, attr);
+    grwlock_init(RW(l));
+    return 0;
+}
+
+HOOK int pthread_rwlock_destroy(pthread_rwlock_t *l)
+{
+    if (!GREEN())
+        return REAL(pthread_rwlock_destroy)(l);
+    return grwlock_destroy(RW(l));
+}
+
+HOOK int pthread_rwlock_rdlock(pthread_rwlock_t *l)
+{
+    if (!GREEN())
+        return REAL(pthread_rwlock_rdlock)(l);
+    return grwlock_rdlock(RW(l), DEADLINE_NONE, false);
+}
+
+HOOK int pthread_rwlock_tryrdlock(pthread_rwlock_t *l)
+{
+    if (!GREEN())
+        return REAL(pthread_rwlock_tryrdlock)(l);
+    return grwlock_rdlock(RW(l), DEADLINE_NONE, true);
+}
+
+HOOK int pthread_rwlock_clockrdlock(pthread_rwlock_t *l, clockid_t clock, const struct timespec *abs)
+{
+    if (!GREEN())
+        return REAL(pthread_rwlock_clockrdlock)(l, clock, abs);
+    uint64_t deadline;
+    int r = deadline_from_abstime(clock, abs, &deadline);
+    return r ? r : grwlock_rdlock(RW(l), deadline, false);
+}
+
+HOOK int pthread_rwlock_timedrdlock(pthread_rwlock_t *l, const struct timespec *abs)
+{
+    if (!GREEN())
+        return REAL(pthread_rwlock_timedrdlock)(l, abs);
+    return pthread_rwlock_clockrdlock(l, CLOCK_REALTIME, abs);
+}
+
+HOOK int pthread_rwlock_wrlock(pthread_rwlock_t *l)
+{
+    if (!GREEN())
+        return REAL(pthread_rwlock_wrlock)(l);
+    return grwlock_wrlock(RW(l), DEADLINE_NONE, false);
+}
+
+HOOK int pthread_rwlock_trywrlock(pthread_rwlock_t *l)
+{
+    if (!GREEN())
+        return REAL(pthread_rwlock_trywrlock)(l);
+    return grwlock_wrlock(RW(l), DEADLINE_NONE, true);
+}
+
+HOOK int pthread_rwlock_clockwrlock(pthread_rwlock_t *l, clockid_t clock, const struct timespec *abs)
+{
+    if (!GREEN())
+        return REAL(pthread_rwlock_clockwrlock)(l, clock, abs);
+    uint64_t deadline;
+    int r = deadline_from_abstime(clock, abs, &deadline);
+    return r ? r : grwlock_wrlock(RW(l), deadline, false);
+}
+
+HOOK int pthread_rwlock_timedwrlock(pthread_rwlock_t *l, const struct timespec *abs)
+{
+    if (!GREEN())
+        return REAL(pthread_rwlock_timedwrlock)(l, abs);
+    return pthread_rwlock_clockwrlock(l, CLOCK_REALTIME, abs);
+}
+
+HOOK int pthread_rwlock_unlock(pthread_rwlock_t *l)
+{
+    if (!GREEN())
+        return REAL(pthread_rwlock_unlock)(l);
+    return grwlock_unlock(RW(l));
+}
+
+/* ---- spinlock -----------------------------------------------------------------------*/
+
+HOOK int pthread_spin_init(pthread_spinlock_t *l, int pshared)
+{
+    if (!GREEN())
+        return REAL(pthread_spin_init)(l, pshared);
+    *l = 0;
+    return 0;
+}
+
+HOOK int pthread_spin_destroy(pthread_spinlock_t *l)
+{
+    if (!GREEN())
+        return REAL(pthread_spin_destroy)(l);
+    return 0;
+}
+
+HOOK int pthread_spin_lock(pthread_spinlock_t *l)
+{
+    if (!GREEN())
+        return REAL(pthread_spin_lock)(l);
+    return gspin_lock((int *)l, false);
+}
+
+HOOK int pthread_spin_trylock(pthread_spinlock_t *l)
+{
+    if (!GREEN())
+        return REAL(pthread_spin_trylock)(l);
+    return gspin_lock((int *)l, true);
+}
+
+HOOK int pthread_spin_unlock(pthread_spinlock_t *l)
+{
+    if (!GREEN())
+        return REAL(pthread_spin_unlock)(l);
+    return gspin_unlock((int *)l);
+}
+
+/* ---- barrier -------------------------------------------------------------------------*/
+
+HOOK int pthread_barrier_init(pthread_barrier_t *b, const pthread_barrierattr_t *attr, unsigned n)
+{
+    if (!GREEN())
+        return REAL(pthread_barrier_init)(b, attr, n);
+    return gbarrier_init(B(b), n);
+}
+
+HOOK int pthread_barrier_destroy(pthread_barrier_t *b)
+{
+    if (!GREEN())
+        return REAL(pthread_barrier_destroy)(b);
+    return gbarrier_destroy(B(b));
+}
+
+HOOK int pthread_barrier_wait(pthread_barrier_t *b)
+{
+    if (!GREEN())
+        return REAL(pthread_barrier_wait)(b);
+    int r = gbarrier_wait(B(b));
+    return r == GBARRIER_SERIAL ? PTHREAD_BARRIER_SERIAL_THREAD : r;
+}
+
+/* ---- POSIX semaphores: -1 and errno, unlike the pthread calls ---------------------------*/
+
+static int sem_result(int err)
+{
+    if (!err)
+        return 0;
+    errno = err;
+    return -1;
+}
+
+HOOK int sem_init(sem_t *s, int pshared, unsigned value)
+{
+    if (!GREEN())
+        return REAL(sem_init)(s, pshared, value);
+    if (value > SEM_VALUE_MAX)
+        return sem_result(EINVAL);
+    gsem_init(SEM(s), value);
+    return 0;
+}
+
+HOOK int sem_destroy(sem_t *s)
+{
+    if (!GREEN())
+        return REAL(sem_destroy)(s);
+    return sem_result(gsem_destroy(SEM(s)));
+}
+
+HOOK int sem_wait(sem_t *s)
+{
+    if (!GREEN())
+        return REAL(sem_wait)(s);
+    return sem_result(gsem_wait(SEM(s), DEADLINE_NONE, false));
+}
+
+HOOK int sem_trywait(sem_t *s)
+{
+    if (!GREEN())
+        return REAL(sem_trywait)(s);
+    return sem_result(gsem_wait(SEM(s), DEADLINE_NONE, true));
+}
+
+HOOK int sem_clockwait(sem_t *s, clockid_t clock, const struct timespec *abs)
+{
+    if (!GREEN())
+        return REAL(sem_clockwait)(s, clock, abs);
+    if (gsem_value(SEM(s)) > 0)        /* the time is only checked when it must wait */
+        return sem_result(gsem_wait(SEM(s), DEADLINE_NONE, true));
+    uint64_t deadline;
+    int r = deadline_from_abstime(clock, abs, &deadline);
+    return sem_result(r ? r : gsem_wait(SEM(s), deadline, false));
+}
+
+HOOK int sem_timedwait(sem_t *s, const struct timespec *abs)
+{
+    if (!GREEN())
+        return REAL(sem_timedwait)(s, abs);
+    return sem_clockwait(s, CLOCK_REALTIME, abs);
+}
+
+HOOK int sem_post(sem_t *s)
+{
+    if (!GREEN())
+        return REAL(sem_post)(s);
+    return sem_result(gsem_post(SEM(s)));
+}
+
+HOOK int sem_getvalue(sem_t *s, int *value)
+{
+    if (!GREEN())
+        return REAL(sem_getvalue)(s, value);
+    *value = (int)gsem_value(SEM(s));
+    return 0;
+}
