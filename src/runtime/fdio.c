@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/sendfile.h>
 
 #include "fdtab.h"
@@ -42,6 +43,8 @@ static int io_await(struct sched *s, int fd, struct fd_entry *e, bool wr, uint64
         errno = EAGAIN;
         return -1;
     }
+    if (sched_alone(s))
+        return 1;          /* nothing else to run: the real blocking call is exact */
     if (*deadline == 0) {
         int64_t t = fd_timeout(fd, e, wr);
         *deadline = t > 0 ? clock_now_ns() + (uint64_t)t : DEADLINE_NONE;
@@ -613,4 +616,55 @@ ssize_t fdio_splice(struct sched *s, int in, loff_t *inoff, int out, loff_t *out
     if (r >= 0)
         errno = saved;
     return r;
+}
+
+/* ---- waiting on several fds ------------------------------------------------*/
+
+int fdio_poll(struct sched *s, struct pollfd *fds, unsigned long n, int64_t timeout_ns,
+              const sigset_t *mask)
+{
+    uint64_t deadline = deadline_after(timeout_ns);
+    struct timespec zero = { 0, 0 };
+    for (;;) {
+        int r = (int)syscall(SYS_ppoll, fds, n, &zero, mask, 8);
+        if (r != 0 || timeout_ns == 0)
+            return r;
+        int saved = errno;
+        int err = fd_wait_any(s, fds, n, deadline);
+        if (err == ECANCELED)
+            gthread_act_on_cancel(WAKE_CANCELED);
+        if (err == ENOMEM) {               /* the real call, for what time is left */
+            int64_t left = deadline == DEADLINE_NONE ? -1 : (int64_t)(deadline - clock_now_ns());
+            struct timespec ts = { (time_t)(left / 1000000000), (long)(left % 1000000000) };
+            return (int)syscall(SYS_ppoll, fds, n, left < 0 ? NULL : &ts, mask, 8);
+        }
+        errno = saved;
+        if (err == ETIMEDOUT)              /* the kernel has the last word */
+            return (int)syscall(SYS_ppoll, fds, n, &zero, mask, 8);
+    }
+}
+
+int fdio_epoll_wait(struct sched *s, int epfd, struct epoll_event *ev, int max,
+                    int64_t timeout_ns, const sigset_t *mask)
+{
+    /* The program's epoll fd is itself pollable: wait for it to have events,
+     * whichever fds are in it, then let the kernel hand them out. */
+    struct pollfd p = { .fd = epfd, .events = POLLIN };
+    uint64_t deadline = deadline_after(timeout_ns);
+    for (;;) {
+        int r = (int)syscall(SYS_epoll_pwait, epfd, ev, max, 0, mask, 8);
+        if (r != 0 || timeout_ns == 0)
+            return r;
+        int saved = errno;
+        int err = fd_wait_any(s, &p, 1, deadline);
+        if (err == ECANCELED)
+            gthread_act_on_cancel(WAKE_CANCELED);
+        errno = saved;
+        if (err == ETIMEDOUT || err == ENOMEM) {
+            int ms = 0;
+            if (err == ENOMEM)
+                ms = deadline == DEADLINE_NONE ? -1 : (int)((deadline - clock_now_ns() + 999999) / 1000000);
+            return (int)syscall(SYS_epoll_pwait, epfd, ev, max, ms, mask, 8);
+        }
+    }
 }

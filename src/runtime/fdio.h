@@ -12,11 +12,14 @@
 #ifndef CORUN_FDIO_H
 #define CORUN_FDIO_H
 
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
 struct sched;
+struct pollfd;
+struct epoll_event;
 
 ssize_t fdio_readv(struct sched *s, int fd, const struct iovec *iov, int cnt);
 ssize_t fdio_writev(struct sched *s, int fd, const struct iovec *iov, int cnt);
@@ -35,5 +38,12 @@ int fdio_connect(struct sched *s, int fd, const struct sockaddr *addr, socklen_t
 ssize_t fdio_sendfile(struct sched *s, int out, int in, off_t *off, size_t count);
 ssize_t fdio_splice(struct sched *s, int in, loff_t *inoff, int out, loff_t *outoff, size_t len,
                     unsigned flags);
+
+/* poll(2)/ppoll(2) with a timeout in ns (< 0: none); mask as ppoll's. */
+int fdio_poll(struct sched *s, struct pollfd *fds, unsigned long n, int64_t timeout_ns,
+              const sigset_t *mask);
+/* epoll_pwait2(2) on the program's own epoll fd; timeout in ns (< 0: none). */
+int fdio_epoll_wait(struct sched *s, int epfd, struct epoll_event *ev, int max,
+                    int64_t timeout_ns, const sigset_t *mask);
 
 #endif

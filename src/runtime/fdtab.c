@@ -63,11 +63,15 @@ static void entry_retire(int fd, struct fd_entry *e)
 {
     while (!coq_empty(&e->waiters))
         sched_wake(e->waiters.head, WAKE_CLOSED);
+    for (struct fd_poller *p = e->pollers; p; p = p->next)
+        sched_wake(p->co, WAKE_SIGNALED);     /* their poll reports POLLNVAL */
+    struct fd_poller *pollers = e->pollers;
     if (e->reg)
         syscall(SYS_epoll_ctl, e->reg->epfd, EPOLL_CTL_DEL, fd, NULL);
     uint32_t gen = e->gen + 1;
     memset(e, 0, sizeof *e);
     e->gen = gen;
+    e->pollers = pollers;     /* their owners unlink them when they resume */
 }
 
 static void entry_fresh(struct fd_entry *e, enum fd_kind kind, bool stream, bool nonblock)
@@ -110,7 +114,7 @@ struct fd_entry *fdtab_get(int fd)
     case S_IFREG: case S_IFDIR: case S_IFBLK: kind = FD_REGULAR; break;
     default: kind = FD_OTHER; break;
     }
-    if (e->reg || !coq_empty(&e->waiters))    /* stale: closed behind our back */
+    if (e->reg || !coq_empty(&e->waiters) || e->pollers)   /* stale: closed behind our back */
         entry_retire(fd, e);
     entry_fresh(e, kind, stream, fl & O_NONBLOCK);
     e->shared = true;           /* inherited or opened unseen: others may change its flags */
@@ -124,7 +128,7 @@ void fdtab_created(int fd, enum fd_kind kind, bool stream, bool nonblock)
     struct fd_entry *e = entry_at(fd, true);
     if (!e)
         return;
-    if (e->kind != FD_UNKNOWN || e->reg || !coq_empty(&e->waiters))
+    if (e->kind != FD_UNKNOWN || e->reg || !coq_empty(&e->waiters) || e->pollers)
         entry_retire(fd, e);       /* the number was closed unseen and reused */
     entry_fresh(e, kind, stream, nonblock);
     e->created = true;
@@ -150,7 +154,7 @@ void fdtab_dup(int oldfd, int newfd)
     struct fd_entry *n = entry_at(newfd, true);
     if (!n)
         return;
-    if (n->kind != FD_UNKNOWN || n->reg || !coq_empty(&n->waiters))
+    if (n->kind != FD_UNKNOWN || n->reg || !coq_empty(&n->waiters) || n->pollers)
         entry_retire(newfd, n);
     if (!o)
         return;                     /* classified on first use instead */
@@ -165,7 +169,7 @@ void fdtab_dup(int oldfd, int newfd)
 void fdtab_close(int fd)
 {
     struct fd_entry *e = entry_at(fd, false);
-    if (e && (e->kind != FD_UNKNOWN || e->reg || !coq_empty(&e->waiters)))
+    if (e && (e->kind != FD_UNKNOWN || e->reg || !coq_empty(&e->waiters) || e->pollers))
         entry_retire(fd, e);
 }
 
@@ -287,6 +291,70 @@ void fdtab_event(uint64_t data, uint32_t events)
             ((co->wait_events & POLLOUT) && (events & EV_WRITE)))
             sched_wake(co, WAKE_SIGNALED);
         co = next;
+    }
+    for (struct fd_poller *p = e->pollers; p; p = p->next)
+        if ((events & (EPOLLERR | EPOLLHUP)) || ((p->events & (POLLIN | POLLPRI)) && (events & EV_READ)) ||
+            ((p->events & POLLOUT) && (events & EV_WRITE)))
+            sched_wake(p->co, WAKE_SIGNALED);
+}
+
+/* ---- waiting on several fds -------------------------------------------------*/
+
+static void poller_unlink(struct fd_entry *e, struct fd_poller *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else if (e->pollers == p)
+        e->pollers = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+}
+
+int fd_wait_any(struct sched *s, const struct pollfd *fds, unsigned long n, uint64_t deadline)
+{
+    struct fd_poller local[16];
+    struct fd_poller *nodes = n <= 16 ? local : calloc(n, sizeof *nodes);
+    struct fd_entry **ents = NULL;
+    if (!nodes)
+        return ENOMEM;
+    struct fd_entry *local_ents[16];
+    ents = n <= 16 ? local_ents : calloc(n, sizeof *ents);
+    if (!ents) {
+        if (nodes != local)
+            free(nodes);
+        return ENOMEM;
+    }
+    struct corun *cur = s->current;
+    int saved = errno;
+    bool ready_now = false;
+    for (unsigned long i = 0; i < n; i++) {
+        ents[i] = NULL;
+        if (fds[i].fd < 0)
+            continue;
+        struct fd_entry *e = fdtab_get(fds[i].fd);
+        if (!e || e->kind == FD_REGULAR || fd_register(s, fds[i].fd, e) != 0) {
+            ready_now = true;          /* let the kernel's poll answer for it */
+            break;
+        }
+        nodes[i] = (struct fd_poller){ .next = e->pollers, .co = cur, .events = fds[i].events };
+        if (e->pollers)
+            e->pollers->prev = &nodes[i];
+        e->pollers = &nodes[i];
+        ents[i] = e;
+    }
+    int why = ready_now ? WAKE_SIGNALED : sched_park_cancellable(s, deadline);
+    for (unsigned long i = 0; i < n; i++)
+        if (ents[i])
+            poller_unlink(ents[i], &nodes[i]);
+    if (nodes != local)
+        free(nodes);
+    if (ents != local_ents)
+        free(ents);
+    errno = saved;
+    switch (why) {
+    case WAKE_TIMEOUT: return ETIMEDOUT;
+    case WAKE_CANCELED: return ECANCELED;
+    default: return 0;
     }
 }
 

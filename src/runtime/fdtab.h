@@ -17,6 +17,8 @@
 
 #include "list.h"
 
+struct pollfd;
+
 struct sched;
 
 enum fd_kind {
@@ -28,8 +30,16 @@ enum fd_kind {
     FD_OTHER,        /* epoll, eventfd, timerfd, signalfd, ... */
 };
 
+/* One fd of a coroutine waiting on several at once (poll, select). */
+struct fd_poller {
+    struct fd_poller *next, *prev;
+    struct corun *co;
+    short events;
+};
+
 struct fd_entry {
     struct coq waiters;
+    struct fd_poller *pollers;
     struct sched *reg;        /* whose epoll set the fd is in, or NULL */
     uint32_t gen;
     uint8_t kind;
@@ -88,6 +98,15 @@ int fd_wait_writable(struct sched *s, int fd, struct fd_entry *e, uint64_t deadl
 
 /* A scheduler is going away: forget every registration in its epoll set. */
 void fdtab_forget_sched(struct sched *s);
+
+/*
+ * Park until one of fds[0..n) has one of its events (or an error or
+ * hang-up), or until the deadline: for poll, select and friends, which then
+ * ask the kernel for the exact answer. fds with fd < 0 are skipped; fds that
+ * cannot be waited on here (regular files: always ready) make it return at
+ * once. Returns 0, ETIMEDOUT, ECANCELED, or ENOMEM.
+ */
+int fd_wait_any(struct sched *s, const struct pollfd *fds, unsigned long n, uint64_t deadline);
 
 /* Called by the scheduler's poller for each epoll event of an fd. */
 void fdtab_event(uint64_t data, uint32_t events);

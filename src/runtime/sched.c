@@ -314,6 +314,12 @@ int sched_park_cancellable(struct sched *s, uint64_t deadline)
     return why;
 }
 
+bool sched_alone(struct sched *s)
+{
+    return s->alive == 1 && coq_empty(&s->runq) && !timerheap_min(&s->timers) &&
+           !uv_loop_alive(&s->loop);
+}
+
 bool sched_wake(struct corun *co, int reason)
 {
     if (co->state != CO_PARKED)

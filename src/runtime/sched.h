@@ -144,6 +144,11 @@ int sched_join(struct corun *co, void **retval, uint64_t deadline, bool try, boo
 /* Release a finished, joined coroutine. */
 void sched_release(struct corun *co);
 
+/* Nothing but the current coroutine could run or be woken here (no other
+ * coroutine alive, no timer, no libuv work): a real blocking call would
+ * behave exactly as parking does, faster and with the kernel's own EINTR. */
+bool sched_alone(struct sched *s);
+
 /* Make a parked coroutine runnable with `reason` (taking it off its wait
  * queue and timer). Returns false if it was not parked. */
 bool sched_wake(struct corun *co, int reason);
