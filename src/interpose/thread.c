@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -61,11 +62,36 @@ static bool green_id(struct sched *s, pthread_t t)
 
 /* ---- creation and ending ----------------------------------------------------*/
 
+/* CORUN_THREADS=native: the program's kernel threads get schedulers of their
+ * own (its blocking calls park only green threads of that thread: those it
+ * makes with the explicit API). */
+struct native_start {
+    void *(*fn)(void *);
+    void *arg;
+};
+
+static void *native_thread(void *p)
+{
+    struct native_start st = *(struct native_start *)p;
+    free(p);
+    sched_mark_program_thread();
+    return st.fn(st.arg);
+}
+
 HOOK int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
 {
-    struct sched *s = thread_gate(__builtin_return_address(0));
-    if (!s)
-        return REAL(pthread_create)(t, attr, fn, arg);
+    void *ra = __builtin_return_address(0);
+    struct sched *s = thread_gate(ra);
+    if (!s) {
+        struct native_start *st;
+        if (threads_green() || caller_in_libuv(ra) || !(st = malloc(sizeof *st)))
+            return REAL(pthread_create)(t, attr, fn, arg);
+        *st = (struct native_start){ fn, arg };
+        int r = REAL(pthread_create)(t, attr, native_thread, st);
+        if (r)
+            free(st);
+        return r;
+    }
     size_t stack = corun_config.stack_size, guard = stack_page_size();
     int detach = PTHREAD_CREATE_JOINABLE;
     if (attr) {

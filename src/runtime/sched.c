@@ -58,6 +58,14 @@ __thread struct sched *corun_tls_sched __attribute__((tls_model("initial-exec"))
 /* Set on threads the hooks must leave alone (libuv's workers, threads of
  * their own), and while a scheduler is being built. */
 static __thread bool tls_hooks_off __attribute__((tls_model("initial-exec")));
+/* A kernel thread the program created (CORUN_THREADS=native): it gets a
+ * scheduler of its own for the I/O hooks. */
+static __thread bool tls_program_thread __attribute__((tls_model("initial-exec")));
+
+void sched_mark_program_thread(void)
+{
+    tls_program_thread = true;
+}
 static atomic_uint_fast64_t next_id = 1;
 
 /* ---- time ----------------------------------------------------------------*/
@@ -528,9 +536,10 @@ struct sched *sched_for_hook_slow(void)
     if (tls_hooks_off)
         return NULL;
     config_load();                    /* hooks may run before our constructor */
-    /* Green threads live on the process's main thread (and on threads that
-     * use the explicit API, which have a scheduler already). */
-    if (syscall(SYS_gettid) != getpid()) {
+    /* Green threads live on the process's main thread, on kernel threads the
+     * program made in native mode, and on threads that use the explicit API
+     * (which have a scheduler already). */
+    if (!tls_program_thread && syscall(SYS_gettid) != getpid()) {
         tls_hooks_off = true;
         return NULL;
     }

@@ -92,6 +92,10 @@ struct sched {
 /* The calling OS thread's scheduler, created on first use. */
 struct sched *sched_self(void);
 
+/* The calling kernel thread was created by the program (native mode): the
+ * hooks may give it a scheduler. */
+void sched_mark_program_thread(void);
+
 extern __thread struct sched *corun_tls_sched __attribute__((tls_model("initial-exec")));
 struct sched *sched_for_hook_slow(void);
 
