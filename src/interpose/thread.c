@@ -84,7 +84,7 @@ HOOK int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(vo
     struct sched *s = thread_gate(ra);
     if (!s) {
         struct native_start *st;
-        if (threads_green() || caller_in_libuv(ra) || !(st = malloc(sizeof *st)))
+        if (corun_config.threads_native == 0 || caller_is_foreign(ra) || !(st = malloc(sizeof *st)))
             return REAL(pthread_create)(t, attr, fn, arg);
         *st = (struct native_start){ fn, arg };
         int r = REAL(pthread_create)(t, attr, native_thread, st);
@@ -186,10 +186,7 @@ HOOK pthread_t pthread_self(void)
     return s ? (pthread_t)s->current : REAL(pthread_self)();
 }
 
-HOOK int pthread_equal(pthread_t a, pthread_t b)
-{
-    return a == b;
-}
+/* pthread_equal compares the ids, whatever they are: glibc's is right. */
 
 HOOK int pthread_setname_np(pthread_t t, const char *name)
 {
@@ -243,28 +240,28 @@ HOOK int pthread_once(pthread_once_t *once, void (*fn)(void))
 
 HOOK int pthread_key_create(pthread_key_t *key, void (*destructor)(void *))
 {
-    if (!threads_green())
+    if (!threads_green(__builtin_return_address(0)))
         return REAL(pthread_key_create)(key, destructor);
     return gthread_key_create(key, destructor);
 }
 
 HOOK int pthread_key_delete(pthread_key_t key)
 {
-    if (!threads_green())
+    if (!threads_green(__builtin_return_address(0)))
         return REAL(pthread_key_delete)(key);
     return gthread_key_delete(key);
 }
 
 HOOK void *pthread_getspecific(pthread_key_t key)
 {
-    if (!threads_green())
+    if (!threads_green(__builtin_return_address(0)))
         return REAL(pthread_getspecific)(key);
     return gthread_getspecific(key);
 }
 
 HOOK int pthread_setspecific(pthread_key_t key, const void *value)
 {
-    if (!threads_green())
+    if (!threads_green(__builtin_return_address(0)))
         return REAL(pthread_setspecific)(key, value);
     return gthread_setspecific(key, value);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "corun.h"
 #include "diag.h"
@@ -61,6 +62,13 @@ void config_load(void)
 {
     if (corun_config.loaded)
         return;
+    /* Called from a hook that ran before libc set up the environment (a
+     * sanitizer runtime's early init): use the defaults for now and read
+     * the settings on a later call. */
+    if (!environ) {
+        corun_config.stack_size = native_thread_stack_size();
+        return;
+    }
 
     corun_config.stack_size = native_thread_stack_size();
     const char *v = getenv("CORUN_STACK_SIZE");

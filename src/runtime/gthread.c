@@ -25,7 +25,7 @@ static struct {
 } keys[GTHREAD_KEYS_MAX];
 static corun_lock_t keys_lock = CORUN_LOCK_INIT;
 
-static __thread struct gthread_tsd *tls_tsd;
+static __thread struct gthread_tsd *tls_tsd __attribute__((tls_model("initial-exec")));
 
 /* Where the calling thread's values live. */
 static struct gthread_tsd **tsd_slot(void)
