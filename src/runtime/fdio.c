@@ -202,6 +202,11 @@ static ssize_t io_write(struct sched *s, struct io_op *op, struct fd_entry *e, b
         int a = io_await(s, op->fd, e, true, &deadline);
         if (a < 0)
             goto partial_or_fail;
+        /* Part sent, and now the connection failed: end with the count and
+         * leave the error pending for the next call, as the kernel does (an
+         * attempt would consume it; poll only looks). */
+        if (done && op->sock && (rs_poll_now(op->fd, POLLOUT) & (POLLERR | POLLHUP)))
+            goto finished;
         if (a > 0) {
             r = op->attempt(op, false, extra);
             if (r >= 0)

@@ -173,6 +173,15 @@ void fdtab_close(int fd)
         entry_retire(fd, e);
 }
 
+void fdtab_mark_all_shared(void)
+{
+    for (unsigned c = 0; c < NCHUNKS; c++) {
+        struct fd_entry *chunk = atomic_load_explicit(&chunks[c], memory_order_acquire);
+        for (unsigned i = 0; chunk && i < CHUNK_SIZE; i++)
+            chunk[i].shared = true;
+    }
+}
+
 bool fd_is_nonblocking(int fd, struct fd_entry *e)
 {
     if (e->shared) {

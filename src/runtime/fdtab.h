@@ -83,6 +83,10 @@ void fdtab_set_timeout(int fd, bool write, int64_t ns);
 /* Record O_NONBLOCK as the program just set it (fcntl, ioctl FIONBIO). */
 void fdtab_set_nonblock(int fd, bool on);
 
+/* After fork every description is shared with another process, which may
+ * change its flags: stop trusting what corun tracked. */
+void fdtab_mark_all_shared(void);
+
 /* Is the fd's description non-blocking right now? */
 bool fd_is_nonblocking(int fd, struct fd_entry *e);
 

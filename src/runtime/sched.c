@@ -464,6 +464,7 @@ static void process_init(void)
     segv_install();
     if (tss_create(&sched_exit_key, sched_destroy) != thrd_success)
         diag_fatal("cannot register the thread-exit hook");
+    pthread_atfork(NULL, fdtab_mark_all_shared, fdtab_mark_all_shared);
 }
 
 static struct sched *sched_create(void)
