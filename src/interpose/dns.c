@@ -23,8 +23,7 @@ REAL_DECL(int, gethostbyaddr_r, (const void *, socklen_t, int, struct hostent *,
 
 static struct sched *dns_gate(void)
 {
-    struct sched *s = sched_for_hook();
-    return s && !sched_alone(s) ? s : NULL;
+    return sched_for_blocking_hook();
 }
 
 /* One lookup's arguments and results, carried to the pool thread. */

@@ -36,7 +36,7 @@ REAL_DECL(void, __chk_fail, (void));
 
 HOOK ssize_t read(int fd, void *buf, size_t n)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = sched_for_blocking_hook();
     if (!s)
         return REAL(read)(fd, buf, n);
     struct iovec v = { buf, n };
@@ -52,7 +52,7 @@ HOOK ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 
 HOOK ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = sched_for_blocking_hook();
     if (!s)
         return REAL(readv)(fd, iov, cnt);
     return fdio_readv(s, fd, iov, cnt);
@@ -60,7 +60,7 @@ HOOK ssize_t readv(int fd, const struct iovec *iov, int cnt)
 
 HOOK ssize_t write(int fd, const void *buf, size_t n)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = sched_for_blocking_hook();
     if (!s)
         return REAL(write)(fd, buf, n);
     struct iovec v = { (void *)buf, n };
@@ -69,7 +69,7 @@ HOOK ssize_t write(int fd, const void *buf, size_t n)
 
 HOOK ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = sched_for_blocking_hook();
     if (!s)
         return REAL(writev)(fd, iov, cnt);
     return fdio_writev(s, fd, iov, cnt);

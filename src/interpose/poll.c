@@ -25,10 +25,8 @@ REAL_DECL(void, __chk_fail, (void));
 /* The scheduler to park on, or NULL to make the real call. */
 static struct sched *poll_gate(int64_t timeout_ns)
 {
-    struct sched *s = sched_for_hook();
-    if (!s || timeout_ns == 0 || sched_alone(s))
-        return NULL;
-    return s;
+    struct sched *s = sched_for_blocking_hook();
+    return timeout_ns == 0 ? NULL : s;
 }
 
 static int64_t ms_ns(int ms)

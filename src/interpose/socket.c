@@ -54,25 +54,34 @@ HOOK int socketpair(int domain, int type, int proto, int sv[2])
     return r;
 }
 
+/* Accepted sockets are recorded even when the real call is made: they are
+ * the program's own, not shared with anyone. */
+static int accepted(int lfd, int fd, int flags)
+{
+    if (fd >= 0 && sched_for_hook())
+        fdtab_accepted(lfd, fd, flags);
+    return fd;
+}
+
 HOOK int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = sched_for_blocking_hook();
     if (!s)
-        return REAL(accept)(fd, addr, len);
+        return accepted(fd, REAL(accept)(fd, addr, len), 0);
     return fdio_accept(s, fd, addr, len, 0);
 }
 
 HOOK int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = sched_for_blocking_hook();
     if (!s)
-        return REAL(accept4)(fd, addr, len, flags);
+        return accepted(fd, REAL(accept4)(fd, addr, len, flags), flags);
     return fdio_accept(s, fd, addr, len, flags);
 }
 
 HOOK int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = sched_for_blocking_hook();
     if (!s)
         return REAL(connect)(fd, addr, len);
     return fdio_connect(s, fd, addr, len);
@@ -80,7 +89,7 @@ HOOK int connect(int fd, const struct sockaddr *addr, socklen_t len)
 
 HOOK ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = sched_for_blocking_hook();
     if (!s)
         return REAL(recv)(fd, buf, n, flags);
     return fdio_recvfrom(s, fd, buf, n, flags, NULL, NULL);
@@ -96,7 +105,7 @@ HOOK ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
                       socklen_t *fromlen)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = sched_for_blocking_hook();
     if (!s)
         return REAL(recvfrom)(fd, buf, n, flags, from, fromlen);
     return fdio_recvfrom(s, fd, buf, n, flags, from, fromlen);
@@ -112,7 +121,7 @@ HOOK ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flag
 
 HOOK ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = sched_for_blocking_hook();
     if (!s)
         return REAL(recvmsg)(fd, m, flags);
     return fdio_recvmsg(s, fd, m, flags);
@@ -120,7 +129,7 @@ HOOK ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 
 HOOK int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *t)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = sched_for_blocking_hook();
     if (!s)
         return REAL(recvmmsg)(fd, v, n, flags, t);
     return fdio_recvmmsg(s, fd, v, n, flags, t);
@@ -128,7 +137,7 @@ HOOK int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct times
 
 HOOK ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = sched_for_blocking_hook();
     if (!s)
         return REAL(send)(fd, buf, n, flags);
     return fdio_sendto(s, fd, buf, n, flags, NULL, 0);
@@ -137,7 +146,7 @@ HOOK ssize_t send(int fd, const void *buf, size_t n, int flags)
 HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
                     socklen_t tolen)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = sched_for_blocking_hook();
     if (!s)
         return REAL(sendto)(fd, buf, n, flags, to, tolen);
     return fdio_sendto(s, fd, buf, n, flags, to, tolen);
@@ -145,7 +154,7 @@ HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct s
 
 HOOK ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = sched_for_blocking_hook();
     if (!s)
         return REAL(sendmsg)(fd, m, flags);
     return fdio_sendmsg(s, fd, m, flags);
@@ -153,7 +162,7 @@ HOOK ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 
 HOOK int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = sched_for_blocking_hook();
     if (!s)
         return REAL(sendmmsg)(fd, v, n, flags);
     return fdio_sendmmsg(s, fd, v, n, flags);
@@ -166,7 +175,7 @@ HOOK int shutdown(int fd, int how)
 {
     int r = REAL(shutdown)(fd, how);
     if (r == 0 && sched_for_hook())
-        fdtab_wake_all(fd);
+        fdtab_shutdown(fd, how);
     return r;
 }
 
@@ -206,7 +215,7 @@ HOOK int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 
 HOOK ssize_t sendfile(int out, int in, off_t *off, size_t count)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = sched_for_blocking_hook();
     if (!s)
         return REAL(sendfile)(out, in, off, count);
     return fdio_sendfile(s, out, in, off, count);
@@ -214,7 +223,7 @@ HOOK ssize_t sendfile(int out, int in, off_t *off, size_t count)
 
 HOOK ssize_t sendfile64(int out, int in, off_t *off, size_t count)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = sched_for_blocking_hook();
     if (!s)
         return REAL(sendfile64)(out, in, off, count);
     return fdio_sendfile(s, out, in, off, count);
@@ -222,7 +231,7 @@ HOOK ssize_t sendfile64(int out, int in, off_t *off, size_t count)
 
 HOOK ssize_t splice(int in, loff_t *inoff, int out, loff_t *outoff, size_t len, unsigned flags)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = sched_for_blocking_hook();
     if (!s)
         return REAL(splice)(in, inoff, out, outoff, len, flags);
     return fdio_splice(s, in, inoff, out, outoff, len, flags);

@@ -9,7 +9,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
 #include <time.h>
+
+#include "lock.h"
 
 #include "gsync.h"
 #include "real.h"
@@ -336,7 +341,54 @@ HOOK int pthread_barrier_wait(pthread_barrier_t *b)
     return r == GBARRIER_SERIAL ? PTHREAD_BARRIER_SERIAL_THREAD : r;
 }
 
-/* ---- POSIX semaphores: -1 and errno, unlike the pthread calls ---------------------------*/
+/* ---- POSIX semaphores: -1 and errno, unlike the pthread calls ---------------------------
+ * Named semaphores (sem_open) and process-shared ones (sem_init with
+ * pshared) may be used by other processes: those stay glibc's, and are
+ * remembered here so every later call on them goes to glibc. */
+
+REAL_DECL(sem_t *, sem_open, (const char *, int, ...));
+REAL_DECL(int, sem_close, (sem_t *));
+
+static corun_lock_t kernel_sems_lock = CORUN_LOCK_INIT;
+static sem_t **kernel_sems;
+static size_t nkernel_sems, capkernel_sems;
+
+static void kernel_sem_add(sem_t *s)
+{
+    corun_lock(&kernel_sems_lock);
+    if (nkernel_sems == capkernel_sems) {
+        size_t cap = capkernel_sems ? capkernel_sems * 2 : 16;
+        sem_t **n = realloc(kernel_sems, cap * sizeof *n);
+        if (n) {
+            kernel_sems = n;
+            capkernel_sems = cap;
+        }
+    }
+    if (nkernel_sems < capkernel_sems)
+        kernel_sems[nkernel_sems++] = s;
+    corun_unlock(&kernel_sems_lock);
+}
+
+/* Is s one of them? If `forget`, it is going away. */
+static bool kernel_sem(sem_t *s, bool forget)
+{
+    if (__atomic_load_n(&nkernel_sems, __ATOMIC_RELAXED) == 0)
+        return false;
+    bool found = false;
+    corun_lock(&kernel_sems_lock);
+    for (size_t i = 0; i < nkernel_sems; i++) {
+        if (kernel_sems[i] == s) {
+            found = true;
+            if (forget)
+                kernel_sems[i] = kernel_sems[--nkernel_sems];
+            break;
+        }
+    }
+    corun_unlock(&kernel_sems_lock);
+    return found;
+}
+
+#define SEM_GREEN(s) (GREEN() && !kernel_sem(s, false))
 
 static int sem_result(int err)
 {
@@ -346,10 +398,34 @@ static int sem_result(int err)
     return -1;
 }
 
+HOOK sem_t *sem_open(const char *name, int oflag, ...)
+{
+    va_list ap;
+    va_start(ap, oflag);
+    mode_t mode = (oflag & O_CREAT) ? (mode_t)va_arg(ap, int) : 0;
+    unsigned value = (oflag & O_CREAT) ? va_arg(ap, unsigned) : 0;
+    va_end(ap);
+    sem_t *s = REAL(sem_open)(name, oflag, mode, value);
+    if (s != SEM_FAILED)
+        kernel_sem_add(s);
+    return s;
+}
+
+HOOK int sem_close(sem_t *s)
+{
+    kernel_sem(s, true);
+    return REAL(sem_close)(s);
+}
+
 HOOK int sem_init(sem_t *s, int pshared, unsigned value)
 {
-    if (!GREEN())
-        return REAL(sem_init)(s, pshared, value);
+    kernel_sem(s, true);                 /* the storage may be reused */
+    if (!GREEN() || pshared) {
+        int r = REAL(sem_init)(s, pshared, value);
+        if (r == 0 && pshared && GREEN())
+            kernel_sem_add(s);
+        return r;
+    }
     if (value > SEM_VALUE_MAX)
         return sem_result(EINVAL);
     gsem_init(SEM(s), value);
@@ -358,28 +434,28 @@ HOOK int sem_init(sem_t *s, int pshared, unsigned value)
 
 HOOK int sem_destroy(sem_t *s)
 {
-    if (!GREEN())
+    if (!GREEN() || kernel_sem(s, true))
         return REAL(sem_destroy)(s);
     return sem_result(gsem_destroy(SEM(s)));
 }
 
 HOOK int sem_wait(sem_t *s)
 {
-    if (!GREEN())
+    if (!SEM_GREEN(s))
         return REAL(sem_wait)(s);
     return sem_result(gsem_wait(SEM(s), DEADLINE_NONE, false));
 }
 
 HOOK int sem_trywait(sem_t *s)
 {
-    if (!GREEN())
+    if (!SEM_GREEN(s))
         return REAL(sem_trywait)(s);
     return sem_result(gsem_wait(SEM(s), DEADLINE_NONE, true));
 }
 
 HOOK int sem_clockwait(sem_t *s, clockid_t clock, const struct timespec *abs)
 {
-    if (!GREEN())
+    if (!SEM_GREEN(s))
         return REAL(sem_clockwait)(s, clock, abs);
     if (gsem_value(SEM(s)) > 0)        /* the time is only checked when it must wait */
         return sem_result(gsem_wait(SEM(s), DEADLINE_NONE, true));
@@ -390,21 +466,21 @@ HOOK int sem_clockwait(sem_t *s, clockid_t clock, const struct timespec *abs)
 
 HOOK int sem_timedwait(sem_t *s, const struct timespec *abs)
 {
-    if (!GREEN())
+    if (!SEM_GREEN(s))
         return REAL(sem_timedwait)(s, abs);
     return sem_clockwait(s, CLOCK_REALTIME, abs);
 }
 
 HOOK int sem_post(sem_t *s)
 {
-    if (!GREEN())
+    if (!SEM_GREEN(s))
         return REAL(sem_post)(s);
     return sem_result(gsem_post(SEM(s)));
 }
 
 HOOK int sem_getvalue(sem_t *s, int *value)
 {
-    if (!GREEN())
+    if (!SEM_GREEN(s))
         return REAL(sem_getvalue)(s, value);
     *value = (int)gsem_value(SEM(s));
     return 0;

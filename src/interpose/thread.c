@@ -62,6 +62,37 @@ static bool green_id(struct sched *s, pthread_t t)
 
 /* ---- creation and ending ----------------------------------------------------*/
 
+/*
+ * What glibc's attribute object says beyond its public getters: whether the
+ * program set a stack size (unset reads back as the default, which then
+ * means corun's default) or a stack of its own. glibc's struct pthread_attr
+ * (stable since 2.x): sched_param, policy, flags (0x8: stack address set),
+ * guardsize, stackaddr, stacksize (0 when unset).
+ */
+struct glibc_attr {
+    int sched_priority, policy, flags;
+    size_t guardsize;
+    void *stackaddr;
+    size_t stacksize;
+};
+
+struct attr_view {
+    bool size_set, user_stack;
+};
+
+static struct attr_view attr_view(const pthread_attr_t *attr)
+{
+    const struct glibc_attr *g = (const struct glibc_attr *)(const void *)attr;
+    size_t sz = 0;
+    pthread_attr_getstacksize(attr, &sz);
+    struct attr_view v = { .size_set = true };
+    if (g->stacksize == 0 || g->stacksize == sz) {   /* the layout is as expected */
+        v.size_set = g->stacksize != 0;
+        v.user_stack = (g->flags & 0x8) != 0;
+    }
+    return v;
+}
+
 /* CORUN_THREADS=native: the program's kernel threads get schedulers of their
  * own (its blocking calls park only green threads of that thread: those it
  * makes with the explicit API). */
@@ -94,23 +125,24 @@ HOOK int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(vo
     }
     size_t stack = corun_config.stack_size, guard = stack_page_size();
     int detach = PTHREAD_CREATE_JOINABLE;
+    void *user_stack = NULL;
+    size_t user_size = 0;
     if (attr) {
-        size_t sz = 0, dflt = 0;
-        pthread_attr_t def;
-        if (pthread_getattr_default_np(&def) == 0) {
-            pthread_attr_getstacksize(&def, &dflt);
-            pthread_attr_destroy(&def);
-        }
-        /* An explicit size is honoured; glibc's default means ours. */
-        if (pthread_attr_getstacksize(attr, &sz) == 0 && sz && sz != dflt)
-            stack = sz < CORUN_STACK_MIN ? CORUN_STACK_MIN : sz;
+        struct attr_view v = attr_view(attr);
+        if (v.user_stack && pthread_attr_getstack(attr, &user_stack, &user_size) != 0)
+            return EINVAL;
+        size_t sz;
+        if (v.size_set && pthread_attr_getstacksize(attr, &sz) == 0)
+            stack = sz < CORUN_STACK_MIN ? CORUN_STACK_MIN : sz;   /* an explicit size is honoured */
         size_t g;
         if (pthread_attr_getguardsize(attr, &g) == 0)
             guard = g;
         pthread_attr_getdetachstate(attr, &detach);
     }
     struct corun *co;
-    int r = sched_spawn(s, stack, guard, NULL, detach == PTHREAD_CREATE_DETACHED, fn, arg, &co);
+    bool detached = detach == PTHREAD_CREATE_DETACHED;
+    int r = user_stack ? sched_spawn_on_stack(s, user_stack, user_size, detached, fn, arg, &co)
+                       : sched_spawn(s, stack, guard, NULL, detached, fn, arg, &co);
     if (r)
         return r == ENOMEM ? EAGAIN : r;
     *t = (pthread_t)co;
@@ -204,7 +236,7 @@ HOOK int pthread_getname_np(pthread_t t, char *buf, size_t len)
     if (!s || !green_id(s, t))
         return REAL(pthread_getname_np)(t, buf, len);
     const char *n = CO(t)->name;
-    if (!n[0] && CO(t) == s->main_co)      /* main: the process's own name */
+    if (!n[0])            /* unnamed: the kernel thread's name, as a new thread inherits it */
         return REAL(pthread_getname_np)(REAL(pthread_self)(), buf, len);
     if (strlen(n) + 1 > len)
         return ERANGE;
@@ -403,7 +435,8 @@ HOOK int pthread_getattr_np(pthread_t t, pthread_attr_t *attr)
     int r = REAL(pthread_getattr_np)(REAL(pthread_self)(), attr);
     struct corun *co = CO(t);
     if (r == 0 && co != s->main_co) {
-        pthread_attr_setstack(attr, co->stack_lo, (size_t)((char *)co - co->stack_lo));
+        size_t size = co->stack.cls ? (size_t)((char *)co - co->stack_lo) : co->stack.size;
+        pthread_attr_setstack(attr, co->stack_lo, size);
         pthread_attr_setdetachstate(attr, (co->flags & CO_DETACHED) ? PTHREAD_CREATE_DETACHED
                                                                     : PTHREAD_CREATE_JOINABLE);
     }

@@ -24,8 +24,8 @@ static void sleep_until(struct sched *s, uint64_t deadline)
 
 HOOK unsigned sleep(unsigned sec)
 {
-    struct sched *s = sched_for_hook();
-    if (!s || sched_alone(s))
+    struct sched *s = sched_for_blocking_hook();
+    if (!s)
         return REAL(sleep)(sec);
     sleep_until(s, deadline_after((int64_t)sec * 1000000000));
     return 0;
@@ -33,8 +33,8 @@ HOOK unsigned sleep(unsigned sec)
 
 HOOK int usleep(useconds_t us)
 {
-    struct sched *s = sched_for_hook();
-    if (!s || sched_alone(s))
+    struct sched *s = sched_for_blocking_hook();
+    if (!s)
         return REAL(usleep)(us);
     sleep_until(s, deadline_after((int64_t)us * 1000));
     return 0;
@@ -43,8 +43,8 @@ HOOK int usleep(useconds_t us)
 HOOK int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req,
                          struct timespec *rem)
 {
-    struct sched *s = sched_for_hook();
-    if (!s || sched_alone(s) || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME &&
+    struct sched *s = sched_for_blocking_hook();
+    if (!s || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME &&
                clock != CLOCK_TAI))
         return REAL(clock_nanosleep)(clock, flags, req, rem);   /* its own errors, e.g. CPU clocks */
     if (req->tv_nsec < 0 || req->tv_nsec >= 1000000000 || (!(flags & TIMER_ABSTIME) && req->tv_sec < 0))
@@ -66,8 +66,8 @@ HOOK int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req,
 
 HOOK int nanosleep(const struct timespec *req, struct timespec *rem)
 {
-    struct sched *s = sched_for_hook();
-    if (!s || sched_alone(s))
+    struct sched *s = sched_for_blocking_hook();
+    if (!s)
         return REAL(nanosleep)(req, rem);
     int r = clock_nanosleep(CLOCK_MONOTONIC, 0, req, rem);
     if (r) {

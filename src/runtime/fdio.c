@@ -123,6 +123,14 @@ static ssize_t io_read(struct sched *s, struct io_op *op, struct fd_entry *e, si
     }
 }
 
+static int sock_domain(int fd)
+{
+    int d = -1;
+    socklen_t l = sizeof d;
+    syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_DOMAIN, &d, &l);
+    return d;
+}
+
 static size_t iov_total(const struct iovec *iov, int cnt)
 {
     size_t t = 0;
@@ -163,10 +171,62 @@ static int iov_advance(struct io_op *op, struct iovec **copy, size_t done)
  * blocking write sends everything unless an error or timeout stops it, and
  * then reports what was sent; a datagram goes whole or not at all.
  */
+/* Writes to fds without per-call non-blocking I/O (ttys): poll for room,
+ * then write a piece small enough for the room poll promises (a tty
+ * reports writable once under 256 bytes are queued), until all is written. */
+#define POLLED_WRITE_PIECE 256
+
+static ssize_t io_write_polled(struct sched *s, struct io_op *op, struct fd_entry *e)
+{
+    size_t total = iov_total(op->iov, op->cnt), done = 0;
+    struct iovec *copy = NULL;
+    uint64_t deadline = 0;
+    const struct iovec *whole = op->iov;
+    int whole_cnt = op->cnt;
+    while (done < total || total == 0) {
+        if (!rs_poll_now(op->fd, POLLOUT)) {
+            e->wr_ready = false;
+            int a = io_await(s, op->fd, e, true, &deadline);
+            if (a < 0)
+                break;
+            if (a > 0) {                       /* cannot wait here: the rest in one real call */
+                ssize_t r = op->attempt(op, false, 0);
+                if (r > 0)
+                    done += (size_t)r;
+                break;
+            }
+            continue;
+        }
+        while (op->cnt && op->iov[0].iov_len == 0) {
+            op->iov++;
+            op->cnt--;
+        }
+        struct iovec piece = { op->cnt ? op->iov[0].iov_base : NULL, 0 };
+        if (op->cnt)
+            piece.iov_len = op->iov[0].iov_len < POLLED_WRITE_PIECE ? op->iov[0].iov_len : POLLED_WRITE_PIECE;
+        const struct iovec *rest = op->iov;
+        int rest_cnt = op->cnt;
+        op->iov = &piece;
+        op->cnt = 1;
+        ssize_t r = op->attempt(op, false, 0);
+        op->iov = rest;
+        op->cnt = rest_cnt;
+        if (r < 0)
+            break;
+        done += (size_t)r;
+        if (total == 0 || r == 0 || iov_advance(op, &copy, (size_t)r) != 0)
+            break;
+    }
+    op->iov = whole;
+    op->cnt = whole_cnt;
+    free(copy);
+    return done > 0 || total == 0 ? (ssize_t)done : -1;
+}
+
 static ssize_t io_write(struct sched *s, struct io_op *op, struct fd_entry *e, bool stream)
 {
     if (e->no_nowait)
-        return io_polled(s, op, e, true);
+        return io_write_polled(s, op, e);
     size_t total = iov_total(op->iov, op->cnt), done = 0;
     struct iovec *copy = NULL;
     uint64_t deadline = 0;
@@ -188,7 +248,7 @@ static ssize_t io_write(struct sched *s, struct io_op *op, struct fd_entry *e, b
                 extra = MSG_NOSIGNAL;
         } else if (errno == EOPNOTSUPP && !op->sock) {
             e->no_nowait = true;
-            r = io_polled(s, op, e, true);
+            r = io_write_polled(s, op, e);
             if (r > 0)
                 done += (size_t)r;
             else if (done == 0)
@@ -215,6 +275,10 @@ static ssize_t io_write(struct sched *s, struct io_op *op, struct fd_entry *e, b
                 goto partial_or_fail;
             goto finished;
         }
+        /* A blocked AF_UNIX send that our own shutdown(SHUT_WR) ends fails
+         * with EPIPE but without SIGPIPE (unlike TCP's): do the same. */
+        if (!done && op->sock && e->wr_shutdown && sock_domain(op->fd) == AF_UNIX)
+            extra |= MSG_NOSIGNAL;
     }
 partial_or_fail:
     if (done == 0)
@@ -483,7 +547,6 @@ int fdio_accept(struct sched *s, int fd, struct sockaddr *addr, socklen_t *len, 
         return (int)syscall(SYS_accept4, fd, addr, len, flags);
     int saved = errno;
     uint64_t deadline = 0;
-    bool stream = e->stream;
     int r;
     if (known_unready(s, e, false)) {
         int a = io_await(s, fd, e, false, &deadline);
@@ -520,7 +583,7 @@ blocking:
     if (r < 0)
         return -1;
 accepted:
-    fdtab_created(r, FD_SOCKET, stream, flags & SOCK_NONBLOCK);
+    fdtab_accepted(fd, r, flags);
     errno = saved;
     return r;
 }

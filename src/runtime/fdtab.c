@@ -134,16 +134,26 @@ void fdtab_created(int fd, enum fd_kind kind, bool stream, bool nonblock)
     e->created = true;
 }
 
+void fdtab_accepted(int lfd, int fd, int flags)
+{
+    int saved = errno;
+    struct fd_entry *l = fdtab_get(lfd);
+    errno = saved;
+    fdtab_created(fd, FD_SOCKET, l ? l->stream : true, flags & SOCK_NONBLOCK);
+}
+
 void fdtab_opened(int fd)
 {
     fdtab_close(fd);
 }
 
-void fdtab_wake_all(int fd)
+void fdtab_shutdown(int fd, int how)
 {
     struct fd_entry *e = entry_at(fd, false);
     if (!e)
         return;
+    if (how != SHUT_RD)
+        e->wr_shutdown = true;
     while (!coq_empty(&e->waiters))
         sched_wake(e->waiters.head, WAKE_SIGNALED);
 }

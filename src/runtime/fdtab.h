@@ -50,6 +50,7 @@ struct fd_entry {
     bool no_nowait;           /* RWF_NOWAIT unsupported: poll, then call */
     bool rd_ready, wr_ready;  /* no EAGAIN seen since the last readiness event */
     bool hup;                 /* hang-up or error seen: readiness is now permanent */
+    bool wr_shutdown;         /* the program shut down its sending side */
     int64_t rcvtimeo, sndtimeo; /* SO_RCVTIMEO / SO_SNDTIMEO in ns, 0 = none */
 };
 
@@ -64,8 +65,12 @@ void fdtab_created(int fd, enum fd_kind kind, bool stream, bool nonblock);
  * eventfd, ...): forget what the number meant before; classified on use. */
 void fdtab_opened(int fd);
 
-/* Wake every waiter of fd to try its call again (e.g. after shutdown). */
-void fdtab_wake_all(int fd);
+/* The program called shutdown(fd, how): waiters try their calls again (the
+ * kernel does not always signal a socket's own waiters). */
+void fdtab_shutdown(int fd, int how);
+
+/* fd was accepted on listening socket lfd (accept4 flags). */
+void fdtab_accepted(int lfd, int fd, int flags);
 
 /* newfd now shares olddesc's open file description (dup family). */
 void fdtab_dup(int oldfd, int newfd);

@@ -65,7 +65,7 @@ int gmutex_lock(struct gmutex *m, uint64_t deadline, bool try)
             m->count++;
             return 0;
         case GMUTEX_ERRORCHECK:
-            return EDEADLK;
+            return try ? EBUSY : EDEADLK;   /* trylock never says EDEADLK */
         default:
             break;                /* a normal mutex relocked by its owner deadlocks, as natively */
         }
@@ -189,7 +189,7 @@ int grwlock_rdlock(struct grwlock *l, uint64_t deadline, bool try)
 {
     struct sched *s = sched_self();
     if (l->writer == s->current)
-        return EDEADLK;
+        return try ? EBUSY : EDEADLK;
     /* Readers go first while no writer holds it (glibc's default policy). */
     if (!l->writer) {
         if (l->readers == UINT32_MAX)
@@ -206,7 +206,7 @@ int grwlock_wrlock(struct grwlock *l, uint64_t deadline, bool try)
 {
     struct sched *s = sched_self();
     if (l->writer == s->current)
-        return EDEADLK;
+        return try ? EBUSY : EDEADLK;
     if (!l->writer && !l->readers) {
         l->writer = s->current;
         return 0;

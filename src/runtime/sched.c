@@ -174,6 +174,8 @@ static void coroutine_release(struct corun *co)
     if (co->flags & CO_MAIN)
         return;                           /* lives on the thread's own stack */
     free(co->tsd);
+    if (!co->stack.cls)
+        return;                           /* the program's own stack (pthread_attr_setstack) */
     struct stack_slot slot = co->stack;   /* the header goes with the stack */
     stack_release(&slot);
 }
@@ -344,7 +346,29 @@ bool sched_wake(struct corun *co, int reason)
 
 /* ---- coroutines ----------------------------------------------------------*/
 
-/* Stack slot, header at its top and an initial context running entry(arg). */
+/* Header at the top of the stack slot, and an initial context running
+ * entry(arg) below it. */
+static struct corun *coroutine_on_slot(struct sched *s, const struct stack_slot *slot,
+                                       size_t stack_size, ctx_entry_fn entry, void *arg)
+{
+    struct corun *co = (struct corun *)(((uintptr_t)slot->lo + slot->size - CO_HDR) & ~(uintptr_t)63);
+    memset(co, 0, sizeof *co);
+    co->stack = *slot;
+    co->stack_lo = slot->lo;
+    co->stack_size = stack_size;
+    co->sched = s;
+    if (!slot->guarded) {
+        co->canary = (uint64_t *)(((uintptr_t)slot->lo + 7) & ~(uintptr_t)7);
+        *co->canary = STACK_CANARY;
+    }
+#ifdef CORUN_SANITIZERS
+    co->asan_bottom = slot->lo;
+    co->asan_size = (size_t)((char *)co - slot->lo);
+#endif
+    co->sp = ctx_make(co, entry, arg ? arg : co);
+    return co;
+}
+
 static int coroutine_new(struct sched *s, size_t stack_size, size_t guard, ctx_entry_fn entry,
                          void *arg, struct corun **out)
 {
@@ -352,22 +376,7 @@ static int coroutine_new(struct sched *s, size_t stack_size, size_t guard, ctx_e
     int r = stack_alloc(stack_size + CO_HDR, guard, &slot);
     if (r)
         return r;
-    struct corun *co = (struct corun *)(slot.lo + slot.size - CO_HDR);
-    memset(co, 0, sizeof *co);
-    co->stack = slot;
-    co->stack_lo = slot.lo;
-    co->stack_size = stack_size;
-    co->sched = s;
-    if (!slot.guarded) {
-        co->canary = (uint64_t *)slot.lo;
-        *co->canary = STACK_CANARY;
-    }
-#ifdef CORUN_SANITIZERS
-    co->asan_bottom = slot.lo;
-    co->asan_size = (size_t)((char *)co - slot.lo);
-#endif
-    co->sp = ctx_make(co, entry, arg ? arg : co);
-    *out = co;
+    *out = coroutine_on_slot(s, &slot, stack_size, entry, arg);
     return 0;
 }
 
@@ -549,13 +558,9 @@ struct sched *sched_for_hook_slow(void)
 
 /* ---- public API ----------------------------------------------------------*/
 
-int sched_spawn(struct sched *s, size_t stack_size, size_t guard, const char *name,
-                bool detached, corun_fn fn, void *arg, struct corun **out)
+static void coroutine_start(struct sched *s, struct corun *co, const char *name, bool detached,
+                            corun_fn fn, void *arg)
 {
-    struct corun *co;
-    int r = coroutine_new(s, stack_size, guard, coroutine_entry, NULL, &co);
-    if (r)
-        return r;
     struct corun *cur = s->current;
     co->fn = fn;
     co->arg = arg;
@@ -571,6 +576,28 @@ int sched_spawn(struct sched *s, size_t stack_size, size_t guard, const char *na
     co->state = CO_RUNNABLE;
     s->alive++;
     coq_push(&s->runq, co);
+}
+
+int sched_spawn(struct sched *s, size_t stack_size, size_t guard, const char *name,
+                bool detached, corun_fn fn, void *arg, struct corun **out)
+{
+    struct corun *co;
+    int r = coroutine_new(s, stack_size, guard, coroutine_entry, NULL, &co);
+    if (r)
+        return r;
+    coroutine_start(s, co, name, detached, fn, arg);
+    *out = co;
+    return 0;
+}
+
+int sched_spawn_on_stack(struct sched *s, void *lo, size_t size, bool detached, corun_fn fn,
+                         void *arg, struct corun **out)
+{
+    if (size < CO_HDR + 4096)
+        return EINVAL;
+    struct stack_slot slot = { .lo = lo, .size = size, .cls = NULL, .guarded = false };
+    struct corun *co = coroutine_on_slot(s, &slot, size, coroutine_entry, NULL);
+    coroutine_start(s, co, NULL, detached, fn, arg);
     *out = co;
     return 0;
 }

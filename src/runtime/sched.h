@@ -135,6 +135,11 @@ int sched_park_cancellable(struct sched *s, uint64_t deadline);
 int sched_spawn(struct sched *s, size_t stack_size, size_t guard, const char *name,
                 bool detached, corun_fn fn, void *arg, struct corun **out);
 
+/* Same, on a stack the program provides ([lo, lo+size)); corun keeps its
+ * header at the top and never frees the memory. */
+int sched_spawn_on_stack(struct sched *s, void *lo, size_t size, bool detached, corun_fn fn,
+                         void *arg, struct corun **out);
+
 /* Finish the current coroutine with `retval`, from any depth of its stack.
  * If it was the last one alive after main finished this way, the process
  * exits with status 0, as it does when the last thread exits. */
@@ -152,6 +157,15 @@ void sched_release(struct corun *co);
  * coroutine alive, no timer, no libuv work): a real blocking call would
  * behave exactly as parking does, faster and with the kernel's own EINTR. */
 bool sched_alone(struct sched *s);
+
+/* The gate of hooks for calls that may block: like sched_for_hook(), but
+ * NULL also when the caller is the only thing that could run, so the real
+ * libc call (with its own EINTR and cancellation) is made. */
+static inline struct sched *sched_for_blocking_hook(void)
+{
+    struct sched *s = sched_for_hook();
+    return s && !sched_alone(s) ? s : NULL;
+}
 
 /* Make a parked coroutine runnable with `reason` (taking it off its wait
  * queue and timer). Returns false if it was not parked. */
