@@ -217,7 +217,7 @@ static void *sleep_then_set_flag(void *arg)
 
 /* Main busy-yields; the sleeper's timer must still fire (yield polls the
  * event loop). */
-Test(order, yield_loop_lets_timers_fire, .timeout = 10)
+Test(order, yield_loop_lets_timers_fire)
 {
     corun_t *a;
     flag_set_by_sleeper = 0;
@@ -242,7 +242,7 @@ static void *wait_pipe_set_flag(void *arg)
     return NULL;
 }
 
-Test(order, yield_loop_lets_fd_waits_complete, .timeout = 10)
+Test(order, yield_loop_lets_fd_waits_complete)
 {
     int p[2];
     cr_assert_eq(pipe(p), 0);

@@ -3,8 +3,9 @@
  * side by side, ids are unique process-wide, and a blocked thread's
  * coroutines do not hold up another thread's.
  */
-#include <pthread.h>
+#include <dirent.h>
 #include <poll.h>
+#include <pthread.h>
 
 #include "testutil.h"
 
@@ -200,4 +201,122 @@ Test(threads, concurrent_spawn_churn)
         cr_assert_null(r, "thread %d could not spawn", i);
         cr_assert_eq(errors[i], 0);
     }
+}
+
+static int count_open_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    cr_assert_not_null(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static void *use_corun_briefly(void *arg)
+{
+    (void)arg;
+    corun_t *co;
+    if (corun_spawn(&co, NULL, child_report_id, NULL) != 0 || corun_join(co, NULL) != 0)
+        return IP(1);
+    return NULL;
+}
+
+/* A thread's scheduler (its libuv loop, timer and poll fds) goes away with
+ * the thread: threads that used corun and exited must not leak fds. */
+Test(threads, exited_threads_do_not_leak_fds)
+{
+    pthread_t t;
+    /* Warm up: process-wide one-time setup is not a leak. */
+    cr_assert_eq(pthread_create(&t, NULL, use_corun_briefly, NULL), 0);
+    cr_assert_eq(pthread_join(t, NULL), 0);
+    int before = count_open_fds();
+    for (int i = 0; i < 100; i++) {
+        void *r;
+        cr_assert_eq(pthread_create(&t, NULL, use_corun_briefly, NULL), 0);
+        cr_assert_eq(pthread_join(t, &r), 0);
+        cr_assert_null(r);
+    }
+    int after = count_open_fds();
+    cr_assert_lt(after - before, 10, "%d fds leaked by 100 threads that used corun",
+                 after - before);
+}
+
+/* Coroutines and channels belong to the thread that created them: using them
+ * from another thread fails with EXDEV. */
+static pthread_mutex_t xmu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t xcv = PTHREAD_COND_INITIALIZER;
+static int xstate;
+static corun_t *xco_unstarted, *xco_parked, *xco_done;
+static corun_chan_t *xch;
+
+static void *recv_once(void *arg)
+{
+    void *m = NULL;
+    corun_chan_recv(arg, &m, CORUN_FOREVER);
+    return m;
+}
+
+static void *owner_thread(void *arg)
+{
+    (void)arg;
+    long bad = 0;
+    if (corun_chan_new(&xch, 1) || corun_spawn(&xco_done, NULL, child_report_id, NULL) ||
+        corun_spawn(&xco_parked, NULL, recv_once, xch))
+        return IP(1);
+    corun_sleep(CORUN_MSEC(5)); /* xco_done finishes, xco_parked parks */
+    if (corun_spawn(&xco_unstarted, NULL, child_report_id, NULL))
+        return IP(2);
+    pthread_mutex_lock(&xmu);
+    xstate = 1;
+    pthread_cond_broadcast(&xcv);
+    while (xstate != 2)
+        pthread_cond_wait(&xcv, &xmu);
+    pthread_mutex_unlock(&xmu);
+    /* Everything still works for the owner. */
+    void *r;
+    if (corun_chan_send(xch, IP(5), 0) != 0)
+        bad++;
+    if (corun_join(xco_parked, &r) != 0 || PI(r) != 5)
+        bad++;
+    if (corun_join(xco_done, NULL) != 0 || corun_join(xco_unstarted, NULL) != 0)
+        bad++;
+    if (corun_chan_close(xch) != 0 || corun_chan_free(xch) != 0)
+        bad++;
+    return bad ? IP(3) : NULL;
+}
+
+Test(threads, other_threads_objects_are_exdev)
+{
+    pthread_t t;
+    xstate = 0;
+    cr_assert_eq(pthread_create(&t, NULL, owner_thread, NULL), 0);
+    pthread_mutex_lock(&xmu);
+    while (xstate != 1)
+        pthread_cond_wait(&xcv, &xmu);
+    pthread_mutex_unlock(&xmu);
+
+    corun_t *cos[] = { xco_unstarted, xco_parked, xco_done };
+    for (int i = 0; i < 3; i++) {
+        void *r;
+        FAILS(corun_join(cos[i], &r), EXDEV);
+        FAILS(corun_join_timeout(cos[i], &r, 0), EXDEV);
+        FAILS(corun_join_timeout(cos[i], &r, CORUN_MSEC(1)), EXDEV);
+        FAILS(corun_detach(cos[i]), EXDEV);
+    }
+    void *m;
+    FAILS(corun_chan_send(xch, IP(1), 0), EXDEV);
+    FAILS(corun_chan_send(xch, IP(1), CORUN_FOREVER), EXDEV);
+    FAILS(corun_chan_recv(xch, &m, 0), EXDEV);
+    FAILS(corun_chan_recv(xch, &m, CORUN_FOREVER), EXDEV);
+    FAILS(corun_chan_close(xch), EXDEV);
+
+    pthread_mutex_lock(&xmu);
+    xstate = 2;
+    pthread_cond_broadcast(&xcv);
+    pthread_mutex_unlock(&xmu);
+    void *r;
+    cr_assert_eq(pthread_join(t, &r), 0);
+    cr_assert_null(r, "the owning thread failed afterwards (%lu)", (unsigned long)PI(r));
 }

@@ -60,7 +60,10 @@ static void config_invalid(const char *name, const char *value, const char *allo
 
 void config_load(void)
 {
-    if (corun_config.loaded)
+    static int loading;
+    /* Reporting a bad setting may re-enter through a hook (a sanitizer's
+     * printf wrapper asks for a pthread key): the nested call is a no-op. */
+    if (corun_config.loaded || loading)
         return;
     /* Called from a hook that ran before libc set up the environment (a
      * sanitizer runtime's early init): use the defaults for now and read
@@ -69,6 +72,7 @@ void config_load(void)
         corun_config.stack_size = native_thread_stack_size();
         return;
     }
+    loading = 1;
 
     corun_config.stack_size = native_thread_stack_size();
     const char *v = getenv("CORUN_STACK_SIZE");
@@ -92,6 +96,7 @@ void config_load(void)
                            "'native' (threads stay kernel threads)");
     }
     corun_config.loaded = 1;
+    loading = 0;
 }
 
 __attribute__((constructor)) static void config_on_load(void)
