@@ -1,0 +1,184 @@
+/*
+ * pt_common.h - the harness shared by the plain pthread test programs
+ * tests/pt_*.c (not linked with corun): checks that count failures, the OS
+ * thread count, whether corun is loaded and green, and a pipe "gate".
+ * Each program includes it once, after the system headers it needs.
+ */
+#ifndef PT_COMMON_H
+#define PT_COMMON_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- checks and helpers --------------------------------------------------- */
+
+#define UNUSED __attribute__((unused))
+
+static atomic_int failures;
+static atomic_int max_tasks;
+static const char *mode_name = "?";
+
+UNUSED static const char *ename(int e)
+{
+    const char *n = e ? strerrorname_np(e) : "0";
+    return n ? n : "?";
+}
+
+UNUSED static void failf(int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s:%d: [%s] FAIL: %s\n", __FILE__, line, mode_name, buf);
+    atomic_fetch_add(&failures, 1);
+}
+
+#define CHECK(cond) \
+    do { if (!(cond)) failf(__LINE__, "%s", #cond); } while (0)
+#define CHECKF(cond, ...) \
+    do { if (!(cond)) failf(__LINE__, __VA_ARGS__); } while (0)
+/* An errno-returning call must return `want`. */
+#define RC(call, want)                                                          \
+    do {                                                                        \
+        int rc_ = (call), want_ = (want);                                       \
+        if (rc_ != want_)                                                       \
+            failf(__LINE__, "%s returned %d (%s), expected %d (%s)", #call, rc_, \
+                  ename(rc_), want_, ename(want_));                             \
+    } while (0)
+#define OK(call) RC(call, 0)
+/* A -1-and-errno call must fail with `want`. */
+#define FAILS_ERRNO(call, want)                                                 \
+    do {                                                                        \
+        errno = 0;                                                              \
+        int rc_ = (call), e_ = errno, want_ = (want);                           \
+        if (rc_ != -1 || e_ != want_)                                           \
+            failf(__LINE__, "%s returned %d errno %s, expected -1 errno %s",    \
+                  #call, rc_, ename(e_), ename(want_));                         \
+    } while (0)
+
+UNUSED static int count_tasks(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* Record how many OS threads the process has now. */
+UNUSED static void note_tasks(void)
+{
+    int n = count_tasks(), m = atomic_load(&max_tasks);
+    while (n > m && !atomic_compare_exchange_weak(&max_tasks, &m, n))
+        ;
+}
+
+UNUSED static bool corun_loaded(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return false;
+    char line[1024];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, "/libcorun.so") != NULL;
+    fclose(f);
+    return found;
+}
+
+UNUSED static bool green(void)
+{
+    const char *t = getenv("CORUN_THREADS");
+    return corun_loaded() && !(t && !strcmp(t, "native"));
+}
+
+UNUSED static int64_t ns_on(clockid_t clk)
+{
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+UNUSED static int64_t mono_ns(void)
+{
+    return ns_on(CLOCK_MONOTONIC);
+}
+
+/* An absolute time `ns` from now on clock `clk`. */
+UNUSED static struct timespec abs_in(clockid_t clk, int64_t ns)
+{
+    int64_t t = ns_on(clk) + ns;
+    return (struct timespec){ .tv_sec = t / 1000000000, .tv_nsec = t % 1000000000 };
+}
+
+#define MS 1000000LL
+
+UNUSED static void summary(void)
+{
+    note_tasks();
+    printf("corun=%d green=%d max_tasks=%d\n", corun_loaded(), green(), atomic_load(&max_tasks));
+    if (atomic_load(&failures)) {
+        printf("FAILED %s: %d check(s)\n", mode_name, atomic_load(&failures));
+        fflush(stdout);
+        _exit(1);
+    }
+    printf("PASS %s\n", mode_name);
+    fflush(stdout);
+}
+
+/* ---- small helpers ---------------------------------------------------------*/
+
+/* A gate: threads block reading a pipe until the test opens it. */
+struct gate {
+    int fd[2];
+};
+
+UNUSED static void gate_init(struct gate *g)
+{
+    if (pipe(g->fd) != 0) {
+        perror("pipe");
+        exit(3);
+    }
+}
+
+UNUSED static void gate_wait(struct gate *g)
+{
+    char c;
+    ssize_t r;
+    while ((r = read(g->fd[0], &c, 1)) < 0 && errno == EINTR)
+        ;
+    CHECKF(r == 1, "gate read returned %zd (%s)", r, ename(errno));
+}
+
+UNUSED static void gate_open(struct gate *g, int n)
+{
+    for (int i = 0; i < n; i++)
+        CHECK(write(g->fd[1], "x", 1) == 1);
+}
+
+UNUSED static void *gate_then_return(void *arg)
+{
+    gate_wait(arg);
+    return (void *)0x60;
+}
+
+#define IP(x) ((void *)(intptr_t)(x))
+
+#endif
