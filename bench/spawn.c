@@ -28,43 +28,14 @@
 #include <unistd.h>
 
 #define MAX_REPS 101
+#include "benchutil.h"
 #define MAX_BATCH 100000
 
 static int batch = 100;
 
 static void check(int err, const char *what)
 {
-    if (err != 0) {
-        fprintf(stderr, "spawn: %s: %s\n", what, strerror(err));
-        exit(1);
-    }
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-struct stats {
-    double median, min, max;
-};
-
-static struct stats summarise(const double *v, int n)
-{
-    double s[MAX_REPS];
-    memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    struct stats r = { .min = s[0], .max = s[n - 1] };
-    r.median = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-    return r;
+    bench_check("spawn", err, what);
 }
 
 static void *trivial(void *arg)
