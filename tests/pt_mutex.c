@@ -86,7 +86,7 @@ static int from_other(pthread_mutex_t *m, enum op op)
     OK(pthread_create(&t, NULL, probe_fn, &p));
     OK(pthread_join(t, NULL));
     if (op == OP_TIMEDLOCK_50MS && p.rc == ETIMEDOUT)
-        CHECKF(p.el >= 50 * MS && p.el < 1000 * MS, "a 50 ms timedlock took %lld ms",
+        CHECKF(p.el >= 50 * MS && p.el < 3000 * MS, "a 50 ms timedlock took %lld ms",
                (long long)(p.el / MS));
     return p.rc;
 }
@@ -306,7 +306,7 @@ static void timed_out(const char *what, clockid_t clk, bool clocklock, int64_t n
         CHECKF(el >= ns && el < ns + 300 * MS, "%s (%lld ms) returned after %lld ms", what,
                (long long)(ns / MS), (long long)(el / MS));
     else
-        CHECKF(el < 50 * MS, "%s with a past deadline took %lld ms", what, (long long)(el / MS));
+        CHECKF(el < 2000 * MS, "%s with a past deadline took %lld ms", what, (long long)(el / MS));
     if (rc == 0)
         OK(pthread_mutex_unlock(&t_m));
 }
