@@ -507,9 +507,12 @@ static void *keys_fn(void *arg)
     return NULL;
 }
 
+static struct gate keys_value_set;
+
 static void *keys_deleted_fn(void *arg)
 {
     OK(pthread_setspecific(k_deleted, IP(555)));
+    gate_open(&keys_value_set, 1);
     gate_wait(arg);
     return NULL;
 }
@@ -540,8 +543,9 @@ static void m_keys(void)
     struct gate g;
     gate_init(&g);
     pthread_t d;
+    gate_init(&keys_value_set);
     OK(pthread_create(&d, NULL, keys_deleted_fn, &g));
-    usleep(10000);
+    gate_wait(&keys_value_set);                 /* the thread holds a value now */
     OK(pthread_key_delete(k_deleted));
     gate_open(&g, 1);
     OK(pthread_join(d, NULL));
