@@ -19,24 +19,12 @@
 #include <sys/uio.h>
 
 #include "testutil.h"
+#define IO_OWN_ASSERT_BLOCKING
+#include "io_testutil.h"
 
 TestSuite(io_basic, .timeout = 60);
 
 static struct tu_log lg;
-
-static corun_t *go(corun_fn fn, void *arg)
-{
-    corun_t *co;
-    OK(corun_spawn(&co, NULL, fn, arg));
-    return co;
-}
-
-static void *join(corun_t *co)
-{
-    void *r = NULL;
-    OK(corun_join(co, &r));
-    return r;
-}
 
 /* O_NONBLOCK as the kernel has it (not through the fcntl hook). */
 static int kernel_flags(int fd)

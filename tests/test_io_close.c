@@ -17,47 +17,11 @@
 #include <sys/syscall.h>
 
 #include "testutil.h"
+#include "io_testutil.h"
 
 TestSuite(io_close, .timeout = 60);
 
 static struct tu_log lg;
-
-static corun_t *go(corun_fn fn, void *arg)
-{
-    corun_t *co;
-    OK(corun_spawn(&co, NULL, fn, arg));
-    return co;
-}
-
-static void *join(corun_t *co)
-{
-    void *r = NULL;
-    OK(corun_join(co, &r));
-    return r;
-}
-
-/* Join within a generous bound; false if co is still not done. */
-static bool join_within_ret(corun_t *co, int64_t ns, void **ret)
-{
-    int r = corun_join_timeout(co, ret, ns);
-    cr_assert(r == 0 || r == ETIMEDOUT, "join: %s", strerror(r));
-    return r == 0;
-}
-
-static bool join_within(corun_t *co, int64_t ns)
-{
-    int r = corun_join_timeout(co, NULL, ns);
-    cr_assert(r == 0 || r == ETIMEDOUT, "join: %s", strerror(r));
-    return r == 0;
-}
-
-static void assert_blocking(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    cr_assert_neq(fl, -1, "F_GETFL(%d): %s", fd, strerror(errno));
-    cr_assert_eq(fl, (int)syscall(SYS_fcntl, fd, F_GETFL, 0), "F_GETFL does not tell the truth");
-    cr_assert_eq(fl & O_NONBLOCK, 0, "O_NONBLOCK left set on fd %d", fd);
-}
 
 static int tcp_listener(struct sockaddr_in *a)
 {

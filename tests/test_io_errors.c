@@ -18,30 +18,9 @@
 #include <sys/uio.h>
 
 #include "testutil.h"
+#include "io_testutil.h"
 
 TestSuite(io_errors, .timeout = 60);
-
-static corun_t *go(corun_fn fn, void *arg)
-{
-    corun_t *co;
-    OK(corun_spawn(&co, NULL, fn, arg));
-    return co;
-}
-
-static void *join(corun_t *co)
-{
-    void *r = NULL;
-    OK(corun_join(co, &r));
-    return r;
-}
-
-static void assert_blocking(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    cr_assert_neq(fl, -1, "F_GETFL(%d): %s", fd, strerror(errno));
-    cr_assert_eq(fl, (int)syscall(SYS_fcntl, fd, F_GETFL, 0), "F_GETFL does not tell the truth");
-    cr_assert_eq(fl & O_NONBLOCK, 0, "O_NONBLOCK left set on fd %d", fd);
-}
 
 static volatile sig_atomic_t sigpipes;
 

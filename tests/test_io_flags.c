@@ -22,6 +22,8 @@
 #include <sys/uio.h>
 
 #include "testutil.h"
+#define IO_OWN_ASSERT_BLOCKING
+#include "io_testutil.h"
 
 #ifndef TEST_BUILDDIR
 #error "TEST_BUILDDIR must name the build directory"
@@ -30,27 +32,6 @@
 extern char **environ;
 
 TestSuite(io_flags, .timeout = 60);
-
-static corun_t *go(corun_fn fn, void *arg)
-{
-    corun_t *co;
-    OK(corun_spawn(&co, NULL, fn, arg));
-    return co;
-}
-
-static void *join(corun_t *co)
-{
-    void *r = NULL;
-    OK(corun_join(co, &r));
-    return r;
-}
-
-static bool join_within(corun_t *co, int64_t ns)
-{
-    int r = corun_join_timeout(co, NULL, ns);
-    cr_assert(r == 0 || r == ETIMEDOUT, "join: %s", strerror(r));
-    return r == 0;
-}
 
 /* F_GETFL through the hook, checked against the kernel's own answer. */
 static int getfl(int fd)

@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 
 #include "testutil.h"
+#include "io_testutil.h"
 
 TestSuite(io_server, .timeout = 120);
 
@@ -50,13 +51,6 @@ static corun_t *go_small(corun_fn fn, void *arg)
     corun_attr_t a = { .stack_size = 128 * 1024 };
     OK(corun_spawn(&co, &a, fn, arg));
     return co;
-}
-
-static void *join(corun_t *co)
-{
-    void *r = NULL;
-    OK(corun_join(co, &r));
-    return r;
 }
 
 /* Read exactly n bytes (a blocking read may return fewer). 0: EOF at the
