@@ -397,3 +397,14 @@ HOOK int inotify_init1(int flags)
 {
     return opened(REAL(inotify_init1)(flags));
 }
+
+/* vfork's child borrows the parent's memory: a hook running there (close,
+ * dup2 before exec) would change the parent's fd table and scheduler. A
+ * fork is always a correct vfork, and corun's fork handler gives the child
+ * state of its own. */
+REAL_DECL(pid_t, fork, (void));
+
+HOOK pid_t vfork(void)
+{
+    return REAL(fork)();
+}

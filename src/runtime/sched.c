@@ -467,13 +467,45 @@ static void sched_destroy(void *arg)
     free(s);
 }
 
+/*
+ * In a forked child only the forking green thread lives on (as POSIX keeps
+ * only the calling thread). The epoll sets (ours and libuv's) are shared
+ * with the parent across fork: the child gets new ones, so nothing it does
+ * can remove the parent's registrations.
+ */
+static void sched_after_fork_child(void)
+{
+    fdtab_mark_all_shared();
+    struct sched *s = corun_tls_sched;
+    if (!s)
+        return;
+    fdtab_forget_sched(s);
+    syscall(SYS_close, s->epfd);
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (s->epfd < 0)
+        diag_fatal("epoll_create1 failed in a forked child: %s", strerror(errno));
+    int r = uv_loop_fork(&s->loop);
+    if (r)
+        diag_fatal("uv_loop_fork failed: %s", uv_strerror(r));
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = UV_BACKEND_TAG };
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, uv_backend_fd(&s->loop), &ev) != 0)
+        diag_fatal("cannot watch libuv's backend fd in a forked child: %s", strerror(errno));
+    /* The other green threads stay behind, never to run again. */
+    while (coq_pop(&s->runq))
+        ;
+    while (timerheap_min(&s->timers))
+        timerheap_remove(&s->timers, timerheap_min(&s->timers));
+    s->alive = 1;
+    s->dead = NULL;
+}
+
 static void process_init(void)
 {
     config_load();
     segv_install();
     if (tss_create(&sched_exit_key, sched_destroy) != thrd_success)
         diag_fatal("cannot register the thread-exit hook");
-    pthread_atfork(NULL, fdtab_mark_all_shared, fdtab_mark_all_shared);
+    pthread_atfork(NULL, fdtab_mark_all_shared, sched_after_fork_child);
 }
 
 static struct sched *sched_create(void)

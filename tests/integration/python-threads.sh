@@ -4,7 +4,9 @@
 #     whose every answer takes 0.5 s, both under coro-run: all 200 answers,
 #     in well under the 100 s a serial fetch would take, on one OS thread each;
 #  2. python3 -m http.server under coro-run serving 50 concurrent curl clients
-#     correctly with one OS thread.
+#     correctly with one OS thread;
+#  3. a thread parked in recv() while others run subprocesses: the children
+#     (vfork, close_fds) must leave the parent's waiter alone.
 # Loopback only, bounded by timeouts, servers killed on exit.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -72,5 +74,10 @@ for i in $(seq 50); do cmp -s "$work/www/blob" "$work/got.$i" || bad=$((bad + 1)
 echo "http.server under coro-run: 50 curl downloads, $bad wrong, server OS threads $server_threads"
 [ "$bad" = 0 ] || fail=1
 [ "$server_threads" = 1 ] || { echo "FAIL: http.server runs on $server_threads OS threads"; fail=1; }
+# ---- 3. subprocesses while a thread waits ---------------------------------------
+out=$(timeout 60 "${corun[@]}" python3 "$here/subprocess_while_waiting.py" 2>&1)
+echo "subprocess while waiting: $out"
+[ "$out" = "reader got b'hello' " ] || { echo "FAIL: the parked reader was disturbed"; fail=1; }
+
 [ "$fail" = 0 ] && echo "PASS" || echo "FAIL"
 exit "$fail"
