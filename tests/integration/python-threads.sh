@@ -6,7 +6,8 @@
 #  2. python3 -m http.server under coro-run serving 50 concurrent curl clients
 #     correctly with one OS thread;
 #  3. a thread parked in recv() while others run subprocesses: the children
-#     (vfork, close_fds) must leave the parent's waiter alone.
+#     (vfork, close_fds) must leave the parent's waiter alone;
+#  4. a thread waiting for a child (waitpid) parks only itself.
 # Loopback only, bounded by timeouts, servers killed on exit.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -78,6 +79,13 @@ echo "http.server under coro-run: 50 curl downloads, $bad wrong, server OS threa
 out=$(timeout 60 "${corun[@]}" python3 "$here/subprocess_while_waiting.py" 2>&1)
 echo "subprocess while waiting: $out"
 [ "$out" = "reader got b'hello' " ] || { echo "FAIL: the parked reader was disturbed"; fail=1; }
+
+# ---- 4. waiting for a child parks only the waiting thread ------------------------
+out=$(timeout 60 "${corun[@]}" python3 "$here/wait_child.py" 2>&1)
+echo "wait for a child while another thread ticks: $out"
+ticks=$(sed -n 's/.*ticks=\([0-9]*\).*/\1/p' <<<"$out")
+[[ $out == rc=0* ]] && [ "${ticks:-0}" -ge 10 ] ||
+    { echo "FAIL: the other thread did not run while one waited for its child"; fail=1; }
 
 [ "$fail" = 0 ] && echo "PASS" || echo "FAIL"
 exit "$fail"
