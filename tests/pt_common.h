@@ -181,4 +181,32 @@ UNUSED static void *gate_then_return(void *arg)
 
 #define IP(x) ((void *)(intptr_t)(x))
 
+/* ---- main ------------------------------------------------------------------ */
+
+struct pt_mode {
+    const char *name;
+    void (*fn)(void);
+};
+
+/* Run the mode named by argv[1] under a 30 s alarm (a hang ends as SIGALRM,
+ * not a stuck test), then print the summary. */
+static inline __attribute__((unused)) int pt_main(const struct pt_mode *modes, size_t n, int argc,
+                                                  char **argv)
+{
+    for (size_t i = 0; argc == 2 && i < n; i++) {
+        if (!strcmp(argv[1], modes[i].name)) {
+            mode_name = modes[i].name;
+            alarm(30);
+            atexit(summary);
+            modes[i].fn();
+            return 0;
+        }
+    }
+    fprintf(stderr, "usage: %s MODE\nmodes:", argv[0]);
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, " %s", modes[i].name);
+    fputc('\n', stderr);
+    return 2;
+}
+
 #endif

@@ -380,10 +380,7 @@ static void m_pingpong(void)
 
 /* ---- dispatch -------------------------------------------------------------------------------*/
 
-static const struct {
-    const char *name;
-    void (*fn)(void);
-} modes[] = {
+static const struct pt_mode modes[] = {
     { "signal", m_signal },
     { "broadcast", m_broadcast },
     { "timedwait_realtime", m_timedwait_realtime },
@@ -397,18 +394,5 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-    for (size_t i = 0; argc == 2 && i < sizeof modes / sizeof modes[0]; i++) {
-        if (!strcmp(argv[1], modes[i].name)) {
-            mode_name = modes[i].name;
-            alarm(30);                    /* a hang ends as SIGALRM, not a stuck test */
-            atexit(summary);
-            modes[i].fn();
-            return 0;
-        }
-    }
-    fprintf(stderr, "usage: %s MODE\nmodes:", argv[0]);
-    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
-        fprintf(stderr, " %s", modes[i].name);
-    fputc('\n', stderr);
-    return 2;
+    return pt_main(modes, sizeof modes / sizeof modes[0], argc, argv);
 }

@@ -459,10 +459,7 @@ static void m_contention(void)
 
 /* ---- dispatch ---------------------------------------------------------------------------------*/
 
-static const struct {
-    const char *name;
-    void (*fn)(void);
-} modes[] = {
+static const struct pt_mode modes[] = {
     { "normal", m_normal },
     { "recursive", m_recursive },
     { "errorcheck", m_errorcheck },
@@ -475,18 +472,5 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-    for (size_t i = 0; argc == 2 && i < sizeof modes / sizeof modes[0]; i++) {
-        if (!strcmp(argv[1], modes[i].name)) {
-            mode_name = modes[i].name;
-            alarm(30);                    /* a hang ends as SIGALRM, not a stuck test */
-            atexit(summary);
-            modes[i].fn();
-            return 0;
-        }
-    }
-    fprintf(stderr, "usage: %s MODE\nmodes:", argv[0]);
-    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
-        fprintf(stderr, " %s", modes[i].name);
-    fputc('\n', stderr);
-    return 2;
+    return pt_main(modes, sizeof modes / sizeof modes[0], argc, argv);
 }

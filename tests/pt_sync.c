@@ -594,10 +594,7 @@ static void m_sem_pshared(void)
 
 /* ---- dispatch -------------------------------------------------------------------------------*/
 
-static const struct {
-    const char *name;
-    void (*fn)(void);
-} modes[] = {
+static const struct pt_mode modes[] = {
     { "rwlock_shared", m_rwlock_shared },
     { "rwlock_errors", m_rwlock_errors },
     { "rwlock_trylock_own", m_rwlock_trylock_own },
@@ -614,18 +611,5 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-    for (size_t i = 0; argc == 2 && i < sizeof modes / sizeof modes[0]; i++) {
-        if (!strcmp(argv[1], modes[i].name)) {
-            mode_name = modes[i].name;
-            alarm(30);                    /* a hang ends as SIGALRM, not a stuck test */
-            atexit(summary);
-            modes[i].fn();
-            return 0;
-        }
-    }
-    fprintf(stderr, "usage: %s MODE\nmodes:", argv[0]);
-    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
-        fprintf(stderr, " %s", modes[i].name);
-    fputc('\n', stderr);
-    return 2;
+    return pt_main(modes, sizeof modes / sizeof modes[0], argc, argv);
 }

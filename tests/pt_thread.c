@@ -1263,10 +1263,7 @@ static void m_guard_none(void)
 
 /* ---- dispatch ---------------------------------------------------------------------------*/
 
-static const struct {
-    const char *name;
-    void (*fn)(void);
-} modes[] = {
+static const struct pt_mode modes[] = {
     { "create_join", m_create_join },
     { "join_errors", m_join_errors },
     { "tryjoin", m_tryjoin },
@@ -1307,22 +1304,5 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s MODE\nmodes:", argv[0]);
-        for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
-            fprintf(stderr, " %s", modes[i].name);
-        fputc('\n', stderr);
-        return 2;
-    }
-    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
-        if (!strcmp(argv[1], modes[i].name)) {
-            mode_name = modes[i].name;
-            alarm(30);                    /* a hang ends as SIGALRM, not a stuck test */
-            atexit(summary);
-            modes[i].fn();
-            return 0;
-        }
-    }
-    fprintf(stderr, "%s: unknown mode '%s'\n", argv[0], argv[1]);
-    return 2;
+    return pt_main(modes, sizeof modes / sizeof modes[0], argc, argv);
 }
