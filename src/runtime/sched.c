@@ -180,10 +180,6 @@ static void coroutine_release(struct corun *co)
     stack_release(&slot);
 }
 
-void sched_release(struct corun *co)
-{
-    coroutine_release(co);
-}
 
 /* Runs in every context right after it is resumed. The scheduler's current
  * coroutine changes only here, so until the switch is complete it still
@@ -604,7 +600,6 @@ static void coroutine_start(struct sched *s, struct corun *co, const char *name,
     if (name)
         snprintf(co->name, sizeof co->name, "%s", name);
     co->sigmask = cur->sigmask;           /* a new thread inherits its creator's mask */
-    co->sigmask_set = cur->sigmask_set;
     co->state = CO_RUNNABLE;
     s->alive++;
     coq_push(&s->runq, co);

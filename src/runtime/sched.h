@@ -66,7 +66,6 @@ struct corun {
 #endif
     /* pthread-level state (see gthread.h) */
     bool cancel_pending, cancel_disabled, in_cancel_point;
-    bool sigmask_set;             /* sigmask below is this thread's own */
     struct gthread_tsd *tsd;      /* pthread key values */
     void *cleanup;                /* innermost pthread_cleanup_push buffer */
     sigset_t sigmask;             /* what pthread_sigmask says for this thread */
@@ -150,8 +149,6 @@ __attribute__((noreturn)) void sched_exit_current(void *retval);
  * cancellable join was canceled. */
 int sched_join(struct corun *co, void **retval, uint64_t deadline, bool try, bool cancellable);
 
-/* Release a finished, joined coroutine. */
-void sched_release(struct corun *co);
 
 /* Nothing but the current coroutine could run or be woken here (no other
  * coroutine alive, no timer, no libuv work): a real blocking call would
