@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -50,5 +51,21 @@ static inline __attribute__((unused)) void assert_blocking(int fd)
     cr_assert_eq(fl & O_NONBLOCK, 0, "O_NONBLOCK left set on fd %d", fd);
 }
 #endif
+
+/* Fill fd's send path (without blocking, without touching O_NONBLOCK);
+ * returns the bytes queued. */
+static inline __attribute__((unused)) size_t fill(int fd)
+{
+    static char buf[65536];
+    size_t total = 0;
+    for (size_t chunk = sizeof buf; chunk > 0; chunk /= 2)
+        for (;;) {
+            ssize_t n = send(fd, buf, chunk, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (n <= 0)
+                break;
+            total += (size_t)n;
+        }
+    return total;
+}
 
 #endif

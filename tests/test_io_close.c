@@ -46,20 +46,6 @@ static void tcp_pair(int fds[2])
     close(l);
 }
 
-static size_t fill(int fd)
-{
-    static char buf[65536];
-    size_t total = 0;
-    for (size_t chunk = sizeof buf; chunk > 0; chunk /= 2)
-        for (;;) {
-            ssize_t n = send(fd, buf, chunk, MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (n <= 0)
-                break;
-            total += (size_t)n;
-        }
-    return total;
-}
-
 static void fill_pipe(int fd)
 {
     /* An empty pipe takes exactly its size without blocking. */

@@ -65,21 +65,6 @@ static void tcp_pair(int fds[2])
     close(l);
 }
 
-/* Fill fd's send path (without blocking, without touching O_NONBLOCK). */
-static size_t fill(int fd)
-{
-    static char buf[65536];
-    size_t total = 0;
-    for (size_t chunk = sizeof buf; chunk > 0; chunk /= 2)
-        for (;;) {
-            ssize_t n = send(fd, buf, chunk, MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (n <= 0)
-                break;
-            total += (size_t)n;
-        }
-    return total;
-}
-
 /* ---- EPIPE and SIGPIPE ------------------------------------------------------*/
 
 enum op { OP_WRITE, OP_WRITEV, OP_SEND, OP_SENDTO, OP_SENDMSG };

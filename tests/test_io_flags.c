@@ -65,20 +65,6 @@ static int tcp_listener(struct sockaddr_in *a, int type)
     return l;
 }
 
-static size_t fill(int fd)
-{
-    static char buf[65536];
-    size_t total = 0;
-    for (size_t chunk = sizeof buf; chunk > 0; chunk /= 2)
-        for (;;) {
-            ssize_t n = send(fd, buf, chunk, MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (n <= 0)
-                break;
-            total += (size_t)n;
-        }
-    return total;
-}
-
 /* ---- blocking calls leave no O_NONBLOCK behind ------------------------------*/
 
 #define NSAMPLES 64

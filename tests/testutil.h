@@ -161,11 +161,10 @@ static inline void tu_collect(pid_t pid, int outfd, int errfd, struct tu_child *
         ;
 }
 
-/*
- * Run fn(arg) in a forked child with stdout and stderr captured. The child
- * exits 0 if fn returns. Returns the child's outcome in *c.
- */
-static inline void tu_fork_run(void (*fn)(void *), void *arg, struct tu_child *c)
+/* Fork a child whose stdout and stderr go to pipes, with a 60 s alarm (it
+ * survives execve) so a hung child never lingers; the child runs
+ * child(arg), which must not return. The parent collects its outcome. */
+static inline void tu_run_captured(void (*child)(void *), void *arg, struct tu_child *c)
 {
     int po[2], pe[2];
     cr_assert_eq(pipe(po), 0);
@@ -181,16 +180,51 @@ static inline void tu_fork_run(void (*fn)(void *), void *arg, struct tu_child *c
         close(po[1]);
         close(pe[0]);
         close(pe[1]);
-        alarm(60); /* never leave a hung child behind */
-        fn(arg);
-        fflush(stdout);
-        fflush(stderr);
-        _exit(0);
+        alarm(60);
+        child(arg);
+        _exit(127);
     }
     close(po[1]);
     close(pe[1]);
     memset(c, 0, sizeof *c);
     tu_collect(pid, po[0], pe[0], c);
+}
+
+struct tu_fn_call {
+    void (*fn)(void *);
+    void *arg;
+};
+
+static inline void tu_call_and_exit(void *p)
+{
+    struct tu_fn_call *call = p;
+    call->fn(call->arg);
+    fflush(stdout);
+    fflush(stderr);
+    _exit(0);
+}
+
+/*
+ * Run fn(arg) in a forked child with stdout and stderr captured. The child
+ * exits 0 if fn returns. Returns the child's outcome in *c.
+ */
+static inline void tu_fork_run(void (*fn)(void *), void *arg, struct tu_child *c)
+{
+    struct tu_fn_call call = { fn, arg };
+    tu_run_captured(tu_call_and_exit, &call, c);
+}
+
+struct tu_exec_call {
+    const char *path;
+    char *const *argv, *const *envp;
+};
+
+static inline void tu_exec_and_exit(void *p)
+{
+    struct tu_exec_call *e = p;
+    execve(e->path, e->argv, e->envp);
+    dprintf(2, "execve %s: %s\n", e->path, strerror(errno));
+    _exit(127);
 }
 
 /*
@@ -200,29 +234,8 @@ static inline void tu_fork_run(void (*fn)(void *), void *arg, struct tu_child *c
 static inline void tu_exec_run(const char *path, char *const argv[],
                                char *const envp[], struct tu_child *c)
 {
-    int po[2], pe[2];
-    cr_assert_eq(pipe(po), 0);
-    cr_assert_eq(pipe(pe), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        dup2(po[1], 1);
-        dup2(pe[1], 2);
-        close(po[0]);
-        close(po[1]);
-        close(pe[0]);
-        close(pe[1]);
-        alarm(60); /* survives execve: never leave a hung child behind */
-        execve(path, argv, envp);
-        dprintf(2, "execve %s: %s\n", path, strerror(errno));
-        _exit(127);
-    }
-    close(po[1]);
-    close(pe[1]);
-    memset(c, 0, sizeof *c);
-    tu_collect(pid, po[0], pe[0], c);
+    struct tu_exec_call e = { path, argv, envp };
+    tu_run_captured(tu_exec_and_exit, &e, c);
 }
 
 /* Human-readable description of a wait status, for assertion messages. */
