@@ -2,9 +2,11 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -13,6 +15,8 @@
 
 #define STACK_SIZE_MAX ((size_t)1 << 30)
 #define STACK_SIZE_FALLBACK ((size_t)8 << 20)
+#define POOL_SIZE_DEFAULT 64
+#define POOL_SIZE_MAX 1024    /* libuv's own ceiling */
 
 struct corun_config corun_config;
 int config_parse_size(const char *s, size_t *out)
@@ -52,10 +56,79 @@ static size_t native_thread_stack_size(void)
     return STACK_SIZE_FALLBACK;
 }
 
-static void config_invalid(const char *name, const char *value, const char *allowed)
+int config_parse_signal(const char *s)
+{
+    if (!s || !*s)
+        return -1;
+    if (isdigit((unsigned char)*s)) {
+        char *end;
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        return (errno || *end || v < 1 || v >= NSIG) ? -1 : (int)v;
+    }
+    if (!strncasecmp(s, "SIG", 3))
+        s += 3;
+    if (!strncasecmp(s, "RTMIN", 5) || !strncasecmp(s, "RTMAX", 5)) {
+        int base = toupper((unsigned char)s[4]) == 'N' ? SIGRTMIN : SIGRTMAX;
+        const char *p = s + 5;
+        if (!*p)
+            return base;
+        if ((*p != '+' && *p != '-') || !isdigit((unsigned char)p[1]))
+            return -1;
+        char *end;
+        long off = strtol(p, &end, 10);
+        long v = base + off;
+        return (*end || v < SIGRTMIN || v > SIGRTMAX) ? -1 : (int)v;
+    }
+    for (int sig = 1; sig < SIGRTMIN; sig++) {
+        const char *name = sigabbrev_np(sig);
+        if (name && !strcasecmp(s, name))
+            return sig;
+    }
+    return -1;
+}
+
+__attribute__((noreturn)) static void config_invalid(const char *name, const char *value, const char *allowed)
 {
     diag_print("invalid %s='%s': %s", name, value, allowed);
     exit(2);
+}
+
+/* A setting's value, or NULL when unset or empty (empty means default). */
+static const char *setting(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+/* One of several words; returns its index. */
+static int setting_choice(const char *name, const char *v, const char *const *words,
+                          const char *allowed)
+{
+    for (int i = 0; words[i]; i++)
+        if (!strcmp(v, words[i]))
+            return i;
+    config_invalid(name, v, allowed);
+}
+
+static unsigned setting_uint(const char *name, const char *v, unsigned lo, unsigned hi,
+                             const char *allowed)
+{
+    char *end;
+    errno = 0;
+    unsigned long n = isdigit((unsigned char)*v) ? strtoul(v, &end, 10) : 0;
+    if (!isdigit((unsigned char)*v) || errno || *end || n < lo || n > hi)
+        config_invalid(name, v, allowed);
+    return (unsigned)n;
+}
+
+static const char *const bool_words[] = { "0", "1", "no", "yes", "off", "on", "false", "true", NULL };
+
+static int setting_bool(const char *name, const char *v)
+{
+    return setting_choice(name, v, bool_words,
+                          "expected 1, yes, on or true (enabled), 0, no, off or false "
+                          "(disabled)") & 1;
 }
 
 void config_load(void)
@@ -65,40 +138,69 @@ void config_load(void)
      * printf wrapper asks for a pthread key): the nested call is a no-op. */
     if (corun_config.loaded || loading)
         return;
+    struct corun_config *c = &corun_config;
+    c->stack_size = native_thread_stack_size();
+    c->pool_size = POOL_SIZE_DEFAULT;
+    c->inherit = 1;
+    c->file_io = FILE_IO_AUTO;
+    c->log_level = LOG_WARN;
     /* Called from a hook that ran before libc set up the environment (a
      * sanitizer runtime's early init): use the defaults for now and read
      * the settings on a later call. */
-    if (!environ) {
-        corun_config.stack_size = native_thread_stack_size();
+    if (!environ)
         return;
-    }
     loading = 1;
 
-    corun_config.stack_size = native_thread_stack_size();
-    const char *v = getenv("CORUN_STACK_SIZE");
-    if (v && *v) {
+    const char *v;
+    if ((v = setting("CORUN_STACK_SIZE"))) {
         size_t sz;
         if (config_parse_size(v, &sz) != 0 || sz < CORUN_STACK_MIN || sz > STACK_SIZE_MAX)
             config_invalid("CORUN_STACK_SIZE", v,
                            "expected a stack size in bytes, optionally with a K, M or G "
                            "suffix, from 16K to 1G (e.g. 64K, 8M)");
-        corun_config.stack_size = sz;
+        c->stack_size = sz;
     }
-    v = getenv("CORUN_THREADS");
-    if (v && *v) {
-        if (!strcmp(v, "green"))
-            corun_config.threads_native = 0;
-        else if (!strcmp(v, "native"))
-            corun_config.threads_native = 1;
-        else
-            config_invalid("CORUN_THREADS", v,
-                           "expected 'green' (threads become green threads, the default) or "
-                           "'native' (threads stay kernel threads)");
+    if ((v = setting("CORUN_THREADS")))
+        c->threads_native = setting_choice("CORUN_THREADS", v, (const char *const[]){ "green", "native", NULL },
+                                           "expected 'green' (threads become green threads, the "
+                                           "default) or 'native' (threads stay kernel threads)");
+    if ((v = setting("CORUN_POOL_SIZE")))
+        c->pool_size = setting_uint("CORUN_POOL_SIZE", v, 1, POOL_SIZE_MAX,
+                                    "expected the number of offload threads, 1 to 1024 "
+                                    "(default 64)");
+    if ((v = setting("CORUN_INHERIT")))
+        c->inherit = setting_bool("CORUN_INHERIT", v);
+    if ((v = setting("CORUN_FILE_IO")))
+        c->file_io = (enum file_io_policy)setting_choice(
+            "CORUN_FILE_IO", v, (const char *const[]){ "auto", "inline", "offload", NULL },
+            "expected 'auto' (the default: regular-file reads and writes run inline when "
+            "they would not block, else on the pool), 'inline' (never offloaded) or "
+            "'offload' (as auto, and open, stat, fsync and the like run on the pool too)");
+    c->offload = setting("CORUN_OFFLOAD");
+    if ((v = setting("CORUN_STATS")))
+        c->stats = setting_bool("CORUN_STATS", v);
+    if ((v = setting("CORUN_BLOCK_WARN_MS")))
+        c->block_warn_ms = setting_uint("CORUN_BLOCK_WARN_MS", v, 0, 3600000,
+                                        "expected milliseconds the loop may stay blocked "
+                                        "before a warning, 1 to 3600000, or 0 (off, the "
+                                        "default)");
+    if ((v = setting("CORUN_DUMP_SIGNAL"))) {
+        int sig = config_parse_signal(v);
+        if (sig < 0 || sig == SIGKILL || sig == SIGSTOP || sig == SIGSEGV || sig == SIGBUS ||
+            sig == SIGILL || sig == SIGFPE)
+            config_invalid("CORUN_DUMP_SIGNAL", v,
+                           "expected a signal name or number that can be caught and is not "
+                           "a fault signal, e.g. SIGQUIT, USR1, 10 (unset: no dump)");
+        c->dump_signal = sig;
     }
-    corun_config.loaded = 1;
+    if ((v = setting("CORUN_LOG_LEVEL")))
+        c->log_level = (enum log_level)setting_choice(
+            "CORUN_LOG_LEVEL", v, (const char *const[]){ "error", "warn", "info", "debug", NULL },
+            "expected 'error', 'warn' (the default), 'info' or 'debug'");
+    c->log_file = setting("CORUN_LOG_FILE");
+    c->loaded = 1;
     loading = 0;
 }
-
 __attribute__((constructor)) static void config_on_load(void)
 {
     config_load();

@@ -4,9 +4,26 @@
 
 #include <stddef.h>
 
+enum file_io_policy {
+    FILE_IO_AUTO,      /* reads/writes try RWF_NOWAIT inline; on a miss, the pool */
+    FILE_IO_INLINE,    /* regular files are never offloaded */
+    FILE_IO_OFFLOAD,   /* as auto, and open/stat/fsync... run on the pool too */
+};
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
 struct corun_config {
-    size_t stack_size;        /* default coroutine stack, bytes */
+    size_t stack_size;        /* CORUN_STACK_SIZE: default coroutine stack, bytes */
     int threads_native;       /* CORUN_THREADS=native: pthreads stay kernel threads */
+    unsigned pool_size;       /* CORUN_POOL_SIZE: libuv worker threads */
+    int inherit;              /* CORUN_INHERIT: children keep the preload */
+    enum file_io_policy file_io; /* CORUN_FILE_IO */
+    const char *offload;      /* CORUN_OFFLOAD: "lib:function:signature,..." or NULL */
+    int stats;                /* CORUN_STATS: print a table at exit */
+    unsigned block_warn_ms;   /* CORUN_BLOCK_WARN_MS: 0 = detector off */
+    int dump_signal;          /* CORUN_DUMP_SIGNAL: 0 = no live dump */
+    enum log_level log_level; /* CORUN_LOG_LEVEL */
+    const char *log_file;     /* CORUN_LOG_FILE: NULL = stderr */
     int loaded;               /* settings read: the hooks may start working */
 };
 
@@ -14,6 +31,10 @@ extern struct corun_config corun_config;
 
 /* Parse "16384", "64K", "8M", "1G" (binary multiples). Returns 0 or -1. */
 int config_parse_size(const char *s, size_t *out);
+
+/* Parse a signal given as "SIGQUIT", "QUIT", "quit" or a number (1..64,
+ * SIGRTMIN+n allowed as "RTMIN+n"). Returns the number or -1. */
+int config_parse_signal(const char *s);
 
 /* Read the environment; an invalid setting prints what is wrong and what is
  * allowed, then exits with status 2. Idempotent. */

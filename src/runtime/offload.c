@@ -1,7 +1,9 @@
 #include "offload.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <uv.h>
 
 #include "config.h"
@@ -33,23 +35,44 @@ static void offload_done(uv_work_t *req, int status)
     sched_wake(o->waiter, WAKE_SIGNALED);
 }
 
+/* libuv sizes its pool from UV_THREADPOOL_SIZE once, on the first queued
+ * work: show it CORUN_POOL_SIZE for that moment only, so that the program's
+ * children do not inherit a variable they never had. The user's own
+ * UV_THREADPOOL_SIZE wins when CORUN_POOL_SIZE is unset. */
+static int pool_queue(uv_loop_t *loop, uv_work_t *req)
+{
+    static int sized;
+    if (__atomic_load_n(&sized, __ATOMIC_ACQUIRE))
+        return uv_queue_work(loop, req, offload_work, offload_done);
+    const char *user = getenv("UV_THREADPOOL_SIZE");
+    bool ours = getenv("CORUN_POOL_SIZE") || !user;
+    char *saved = user ? strdup(user) : NULL;
+    if (ours) {
+        char n[16];
+        snprintf(n, sizeof n, "%u", corun_config.pool_size);
+        setenv("UV_THREADPOOL_SIZE", n, 1);
+    }
+    int rc = uv_queue_work(loop, req, offload_work, offload_done);
+    if (ours) {
+        if (saved)
+            setenv("UV_THREADPOOL_SIZE", saved, 1);
+        else
+            unsetenv("UV_THREADPOOL_SIZE");
+    }
+    free(saved);
+    __atomic_store_n(&sized, 1, __ATOMIC_RELEASE);
+    return rc;
+}
+
 void offload_run(struct sched *s, void (*fn)(void *), void *arg)
 {
     struct offload o = { .fn = fn, .arg = arg, .waiter = s->current };
     o.req.data = &o;
-    if (uv_queue_work(&s->loop, &o.req, offload_work, offload_done) != 0) {
+    if (pool_queue(&s->loop, &o.req) != 0) {
         fn(arg);                /* no pool: the call blocks here, still correct */
         return;
     }
     while (!o.done)
         sched_park(s, DEADLINE_NONE);
     errno = o.err;
-}
-
-/* libuv sizes its pool from UV_THREADPOOL_SIZE when first used: make room
- * for many slow lookups at once unless the user chose. */
-__attribute__((constructor)) static void offload_pool_size(void)
-{
-    if (!getenv("UV_THREADPOOL_SIZE"))
-        setenv("UV_THREADPOOL_SIZE", "64", 0);
 }
