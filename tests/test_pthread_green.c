@@ -2,7 +2,7 @@
  * test_pthread_green.c - pthreads as green threads, seen from unmodified
  * programs.
  *
- * The programs are tests/pt_thread, pt_mutex, pt_cond and pt_sync: plain
+ * The programs are tests/pt_thread, pt_mutex, pt_cond, pt_sync and pt_signal: plain
  * pthread programs, not linked with corun, each run as `PROG MODE`. Every
  * mode is run three ways, as three suites:
  *
@@ -177,25 +177,6 @@ static void pt_check(const char *prog, const char *mode, enum pt_how how, const 
     }
 #define PT(prog, mode) PT_ENV(prog, mode, NULL)
 
-/* Behaviour green threads do not have yet: checked natively and without
- * corun; the green run is listed, disabled, with the reason. */
-#define PT_NOT_GREEN_YET(prog, mode, why)                                                    \
-    Test(pthread_green, prog##_##mode, .disabled = true, .description = why)                 \
-    {                                                                                        \
-        const char *const extra_[] = { NULL };                                               \
-        pt_check(#prog, #mode, PT_GREEN, extra_);                                            \
-    }                                                                                        \
-    Test(pthread_native, prog##_##mode)                                                      \
-    {                                                                                        \
-        const char *const extra_[] = { NULL };                                               \
-        pt_check(#prog, #mode, PT_NATIVE, extra_);                                           \
-    }                                                                                        \
-    Test(pthread_plain, prog##_##mode)                                                       \
-    {                                                                                        \
-        const char *const extra_[] = { NULL };                                               \
-        pt_check(#prog, #mode, PT_PLAIN, extra_);                                            \
-    }
-
 /* ---- thread lifecycle (tests/pt_thread.c) --------------------------------------*/
 
 PT(pt_thread, create_join)
@@ -237,8 +218,8 @@ PT(pt_thread, kill)
 /* pthread_kill's handler runs on the target and interrupts its read(), and a
  * signal the target blocks stays pending until it unblocks it: signal
  * delivery to one green thread belongs to the signals issue (README). */
-PT_NOT_GREEN_YET(pt_thread, kill_target, "needs per-green-thread signal delivery (signals issue)")
-PT_NOT_GREEN_YET(pt_thread, kill_masked, "needs per-green-thread signal delivery (signals issue)")
+PT(pt_thread, kill_target)
+PT(pt_thread, kill_masked)
 
 /* Explicit stack sizes win over a small CORUN_STACK_SIZE. */
 PT_ENV(pt_thread, attr_stack, "CORUN_STACK_SIZE=64K", NULL)
@@ -338,6 +319,21 @@ PT(pt_cond, signaled_in_time)
 PT(pt_cond, timeout_contended)
 PT(pt_cond, errors)
 PT(pt_cond, pingpong)
+
+/* ---- signals: EINTR, SA_RESTART, which thread, waits (tests/pt_signal.c) ----------*/
+
+PT(pt_signal, accept_eintr)
+PT(pt_signal, accept_restart)
+PT(pt_signal, read_itimer)
+PT(pt_signal, poll_always_eintr)
+PT(pt_signal, nanosleep_rem)
+PT(pt_signal, sem_eintr)
+PT(pt_signal, pselect_mask)
+PT(pt_signal, worker_interrupted)
+PT(pt_signal, sigwait_thread)
+PT(pt_signal, sigsuspend)
+PT(pt_signal, pause)
+PT(pt_signal, signal_siginterrupt)
 
 /* ---- rwlocks, spinlocks, barriers, semaphores (tests/pt_sync.c) -------------------*/
 

@@ -9,7 +9,9 @@
 #include <sys/epoll.h>
 #include <sys/sendfile.h>
 
+#include "config.h"
 #include "fdtab.h"
+#include "gsignal.h"
 #include "gthread.h"
 #include "rawsys.h"
 #include "sched.h"
@@ -688,8 +690,51 @@ ssize_t fdio_splice(struct sched *s, int in, loff_t *inoff, int out, loff_t *out
 
 /* ---- waiting on several fds ------------------------------------------------*/
 
+/* ppoll/pselect/epoll_pwait's mask: the green thread's own for the wait. */
+static bool mask_swap(struct sched *s, const sigset_t **mask, sigset_t *old)
+{
+    if (!*mask || corun_config.threads_native)
+        return false;            /* a kernel thread's own: the syscall applies it */
+    gsignal_setmask(s, SIG_SETMASK, *mask, old);
+    *mask = NULL;
+    return true;
+}
+
+static int poll_wait(struct sched *s, struct pollfd *fds, unsigned long n, int64_t timeout_ns,
+                     const sigset_t *mask);
+static int epoll_wait_green(struct sched *s, int epfd, struct epoll_event *ev, int max,
+                            int64_t timeout_ns, const sigset_t *mask);
+
 int fdio_poll(struct sched *s, struct pollfd *fds, unsigned long n, int64_t timeout_ns,
               const sigset_t *mask)
+{
+    sigset_t old;
+    bool swapped = mask_swap(s, &mask, &old);
+    int r = poll_wait(s, fds, n, timeout_ns, mask);
+    if (swapped) {
+        int e = errno;
+        gsignal_setmask(s, SIG_SETMASK, &old, NULL);
+        errno = e;
+    }
+    return r;
+}
+
+int fdio_epoll_wait(struct sched *s, int epfd, struct epoll_event *ev, int max,
+                    int64_t timeout_ns, const sigset_t *mask)
+{
+    sigset_t old;
+    bool swapped = mask_swap(s, &mask, &old);
+    int r = epoll_wait_green(s, epfd, ev, max, timeout_ns, mask);
+    if (swapped) {
+        int e = errno;
+        gsignal_setmask(s, SIG_SETMASK, &old, NULL);
+        errno = e;
+    }
+    return r;
+}
+
+static int poll_wait(struct sched *s, struct pollfd *fds, unsigned long n, int64_t timeout_ns,
+                     const sigset_t *mask)
 {
     uint64_t deadline = deadline_after(timeout_ns);
     struct timespec zero = { 0, 0 };
@@ -701,6 +746,10 @@ int fdio_poll(struct sched *s, struct pollfd *fds, unsigned long n, int64_t time
         int err = fd_wait_any(s, fds, n, deadline);
         if (err == ECANCELED)
             gthread_act_on_cancel(WAKE_CANCELED);
+        if (err == EINTR) {
+            errno = EINTR;
+            return -1;
+        }
         if (err == ENOMEM) {               /* the real call, for what time is left */
             int64_t left = deadline == DEADLINE_NONE ? -1 : (int64_t)(deadline - clock_now_ns());
             struct timespec ts = { (time_t)(left / 1000000000), (long)(left % 1000000000) };
@@ -712,8 +761,8 @@ int fdio_poll(struct sched *s, struct pollfd *fds, unsigned long n, int64_t time
     }
 }
 
-int fdio_epoll_wait(struct sched *s, int epfd, struct epoll_event *ev, int max,
-                    int64_t timeout_ns, const sigset_t *mask)
+static int epoll_wait_green(struct sched *s, int epfd, struct epoll_event *ev, int max,
+                            int64_t timeout_ns, const sigset_t *mask)
 {
     /* The program's epoll fd is itself pollable: wait for it to have events,
      * whichever fds are in it, then let the kernel hand them out. */
@@ -727,6 +776,10 @@ int fdio_epoll_wait(struct sched *s, int epfd, struct epoll_event *ev, int max,
         int err = fd_wait_any(s, &p, 1, deadline);
         if (err == ECANCELED)
             gthread_act_on_cancel(WAKE_CANCELED);
+        if (err == EINTR) {
+            errno = EINTR;
+            return -1;
+        }
         errno = saved;
         if (err == ETIMEDOUT || err == ENOMEM) {
             int ms = 0;

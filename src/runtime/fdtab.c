@@ -269,10 +269,11 @@ static int fd_wait(struct sched *s, int fd, struct fd_entry *e, short events, ui
     struct corun *cur = s->current;
     cur->wait_events = events;
     coq_push(&e->waiters, cur);
-    switch (sched_park_cancellable(s, deadline)) {
+    switch (sched_park_interruptible(s, deadline, INTR_RESTART)) {
     case WAKE_TIMEOUT: return ETIMEDOUT;
     case WAKE_CLOSED: return EBADF;
     case WAKE_CANCELED: return ECANCELED;
+    case WAKE_INTERRUPTED: return EINTR;
     default: return 0;
     }
 }
@@ -361,7 +362,7 @@ int fd_wait_any(struct sched *s, const struct pollfd *fds, unsigned long n, uint
         e->pollers = &nodes[i];
         ents[i] = e;
     }
-    int why = ready_now ? WAKE_SIGNALED : sched_park_cancellable(s, deadline);
+    int why = ready_now ? WAKE_SIGNALED : sched_park_interruptible(s, deadline, INTR_ALWAYS);
     for (unsigned long i = 0; i < n; i++)
         if (ents[i])
             poller_unlink(ents[i], &nodes[i]);
@@ -373,6 +374,7 @@ int fd_wait_any(struct sched *s, const struct pollfd *fds, unsigned long n, uint
     switch (why) {
     case WAKE_TIMEOUT: return ETIMEDOUT;
     case WAKE_CANCELED: return ECANCELED;
+    case WAKE_INTERRUPTED: return EINTR;
     default: return 0;
     }
 }
@@ -431,6 +433,8 @@ static int wait_fd(int fd, short events, int64_t timeout_ns, short *revents)
         int err = fd_wait(s, fd, e, events, deadline);
         if (err == ECANCELED)
             gthread_act_on_cancel(WAKE_CANCELED);
+        if (err == EINTR)
+            continue;                  /* the API restarts after handlers */
         if (err == ENOTSUP)
             return EINVAL;             /* regular files are always ready: not reached */
         if (err)

@@ -253,8 +253,12 @@ int gsem_wait(struct gsem *sem, uint64_t deadline, bool try)
     if (expired(deadline))
         return ETIMEDOUT;
     coq_push(&sem->waiters, s->current);
-    int why = sched_park_cancellable(s, deadline);
+    /* Linux restarts a semaphore's futex wait after an SA_RESTART handler
+     * (signal(7) says otherwise; the kernel's -ERESTARTSYS wins). */
+    int why = sched_park_interruptible(s, deadline, INTR_RESTART);
     gthread_act_on_cancel(why);
+    if (why == WAKE_INTERRUPTED)
+        return EINTR;
     return why == WAKE_TIMEOUT ? ETIMEDOUT : 0;   /* woken: the poster handed us its unit */
 }
 

@@ -29,6 +29,14 @@ enum wake_reason {
     WAKE_TIMEOUT,       /* the deadline passed */
     WAKE_CLOSED,        /* the object waited on was closed */
     WAKE_CANCELED,      /* pthread_cancel() reached a cancellable wait */
+    WAKE_INTERRUPTED,   /* a signal handler ran: the call fails with EINTR */
+};
+
+/* How a signal handler affects a parked call (see signal(7)). */
+enum intr_mode {
+    INTR_NONE,          /* never interrupted (mutex, join, condvar) */
+    INTR_RESTART,       /* EINTR unless the handler has SA_RESTART (read, accept...) */
+    INTR_ALWAYS,        /* EINTR whatever the flags (poll, sleep, sem_wait...) */
 };
 
 #define CO_DETACHED 0x1u
@@ -69,6 +77,10 @@ struct corun {
     struct gthread_tsd *tsd;      /* pthread key values */
     void *cleanup;                /* innermost pthread_cleanup_push buffer */
     sigset_t sigmask;             /* what pthread_sigmask says for this thread */
+    uint8_t intr;                 /* enum intr_mode of the current park */
+    struct corun *intr_next, *intr_prev;  /* on sched.intr_head while parked interruptibly */
+    unsigned sig_seen;            /* handlers run for this thread, ever */
+    uint64_t sig_pending;         /* sent to this thread (pthread_kill), not yet handled */
     char name[CORUN_NAME_MAX];
 };
 
@@ -83,8 +95,23 @@ struct sched {
     int epfd;                     /* fds waited on, plus libuv's own backend fd */
     unsigned long alive;          /* coroutines not finished, main included */
     struct timerheap timers;
+    /* signals (gsignal.c) */
+    struct corun *intr_head;      /* coroutines parked interruptibly */
+    unsigned nmasked;             /* coroutines with a non-empty mask */
+    uint16_t nblocked[64];        /* per signal: coroutines that block it */
+    uint64_t kmask;               /* what the kernel thread blocks */
+    int sigfd;                    /* eventfd: a signal needs the loop's attention */
+    volatile uint64_t sig_arrived;    /* signals for gsignal_dispatch */
+    volatile uint64_t sig_norestart;  /* ... of which the handler lacks SA_RESTART */
     uv_loop_t loop;
 };
+
+/* Bit of signal sig in a 64-bit mask word (glibc's sigset_t layout). */
+#define SIGBIT(sig) ((uint64_t)1 << ((sig) - 1))
+static inline uint64_t sigword(const sigset_t *set)
+{
+    return set->__val[0];
+}
 
 #define DEADLINE_NONE UINT64_MAX
 
@@ -129,6 +156,16 @@ int sched_park(struct sched *s, uint64_t deadline);
  * WAKE_CANCELED (without parking, if one is already pending) when the
  * coroutine is to act on a pthread_cancel(). */
 int sched_park_cancellable(struct sched *s, uint64_t deadline);
+
+/* Like sched_park_cancellable(), and a signal handler run for this thread
+ * makes it return WAKE_INTERRUPTED as `mode` says. */
+int sched_park_interruptible(struct sched *s, uint64_t deadline, enum intr_mode mode);
+
+/* Hooks off while a signal handler of the program runs at an arbitrary point
+ * (it may have interrupted corun itself): returns what to pass to
+ * sched_hooks_resume(). */
+struct corun *sched_hooks_suspend(struct sched *s);
+void sched_hooks_resume(struct sched *s, struct corun *was);
 
 /* Create a coroutine running fn(arg) and queue it; see corun_spawn(). */
 int sched_spawn(struct sched *s, size_t stack_size, size_t guard, const char *name,
