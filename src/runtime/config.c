@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -131,6 +132,55 @@ static int setting_bool(const char *name, const char *v)
                           "(disabled)") & 1;
 }
 
+/* CORUN_INHERIT=0: the settings are read; take corun out of the environment
+ * so that no child, however started (exec*, posix_spawn, system, a copy of
+ * environ passed on), preloads it or sees its settings. */
+static void environment_strip_corun(void)
+{
+    const char *pre = getenv("LD_PRELOAD");
+    if (pre) {
+        /* LD_PRELOAD lists objects separated by spaces or colons. */
+        char *kept = malloc(strlen(pre) + 1), *out = kept;
+        const char *p = pre;
+        while (kept && *p) {
+            size_t n = strcspn(p, ": ");
+            const char *base = memrchr(p, '/', n);
+            base = base ? base + 1 : p;
+            size_t bn = n - (size_t)(base - p);
+            bool ours = bn >= 9 && !strncmp(base, "libcorun.", 9);
+            if (n && !ours) {
+                if (out != kept)
+                    *out++ = ':';
+                memcpy(out, p, n);
+                out += n;
+            }
+            p += n;
+            p += strspn(p, ": ");
+        }
+        if (kept) {
+            *out = '\0';
+            if (*kept)
+                setenv("LD_PRELOAD", kept, 1);
+            else
+                unsetenv("LD_PRELOAD");
+            free(kept);
+        }
+    }
+    for (size_t i = 0; environ[i];) {
+        if (!strncmp(environ[i], "CORUN_", 6)) {
+            char name[64];
+            size_t n = strcspn(environ[i], "=");
+            if (n < sizeof name) {
+                memcpy(name, environ[i], n);
+                name[n] = '\0';
+                unsetenv(name);
+                continue;                 /* the list moved down */
+            }
+        }
+        i++;
+    }
+}
+
 void config_load(void)
 {
     static int loading;
@@ -200,6 +250,8 @@ void config_load(void)
     c->log_file = setting("CORUN_LOG_FILE");
     c->loaded = 1;
     loading = 0;
+    if (!c->inherit)
+        environment_strip_corun();
 }
 __attribute__((constructor)) static void config_on_load(void)
 {

@@ -743,7 +743,7 @@ static int poll_wait(struct sched *s, struct pollfd *fds, unsigned long n, int64
         if (r != 0 || timeout_ns == 0)
             return r;
         int saved = errno;
-        int err = fd_wait_any(s, fds, n, deadline);
+        int err = fd_wait_any(s, fds, n, deadline, INTR_ALWAYS);
         if (err == ECANCELED)
             gthread_act_on_cancel(WAKE_CANCELED);
         if (err == EINTR) {
@@ -773,7 +773,7 @@ static int epoll_wait_green(struct sched *s, int epfd, struct epoll_event *ev, i
         if (r != 0 || timeout_ns == 0)
             return r;
         int saved = errno;
-        int err = fd_wait_any(s, &p, 1, deadline);
+        int err = fd_wait_any(s, &p, 1, deadline, INTR_ALWAYS);
         if (err == ECANCELED)
             gthread_act_on_cancel(WAKE_CANCELED);
         if (err == EINTR) {

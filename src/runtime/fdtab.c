@@ -330,7 +330,8 @@ static void poller_unlink(struct fd_entry *e, struct fd_poller *p)
         p->next->prev = p->prev;
 }
 
-int fd_wait_any(struct sched *s, const struct pollfd *fds, unsigned long n, uint64_t deadline)
+int fd_wait_any(struct sched *s, const struct pollfd *fds, unsigned long n, uint64_t deadline,
+                enum intr_mode intr)
 {
     struct fd_poller local[16];
     struct fd_poller *nodes = n <= 16 ? local : calloc(n, sizeof *nodes);
@@ -362,7 +363,7 @@ int fd_wait_any(struct sched *s, const struct pollfd *fds, unsigned long n, uint
         e->pollers = &nodes[i];
         ents[i] = e;
     }
-    int why = ready_now ? WAKE_SIGNALED : sched_park_interruptible(s, deadline, INTR_ALWAYS);
+    int why = ready_now ? WAKE_SIGNALED : sched_park_interruptible(s, deadline, intr);
     for (unsigned long i = 0; i < n; i++)
         if (ents[i])
             poller_unlink(ents[i], &nodes[i]);

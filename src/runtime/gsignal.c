@@ -406,7 +406,7 @@ int gsignal_wait(struct sched *s, const sigset_t *set, siginfo_t *info, uint64_t
             return -1;
         fdtab_opened(fd);
         struct pollfd p = { .fd = fd, .events = POLLIN };
-        int err = fd_wait_any(s, &p, 1, deadline);
+        int err = fd_wait_any(s, &p, 1, deadline, INTR_ALWAYS);
         fdtab_close(fd);
         syscall(SYS_close, fd);
         if (err == ECANCELED)
