@@ -335,6 +335,36 @@ PT(pt_signal, sigsuspend)
 PT(pt_signal, pause)
 PT(pt_signal, signal_siginterrupt)
 
+/* ---- child processes and exit (tests/pt_process.c) ---------------------------------*/
+
+PT(pt_process, system_many)
+PT(pt_process, popen_many)
+PT(pt_process, wait_any)
+PT(pt_process, wait_stopped)
+PT(pt_process, fork_while_parked)
+PT(pt_process, main_pthread_exit)
+
+/* exit() from a thread while others are parked: the process ends at once
+ * with the status, each atexit handler runs once. */
+static void exit_thread_check(enum pt_how how)
+{
+    struct tu_child *c = calloc(1, sizeof *c);
+    cr_assert_not_null(c);
+    const char *args[] = { "exit_thread", NULL };
+    const char *const extra[] = { NULL };
+    pt_run("pt_process", args, how, extra, c);
+    char st[128];
+    cr_assert(WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0 &&
+                  strstr(c->out, "PASS exit_thread\n") && strstr(c->out, "atexit run 1\n") &&
+                  !strstr(c->out, "atexit run 2"),
+              PT_FMT, PT_ARGS("pt_process", "exit_thread", how, c, st));
+    free(c);
+}
+
+Test(pthread_green, pt_process_exit_thread) { exit_thread_check(PT_GREEN); }
+Test(pthread_native, pt_process_exit_thread) { exit_thread_check(PT_NATIVE); }
+Test(pthread_plain, pt_process_exit_thread) { exit_thread_check(PT_PLAIN); }
+
 /* ---- rwlocks, spinlocks, barriers, semaphores (tests/pt_sync.c) -------------------*/
 
 PT(pt_sync, rwlock_shared)

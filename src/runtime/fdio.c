@@ -789,3 +789,21 @@ static int epoll_wait_green(struct sched *s, int epfd, struct epoll_event *ev, i
         }
     }
 }
+
+int fdio_wait_input(struct sched *s, int fd)
+{
+    struct fd_entry *e = fdtab_get(fd);
+    if (!e || e->kind == FD_REGULAR || fd_is_nonblocking(fd, e) || sched_alone(s))
+        return 0;
+    while (!rs_poll_now(fd, POLLIN)) {
+        e->rd_ready = false;
+        int err = fd_wait_readable(s, fd, e, DEADLINE_NONE);
+        if (err == ECANCELED)
+            gthread_act_on_cancel(WAKE_CANCELED);
+        if (err == ENOTSUP)
+            return 0;              /* cannot be waited on here: the read blocks */
+        if (err)
+            return err;
+    }
+    return 0;
+}
