@@ -172,7 +172,7 @@ void fdtab_dup(int oldfd, int newfd)
     n->created = o->created;
     n->no_nowait = o->no_nowait;
     n->wr_no_nowait = o->wr_no_nowait;
-    n->file_memory = o->file_memory;
+    n->file_inline = o->file_inline;
     n->file_sync = o->file_sync;
     n->rcvtimeo = o->rcvtimeo;
     n->sndtimeo = o->sndtimeo;

@@ -5,6 +5,7 @@
 #include <linux/magic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -29,14 +30,17 @@ bool fileio_is_file(int fd, struct fd_entry **e)
 }
 
 /* RWF_NOWAIT is not supported for this file: learn once what the file is.
- * Memory filesystems never wait for a disk; O_SYNC, O_DSYNC and O_DIRECT
- * writes always do. */
+ * Memory filesystems never wait for a disk, nor does reading a directory
+ * (EISDIR); O_SYNC, O_DSYNC and O_DIRECT writes always wait. */
 static void probe_file(int fd, struct fd_entry *e)
 {
     struct statfs fs;
+    struct stat st;
     if (syscall(SYS_fstatfs, fd, &fs) == 0)
-        e->file_memory = fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC ||
+        e->file_inline = fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC ||
                          fs.f_type == HUGETLBFS_MAGIC;
+    if (syscall(SYS_fstat, fd, &st) == 0 && S_ISDIR(st.st_mode))
+        e->file_inline = true;
     long fl = syscall(SYS_fcntl, fd, F_GETFL, 0);
     e->file_sync = fl >= 0 && (fl & (O_SYNC | O_DSYNC | O_DIRECT));
 }
@@ -47,7 +51,7 @@ static void probe_file(int fd, struct fd_entry *e)
  * stay inline, unless they are synchronous or CORUN_FILE_IO=offload. */
 static bool offload_without_nowait(struct fd_entry *e, bool write, int flags)
 {
-    if (e->file_memory)
+    if (e->file_inline)
         return false;
     if (!write || corun_config.file_io == FILE_IO_OFFLOAD)
         return true;
@@ -93,7 +97,7 @@ ssize_t fileio_rw(struct sched *s, int fd, struct fd_entry *e, bool write, const
     size_t total = 0;
     for (int i = 0; i < cnt; i++)
         total += iov[i].iov_len;
-    if (corun_config.file_io == FILE_IO_INLINE || e->file_memory || total == 0 || cnt <= 0)
+    if (corun_config.file_io == FILE_IO_INLINE || e->file_inline || total == 0 || cnt <= 0)
         return rw_sys(fd, write, iov, cnt, off, flags);
 
     int saved = errno;
