@@ -18,13 +18,15 @@ TestSuite(ffi_offload, .timeout = 120);
 #define GRADE_SIG "libofftest.so:offtest_grade:c(Cfp)"
 #define OTHER_SIGS "libofftest.so:offtest_scale:d(ds),libofftest.so:offtest_fail:i(i)"
 
+static const char *threads_env = "CORUN_THREADS=green";
+
 static struct tu_child *run(const char *prog, const char *mode, bool preload, const char *offload)
 {
     struct tu_child *c = calloc(1, sizeof *c);
     cr_assert_not_null(c);
     static char off[1024];
     snprintf(off, sizeof off, "CORUN_OFFLOAD=%s", offload ? offload : "");
-    const char *extra[] = { off, NULL };
+    const char *extra[] = { off, threads_env, NULL };
     const char *args[] = { mode, NULL };
     pr_run(prog, args, preload, extra, c);
     char st[128], pass[64], what[1200];
@@ -34,7 +36,8 @@ static struct tu_child *run(const char *prog, const char *mode, bool preload, co
     cr_assert(WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0 && strstr(c->out, pass), PR_FMT,
               PR_ARGS(what, c, st));
     if (preload)
-        cr_assert(strstr(c->out, "corun=1 green=1"), "not green: " PR_FMT, PR_ARGS(what, c, st));
+        cr_assert(strstr(c->out, threads_env[14] == 'g' ? "corun=1 green=1" : "corun=1 green=0"),
+                  "not as %s: " PR_FMT, threads_env, PR_ARGS(what, c, st));
     return c;
 }
 
@@ -128,4 +131,16 @@ Test(ffi_offload, malformed_settings_exit_2)
     rejected(SLOW_SIG ",", "entry 2 is empty");
     rejected(SLOW_SIG "," SLOW_SIG, "named twice");
     rejected("libofftest.so:f:i(iiiiiiiiiiiiiiiii)", "more than 16 arguments");
+}
+
+/* Kernel threads (CORUN_THREADS=native) each run alone on their loop: the
+ * closure calls the function directly, in parallel as natively. */
+Test(ffi_offload, native_threads_call_directly)
+{
+    threads_env = "CORUN_THREADS=native";
+    struct tu_child *c = run("pt_offload", "concurrent", true, SLOW_SIG "," GRADE_SIG);
+    long ms = pr_value(c, "elapsed_ms");
+    cr_assert(ms >= 0 && ms < 1000, "8 kernel threads' 200 ms calls took %ld ms:\n%s", ms, c->out);
+    free(c);
+    free(run("pt_offload", "values", true, SLOW_SIG "," GRADE_SIG "," OTHER_SIGS));
 }
