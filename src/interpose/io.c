@@ -11,10 +11,13 @@
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "fdio.h"
+#include "fileio.h"
 #include "fdtab.h"
 #include "real.h"
 #include "sched.h"
@@ -198,6 +201,23 @@ static int opened(int fd)
     return fd;
 }
 
+/* CORUN_FILE_IO=offload: the openat system call (which glibc's open family
+ * makes) runs on the pool; else -2: the caller makes the real call. */
+static int open_offloaded(int dir, const char *path, int flags, mode_t mode)
+{
+    struct sched *s = corun_config.file_io == FILE_IO_OFFLOAD ? sched_for_blocking_hook() : NULL;
+    if (!s)
+        return -2;
+    return opened((int)fileio_offload_syscall(s, SYS_openat, dir, (long)path, flags, mode, 0));
+}
+
+#define OPEN_OFFLOADED(dir, path, flags, mode)                   \
+    do {                                                         \
+        int fd_ = open_offloaded(dir, path, flags, mode);        \
+        if (fd_ != -2)                                           \
+            return fd_;                                          \
+    } while (0)
+
 static mode_t open_mode(int flags, va_list ap)
 {
     return (flags & O_CREAT) || (flags & __O_TMPFILE) == __O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
@@ -228,6 +248,7 @@ HOOK int open(const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = open_mode(flags, ap);
     va_end(ap);
+    OPEN_OFFLOADED(AT_FDCWD, path, flags, mode);
     return opened(REAL(open)(path, flags, mode));
 }
 
@@ -237,6 +258,7 @@ HOOK int open64(const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = open_mode(flags, ap);
     va_end(ap);
+    OPEN_OFFLOADED(AT_FDCWD, path, flags, mode);
     return opened(REAL(open64)(path, flags, mode));
 }
 
@@ -246,6 +268,7 @@ HOOK int openat(int dir, const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = open_mode(flags, ap);
     va_end(ap);
+    OPEN_OFFLOADED(dir, path, flags, mode);
     return opened(REAL(openat)(dir, path, flags, mode));
 }
 
@@ -255,36 +278,43 @@ HOOK int openat64(int dir, const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = open_mode(flags, ap);
     va_end(ap);
+    OPEN_OFFLOADED(dir, path, flags, mode);
     return opened(REAL(openat64)(dir, path, flags, mode));
 }
 
 HOOK int __open_2(const char *path, int flags)
 {
+    OPEN_OFFLOADED(AT_FDCWD, path, flags, 0);
     return opened(REAL(__open_2)(path, flags));
 }
 
 HOOK int __open64_2(const char *path, int flags)
 {
+    OPEN_OFFLOADED(AT_FDCWD, path, flags, 0);
     return opened(REAL(__open64_2)(path, flags));
 }
 
 HOOK int __openat_2(int dir, const char *path, int flags)
 {
+    OPEN_OFFLOADED(dir, path, flags, 0);
     return opened(REAL(__openat_2)(dir, path, flags));
 }
 
 HOOK int __openat64_2(int dir, const char *path, int flags)
 {
+    OPEN_OFFLOADED(dir, path, flags, 0);
     return opened(REAL(__openat64_2)(dir, path, flags));
 }
 
 HOOK int creat(const char *path, mode_t mode)
 {
+    OPEN_OFFLOADED(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
     return opened(REAL(creat)(path, mode));
 }
 
 HOOK int creat64(const char *path, mode_t mode)
 {
+    OPEN_OFFLOADED(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
     return opened(REAL(creat64)(path, mode));
 }
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -13,6 +14,7 @@
 
 #include "corun.h"
 #include "diag.h"
+#include "ffi_offload.h"
 
 #define STACK_SIZE_MAX ((size_t)1 << 30)
 #define STACK_SIZE_FALLBACK ((size_t)8 << 20)
@@ -226,7 +228,13 @@ void config_load(void)
             "expected 'auto' (the default: regular-file reads and writes run inline when "
             "they would not block, else on the pool), 'inline' (never offloaded) or "
             "'offload' (as auto, and open, stat, fsync and the like run on the pool too)");
-    c->offload = setting("CORUN_OFFLOAD");
+    if ((c->offload = setting("CORUN_OFFLOAD"))) {
+        char what[600], allowed[1400];
+        if (ffi_offload_parse(c->offload, what, sizeof what) != 0) {
+            snprintf(allowed, sizeof allowed, "%s; %s", what, ffi_offload_syntax);
+            config_invalid("CORUN_OFFLOAD", c->offload, allowed);
+        }
+    }
     if ((v = setting("CORUN_STATS")))
         c->stats = setting_bool("CORUN_STATS", v);
     if ((v = setting("CORUN_BLOCK_WARN_MS")))

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "fdtab.h"
+#include "fileio.h"
 #include "gsignal.h"
 #include "gthread.h"
 #include "rawsys.h"
@@ -361,14 +362,19 @@ static ssize_t attempt_sendmsg(struct io_op *op, bool nowait, int extra)
 /* Entry for fd if corun should emulate blocking on it, else NULL: the caller
  * then makes the real call (regular files, fds the program made non-blocking,
  * bad fds: the real call reports those exactly). */
+static struct fd_entry *io_entry_checked(struct fd_entry *e)
+{
+    if (!e || e->kind == FD_REGULAR || (e->nonblock && !e->shared))
+        return NULL;
+    return e;
+}
+
 static struct fd_entry *io_entry(int fd)
 {
     int saved = errno;
     struct fd_entry *e = fdtab_get(fd);
     errno = saved;
-    if (!e || e->kind == FD_REGULAR || (e->nonblock && !e->shared))
-        return NULL;
-    return e;
+    return io_entry_checked(e);
 }
 
 #define RETURN_PRESERVING_ERRNO(expr)          \
@@ -382,7 +388,10 @@ static struct fd_entry *io_entry(int fd)
 
 ssize_t fdio_readv(struct sched *s, int fd, const struct iovec *iov, int cnt)
 {
-    struct fd_entry *e = io_entry(fd);
+    struct fd_entry *e;
+    if (fileio_is_file(fd, &e))
+        return fileio_rw(s, fd, e, false, iov, cnt, -1, 0);
+    e = io_entry_checked(e);
     size_t want = e && cnt > 0 ? iov_total(iov, cnt) : 0;
     if (!e || want == 0)
         return rs_readv(fd, iov, cnt);
@@ -393,7 +402,10 @@ ssize_t fdio_readv(struct sched *s, int fd, const struct iovec *iov, int cnt)
 
 ssize_t fdio_writev(struct sched *s, int fd, const struct iovec *iov, int cnt)
 {
-    struct fd_entry *e = io_entry(fd);
+    struct fd_entry *e;
+    if (fileio_is_file(fd, &e))
+        return fileio_rw(s, fd, e, true, iov, cnt, -1, 0);
+    e = io_entry_checked(e);
     if (!e || cnt <= 0)
         return rs_writev(fd, iov, cnt);
     struct io_op op = { .attempt = attempt_writev, .fd = fd, .sock = e->kind == FD_SOCKET,

@@ -171,6 +171,9 @@ void fdtab_dup(int oldfd, int newfd)
     entry_fresh(n, (enum fd_kind)o->kind, o->stream, o->nonblock);
     n->created = o->created;
     n->no_nowait = o->no_nowait;
+    n->wr_no_nowait = o->wr_no_nowait;
+    n->file_inline = o->file_inline;
+    n->file_sync = o->file_sync;
     n->rcvtimeo = o->rcvtimeo;
     n->sndtimeo = o->sndtimeo;
     n->shared = o->shared = true;

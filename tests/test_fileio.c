@@ -1,0 +1,108 @@
+/*
+ * test_fileio.c - regular files under the preload (CORUN_FILE_IO), through
+ * the plain program tests/pt_file (see its modes).
+ *
+ * Every mode runs natively (the program's expectations are what the kernel
+ * does) and under the preload with each policy. Beyond "PASS", the tests
+ * check where the calls ran, by the OS threads the process had: libuv's
+ * pool starts its threads on the first offloaded call, so a process that
+ * stays at one OS thread offloaded nothing.
+ */
+#include <sys/stat.h>
+
+#include "testutil.h"
+#include "preload_run.h"
+
+TestSuite(fileio, .timeout = 120);
+
+static struct tu_child *run(const char *mode, bool preload, const char *policy, const char *dir)
+{
+    struct tu_child *c = calloc(1, sizeof *c);
+    cr_assert_not_null(c);
+    static char pol[64], d[256];
+    snprintf(pol, sizeof pol, "CORUN_FILE_IO=%s", policy ? policy : "");
+    snprintf(d, sizeof d, "PT_FILE_DIR=%s", dir ? dir : "");
+    const char *extra[] = { pol, d, NULL };
+    const char *args[] = { mode, NULL };
+    pr_run("pt_file", args, preload, extra, c);
+    char st[128], pass[64], what[256];
+    snprintf(pass, sizeof pass, "PASS %s\n", mode);
+    snprintf(what, sizeof what, "pt_file %s, %s CORUN_FILE_IO=%s dir %s", mode,
+             preload ? "preloaded" : "native", policy ? policy : "(default)", dir ? dir : "/tmp");
+    cr_assert(WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0 && strstr(c->out, pass), PR_FMT,
+              PR_ARGS(what, c, st));
+    if (preload)
+        cr_assert(strstr(c->out, "corun=1 green=1"), "not green: " PR_FMT, PR_ARGS(what, c, st));
+    return c;
+}
+
+static void semantics_in(const char *dir)
+{
+    free(run("semantics", false, NULL, dir));
+    free(run("semantics", true, NULL, dir));
+    free(run("semantics", true, "offload", dir));
+    free(run("semantics", true, "inline", dir));
+}
+
+Test(fileio, semantics_disk)
+{
+    semantics_in("/tmp");
+}
+
+Test(fileio, semantics_tmpfs)
+{
+    struct stat st;
+    if (stat("/dev/shm", &st) != 0)
+        cr_skip_test("no /dev/shm");
+    semantics_in("/dev/shm");
+}
+
+/* Page-cache hits are served inline: no pool thread ever starts. */
+Test(fileio, cached_reads_stay_inline)
+{
+    free(run("cached", false, NULL, NULL));
+    struct tu_child *c = run("cached", true, NULL, NULL);
+    cr_assert_eq(pr_value(c, "tasks"), 1, "cached reads started the pool:\n%s", c->out);
+    free(c);
+}
+
+/* A read that must wait for the disk runs on the pool (a pool thread
+ * appears), except with CORUN_FILE_IO=inline. */
+Test(fileio, cold_read_offloaded)
+{
+    struct tu_child *c = run("cold", true, NULL, NULL);
+    if (strstr(c->out, "SKIP cold"))
+        cr_skip_test("the page cache could not be dropped here: %s", c->out);
+    cr_assert_eq(pr_value(c, "tasks_before"), 1, "%s", c->out);
+    cr_assert_gt(pr_value(c, "tasks_after"), 1, "the cold read did not run on the pool:\n%s", c->out);
+    free(c);
+    c = run("cold", true, "inline", NULL);
+    if (!strstr(c->out, "SKIP cold"))
+        cr_assert_eq(pr_value(c, "tasks_after"), 1, "CORUN_FILE_IO=inline offloaded:\n%s", c->out);
+    free(c);
+}
+
+/* open/stat/fsync & co: same results everywhere; on the pool only with
+ * CORUN_FILE_IO=offload. */
+Test(fileio, metadata_calls)
+{
+    free(run("metadata", false, NULL, NULL));
+    struct tu_child *c = run("metadata", true, NULL, NULL);
+    cr_assert_eq(pr_value(c, "tasks"), 1, "the default policy offloaded a metadata call:\n%s", c->out);
+    free(c);
+    c = run("metadata", true, "offload", NULL);
+    cr_assert_gt(pr_value(c, "tasks"), 1, "CORUN_FILE_IO=offload did not use the pool:\n%s", c->out);
+    free(c);
+    free(run("metadata", true, "inline", NULL));
+}
+
+Test(fileio, bad_policy_exits_2)
+{
+    struct tu_child c;
+    const char *extra[] = { "CORUN_FILE_IO=sometimes", NULL };
+    const char *args[] = { "cached", NULL };
+    pr_run("pt_file", args, true, extra, &c);
+    char st[128];
+    cr_assert(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 2 && strstr(c.err, "CORUN_FILE_IO"),
+              PR_FMT, PR_ARGS("CORUN_FILE_IO=sometimes", &c, st));
+}
