@@ -25,7 +25,9 @@ int proc_wait_exited(struct sched *s, pid_t pid)
     int err = e ? 0 : -1;
     if (e) {
         e->rd_ready = false;       /* readable only once the child has exited */
+        sched_wait_hint(s, WAIT_CHILD);
         err = fd_wait_readable(s, pfd, e, DEADLINE_NONE);
+        sched_wait_hint(s, WAIT_OTHER);
     }
     fdtab_close(pfd);
     syscall(SYS_close, pfd);

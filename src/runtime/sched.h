@@ -31,6 +31,32 @@ enum wake_reason {
     WAKE_CANCELED,      /* pthread_cancel() reached a cancellable wait */
 };
 
+/* What a parked coroutine waits for: counted per park (CORUN_STATS) and
+ * shown by the live dump. 0 is anything not described. */
+enum wait_kind {
+    WAIT_OTHER = 0, WAIT_READ, WAIT_WRITE, WAIT_ACCEPT, WAIT_CONNECT, WAIT_POLL, WAIT_SLEEP,
+    WAIT_DNS, WAIT_MUTEX, WAIT_COND, WAIT_JOIN, WAIT_CHILD, WAIT_RWLOCK, WAIT_SEM,
+    WAIT_BARRIER, WAIT_CHAN, WAIT_OFFLOAD, WAIT_KINDS
+};
+
+/* Per-scheduler figures for CORUN_STATS: plain counters, written only by
+ * the scheduler's own OS thread. */
+struct sched_stats {
+    unsigned long created;        /* coroutines spawned */
+    unsigned long peak_alive;
+    unsigned long switches;
+    unsigned long parks[WAIT_KINDS];
+    unsigned long offloads;
+    unsigned long fds_registered; /* fds added to the epoll set */
+    uint64_t loop_left_ns;        /* when the loop last dispatched (0: not measuring) */
+    uint64_t max_block_ns;        /* longest time between two loop turns */
+    unsigned long max_block_dispatches;   /* coroutines run in that time */
+    uint64_t slice_start;         /* when the running coroutine was switched to */
+    uint64_t max_slice_ns;        /* longest run of one coroutine without a switch */
+    uint64_t max_slice_id;
+    char max_slice_name[CORUN_NAME_MAX];
+};
+
 #define CO_DETACHED 0x1u
 #define CO_MAIN 0x2u        /* runs on the OS thread's own stack */
 
@@ -70,6 +96,13 @@ struct corun {
     void *cleanup;                /* innermost pthread_cleanup_push buffer */
     sigset_t sigmask;             /* what pthread_sigmask says for this thread */
     char name[CORUN_NAME_MAX];
+    /* What it waits for while parked (see enum wait_kind). */
+    uint8_t wait_kind;            /* set just before sched_park, cleared after */
+    uint8_t wait_hint;            /* set for a whole call (accept, connect, DNS...): wins */
+    int wait_fd;
+    const void *wait_obj;         /* mutex, condvar, coroutine joined... */
+    uint64_t wait_since;          /* when it parked (only with CORUN_DUMP_SIGNAL) */
+    struct corun *all_next, *all_prev;  /* every coroutine of the scheduler */
 };
 
 struct sched {
@@ -84,7 +117,37 @@ struct sched {
     unsigned long alive;          /* coroutines not finished, main included */
     struct timerheap timers;
     uv_loop_t loop;
+    /* Introspection (inspect.c). */
+    struct corun *all;            /* every coroutine not yet released, main included */
+    unsigned long turns;          /* loop turns, read by the blocking detector */
+    bool polling;                 /* the loop is waiting for events, not blocked */
+    pid_t tid;
+    struct sched *reg_next;       /* on the list of all schedulers */
+    int dump_efd;                 /* eventfd in epfd: a live dump was asked for */
+    volatile sig_atomic_t dump_pending;
+    struct sched_stats stats;
+    struct {                      /* the blocking detector's view of this loop */
+        unsigned long turns;      /* as last seen */
+        uint64_t since;           /* when that count was first seen */
+        unsigned long warned;     /* turn count already warned about, plus one */
+    } watch;
 };
+
+/* Describe the wait of the current coroutine's next park. */
+static inline void sched_wait_on(struct sched *s, enum wait_kind kind, const void *obj, int fd)
+{
+    struct corun *cur = s->current;
+    cur->wait_kind = (uint8_t)kind;
+    cur->wait_obj = obj;
+    cur->wait_fd = fd;
+}
+
+/* What the current coroutine's parks are for until the hint is cleared
+ * (WAIT_OTHER), whatever the park site says (accept waits for readability). */
+static inline void sched_wait_hint(struct sched *s, enum wait_kind kind)
+{
+    s->current->wait_hint = (uint8_t)kind;
+}
 
 #define DEADLINE_NONE UINT64_MAX
 
