@@ -58,6 +58,19 @@
 #define MAX_FRAMES 32
 
 static corun_lock_t reg_lock = CORUN_LOCK_INIT;
+static pid_t reg_holder;                  /* thread holding reg_lock, for the dump handler */
+
+static void reg_acquire(void)
+{
+    corun_lock(&reg_lock);
+    __atomic_store_n(&reg_holder, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+}
+
+static void reg_release(void)
+{
+    __atomic_store_n(&reg_holder, 0, __ATOMIC_RELEASE);
+    corun_unlock(&reg_lock);
+}
 static struct sched *reg_head;            /* every live scheduler */
 static struct sched_stats gone;           /* figures of schedulers already destroyed */
 static unsigned long sched_count;         /* schedulers ever made */
@@ -159,7 +172,7 @@ static void stats_add(struct sched_stats *sum, const struct sched_stats *x)
 static void stats_print(void)
 {
     struct sched_stats sum;
-    corun_lock(&reg_lock);
+    reg_acquire();
     sum = gone;
     /* The process may exit while green threads run without the loop having
      * turned (the calling thread's scheduler, at least): that stretch counts. */
@@ -169,7 +182,7 @@ static void stats_print(void)
     for (struct sched *s = reg_head; s; s = s->reg_next)
         stats_add(&sum, &s->stats);
     unsigned long nsched = sched_count;
-    corun_unlock(&reg_lock);
+    reg_release();
 
     int fd = diag_fd();
     unsigned long parks = 0;
@@ -452,15 +465,23 @@ static void dump_signal_handler(int sig)
 {
     (void)sig;
     int saved = errno;
-    /* The registry lock may be held by the interrupted thread: skip then. */
-    int expected = 0;
-    if (atomic_compare_exchange_strong(&reg_lock.state, &expected, 1)) {
-        for (struct sched *s = reg_head; s; s = s->reg_next) {
-            uint64_t one = 1;
-            s->dump_pending = 1;
-            syscall(SYS_write, s->dump_efd, &one, sizeof one);
+    /* The registry lock: another thread holding it lets go soon; if the
+     * interrupted thread itself holds it, waiting would never end. */
+    pid_t self = (pid_t)syscall(SYS_gettid);
+    for (int tries = 0; tries < 200 && __atomic_load_n(&reg_holder, __ATOMIC_ACQUIRE) != self;
+         tries++) {
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&reg_lock.state, &expected, 1)) {
+            for (struct sched *s = reg_head; s; s = s->reg_next) {
+                uint64_t one = 1;
+                s->dump_pending = 1;
+                syscall(SYS_write, s->dump_efd, &one, sizeof one);
+            }
+            corun_unlock(&reg_lock);
+            break;
         }
-        corun_unlock(&reg_lock);
+        struct timespec ms = { 0, 1000000 };
+        syscall(SYS_nanosleep, &ms, NULL);
     }
     errno = saved;
 }
@@ -744,10 +765,10 @@ static void *watchdog_main(void *arg)
     for (;;) {
         syscall(SYS_nanosleep, &ts, NULL);
         uint64_t now = clock_now_ns();
-        corun_lock(&reg_lock);
+        reg_acquire();
         for (struct sched *s = reg_head; s; s = s->reg_next)
             detect_check(s, now, limit);
-        corun_unlock(&reg_lock);
+        reg_release();
     }
     return NULL;
 }
@@ -807,23 +828,23 @@ void inspect_sched_created(struct sched *s)
     }
     if (corun_config.dump_signal)
         dump_efd_open(s);
-    corun_lock(&reg_lock);
+    reg_acquire();
     s->reg_next = reg_head;
     reg_head = s;
     sched_count++;
-    corun_unlock(&reg_lock);
+    reg_release();
 }
 
 void inspect_sched_destroyed(struct sched *s)
 {
-    corun_lock(&reg_lock);
+    reg_acquire();
     for (struct sched **p = &reg_head; *p; p = &(*p)->reg_next)
         if (*p == s) {
             *p = s->reg_next;
             break;
         }
     stats_add(&gone, &s->stats);
-    corun_unlock(&reg_lock);
+    reg_release();
     if (corun_config.dump_signal && s->dump_efd >= 0)
         syscall(SYS_close, s->dump_efd);
 }
@@ -833,6 +854,7 @@ void inspect_after_fork_child(struct sched *s)
     /* Only this scheduler and its current coroutine live on; the watchdog
      * thread did not survive the fork. */
     reg_lock = (corun_lock_t)CORUN_LOCK_INIT;
+    reg_holder = 0;
     reg_head = s;
     s->reg_next = NULL;
     s->all = NULL;
