@@ -18,9 +18,10 @@ REAL_DECL(int, clock_nanosleep, (clockid_t, int, const struct timespec *, struct
 static uint64_t sleep_until(struct sched *s, uint64_t deadline)
 {
     int why;
-    do
+    do {
+        sched_wait_on(s, WAIT_SLEEP, NULL, -1);
         why = sched_park_interruptible(s, deadline, INTR_ALWAYS);
-    while (why == WAKE_SIGNALED);        /* nothing else wakes a sleeper: be safe */
+    } while (why == WAKE_SIGNALED);        /* nothing else wakes a sleeper: be safe */
     gthread_act_on_cancel(why);
     if (why != WAKE_INTERRUPTED)
         return 0;

@@ -93,7 +93,8 @@ int config_parse_signal(const char *s)
 
 __attribute__((noreturn)) static void config_invalid(const char *name, const char *value, const char *allowed)
 {
-    diag_print("invalid %s='%s': %s", name, value, allowed);
+    /* Always on stderr: the log file setting may be the bad one. */
+    diag_printf_fd(2, "corun: invalid %s='%s': %s\n", name, value, allowed);
     exit(2);
 }
 
@@ -264,4 +265,9 @@ void config_load(void)
 __attribute__((constructor)) static void config_on_load(void)
 {
     config_load();
+    /* coro-run's check that the library loads and every setting is valid,
+     * before it execs the program: nothing else runs. */
+    const char *check = getenv("CORUN_CHECK_ONLY");
+    if (check && !strcmp(check, "1"))
+        _exit(0);
 }

@@ -259,6 +259,7 @@ static int fd_register(struct sched *s, int fd, struct fd_entry *e)
             return ENOTSUP;
     }
     e->reg = s;
+    s->stats.fds_registered++;
     return 0;
 }
 
@@ -271,6 +272,7 @@ static int fd_wait(struct sched *s, int fd, struct fd_entry *e, short events, ui
         return 0;
     struct corun *cur = s->current;
     cur->wait_events = events;
+    sched_wait_on(s, (events & POLLIN) ? WAIT_READ : WAIT_WRITE, NULL, fd);
     coq_push(&e->waiters, cur);
     switch (sched_park_interruptible(s, deadline, INTR_RESTART)) {
     case WAKE_TIMEOUT: return ETIMEDOUT;
@@ -366,6 +368,7 @@ int fd_wait_any(struct sched *s, const struct pollfd *fds, unsigned long n, uint
         e->pollers = &nodes[i];
         ents[i] = e;
     }
+    sched_wait_on(s, WAIT_POLL, NULL, n == 1 ? fds[0].fd : -1);
     int why = ready_now ? WAKE_SIGNALED : sched_park_interruptible(s, deadline, intr);
     for (unsigned long i = 0; i < n; i++)
         if (ents[i])

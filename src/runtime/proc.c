@@ -103,12 +103,14 @@ int proc_wait_change(struct sched *s, pid_t pid, bool stops)
     else if (pid <= 0 || watched == 0)
         deadline = clock_now_ns() + LOOK_AGAIN_NS;
     int err;
+    sched_wait_hint(s, WAIT_CHILD);
     if (watched) {
         err = fd_wait_any(s, fds, watched, deadline, INTR_RESTART);
     } else {
         int why = sched_park_interruptible(s, deadline, INTR_RESTART);
         err = why == WAKE_INTERRUPTED ? EINTR : why == WAKE_CANCELED ? ECANCELED : 0;
     }
+    sched_wait_hint(s, WAIT_OTHER);
     for (unsigned i = 0; i < watched; i++) {
         fdtab_close(fds[i].fd);
         syscall(SYS_close, fds[i].fd);

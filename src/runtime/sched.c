@@ -42,6 +42,7 @@
 #include "fdtab.h"
 #include "gsignal.h"
 #include "gthread.h"
+#include "inspect.h"
 
 #ifdef CORUN_SANITIZERS
 #include <sanitizer/common_interface_defs.h>
@@ -175,6 +176,7 @@ static void coroutine_release(struct corun *co)
 {
     if (co->flags & CO_MAIN)
         return;                           /* lives on the thread's own stack */
+    inspect_forget(co->sched, co);
     free(co->tsd);
     if (!co->stack.cls)
         return;                           /* the program's own stack (pthread_attr_setstack) */
@@ -202,6 +204,9 @@ static inline void sched_switch(struct sched *s, struct corun *from, struct coru
     stack_check(from);
     from->saved_errno = *s->errno_loc;
     to->state = CO_RUNNING;
+    s->stats.switches++;
+    if (unlikely(s->stats.loop_left_ns))
+        inspect_note_switch(s, from);
     ASAN_SWITCH_START(from, to, 0);
     corun_ctx_switch(&from->sp, to->sp, NULL);
     ASAN_SWITCH_DONE(from);
@@ -215,6 +220,9 @@ __attribute__((noreturn)) static void sched_switch_final(struct corun *from,
 {
     stack_check(from);
     to->state = CO_RUNNING;
+    from->sched->stats.switches++;
+    if (unlikely(from->sched->stats.loop_left_ns))
+        inspect_note_switch(from->sched, from);
     ASAN_SWITCH_START(from, to, 1);
     corun_ctx_switch(&from->sp, to->sp, NULL);
     __builtin_unreachable();
@@ -284,7 +292,9 @@ static void sched_poll(struct sched *s, bool block)
     }
     struct epoll_event ev[POLL_BATCH];
     bool uv_ready = false;
+    __atomic_store_n(&s->polling, timeout != 0, __ATOMIC_RELAXED);
     int n = epoll_wait_ns(s->epfd, ev, POLL_BATCH, timeout);
+    __atomic_store_n(&s->polling, false, __ATOMIC_RELAXED);
     for (int i = 0; i < n; i++) {
         if (ev[i].data.u64 == UV_BACKEND_TAG) {
             uv_ready = true;
@@ -307,12 +317,14 @@ int sched_park(struct sched *s, uint64_t deadline)
 {
     struct corun *cur = s->current;
     cur->state = CO_PARKED;
+    inspect_note_park(s, cur);
     if (deadline != DEADLINE_NONE) {
         cur->timer.deadline = deadline;
         if (timerheap_insert(&s->timers, &cur->timer) != 0)
             diag_fatal("out of memory for the timer queue");
     }
     sched_switch(s, cur, pick_next(s));
+    cur->wait_kind = WAIT_OTHER;
     return cur->wake_reason;
 }
 
@@ -480,12 +492,19 @@ static void loop_main(void *arg, void *xfer)
     after_switch(s, s->loop_co);
     for (;;) {
         s->dispatches = 0;
+        __atomic_store_n(&s->turns, s->turns + 1, __ATOMIC_RELAXED);
+        if (unlikely(s->dump_pending))
+            inspect_dump(s);
         sched_poll(s, coq_empty(&s->runq));
         struct corun *n = coq_pop(&s->runq);
         if (n) {
             s->dispatches = 1;
             s->loop_co->state = CO_LOOP;
+            if (unlikely(s->stats.loop_left_ns))
+                s->stats.loop_left_ns = clock_now_ns();
             sched_switch(s, s->loop_co, n);
+            if (unlikely(s->stats.loop_left_ns))
+                inspect_note_loop_turn(s);
         }
     }
 }
@@ -514,6 +533,7 @@ static void sched_destroy(void *arg)
     if (!s || s->alive > 1 || s->current != s->main_co)
         return;
     corun_tls_sched = NULL;
+    inspect_sched_destroyed(s);
     fdtab_forget_sched(s);
     syscall(SYS_close, s->epfd);
     syscall(SYS_close, s->sigfd);
@@ -562,6 +582,7 @@ static void sched_after_fork_child(void)
     s->dead = NULL;
     s->intr_head = NULL;
     gsignal_reset(s);
+    inspect_after_fork_child(s);
 }
 
 static void process_init(void)
@@ -625,6 +646,7 @@ static struct sched *sched_create(void)
     altstack_ensure();
     corun_tls_sched = s;
     tss_set(sched_exit_key, s);
+    inspect_sched_created(s);
     return s;
 }
 
@@ -674,6 +696,7 @@ static void coroutine_start(struct sched *s, struct corun *co, const char *name,
     co->state = CO_RUNNABLE;
     s->alive++;
     gsignal_thread_started(s, co);
+    inspect_note_spawn(s, co);
     coq_push(&s->runq, co);
 }
 
@@ -741,6 +764,7 @@ int sched_join(struct corun *co, void **retval, uint64_t deadline, bool try, boo
         if (try)
             return EBUSY;
         co->joiner = cur;
+        sched_wait_on(s, WAIT_JOIN, co, -1);
         int why = cancellable ? sched_park_cancellable(s, deadline) : sched_park(s, deadline);
         if (why != WAKE_SIGNALED) {
             co->joiner = NULL;
@@ -802,6 +826,7 @@ __attribute__((visibility("default"))) int corun_sleep(int64_t ns)
         return 0;
     }
     struct sched *s = sched_self();
+    sched_wait_on(s, WAIT_SLEEP, NULL, -1);
     sched_park(s, deadline_after(ns));
     return 0;
 }

@@ -39,6 +39,32 @@ enum intr_mode {
     INTR_ALWAYS,        /* EINTR whatever the flags (poll, sleep, sem_wait...) */
 };
 
+/* What a parked coroutine waits for: counted per park (CORUN_STATS) and
+ * shown by the live dump. 0 is anything not described. */
+enum wait_kind {
+    WAIT_OTHER = 0, WAIT_READ, WAIT_WRITE, WAIT_ACCEPT, WAIT_CONNECT, WAIT_POLL, WAIT_SLEEP,
+    WAIT_DNS, WAIT_MUTEX, WAIT_COND, WAIT_JOIN, WAIT_CHILD, WAIT_RWLOCK, WAIT_SEM,
+    WAIT_BARRIER, WAIT_CHAN, WAIT_OFFLOAD, WAIT_KINDS
+};
+
+/* Per-scheduler figures for CORUN_STATS: plain counters, written only by
+ * the scheduler's own OS thread. */
+struct sched_stats {
+    unsigned long created;        /* coroutines spawned */
+    unsigned long peak_alive;
+    unsigned long switches;
+    unsigned long parks[WAIT_KINDS];
+    unsigned long offloads;
+    unsigned long fds_registered; /* fds added to the epoll set */
+    uint64_t loop_left_ns;        /* when the loop last dispatched (0: not measuring) */
+    uint64_t max_block_ns;        /* longest time between two loop turns */
+    unsigned long max_block_dispatches;   /* coroutines run in that time */
+    uint64_t slice_start;         /* when the running coroutine was switched to */
+    uint64_t max_slice_ns;        /* longest run of one coroutine without a switch */
+    uint64_t max_slice_id;
+    char max_slice_name[CORUN_NAME_MAX];
+};
+
 #define CO_DETACHED 0x1u
 #define CO_MAIN 0x2u        /* runs on the OS thread's own stack */
 
@@ -82,6 +108,13 @@ struct corun {
     unsigned sig_seen;            /* handlers run for this thread, ever */
     uint64_t sig_pending;         /* sent to this thread (pthread_kill), not yet handled */
     char name[CORUN_NAME_MAX];
+    /* What it waits for while parked (see enum wait_kind). */
+    uint8_t wait_kind;            /* set just before sched_park, cleared after */
+    uint8_t wait_hint;            /* set for a whole call (accept, connect, DNS...): wins */
+    int wait_fd;
+    const void *wait_obj;         /* mutex, condvar, coroutine joined... */
+    uint64_t wait_since;          /* when it parked (only with CORUN_DUMP_SIGNAL) */
+    struct corun *all_next, *all_prev;  /* every coroutine of the scheduler */
 };
 
 struct sched {
@@ -104,6 +137,20 @@ struct sched {
     volatile uint64_t sig_arrived;    /* signals for gsignal_dispatch */
     volatile uint64_t sig_norestart;  /* ... of which the handler lacks SA_RESTART */
     uv_loop_t loop;
+    /* Introspection (inspect.c). */
+    struct corun *all;            /* every coroutine not yet released, main included */
+    unsigned long turns;          /* loop turns, read by the blocking detector */
+    bool polling;                 /* the loop is waiting for events, not blocked */
+    pid_t tid;
+    struct sched *reg_next;       /* on the list of all schedulers */
+    int dump_efd;                 /* eventfd in epfd: a live dump was asked for */
+    volatile sig_atomic_t dump_pending;
+    struct sched_stats stats;
+    struct {                      /* the blocking detector's view of this loop */
+        unsigned long turns;      /* as last seen */
+        uint64_t since;           /* when that count was first seen */
+        unsigned long warned;     /* turn count already warned about, plus one */
+    } watch;
 };
 
 /* Bit of signal sig in a 64-bit mask word (glibc's sigset_t layout). */
@@ -111,6 +158,22 @@ struct sched {
 static inline uint64_t sigword(const sigset_t *set)
 {
     return set->__val[0];
+}
+
+/* Describe the wait of the current coroutine's next park. */
+static inline void sched_wait_on(struct sched *s, enum wait_kind kind, const void *obj, int fd)
+{
+    struct corun *cur = s->current;
+    cur->wait_kind = (uint8_t)kind;
+    cur->wait_obj = obj;
+    cur->wait_fd = fd;
+}
+
+/* What the current coroutine's parks are for until the hint is cleared
+ * (WAIT_OTHER), whatever the park site says (accept waits for readability). */
+static inline void sched_wait_hint(struct sched *s, enum wait_kind kind)
+{
+    s->current->wait_hint = (uint8_t)kind;
 }
 
 #define DEADLINE_NONE UINT64_MAX
