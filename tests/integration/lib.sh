@@ -22,7 +22,11 @@ pids=()
 fail=0
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do    # up to 1 s to go, then forced
+        for _ in $(seq 20); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+        kill -9 "$p" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
