@@ -57,7 +57,9 @@ for round in 1 2; do
     echo "round $round: $line"
     echo "round $round: server peak fds $peak_fds, OS threads $threads; after: $fds fds, RSS $rss KiB"
     check '[[ $line == *"conns=$conns trips=$((conns * 10)) errors=0 "* ]]' "round $round: byte errors or missing round trips"
-    check '[ "$peak_fds" -ge "$conns" ]' "round $round: the server never held $conns connections at once"
+    # Sampled, and the first clients may finish before the server has
+    # accepted the last ones: most, not all, must have been open at once.
+    check '[ "$peak_fds" -ge $((conns * 9 / 10)) ]' "round $round: the server held at most $peak_fds fds at once"
     check '[ "$threads" = 1 ]' "round $round: the server ran on $threads OS threads"
     check '[ "$fds" = "$base_fds" ]' "round $round: $((fds - base_fds)) fds leaked"
 done
