@@ -6,7 +6,7 @@
 #   bench/echo.sh BUILD_DIR [CONNS] [MSGS] [SIZE] [REPS]
 set -euo pipefail
 server_pid= port=
-trap '[ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null' EXIT
+trap '[ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null || true' EXIT
 build=${1:?usage: bench/echo.sh BUILD_DIR [CONNS] [MSGS] [SIZE] [REPS]}
 conns=${2:-100} msgs=${3:-2000} size=${4:-64} reps=${5:-5}
 top=$(cd "$(dirname "$0")/.." && pwd)

@@ -4,7 +4,8 @@
 set terminal pngcairo size 1200,480 font "sans,10"
 set grid
 set key below
-file_exists(f) = system("test -s '" . f . "' && echo 1 || echo 0") + 0
+# has the file any data line (the suite writes a comment line first)?
+file_exists(f) = system("grep -qv '^#' '" . f . "' 2>/dev/null && echo 1 || echo 0") + 0
 
 # ---- echo: round trips/s and p99 latency vs connections ----------------------------
 if (file_exists(dat . "/echo.dat")) {
