@@ -22,6 +22,7 @@
 #define POOL_SIZE_MAX 1024    /* libuv's own ceiling */
 
 struct corun_config corun_config;
+static bool check_only;          /* CORUN_CHECK_ONLY=1, from coro-run */
 int config_parse_size(const char *s, size_t *out)
 {
     if (!s || !isdigit((unsigned char)*s))
@@ -257,17 +258,19 @@ void config_load(void)
             "CORUN_LOG_LEVEL", v, (const char *const[]){ "error", "warn", "info", "debug", NULL },
             "expected 'error', 'warn' (the default), 'info' or 'debug'");
     c->log_file = setting("CORUN_LOG_FILE");
+    const char *check = getenv("CORUN_CHECK_ONLY");
+    check_only = check && !strcmp(check, "1");
     c->loaded = 1;
     loading = 0;
     if (!c->inherit)
-        environment_strip_corun();
+        environment_strip_corun();   /* CORUN_CHECK_ONLY too: read above */
 }
+
 __attribute__((constructor)) static void config_on_load(void)
 {
     config_load();
     /* coro-run's check that the library loads and every setting is valid,
      * before it execs the program: nothing else runs. */
-    const char *check = getenv("CORUN_CHECK_ONLY");
-    if (check && !strcmp(check, "1"))
+    if (check_only)
         _exit(0);
 }

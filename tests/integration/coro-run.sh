@@ -33,10 +33,16 @@ check_var CORUN_STACK_SIZE=64K --stack-size 64K
 check_var CORUN_POOL_SIZE=4 --pool-size 4
 check_var CORUN_POOL_SIZE=7 --pool-size=7
 check_var CORUN_INHERIT=1 --inherit
-check_var CORUN_INHERIT=0 --no-inherit
-check_var CORUN_INHERIT=no --inherit=no
+# Inheritance off: the program keeps corun, its environment (so its
+# children) loses it.
+for opt in --no-inherit --inherit=no; do
+    out=$("${corun[@]}" "$opt" sh -c 'grep -c libcorun /proc/$$/maps; env | grep -c "^CORUN_" || true') ||
+        bad "$opt: status $?"
+    [ "$(sed -n 1p <<<"$out")" -gt 0 ] && [ "$(sed -n 2p <<<"$out")" = 0 ] ||
+        bad "$opt: the program lost corun or its environment kept CORUN_*: $out"
+done
 check_var CORUN_FILE_IO=offload --file-io offload
-check_var CORUN_OFFLOAD=libz.so.1:crc32:i --offload libz.so.1:crc32:i
+check_var "CORUN_OFFLOAD=libz.so.1:crc32:L(Lpi)" --offload "libz.so.1:crc32:L(Lpi)"
 check_var CORUN_STATS=1 --stats
 check_var CORUN_BLOCK_WARN_MS=100 --block-warn 100
 check_var CORUN_BLOCK_WARN_MS=50 --block-warn-ms=50
