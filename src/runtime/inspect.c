@@ -467,6 +467,10 @@ static void dump_signal_handler(int sig)
     int saved = errno;
     /* The registry lock: another thread holding it lets go soon; if the
      * interrupted thread itself holds it, waiting would never end. */
+    static const char note[] = "corun: live dump asked for: each loop writes its green threads "
+                               "when it next turns (a loop stuck in a call corun does not "
+                               "intercept writes nothing)\n";
+    diag_write_all(diag_fd(), note, sizeof note - 1);
     pid_t self = (pid_t)syscall(SYS_gettid);
     for (int tries = 0; tries < 200 && __atomic_load_n(&reg_holder, __ATOMIC_ACQUIRE) != self;
          tries++) {
