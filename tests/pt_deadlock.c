@@ -4,7 +4,10 @@
  * 'taker'; 'taker' waits to lock that mutex. Main then sends itself SIGUSR1,
  * sleeps while the dump is written, prints "done" and exits (the two never
  * finish). With the argument "nocycle", 'holder' sleeps instead of joining:
- * 'taker' waits for it, but nothing waits for 'taker'. Linked with
+ * 'taker' waits for it, but nothing waits for 'taker'. With "wait", main
+ * prints "deadlocked", then joins 'holder' without raising anything: the
+ * whole process waits, with no timer, for a dump asked for from outside.
+ * Linked with
  * -export-dynamic so backtraces can name the functions.
  */
 #include <pthread.h>
@@ -41,12 +44,18 @@ __attribute__((noinline)) void *holder_main(void *arg)
 int main(int argc, char **argv)
 {
     cycle = !(argc > 1 && !strcmp(argv[1], "nocycle"));
+    int wait = argc > 1 && !strcmp(argv[1], "wait");
     if (pthread_create(&taker, NULL, taker_main, NULL) != 0 ||
         pthread_create(&holder, NULL, holder_main, NULL) != 0)
         return 1;
     pthread_setname_np(taker, "taker");
     pthread_setname_np(holder, "holder");
     usleep(100000);
+    if (wait) {
+        printf("deadlocked\n");
+        fflush(stdout);
+        pthread_join(holder, NULL);
+    }
     kill(getpid(), SIGUSR1);
     usleep(300000);
     printf("done\n");

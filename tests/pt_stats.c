@@ -2,8 +2,10 @@
  * pt_stats: a workload whose scheduler figures are known, run under the
  * preload with CORUN_STATS=1 by test_inspect. Prints "done" at the end;
  * every park below is forced by the order of events, never by a race:
- *  - 5 sleepers, sleeping 40, 80, ... 200 ms, joined in order: 5 sleep parks,
- *    5 join parks (each is still asleep when main joins it);
+ *  - 5 sleepers of 50 ms each; main joins the last one first: 5 sleep parks,
+ *    1 join park (the others' deadlines come first, and the timer queue
+ *    wakes them first, so they are done when main runs again, however late
+ *    the wakeup);
  *  - a reader on an empty pipe, fed after main sleeps: 1 read, 1 sleep,
  *    1 join;
  *  - a thread blocked on a mutex main holds while sleeping: 1 mutex, 1 sleep,
@@ -13,7 +15,7 @@
  *  - a getaddrinfo("localhost"): 1 dns (an offload), 1 join;
  *  - 'hog' spinning 300 ms of CPU while main waits to join it: 1 join, and
  *    the longest run without a switch, by 'hog'.
- * Totals: 10 created, peak 6 alive; sleep 8, join 10, read 1, mutex 1,
+ * Totals: 10 created, peak 6 alive; sleep 8, join 6, read 1, mutex 1,
  * cond 1, dns 1.
  */
 #include <netdb.h>
@@ -31,7 +33,8 @@ static int pipefd[2];
 
 static void *sleeper(void *arg)
 {
-    usleep((useconds_t)(long)arg * 40000);
+    (void)arg;
+    usleep(50000);
     return NULL;
 }
 
@@ -98,9 +101,9 @@ static void check(int r, const char *what)
 int main(void)
 {
     pthread_t t[5], one;
-    for (long i = 0; i < 5; i++)
-        check(pthread_create(&t[i], NULL, sleeper, (void *)(i + 1)), "pthread_create");
     for (int i = 0; i < 5; i++)
+        check(pthread_create(&t[i], NULL, sleeper, NULL), "pthread_create");
+    for (int i = 4; i >= 0; i--)
         check(pthread_join(t[i], NULL), "pthread_join");
 
     if (pipe(pipefd) != 0)

@@ -467,6 +467,10 @@ static void dump_signal_handler(int sig)
     int saved = errno;
     /* The registry lock: another thread holding it lets go soon; if the
      * interrupted thread itself holds it, waiting would never end. */
+    static const char note[] = "corun: live dump asked for: each loop writes its green threads "
+                               "when it next turns (a loop stuck in a call corun does not "
+                               "intercept writes nothing)\n";
+    diag_write_all(diag_fd(), note, sizeof note - 1);
     pid_t self = (pid_t)syscall(SYS_gettid);
     for (int tries = 0; tries < 200 && __atomic_load_n(&reg_holder, __ATOMIC_ACQUIRE) != self;
          tries++) {
@@ -532,6 +536,7 @@ static void detect_header(int fd, struct sched *s, unsigned ms, const char *how)
 /* The watchdog asks a blocked loop thread for its backtrace (one at a
  * time): the handler only captures it; the watchdog symbolises and prints. */
 static void *cap_frames[MAX_FRAMES + 2];
+static void *cap_restorer;                /* the signal trampoline: frames below it are ours */
 static int cap_n;
 static volatile sig_atomic_t cap_armed, cap_done;
 
@@ -546,8 +551,10 @@ __attribute__((noinline)) static void detect_signal_handler(int sig)
     errno = saved;
 }
 
-/* Where the loop is stuck, for "once per site": the innermost function of
- * the program (not libc, the vDSO or corun), else the innermost frame. */
+/* Where the loop is stuck, for "once per site": the innermost named
+ * function of the program (not libc, the vDSO, corun or a sanitizer
+ * runtime; PLT stubs have no name), else the innermost such frame, else
+ * the innermost frame. */
 static uint64_t site_of(void *const *frames, int n)
 {
     static Dl_info libc, self;
@@ -555,15 +562,22 @@ static uint64_t site_of(void *const *frames, int n)
         dladdr((void *)&getpid, &libc);
         dladdr((void *)&site_of, &self);
     }
+    uint64_t unnamed = 0;
     for (int i = 0; i < n; i++) {
         Dl_info d;
         if (!dladdr(frames[i], &d) || !d.dli_fname)
             continue;
         if (d.dli_fbase == libc.dli_fbase || d.dli_fbase == self.dli_fbase ||
-            strstr(d.dli_fname, "vdso"))
-            continue;
-        return (uint64_t)(uintptr_t)(d.dli_saddr ? d.dli_saddr : frames[i]);
+            strstr(d.dli_fname, "vdso") || strstr(d.dli_fname, "libasan") ||
+            strstr(d.dli_fname, "libubsan"))
+            continue;                      /* libc, corun, sanitizer runtimes */
+        if (d.dli_saddr)
+            return (uint64_t)(uintptr_t)d.dli_saddr;
+        if (!unnamed)
+            unnamed = (uint64_t)(uintptr_t)frames[i];
     }
+    if (unnamed)
+        return unnamed;
     return n > 0 ? (uint64_t)(uintptr_t)frames[0] : 0;
 }
 
@@ -578,9 +592,15 @@ static int capture_backtrace(struct sched *s, void **out, int max)
         for (int i = 0; i < 500 && !__atomic_load_n(&cap_done, __ATOMIC_ACQUIRE); i++)
             syscall(SYS_nanosleep, &ms, NULL);
         if (cap_done) {
-            /* [0]: the handler, [1]: the signal trampoline, [2]: where the
-             * thread was */
-            for (int i = 2; i < cap_n && n < max; i++)
+            /* Usually [0]: the handler, [1]: the signal trampoline, [2]:
+             * where the thread was; an intercepted backtrace() may differ. */
+            int first = cap_n > 2 ? 2 : cap_n;
+            for (int i = 0; i < cap_n && i < 4; i++)
+                if (cap_restorer && (uintptr_t)cap_frames[i] - (uintptr_t)cap_restorer < 16) {
+                    first = i + 1;
+                    break;
+                }
+            for (int i = first; i < cap_n && n < max; i++)
                 out[n++] = cap_frames[i];
         }
     }
@@ -783,6 +803,9 @@ static void watchdog_start(void)
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaction(DETECT_SIGNAL, &sa, NULL);
+    struct sigaction now;
+    if (sigaction(DETECT_SIGNAL, NULL, &now) == 0 && now.sa_restorer)
+        cap_restorer = (void *)now.sa_restorer;
     /* libc's pthread_create: a kernel thread the hooks leave alone, with
      * every signal blocked so none of the program's lands there. */
     int (*create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *) =

@@ -162,5 +162,23 @@ elif [ -u /usr/bin/passwd ]; then
 fi
 expect_error "not found" --doctor "$work/missing"
 
+# ---- --dump-signal from outside, into --log-file ------------------------------------------
+# Every green thread waits, with no timer: the signal alone must wake the loop.
+if [ -x "$build/tests/pt_deadlock" ]; then
+    CORUN_THREADS=green "${corun[@]}" --dump-signal SIGQUIT --log-file "$work/dump.log" \
+        "$build/tests/pt_deadlock" wait > "$work/dl.out" 2> "$work/dl.err" &
+    dl=$!
+    for _ in $(seq 100); do grep -q deadlocked "$work/dl.out" 2>/dev/null && break; sleep 0.05; done
+    kill -QUIT "$dl"
+    for _ in $(seq 100); do grep -q "no deadlock cycle\|DEADLOCK" "$work/dump.log" 2>/dev/null && break; sleep 0.05; done
+    kill -KILL "$dl" 2>/dev/null || true
+    wait "$dl" 2>/dev/null || true
+    grep -q "DEADLOCK: 2 'taker' waits for mutex .* held by 3 'holder', 3 'holder' waits for join of 2 'taker'" "$work/dump.log" ||
+        bad "no deadlock named in the dump: [$(cat "$work/dump.log" 2>/dev/null)]"
+    grep -q "green thread 1 (main): parked: join of green thread 3 'holder'" "$work/dump.log" ||
+        bad "main's join not in the dump"
+    ! grep -q "dump of the green threads" "$work/dl.err" || bad "the dump went to stderr, not the log file"
+fi
+
 [ "$fail" = 0 ] && echo "PASS: coro-run options, errors, preload checks, doctor"
 exit "$fail"
