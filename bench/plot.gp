@@ -14,6 +14,7 @@ if (file_exists(dat . "/echo.dat")) {
     set logscale x
     set xlabel "concurrent connections"
     set xtics ("10" 10, "100" 100, "1,000" 1000, "10,000" 10000)
+    set xrange [7:14000]
     set ylabel "round trips / s"
     set yrange [0:*]
     set format y "%.0s%c"
@@ -33,6 +34,7 @@ if (file_exists(dat . "/echo.dat")) {
     unset logscale
     unset xtics
     set xtics
+    set xrange [*:*]
 }
 
 # ---- http: requests/s and peak RSS per mode --------------------------------------------

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # the variables are for the sourcing test
 # Shared set-up of the integration tests (sourced, not run): finds the build,
 # skips in the ASan build, makes a work directory, and kills every process
 # registered in $pids and removes the work directory on exit.

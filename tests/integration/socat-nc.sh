@@ -36,6 +36,7 @@ spawn_bg timeout 60 "${corun[@]}" socat "TCP-LISTEN:$port,bind=127.0.0.1,reusead
 relay=${pids[-1]}
 wait_listen "$port"
 # the near end: a pipe into socat, which connects to the relay
+# shellcheck disable=SC2002  # cat: the sender must read a pipe, not a file
 cat "$work/in" | timeout 60 "${corun[@]}" socat -u - "TCP:127.0.0.1:$port" ||
     echo "the sending socat exited with $?"
 status=0
