@@ -6,11 +6,11 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-/* Some are macros with optimisation on; the hooks are the functions. */
+/* Some are macros with optimisation on; the hooks are the functions.
+ * (getc_unlocked and fgetc_unlocked are left alone: glibc declares them
+ * inline with attributes clang will not let a definition follow.) */
 #undef fread_unlocked
 #undef fgets_unlocked
-#undef getc_unlocked
-#undef fgetc_unlocked
 #undef getc
 #undef fgetc
 
@@ -22,8 +22,6 @@ REAL_DECL(char *, fgets, (char *, int, FILE *));
 REAL_DECL(char *, fgets_unlocked, (char *, int, FILE *));
 REAL_DECL(int, fgetc, (FILE *));
 REAL_DECL(int, getc, (FILE *));
-REAL_DECL(int, fgetc_unlocked, (FILE *));
-REAL_DECL(int, getc_unlocked, (FILE *));
 REAL_DECL(size_t, fread, (void *, size_t, size_t, FILE *));
 REAL_DECL(size_t, fread_unlocked, (void *, size_t, size_t, FILE *));
 REAL_DECL(ssize_t, getdelim, (char **, size_t *, int, FILE *));
@@ -61,8 +59,6 @@ STDIO_READ(char *, fgets, (char *b, int n, FILE *f), (b, n, f), NULL, f)
 STDIO_READ(char *, fgets_unlocked, (char *b, int n, FILE *f), (b, n, f), NULL, f)
 STDIO_READ(int, fgetc, (FILE *f), (f), EOF, f)
 STDIO_READ(int, getc, (FILE *f), (f), EOF, f)
-STDIO_READ(int, fgetc_unlocked, (FILE *f), (f), EOF, f)
-STDIO_READ(int, getc_unlocked, (FILE *f), (f), EOF, f)
 STDIO_READ(size_t, fread, (void *p, size_t sz, size_t n, FILE *f), (p, sz, n, f), 0, f)
 STDIO_READ(size_t, fread_unlocked, (void *p, size_t sz, size_t n, FILE *f), (p, sz, n, f), 0, f)
 STDIO_READ(ssize_t, getdelim, (char **l, size_t *n, int d, FILE *f), (l, n, d, f), -1, f)
