@@ -100,6 +100,9 @@ static void semantics(void)
     CHECK(lseek(fd, 0, SEEK_CUR) == 18);
     CHECK(preadv(fd, v, 2, 1) == 8 && !memcmp(x, "123", 3));
     CHECK(lseek(fd, 0, SEEK_CUR) == 18);
+    CHECK(readv(fd, v, 0) == 0);
+    FAILS_ERRNO((int)readv(fd, v, -1), EINVAL);
+    FAILS_ERRNO((int)preadv(fd, v, 1025, 0), EINVAL);
 
     /* Writes: at the position, pwrite at its offset, writev. */
     CHECK(lseek(fd, 0, SEEK_SET) == 0);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/magic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,10 +95,12 @@ static struct iovec *iov_skip(struct iovec *v, int *cnt, size_t done)
 ssize_t fileio_rw(struct sched *s, int fd, struct fd_entry *e, bool write, const struct iovec *iov,
                   int cnt, off_t off, int flags)
 {
+    if (corun_config.file_io == FILE_IO_INLINE || e->file_inline || cnt <= 0 || cnt > IOV_MAX)
+        return rw_sys(fd, write, iov, cnt, off, flags);   /* bad counts: the kernel's EINVAL */
     size_t total = 0;
     for (int i = 0; i < cnt; i++)
         total += iov[i].iov_len;
-    if (corun_config.file_io == FILE_IO_INLINE || e->file_inline || total == 0 || cnt <= 0)
+    if (total == 0)
         return rw_sys(fd, write, iov, cnt, off, flags);
 
     int saved = errno;
