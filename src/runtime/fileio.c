@@ -31,15 +31,17 @@ bool fileio_is_file(int fd, struct fd_entry **e)
 }
 
 /* RWF_NOWAIT is not supported for this file: learn once what the file is.
- * Memory filesystems never wait for a disk, nor does reading a directory
- * (EISDIR); O_SYNC, O_DSYNC and O_DIRECT writes always wait. */
+ * Memory filesystems and the kernel's own (/proc, /sys) never wait for a
+ * disk, nor does reading a directory (EISDIR); O_SYNC, O_DSYNC and O_DIRECT
+ * writes always wait. */
 static void probe_file(int fd, struct fd_entry *e)
 {
     struct statfs fs;
     struct stat st;
     if (syscall(SYS_fstatfs, fd, &fs) == 0)
         e->file_inline = fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC ||
-                         fs.f_type == HUGETLBFS_MAGIC;
+                         fs.f_type == HUGETLBFS_MAGIC || fs.f_type == PROC_SUPER_MAGIC ||
+                         fs.f_type == SYSFS_MAGIC;
     if (syscall(SYS_fstat, fd, &st) == 0 && S_ISDIR(st.st_mode))
         e->file_inline = true;
     long fl = syscall(SYS_fcntl, fd, F_GETFL, 0);
