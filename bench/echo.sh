@@ -6,10 +6,17 @@
 #   bench/echo.sh BUILD_DIR [CONNS] [MSGS] [SIZE] [REPS]
 set -euo pipefail
 server_pid= port=
-trap '[ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null' EXIT
+trap '[ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null || true' EXIT
 build=${1:?usage: bench/echo.sh BUILD_DIR [CONNS] [MSGS] [SIZE] [REPS]}
 conns=${2:-100} msgs=${3:-2000} size=${4:-64} reps=${5:-5}
 top=$(cd "$(dirname "$0")/.." && pwd)
+# One fd per connection in the server and in the client, plus a few.
+hard=$(ulimit -Hn)
+want=$((conns + 100))
+if [ "$hard" != unlimited ] && [ "$hard" -lt "$want" ]; then
+    echo "echo: $conns connections need $want open files, the hard limit is $hard" >&2; exit 1
+fi
+[ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -ge "$want" ] || ulimit -n "$want"
 corun=("$top/scripts/coro-run" --library "$build/.libs/libcorun.so")
 
 start_server() {   # sets $server_pid and $port
@@ -33,7 +40,7 @@ run() {            # name, server command...
         taskset -c 1 "${corun[@]}" "$build/examples/echo-load" --port "$port" \
             --conns "$conns" --msgs "$msgs" --size "$size" > "$out" &
         local client=$!
-        sleep 0.3                      # all connections open: count the server's threads
+        sleep $(( conns >= 1000 ? 1 : 0 )).3   # all connections open: count the server's threads
         tasks=$(ls "/proc/$server_pid/task" 2>/dev/null | wc -l)
         wait "$client" || true
         line=$(cat "$out"); rm -f "$out"
@@ -46,6 +53,8 @@ run() {            # name, server command...
     rate=$(printf '%s\n' "${rates[@]}" | sort -n | sed -n "$(( (reps + 1) / 2 ))p")
     p99=$(printf '%s\n' "${p99s[@]}" | sort -n | sed -n "$(( (reps + 1) / 2 ))p")
     printf '%-28s %12s %10s %8s\n' "$name" "$rate" "$p99" "$tasks"
+    # for scripts/bench: name conns rate p99 threads, then the per-run rates
+    echo "@echo $name $conns $rate $p99 $tasks ${rates[*]}"
     eval "rate_${name//[^a-z]/_}=$rate"
 }
 

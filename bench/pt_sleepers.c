@@ -114,7 +114,7 @@ int main(int argc, char **argv)
            err ? created : nthreads, secs, created, completed, hwm, base, rss_all_asleep_kib, per,
            pte_all_asleep_kib, pte, t1 - t0, t2 - t0);
     printf("@result threads=%ld created=%ld completed=%ld peak_rss_per_thread=%.0f "
-           "pte_per_thread=%.0f hwm_kib=%ld base_kib=%ld create_s=%.2f total_s=%.2f\n",
+           "pte_per_thread=%.0f hwm_kib=%ld base_kib=%ld create_s=%.6f total_s=%.3f\n",
            argc > 1 ? atol(argv[1]) : 1000000, created, completed, per, pte, hwm, base, t1 - t0,
            t2 - t0);
     return err || completed != created ? 1 : 0;

@@ -92,7 +92,9 @@ UNUSED static void note_tasks(void)
 
 UNUSED static bool corun_loaded(void)
 {
-    FILE *f = fopen("/proc/self/maps", "r");
+    /* thread-self: /proc/self of a process whose main thread has exited
+     * (pthread_exit) shows no mappings. */
+    FILE *f = fopen("/proc/thread-self/maps", "r");
     if (!f)
         return false;
     char line[1024];

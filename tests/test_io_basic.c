@@ -633,8 +633,14 @@ static void *devices(void *arg)
     if (z < 0 || n < 0)
         return IP(1);
     memset(buf, 0xaa, sizeof buf);
-    if (read(z, buf, sizeof buf) != (ssize_t)sizeof buf)
-        return IP(2);
+    /* A large read of /dev/zero may come back short when a signal is
+     * pending (the kernel checks between pages): read until full. */
+    for (size_t got = 0; got < sizeof buf;) {
+        ssize_t r = read(z, buf + got, sizeof buf - got);
+        if (r <= 0)
+            return IP(2);
+        got += (size_t)r;
+    }
     for (size_t i = 0; i < sizeof buf; i++)
         if (buf[i])
             return IP(3);

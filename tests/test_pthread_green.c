@@ -2,7 +2,7 @@
  * test_pthread_green.c - pthreads as green threads, seen from unmodified
  * programs.
  *
- * The programs are tests/pt_thread, pt_mutex, pt_cond and pt_sync: plain
+ * The programs are tests/pt_thread, pt_mutex, pt_cond, pt_sync and pt_signal: plain
  * pthread programs, not linked with corun, each run as `PROG MODE`. Every
  * mode is run three ways, as three suites:
  *
@@ -177,25 +177,6 @@ static void pt_check(const char *prog, const char *mode, enum pt_how how, const 
     }
 #define PT(prog, mode) PT_ENV(prog, mode, NULL)
 
-/* Behaviour green threads do not have yet: checked natively and without
- * corun; the green run is listed, disabled, with the reason. */
-#define PT_NOT_GREEN_YET(prog, mode, why)                                                    \
-    Test(pthread_green, prog##_##mode, .disabled = true, .description = why)                 \
-    {                                                                                        \
-        const char *const extra_[] = { NULL };                                               \
-        pt_check(#prog, #mode, PT_GREEN, extra_);                                            \
-    }                                                                                        \
-    Test(pthread_native, prog##_##mode)                                                      \
-    {                                                                                        \
-        const char *const extra_[] = { NULL };                                               \
-        pt_check(#prog, #mode, PT_NATIVE, extra_);                                           \
-    }                                                                                        \
-    Test(pthread_plain, prog##_##mode)                                                       \
-    {                                                                                        \
-        const char *const extra_[] = { NULL };                                               \
-        pt_check(#prog, #mode, PT_PLAIN, extra_);                                            \
-    }
-
 /* ---- thread lifecycle (tests/pt_thread.c) --------------------------------------*/
 
 PT(pt_thread, create_join)
@@ -237,8 +218,8 @@ PT(pt_thread, kill)
 /* pthread_kill's handler runs on the target and interrupts its read(), and a
  * signal the target blocks stays pending until it unblocks it: signal
  * delivery to one green thread belongs to the signals issue (README). */
-PT_NOT_GREEN_YET(pt_thread, kill_target, "needs per-green-thread signal delivery (signals issue)")
-PT_NOT_GREEN_YET(pt_thread, kill_masked, "needs per-green-thread signal delivery (signals issue)")
+PT(pt_thread, kill_target)
+PT(pt_thread, kill_masked)
 
 /* Explicit stack sizes win over a small CORUN_STACK_SIZE. */
 PT_ENV(pt_thread, attr_stack, "CORUN_STACK_SIZE=64K", NULL)
@@ -338,6 +319,51 @@ PT(pt_cond, signaled_in_time)
 PT(pt_cond, timeout_contended)
 PT(pt_cond, errors)
 PT(pt_cond, pingpong)
+
+/* ---- signals: EINTR, SA_RESTART, which thread, waits (tests/pt_signal.c) ----------*/
+
+PT(pt_signal, accept_eintr)
+PT(pt_signal, accept_restart)
+PT(pt_signal, read_itimer)
+PT(pt_signal, poll_always_eintr)
+PT(pt_signal, nanosleep_rem)
+PT(pt_signal, sem_eintr)
+PT(pt_signal, pselect_mask)
+PT(pt_signal, worker_interrupted)
+PT(pt_signal, sigwait_thread)
+PT(pt_signal, sigsuspend)
+PT(pt_signal, pause)
+PT(pt_signal, signal_siginterrupt)
+
+/* ---- child processes and exit (tests/pt_process.c) ---------------------------------*/
+
+PT(pt_process, system_many)
+PT(pt_process, popen_many)
+PT(pt_process, wait_any)
+PT(pt_process, wait_stopped)
+PT(pt_process, fork_while_parked)
+PT(pt_process, main_pthread_exit)
+
+/* exit() from a thread while others are parked: the process ends at once
+ * with the status, each atexit handler runs once. */
+static void exit_thread_check(enum pt_how how)
+{
+    struct tu_child *c = calloc(1, sizeof *c);
+    cr_assert_not_null(c);
+    const char *args[] = { "exit_thread", NULL };
+    const char *const extra[] = { NULL };
+    pt_run("pt_process", args, how, extra, c);
+    char st[128];
+    cr_assert(WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0 &&
+                  strstr(c->out, "PASS exit_thread\n") && strstr(c->out, "atexit run 1\n") &&
+                  !strstr(c->out, "atexit run 2"),
+              PT_FMT, PT_ARGS("pt_process", "exit_thread", how, c, st));
+    free(c);
+}
+
+Test(pthread_green, pt_process_exit_thread) { exit_thread_check(PT_GREEN); }
+Test(pthread_native, pt_process_exit_thread) { exit_thread_check(PT_NATIVE); }
+Test(pthread_plain, pt_process_exit_thread) { exit_thread_check(PT_PLAIN); }
 
 /* ---- rwlocks, spinlocks, barriers, semaphores (tests/pt_sync.c) -------------------*/
 

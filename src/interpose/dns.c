@@ -84,6 +84,14 @@ static bool numeric(const char *name, const char *service)
     return true;
 }
 
+/* Run the lookup on the pool; the park counts and shows as a DNS wait. */
+static void dns_offload(struct sched *s, struct lookup *l)
+{
+    sched_wait_hint(s, WAIT_DNS);
+    offload_run(s, lookup_run, l);
+    sched_wait_hint(s, WAIT_OTHER);
+}
+
 HOOK int getaddrinfo(const char *name, const char *service, const struct addrinfo *hints,
                      struct addrinfo **res)
 {
@@ -91,7 +99,7 @@ HOOK int getaddrinfo(const char *name, const char *service, const struct addrinf
     if (!s || numeric(name, service))
         return REAL(getaddrinfo)(name, service, hints, res);
     struct lookup l = { .kind = GAI, .name = name, .service = service, .hints = hints, .res = res };
-    offload_run(s, lookup_run, &l);
+    dns_offload(s, &l);
     return l.rc;
 }
 
@@ -103,7 +111,7 @@ HOOK int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, soc
         return REAL(getnameinfo)(sa, salen, host, hostlen, serv, servlen, flags);
     struct lookup l = { .kind = GNI, .sa = sa, .salen = salen, .host = host, .hostlen = hostlen,
                         .serv = serv, .servlen = servlen, .flags = flags };
-    offload_run(s, lookup_run, &l);
+    dns_offload(s, &l);
     return l.rc;
 }
 
@@ -116,7 +124,7 @@ HOOK struct hostent *gethostbyname(const char *name)
     if (!s)
         return REAL(gethostbyname)(name);
     struct lookup l = { .kind = GHBN, .name = name };
-    offload_run(s, lookup_run, &l);
+    dns_offload(s, &l);
     h_errno = l.herr;
     return l.ret;
 }
@@ -127,7 +135,7 @@ HOOK struct hostent *gethostbyname2(const char *name, int af)
     if (!s)
         return REAL(gethostbyname2)(name, af);
     struct lookup l = { .kind = GHBN2, .name = name, .af = af };
-    offload_run(s, lookup_run, &l);
+    dns_offload(s, &l);
     h_errno = l.herr;
     return l.ret;
 }
@@ -138,7 +146,7 @@ HOOK struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type)
     if (!s)
         return REAL(gethostbyaddr)(addr, len, type);
     struct lookup l = { .kind = GHBA, .addr = addr, .salen = len, .af = type };
-    offload_run(s, lookup_run, &l);
+    dns_offload(s, &l);
     h_errno = l.herr;
     return l.ret;
 }
@@ -151,7 +159,7 @@ HOOK int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_
         return REAL(gethostbyname_r)(name, ret, buf, buflen, result, h_errnop);
     struct lookup l = { .kind = GHBN_R, .name = name, .hbuf = ret, .buf = buf, .buflen = buflen,
                         .result = result };
-    offload_run(s, lookup_run, &l);
+    dns_offload(s, &l);
     *h_errnop = l.herr;
     return l.rc;
 }
@@ -164,7 +172,7 @@ HOOK int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *b
         return REAL(gethostbyname2_r)(name, af, ret, buf, buflen, result, h_errnop);
     struct lookup l = { .kind = GHBN2_R, .name = name, .af = af, .hbuf = ret, .buf = buf,
                         .buflen = buflen, .result = result };
-    offload_run(s, lookup_run, &l);
+    dns_offload(s, &l);
     *h_errnop = l.herr;
     return l.rc;
 }
@@ -177,7 +185,7 @@ HOOK int gethostbyaddr_r(const void *addr, socklen_t len, int type, struct hoste
         return REAL(gethostbyaddr_r)(addr, len, type, ret, buf, buflen, result, h_errnop);
     struct lookup l = { .kind = GHBA_R, .addr = addr, .salen = len, .af = type, .hbuf = ret,
                         .buf = buf, .buflen = buflen, .result = result };
-    offload_run(s, lookup_run, &l);
+    dns_offload(s, &l);
     *h_errnop = l.herr;
     return l.rc;
 }

@@ -63,12 +63,22 @@ static int accepted(int lfd, int fd, int flags)
     return fd;
 }
 
+/* fdio_accept, its parks counted and shown as accept waits. */
+static int accept_described(struct sched *s, int fd, struct sockaddr *addr, socklen_t *len,
+                            int flags)
+{
+    sched_wait_hint(s, WAIT_ACCEPT);
+    int r = fdio_accept(s, fd, addr, len, flags);
+    sched_wait_hint(s, WAIT_OTHER);
+    return r;
+}
+
 HOOK int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
     struct sched *s = sched_for_blocking_hook();
     if (!s)
         return accepted(fd, REAL(accept)(fd, addr, len), 0);
-    return fdio_accept(s, fd, addr, len, 0);
+    return accept_described(s, fd, addr, len, 0);
 }
 
 HOOK int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
@@ -76,7 +86,7 @@ HOOK int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     struct sched *s = sched_for_blocking_hook();
     if (!s)
         return accepted(fd, REAL(accept4)(fd, addr, len, flags), flags);
-    return fdio_accept(s, fd, addr, len, flags);
+    return accept_described(s, fd, addr, len, flags);
 }
 
 HOOK int connect(int fd, const struct sockaddr *addr, socklen_t len)
@@ -84,7 +94,10 @@ HOOK int connect(int fd, const struct sockaddr *addr, socklen_t len)
     struct sched *s = sched_for_blocking_hook();
     if (!s)
         return REAL(connect)(fd, addr, len);
-    return fdio_connect(s, fd, addr, len);
+    sched_wait_hint(s, WAIT_CONNECT);
+    int r = fdio_connect(s, fd, addr, len);
+    sched_wait_hint(s, WAIT_OTHER);
+    return r;
 }
 
 HOOK ssize_t recv(int fd, void *buf, size_t n, int flags)

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "gsync.h"
+#include "gsignal.h"
 #include "gthread.h"
 #include "real.h"
 #include "sched.h"
@@ -41,7 +42,6 @@ REAL_DECL(int, pthread_setcanceltype, (int, int *));
 REAL_DECL(void, __pthread_register_cancel, (__pthread_unwind_buf_t *));
 REAL_DECL(void, __pthread_unregister_cancel, (__pthread_unwind_buf_t *));
 REAL_DECL(void, __pthread_unwind_next, (__pthread_unwind_buf_t *));
-REAL_DECL(int, pthread_sigmask, (int, const sigset_t *, sigset_t *));
 REAL_DECL(int, pthread_kill, (pthread_t, int));
 REAL_DECL(int, pthread_getattr_np, (pthread_t, pthread_attr_t *));
 REAL_DECL(int, pthread_getcpuclockid, (pthread_t, clockid_t *));
@@ -371,58 +371,16 @@ HOOK void __pthread_unwind_next(__pthread_unwind_buf_t *buf)
 }
 
 /* ---- signals --------------------------------------------------------------------
- * Each green thread keeps its own mask, as pthread_sigmask reports it; the
- * kernel thread's mask follows the main green thread's (signals reach the
- * process through it). */
+ * (masks and dispositions: signal.c) */
 
-HOOK int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
-{
-    struct sched *s = thread_gate(__builtin_return_address(0));
-    if (!s)
-        return REAL(pthread_sigmask)(how, set, old);
-    struct corun *co = s->current;
-    if (co == s->main_co) {
-        int r = REAL(pthread_sigmask)(how, set, old);
-        if (r == 0)
-            REAL(pthread_sigmask)(SIG_SETMASK, NULL, &co->sigmask);
-        return r;
-    }
-    sigset_t prev = co->sigmask;
-    if (set) {
-        switch (how) {
-        case SIG_BLOCK: sigorset(&co->sigmask, &co->sigmask, set); break;
-        case SIG_UNBLOCK: {
-            sigset_t keep;
-            sigfillset(&keep);
-            for (int sig = 1; sig < NSIG; sig++)
-                if (sigismember(set, sig) == 1)
-                    sigdelset(&keep, sig);
-            sigandset(&co->sigmask, &co->sigmask, &keep);
-            break;
-        }
-        case SIG_SETMASK: co->sigmask = *set; break;
-        default: return EINVAL;
-        }
-        sigdelset(&co->sigmask, SIGKILL);
-        sigdelset(&co->sigmask, SIGSTOP);
-    }
-    if (old)
-        *old = prev;
-    return 0;
-}
-
-/* A signal for a green thread is raised on the kernel thread all green threads
- * share: its handler runs at once, in whichever green thread is running. */
+/* A signal for one green thread: its handler runs in that thread, and
+ * interrupts its parked call as a handler would. */
 HOOK int pthread_kill(pthread_t t, int sig)
 {
     struct sched *s = thread_gate(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_kill)(t, sig);
-    if (sig < 0 || sig >= NSIG)
-        return EINVAL;
-    if (CO(t)->state == CO_DONE)
-        return ESRCH;
-    return sig ? REAL(pthread_kill)(REAL(pthread_self)(), sig) : 0;
+    return gsignal_kill(s, CO(t), sig);
 }
 
 /* ---- calls about the kernel thread behind a green thread ------------------------ */

@@ -1,5 +1,6 @@
 /* Hooks: the sleep family and sched_yield's cousins park the green thread. */
 #include <errno.h>
+#include <stdint.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,14 +13,20 @@ REAL_DECL(int, usleep, (useconds_t));
 REAL_DECL(int, nanosleep, (const struct timespec *, struct timespec *));
 REAL_DECL(int, clock_nanosleep, (clockid_t, int, const struct timespec *, struct timespec *));
 
-/* Sleep until the monotonic deadline: a cancellation point. */
-static void sleep_until(struct sched *s, uint64_t deadline)
+/* Sleep until the monotonic deadline: a cancellation point. Returns the
+ * nanoseconds left when a signal handler interrupted it, else 0. */
+static uint64_t sleep_until(struct sched *s, uint64_t deadline)
 {
     int why;
-    do
-        why = sched_park_cancellable(s, deadline);
-    while (why == WAKE_SIGNALED);        /* nothing else wakes a sleeper: be safe */
+    do {
+        sched_wait_on(s, WAIT_SLEEP, NULL, -1);
+        why = sched_park_interruptible(s, deadline, INTR_ALWAYS);
+    } while (why == WAKE_SIGNALED);        /* nothing else wakes a sleeper: be safe */
     gthread_act_on_cancel(why);
+    if (why != WAKE_INTERRUPTED)
+        return 0;
+    uint64_t now = clock_now_ns();
+    return deadline > now ? deadline - now : 1;   /* interrupted: some time was left */
 }
 
 HOOK unsigned sleep(unsigned sec)
@@ -27,8 +34,9 @@ HOOK unsigned sleep(unsigned sec)
     struct sched *s = sched_for_blocking_hook();
     if (!s)
         return REAL(sleep)(sec);
-    sleep_until(s, deadline_after((int64_t)sec * 1000000000));
-    return 0;
+    uint64_t left = sleep_until(s, deadline_after((int64_t)sec * 1000000000));
+    /* glibc rounds the seconds left to the nearest. */
+    return (unsigned)((left + 500000000) / 1000000000);
 }
 
 HOOK int usleep(useconds_t us)
@@ -36,7 +44,10 @@ HOOK int usleep(useconds_t us)
     struct sched *s = sched_for_blocking_hook();
     if (!s)
         return REAL(usleep)(us);
-    sleep_until(s, deadline_after((int64_t)us * 1000));
+    if (sleep_until(s, deadline_after((int64_t)us * 1000))) {
+        errno = EINTR;
+        return -1;
+    }
     return 0;
 }
 
@@ -60,8 +71,14 @@ HOOK int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req,
     } else {
         deadline = deadline_after((int64_t)req->tv_sec * 1000000000 + req->tv_nsec);
     }
-    sleep_until(s, deadline);
-    return 0;
+    uint64_t left = sleep_until(s, deadline);
+    if (!left)
+        return 0;
+    if (rem && !(flags & TIMER_ABSTIME)) {
+        rem->tv_sec = (time_t)(left / 1000000000);
+        rem->tv_nsec = (long)(left % 1000000000);
+    }
+    return EINTR;
 }
 
 HOOK int nanosleep(const struct timespec *req, struct timespec *rem)

@@ -90,6 +90,7 @@ API int corun_chan_send(corun_chan_t *ch, void *msg, int64_t timeout_ns)
     struct corun *cur = s->current;
     cur->xfer = msg;
     coq_push(&ch->senders, cur);
+    sched_wait_on(s, WAIT_CHAN, ch, -1);
     return wait_result(sched_park(s, deadline_after(timeout_ns)));
 }
 
@@ -116,6 +117,7 @@ API int corun_chan_recv(corun_chan_t *ch, void **msg, int64_t timeout_ns)
         return EAGAIN;
     struct corun *cur = s->current;
     coq_push(&ch->receivers, cur);
+    sched_wait_on(s, WAIT_CHAN, ch, -1);
     int err = wait_result(sched_park(s, deadline_after(timeout_ns)));
     if (!err)
         *msg = cur->xfer;

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -21,6 +22,7 @@
 #define POOL_SIZE_MAX 1024    /* libuv's own ceiling */
 
 struct corun_config corun_config;
+static bool check_only;          /* CORUN_CHECK_ONLY=1, from coro-run */
 int config_parse_size(const char *s, size_t *out)
 {
     if (!s || !isdigit((unsigned char)*s))
@@ -92,7 +94,8 @@ int config_parse_signal(const char *s)
 
 __attribute__((noreturn)) static void config_invalid(const char *name, const char *value, const char *allowed)
 {
-    diag_print("invalid %s='%s': %s", name, value, allowed);
+    /* Always on stderr: the log file setting may be the bad one. */
+    diag_printf_fd(2, "corun: invalid %s='%s': %s\n", name, value, allowed);
     exit(2);
 }
 
@@ -131,6 +134,55 @@ static int setting_bool(const char *name, const char *v)
     return setting_choice(name, v, bool_words,
                           "expected 1, yes, on or true (enabled), 0, no, off or false "
                           "(disabled)") & 1;
+}
+
+/* CORUN_INHERIT=0: the settings are read; take corun out of the environment
+ * so that no child, however started (exec*, posix_spawn, system, a copy of
+ * environ passed on), preloads it or sees its settings. */
+static void environment_strip_corun(void)
+{
+    const char *pre = getenv("LD_PRELOAD");
+    if (pre) {
+        /* LD_PRELOAD lists objects separated by spaces or colons. */
+        char *kept = malloc(strlen(pre) + 1), *out = kept;
+        const char *p = pre;
+        while (kept && *p) {
+            size_t n = strcspn(p, ": ");
+            const char *base = memrchr(p, '/', n);
+            base = base ? base + 1 : p;
+            size_t bn = n - (size_t)(base - p);
+            bool ours = bn >= 9 && !strncmp(base, "libcorun.", 9);
+            if (n && !ours) {
+                if (out != kept)
+                    *out++ = ':';
+                memcpy(out, p, n);
+                out += n;
+            }
+            p += n;
+            p += strspn(p, ": ");
+        }
+        if (kept) {
+            *out = '\0';
+            if (*kept)
+                setenv("LD_PRELOAD", kept, 1);
+            else
+                unsetenv("LD_PRELOAD");
+            free(kept);
+        }
+    }
+    for (size_t i = 0; environ[i];) {
+        if (!strncmp(environ[i], "CORUN_", 6)) {
+            char name[64];
+            size_t n = strcspn(environ[i], "=");
+            if (n < sizeof name) {
+                memcpy(name, environ[i], n);
+                name[n] = '\0';
+                unsetenv(name);
+                continue;                 /* the list moved down */
+            }
+        }
+        i++;
+    }
 }
 
 void config_load(void)
@@ -206,10 +258,19 @@ void config_load(void)
             "CORUN_LOG_LEVEL", v, (const char *const[]){ "error", "warn", "info", "debug", NULL },
             "expected 'error', 'warn' (the default), 'info' or 'debug'");
     c->log_file = setting("CORUN_LOG_FILE");
+    const char *check = getenv("CORUN_CHECK_ONLY");
+    check_only = check && !strcmp(check, "1");
     c->loaded = 1;
     loading = 0;
+    if (!c->inherit)
+        environment_strip_corun();   /* CORUN_CHECK_ONLY too: read above */
 }
+
 __attribute__((constructor)) static void config_on_load(void)
 {
     config_load();
+    /* coro-run's check that the library loads and every setting is valid,
+     * before it execs the program: nothing else runs. */
+    if (check_only)
+        _exit(0);
 }

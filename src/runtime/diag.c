@@ -1,12 +1,56 @@
 #include "diag.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static void diag_vwrite(const char *fmt, va_list ap)
+void diag_write_all(int fd, const char *buf, size_t n)
+{
+    for (size_t off = 0; off < n;) {
+        long w = syscall(SYS_write, fd, buf + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+int diag_fd(void)
+{
+    /* -1: not opened yet; a failed open falls back to stderr, once. */
+    static int log_fd = -1;
+    int fd = __atomic_load_n(&log_fd, __ATOMIC_ACQUIRE);
+    if (fd >= 0)
+        return fd;
+    if (!corun_config.loaded || !corun_config.log_file)
+        return 2;
+    int nfd = (int)syscall(SYS_openat, AT_FDCWD, corun_config.log_file,
+                           O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (nfd < 0) {
+        int e = errno;
+        nfd = 2;
+        char msg[512];
+        int n = snprintf(msg, sizeof msg, "corun: cannot open CORUN_LOG_FILE '%s' (errno %d); "
+                         "logging to stderr\n", corun_config.log_file, e);
+        diag_write_all(2, msg, n > 0 && n < (int)sizeof msg ? (size_t)n : 0);
+    }
+    int expected = -1;
+    if (!__atomic_compare_exchange_n(&log_fd, &expected, nfd, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        if (nfd != 2)
+            syscall(SYS_close, nfd);    /* another thread opened it first */
+        return expected;
+    }
+    return nfd;
+}
+
+static void diag_vwrite(int fd, const char *fmt, va_list ap)
 {
     char buf[1024];
     int n = snprintf(buf, sizeof buf, "corun: ");
@@ -14,19 +58,38 @@ static void diag_vwrite(const char *fmt, va_list ap)
     if (n >= (int)sizeof buf - 1)
         n = (int)sizeof buf - 2;
     buf[n++] = '\n';
-    for (int off = 0; off < n;) {
-        long w = syscall(SYS_write, 2, buf + off, (size_t)(n - off));
-        if (w <= 0)
-            break;
-        off += (int)w;
-    }
+    diag_write_all(fd, buf, (size_t)n);
+}
+
+void diag_printf_fd(int fd, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if (n >= (int)sizeof buf)
+        n = (int)sizeof buf - 1;
+    diag_write_all(fd, buf, (size_t)n);
 }
 
 void diag_print(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    diag_vwrite(fmt, ap);
+    diag_vwrite(diag_fd(), fmt, ap);
+    va_end(ap);
+}
+
+void diag_log(enum log_level level, const char *fmt, ...)
+{
+    if (level > corun_config.log_level)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    diag_vwrite(diag_fd(), fmt, ap);
     va_end(ap);
 }
 
@@ -34,7 +97,13 @@ void diag_fatal(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    diag_vwrite(fmt, ap);
+    int fd = diag_fd();
+    diag_vwrite(fd, fmt, ap);
     va_end(ap);
+    if (fd != 2) {                 /* a fatal error is also shown where the user looks */
+        va_start(ap, fmt);
+        diag_vwrite(2, fmt, ap);
+        va_end(ap);
+    }
     abort();
 }

@@ -9,8 +9,10 @@
 #include <sys/epoll.h>
 #include <sys/sendfile.h>
 
+#include "config.h"
 #include "fdtab.h"
 #include "fileio.h"
+#include "gsignal.h"
 #include "gthread.h"
 #include "rawsys.h"
 #include "sched.h"
@@ -700,8 +702,51 @@ ssize_t fdio_splice(struct sched *s, int in, loff_t *inoff, int out, loff_t *out
 
 /* ---- waiting on several fds ------------------------------------------------*/
 
+/* ppoll/pselect/epoll_pwait's mask: the green thread's own for the wait. */
+static bool mask_swap(struct sched *s, const sigset_t **mask, sigset_t *old)
+{
+    if (!*mask || corun_config.threads_native)
+        return false;            /* a kernel thread's own: the syscall applies it */
+    gsignal_setmask(s, SIG_SETMASK, *mask, old);
+    *mask = NULL;
+    return true;
+}
+
+static int poll_wait(struct sched *s, struct pollfd *fds, unsigned long n, int64_t timeout_ns,
+                     const sigset_t *mask);
+static int epoll_wait_green(struct sched *s, int epfd, struct epoll_event *ev, int max,
+                            int64_t timeout_ns, const sigset_t *mask);
+
 int fdio_poll(struct sched *s, struct pollfd *fds, unsigned long n, int64_t timeout_ns,
               const sigset_t *mask)
+{
+    sigset_t old;
+    bool swapped = mask_swap(s, &mask, &old);
+    int r = poll_wait(s, fds, n, timeout_ns, mask);
+    if (swapped) {
+        int e = errno;
+        gsignal_setmask(s, SIG_SETMASK, &old, NULL);
+        errno = e;
+    }
+    return r;
+}
+
+int fdio_epoll_wait(struct sched *s, int epfd, struct epoll_event *ev, int max,
+                    int64_t timeout_ns, const sigset_t *mask)
+{
+    sigset_t old;
+    bool swapped = mask_swap(s, &mask, &old);
+    int r = epoll_wait_green(s, epfd, ev, max, timeout_ns, mask);
+    if (swapped) {
+        int e = errno;
+        gsignal_setmask(s, SIG_SETMASK, &old, NULL);
+        errno = e;
+    }
+    return r;
+}
+
+static int poll_wait(struct sched *s, struct pollfd *fds, unsigned long n, int64_t timeout_ns,
+                     const sigset_t *mask)
 {
     uint64_t deadline = deadline_after(timeout_ns);
     struct timespec zero = { 0, 0 };
@@ -710,9 +755,13 @@ int fdio_poll(struct sched *s, struct pollfd *fds, unsigned long n, int64_t time
         if (r != 0 || timeout_ns == 0)
             return r;
         int saved = errno;
-        int err = fd_wait_any(s, fds, n, deadline);
+        int err = fd_wait_any(s, fds, n, deadline, INTR_ALWAYS);
         if (err == ECANCELED)
             gthread_act_on_cancel(WAKE_CANCELED);
+        if (err == EINTR) {
+            errno = EINTR;
+            return -1;
+        }
         if (err == ENOMEM) {               /* the real call, for what time is left */
             int64_t left = deadline == DEADLINE_NONE ? -1 : (int64_t)(deadline - clock_now_ns());
             struct timespec ts = { (time_t)(left / 1000000000), (long)(left % 1000000000) };
@@ -724,8 +773,8 @@ int fdio_poll(struct sched *s, struct pollfd *fds, unsigned long n, int64_t time
     }
 }
 
-int fdio_epoll_wait(struct sched *s, int epfd, struct epoll_event *ev, int max,
-                    int64_t timeout_ns, const sigset_t *mask)
+static int epoll_wait_green(struct sched *s, int epfd, struct epoll_event *ev, int max,
+                            int64_t timeout_ns, const sigset_t *mask)
 {
     /* The program's epoll fd is itself pollable: wait for it to have events,
      * whichever fds are in it, then let the kernel hand them out. */
@@ -736,9 +785,13 @@ int fdio_epoll_wait(struct sched *s, int epfd, struct epoll_event *ev, int max,
         if (r != 0 || timeout_ns == 0)
             return r;
         int saved = errno;
-        int err = fd_wait_any(s, &p, 1, deadline);
+        int err = fd_wait_any(s, &p, 1, deadline, INTR_ALWAYS);
         if (err == ECANCELED)
             gthread_act_on_cancel(WAKE_CANCELED);
+        if (err == EINTR) {
+            errno = EINTR;
+            return -1;
+        }
         errno = saved;
         if (err == ETIMEDOUT || err == ENOMEM) {
             int ms = 0;
@@ -747,4 +800,22 @@ int fdio_epoll_wait(struct sched *s, int epfd, struct epoll_event *ev, int max,
             return (int)syscall(SYS_epoll_pwait, epfd, ev, max, ms, mask, 8);
         }
     }
+}
+
+int fdio_wait_input(struct sched *s, int fd)
+{
+    struct fd_entry *e = fdtab_get(fd);
+    if (!e || e->kind == FD_REGULAR || fd_is_nonblocking(fd, e) || sched_alone(s))
+        return 0;
+    while (!rs_poll_now(fd, POLLIN)) {
+        e->rd_ready = false;
+        int err = fd_wait_readable(s, fd, e, DEADLINE_NONE);
+        if (err == ECANCELED)
+            gthread_act_on_cancel(WAKE_CANCELED);
+        if (err == ENOTSUP)
+            return 0;              /* cannot be waited on here: the read blocks */
+        if (err)
+            return err;
+    }
+    return 0;
 }

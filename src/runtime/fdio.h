@@ -40,6 +40,11 @@ ssize_t fdio_splice(struct sched *s, int in, loff_t *inoff, int out, loff_t *out
                     unsigned flags);
 
 /* poll(2)/ppoll(2) with a timeout in ns (< 0: none); mask as ppoll's. */
+/* Park until a read of fd would not block (it has input, end of file or an
+ * error): for reads corun does not see, such as stdio's own. Returns 0 or
+ * an error number (EINTR, EBADF). */
+int fdio_wait_input(struct sched *s, int fd);
+
 int fdio_poll(struct sched *s, struct pollfd *fds, unsigned long n, int64_t timeout_ns,
               const sigset_t *mask);
 /* epoll_pwait2(2) on the program's own epoll fd; timeout in ns (< 0: none). */

@@ -259,6 +259,7 @@ static int fd_register(struct sched *s, int fd, struct fd_entry *e)
             return ENOTSUP;
     }
     e->reg = s;
+    s->stats.fds_registered++;
     return 0;
 }
 
@@ -271,11 +272,13 @@ static int fd_wait(struct sched *s, int fd, struct fd_entry *e, short events, ui
         return 0;
     struct corun *cur = s->current;
     cur->wait_events = events;
+    sched_wait_on(s, (events & POLLIN) ? WAIT_READ : WAIT_WRITE, NULL, fd);
     coq_push(&e->waiters, cur);
-    switch (sched_park_cancellable(s, deadline)) {
+    switch (sched_park_interruptible(s, deadline, INTR_RESTART)) {
     case WAKE_TIMEOUT: return ETIMEDOUT;
     case WAKE_CLOSED: return EBADF;
     case WAKE_CANCELED: return ECANCELED;
+    case WAKE_INTERRUPTED: return EINTR;
     default: return 0;
     }
 }
@@ -332,7 +335,8 @@ static void poller_unlink(struct fd_entry *e, struct fd_poller *p)
         p->next->prev = p->prev;
 }
 
-int fd_wait_any(struct sched *s, const struct pollfd *fds, unsigned long n, uint64_t deadline)
+int fd_wait_any(struct sched *s, const struct pollfd *fds, unsigned long n, uint64_t deadline,
+                enum intr_mode intr)
 {
     struct fd_poller local[16];
     struct fd_poller *nodes = n <= 16 ? local : calloc(n, sizeof *nodes);
@@ -364,7 +368,8 @@ int fd_wait_any(struct sched *s, const struct pollfd *fds, unsigned long n, uint
         e->pollers = &nodes[i];
         ents[i] = e;
     }
-    int why = ready_now ? WAKE_SIGNALED : sched_park_cancellable(s, deadline);
+    sched_wait_on(s, WAIT_POLL, NULL, n == 1 ? fds[0].fd : -1);
+    int why = ready_now ? WAKE_SIGNALED : sched_park_interruptible(s, deadline, intr);
     for (unsigned long i = 0; i < n; i++)
         if (ents[i])
             poller_unlink(ents[i], &nodes[i]);
@@ -376,6 +381,7 @@ int fd_wait_any(struct sched *s, const struct pollfd *fds, unsigned long n, uint
     switch (why) {
     case WAKE_TIMEOUT: return ETIMEDOUT;
     case WAKE_CANCELED: return ECANCELED;
+    case WAKE_INTERRUPTED: return EINTR;
     default: return 0;
     }
 }
@@ -434,6 +440,8 @@ static int wait_fd(int fd, short events, int64_t timeout_ns, short *revents)
         int err = fd_wait(s, fd, e, events, deadline);
         if (err == ECANCELED)
             gthread_act_on_cancel(WAKE_CANCELED);
+        if (err == EINTR)
+            continue;                  /* the API restarts after handlers */
         if (err == ENOTSUP)
             return EINVAL;             /* regular files are always ready: not reached */
         if (err)

@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sched.h"
+
 #include "list.h"
 
 struct pollfd;
@@ -116,9 +118,11 @@ void fdtab_forget_sched(struct sched *s);
  * hang-up), or until the deadline: for poll, select and friends, which then
  * ask the kernel for the exact answer. fds with fd < 0 are skipped; fds that
  * cannot be waited on here (regular files: always ready) make it return at
- * once. Returns 0, ETIMEDOUT, ECANCELED, or ENOMEM.
+ * once. Returns 0, ETIMEDOUT, ECANCELED, EINTR (a signal handler ran and
+ * `intr` says the wait ends then), or ENOMEM.
  */
-int fd_wait_any(struct sched *s, const struct pollfd *fds, unsigned long n, uint64_t deadline);
+int fd_wait_any(struct sched *s, const struct pollfd *fds, unsigned long n, uint64_t deadline,
+                enum intr_mode intr);
 
 /* Called by the scheduler's poller for each epoll event of an fd. */
 void fdtab_event(uint64_t data, uint32_t events);

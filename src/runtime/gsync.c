@@ -75,6 +75,7 @@ int gmutex_lock(struct gmutex *m, uint64_t deadline, bool try)
     if (expired(deadline))
         return ETIMEDOUT;
     coq_push(&m->waiters, cur);
+    sched_wait_on(s, WAIT_MUTEX, m, -1);
     if (sched_park(s, deadline) == WAKE_TIMEOUT)
         return ETIMEDOUT;
     return 0;                     /* handed over by the unlocker: owner == cur */
@@ -124,6 +125,7 @@ int gcond_wait(struct gcond *c, struct gmutex *m, uint64_t deadline)
     gmutex_unlock(m);
     int why;
     coq_push(&c->waiters, cur);
+    sched_wait_on(s, WAIT_COND, c, -1);
     why = sched_park_cancellable(s, deadline);
     gmutex_lock(m, DEADLINE_NONE, false);
     m->count = depth;
@@ -182,6 +184,7 @@ static int grwlock_wait(struct sched *s, struct grwlock *l, short mode, uint64_t
         return ETIMEDOUT;
     cur->wait_events = mode;
     coq_push(&l->waiters, cur);
+    sched_wait_on(s, WAIT_RWLOCK, l, -1);
     return sched_park(s, deadline) == WAKE_TIMEOUT ? ETIMEDOUT : 0;
 }
 
@@ -253,8 +256,13 @@ int gsem_wait(struct gsem *sem, uint64_t deadline, bool try)
     if (expired(deadline))
         return ETIMEDOUT;
     coq_push(&sem->waiters, s->current);
-    int why = sched_park_cancellable(s, deadline);
+    /* Linux restarts a semaphore's futex wait after an SA_RESTART handler
+     * (signal(7) says otherwise; the kernel's -ERESTARTSYS wins). */
+    sched_wait_on(s, WAIT_SEM, sem, -1);
+    int why = sched_park_interruptible(s, deadline, INTR_RESTART);
     gthread_act_on_cancel(why);
+    if (why == WAKE_INTERRUPTED)
+        return EINTR;
     return why == WAKE_TIMEOUT ? ETIMEDOUT : 0;   /* woken: the poster handed us its unit */
 }
 
@@ -300,6 +308,7 @@ int gbarrier_wait(struct gbarrier *b)
     }
     struct sched *s = sched_self();
     coq_push(&b->waiters, s->current);
+    sched_wait_on(s, WAIT_BARRIER, b, -1);
     sched_park(s, DEADLINE_NONE);
     return 0;
 }

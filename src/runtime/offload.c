@@ -72,7 +72,10 @@ void offload_run(struct sched *s, void (*fn)(void *), void *arg)
         fn(arg);                /* no pool: the call blocks here, still correct */
         return;
     }
-    while (!o.done)
+    s->stats.offloads++;
+    while (!o.done) {
+        sched_wait_on(s, WAIT_OFFLOAD, (const void *)fn, -1);
         sched_park(s, DEADLINE_NONE);
+    }
     errno = o.err;
 }

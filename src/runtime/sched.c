@@ -30,6 +30,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <threads.h>
 #include <time.h>
 #include <ucontext.h>
@@ -39,7 +40,9 @@
 #include "context.h"
 #include "diag.h"
 #include "fdtab.h"
+#include "gsignal.h"
 #include "gthread.h"
+#include "inspect.h"
 
 #ifdef CORUN_SANITIZERS
 #include <sanitizer/common_interface_defs.h>
@@ -173,6 +176,7 @@ static void coroutine_release(struct corun *co)
 {
     if (co->flags & CO_MAIN)
         return;                           /* lives on the thread's own stack */
+    inspect_forget(co->sched, co);
     free(co->tsd);
     if (!co->stack.cls)
         return;                           /* the program's own stack (pthread_attr_setstack) */
@@ -200,10 +204,15 @@ static inline void sched_switch(struct sched *s, struct corun *from, struct coru
     stack_check(from);
     from->saved_errno = *s->errno_loc;
     to->state = CO_RUNNING;
+    s->stats.switches++;
+    if (unlikely(s->stats.loop_left_ns))
+        inspect_note_switch(s, from);
     ASAN_SWITCH_START(from, to, 0);
     corun_ctx_switch(&from->sp, to->sp, NULL);
     ASAN_SWITCH_DONE(from);
     after_switch(s, from);
+    if (unlikely(from->sig_pending != 0))
+        gsignal_run_pending(s, from);
 }
 
 __attribute__((noreturn)) static void sched_switch_final(struct corun *from,
@@ -211,6 +220,9 @@ __attribute__((noreturn)) static void sched_switch_final(struct corun *from,
 {
     stack_check(from);
     to->state = CO_RUNNING;
+    from->sched->stats.switches++;
+    if (unlikely(from->sched->stats.loop_left_ns))
+        inspect_note_switch(from->sched, from);
     ASAN_SWITCH_START(from, to, 1);
     corun_ctx_switch(&from->sp, to->sp, NULL);
     __builtin_unreachable();
@@ -231,6 +243,7 @@ static inline struct corun *pick_next(struct sched *s)
 /* ---- polling -------------------------------------------------------------*/
 
 #define UV_BACKEND_TAG UINT64_MAX     /* epoll data of libuv's backend fd */
+#define SIGNAL_TAG (UINT64_MAX - 1)   /* ... and of the scheduler's signal eventfd */
 #define POLL_BATCH 256
 
 static void timers_expire(struct sched *s)
@@ -279,13 +292,20 @@ static void sched_poll(struct sched *s, bool block)
     }
     struct epoll_event ev[POLL_BATCH];
     bool uv_ready = false;
+    __atomic_store_n(&s->polling, timeout != 0, __ATOMIC_RELAXED);
     int n = epoll_wait_ns(s->epfd, ev, POLL_BATCH, timeout);
+    __atomic_store_n(&s->polling, false, __ATOMIC_RELAXED);
     for (int i = 0; i < n; i++) {
-        if (ev[i].data.u64 == UV_BACKEND_TAG)
+        if (ev[i].data.u64 == UV_BACKEND_TAG) {
             uv_ready = true;
-        else
+        } else if (ev[i].data.u64 == SIGNAL_TAG) {
+            uint64_t v;
+            syscall(SYS_read, s->sigfd, &v, sizeof v);
+        } else
             fdtab_event(ev[i].data.u64, ev[i].events);
     }
+    if (s->sig_arrived)
+        gsignal_dispatch(s);
     timers_expire(s);
     if (uv_ready || (uv_alive && uv_backend_timeout(&s->loop) == 0))
         uv_run(&s->loop, UV_RUN_NOWAIT);
@@ -297,12 +317,14 @@ int sched_park(struct sched *s, uint64_t deadline)
 {
     struct corun *cur = s->current;
     cur->state = CO_PARKED;
+    inspect_note_park(s, cur);
     if (deadline != DEADLINE_NONE) {
         cur->timer.deadline = deadline;
         if (timerheap_insert(&s->timers, &cur->timer) != 0)
             diag_fatal("out of memory for the timer queue");
     }
     sched_switch(s, cur, pick_next(s));
+    cur->wait_kind = WAIT_OTHER;
     return cur->wake_reason;
 }
 
@@ -320,6 +342,47 @@ int sched_park_cancellable(struct sched *s, uint64_t deadline)
     return why;
 }
 
+/* Off the list of interruptibly parked coroutines: done by any wake, so that
+ * a handler run right after it may park again. */
+static void intr_unlink(struct sched *s, struct corun *co)
+{
+    if (co->intr_prev)
+        co->intr_prev->intr_next = co->intr_next;
+    else
+        s->intr_head = co->intr_next;
+    if (co->intr_next)
+        co->intr_next->intr_prev = co->intr_prev;
+    co->intr_next = co->intr_prev = NULL;
+    co->intr = INTR_NONE;
+}
+
+int sched_park_interruptible(struct sched *s, uint64_t deadline, enum intr_mode mode)
+{
+    struct corun *cur = s->current;
+    cur->intr = (uint8_t)mode;
+    cur->intr_prev = NULL;
+    cur->intr_next = s->intr_head;
+    if (s->intr_head)
+        s->intr_head->intr_prev = cur;
+    s->intr_head = cur;
+    int why = sched_park_cancellable(s, deadline);
+    if (cur->intr != INTR_NONE)
+        intr_unlink(s, cur);       /* not parked after all (a pending cancel) */
+    return why;
+}
+
+struct corun *sched_hooks_suspend(struct sched *s)
+{
+    struct corun *was = s->current;
+    s->current = s->loop_co;       /* the hook gate's "corun's own code" */
+    return was;
+}
+
+void sched_hooks_resume(struct sched *s, struct corun *was)
+{
+    s->current = was;
+}
+
 bool sched_alone(struct sched *s)
 {
     return s->alive == 1 && coq_empty(&s->runq) && !timerheap_min(&s->timers) &&
@@ -334,6 +397,8 @@ bool sched_wake(struct corun *co, int reason)
         coq_remove(co->queue, co);
     if (timer_queued(&co->timer))
         timerheap_remove(&co->sched->timers, &co->timer);
+    if (co->intr != INTR_NONE)
+        intr_unlink(co->sched, co);
     co->wake_reason = (uint8_t)reason;
     co->state = CO_RUNNABLE;
     coq_push(&co->sched->runq, co);
@@ -381,7 +446,8 @@ __attribute__((noreturn)) static void coroutine_exit(struct corun *co)
     struct sched *s = co->sched;
     co->state = CO_DONE;
     if (--s->alive == 0)
-        exit(0);      /* main ended with pthread_exit and this was the last thread */
+        exit(0);
+    gsignal_thread_finished(s, co);      /* main ended with pthread_exit and this was the last thread */
     if (co->joiner)
         sched_wake(co->joiner, WAKE_SIGNALED);
     struct corun *next = NULL;
@@ -426,17 +492,34 @@ static void loop_main(void *arg, void *xfer)
     after_switch(s, s->loop_co);
     for (;;) {
         s->dispatches = 0;
+        __atomic_store_n(&s->turns, s->turns + 1, __ATOMIC_RELAXED);
+        if (unlikely(s->dump_pending))
+            inspect_dump(s);
         sched_poll(s, coq_empty(&s->runq));
         struct corun *n = coq_pop(&s->runq);
         if (n) {
             s->dispatches = 1;
             s->loop_co->state = CO_LOOP;
+            if (unlikely(s->stats.loop_left_ns))
+                s->stats.loop_left_ns = clock_now_ns();
             sched_switch(s, s->loop_co, n);
+            if (unlikely(s->stats.loop_left_ns))
+                inspect_note_loop_turn(s);
         }
     }
 }
 
 /* ---- scheduler -----------------------------------------------------------*/
+
+/* The eventfd a signal handler pokes so that the loop, maybe about to
+ * sleep in epoll, looks at the signals that came in. */
+static void signal_fd_open(struct sched *s)
+{
+    s->sigfd = (int)syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = SIGNAL_TAG };
+    if (s->sigfd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sigfd, &ev) != 0)
+        diag_fatal("cannot set up the signal eventfd: %s", strerror(errno));
+}
 
 static pthread_once_t process_once = PTHREAD_ONCE_INIT;
 static tss_t sched_exit_key;
@@ -450,8 +533,10 @@ static void sched_destroy(void *arg)
     if (!s || s->alive > 1 || s->current != s->main_co)
         return;
     corun_tls_sched = NULL;
+    inspect_sched_destroyed(s);
     fdtab_forget_sched(s);
     syscall(SYS_close, s->epfd);
+    syscall(SYS_close, s->sigfd);
     if (uv_loop_close(&s->loop) != 0) {
         uv_run(&s->loop, UV_RUN_NOWAIT);
         uv_loop_close(&s->loop);
@@ -486,6 +571,8 @@ static void sched_after_fork_child(void)
     struct epoll_event ev = { .events = EPOLLIN, .data.u64 = UV_BACKEND_TAG };
     if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, uv_backend_fd(&s->loop), &ev) != 0)
         diag_fatal("cannot watch libuv's backend fd in a forked child: %s", strerror(errno));
+    syscall(SYS_close, s->sigfd);
+    signal_fd_open(s);
     /* The other green threads stay behind, never to run again. */
     while (coq_pop(&s->runq))
         ;
@@ -493,6 +580,9 @@ static void sched_after_fork_child(void)
         timerheap_remove(&s->timers, timerheap_min(&s->timers));
     s->alive = 1;
     s->dead = NULL;
+    s->intr_head = NULL;
+    gsignal_reset(s);
+    inspect_after_fork_child(s);
 }
 
 static void process_init(void)
@@ -523,6 +613,7 @@ static struct sched *sched_create(void)
     struct epoll_event ev = { .events = EPOLLIN, .data.u64 = UV_BACKEND_TAG };
     if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, uv_backend_fd(&s->loop), &ev) != 0)
         diag_fatal("cannot watch libuv's backend fd: %s", strerror(errno));
+    signal_fd_open(s);
 
     main_co->sched = s;
     main_co->state = CO_RUNNING;
@@ -539,11 +630,12 @@ static struct sched *sched_create(void)
         pthread_attr_destroy(&pa);
     }
 #endif
-    sigprocmask(SIG_SETMASK, NULL, &main_co->sigmask);
+    syscall(SYS_rt_sigprocmask, SIG_BLOCK, NULL, &main_co->sigmask, 8);
     main_co->tsd = gthread_take_thread_tsd();
     s->main_co = main_co;
     s->current = main_co;
     s->alive = 1;
+    gsignal_reset(s);
 
     r = coroutine_new(s, LOOP_STACK_SIZE, stack_page_size(), loop_main, s, &s->loop_co);
     if (r)
@@ -554,6 +646,7 @@ static struct sched *sched_create(void)
     altstack_ensure();
     corun_tls_sched = s;
     tss_set(sched_exit_key, s);
+    inspect_sched_created(s);
     return s;
 }
 
@@ -602,6 +695,8 @@ static void coroutine_start(struct sched *s, struct corun *co, const char *name,
     co->sigmask = cur->sigmask;           /* a new thread inherits its creator's mask */
     co->state = CO_RUNNABLE;
     s->alive++;
+    gsignal_thread_started(s, co);
+    inspect_note_spawn(s, co);
     coq_push(&s->runq, co);
 }
 
@@ -669,6 +764,7 @@ int sched_join(struct corun *co, void **retval, uint64_t deadline, bool try, boo
         if (try)
             return EBUSY;
         co->joiner = cur;
+        sched_wait_on(s, WAIT_JOIN, co, -1);
         int why = cancellable ? sched_park_cancellable(s, deadline) : sched_park(s, deadline);
         if (why != WAKE_SIGNALED) {
             co->joiner = NULL;
@@ -730,6 +826,7 @@ __attribute__((visibility("default"))) int corun_sleep(int64_t ns)
         return 0;
     }
     struct sched *s = sched_self();
+    sched_wait_on(s, WAIT_SLEEP, NULL, -1);
     sched_park(s, deadline_after(ns));
     return 0;
 }

@@ -29,6 +29,40 @@ enum wake_reason {
     WAKE_TIMEOUT,       /* the deadline passed */
     WAKE_CLOSED,        /* the object waited on was closed */
     WAKE_CANCELED,      /* pthread_cancel() reached a cancellable wait */
+    WAKE_INTERRUPTED,   /* a signal handler ran: the call fails with EINTR */
+};
+
+/* How a signal handler affects a parked call (see signal(7)). */
+enum intr_mode {
+    INTR_NONE,          /* never interrupted (mutex, join, condvar) */
+    INTR_RESTART,       /* EINTR unless the handler has SA_RESTART (read, accept...) */
+    INTR_ALWAYS,        /* EINTR whatever the flags (poll, sleep, sem_wait...) */
+};
+
+/* What a parked coroutine waits for: counted per park (CORUN_STATS) and
+ * shown by the live dump. 0 is anything not described. */
+enum wait_kind {
+    WAIT_OTHER = 0, WAIT_READ, WAIT_WRITE, WAIT_ACCEPT, WAIT_CONNECT, WAIT_POLL, WAIT_SLEEP,
+    WAIT_DNS, WAIT_MUTEX, WAIT_COND, WAIT_JOIN, WAIT_CHILD, WAIT_RWLOCK, WAIT_SEM,
+    WAIT_BARRIER, WAIT_CHAN, WAIT_OFFLOAD, WAIT_KINDS
+};
+
+/* Per-scheduler figures for CORUN_STATS: plain counters, written only by
+ * the scheduler's own OS thread. */
+struct sched_stats {
+    unsigned long created;        /* coroutines spawned */
+    unsigned long peak_alive;
+    unsigned long switches;
+    unsigned long parks[WAIT_KINDS];
+    unsigned long offloads;
+    unsigned long fds_registered; /* fds added to the epoll set */
+    uint64_t loop_left_ns;        /* when the loop last dispatched (0: not measuring) */
+    uint64_t max_block_ns;        /* longest time between two loop turns */
+    unsigned long max_block_dispatches;   /* coroutines run in that time */
+    uint64_t slice_start;         /* when the running coroutine was switched to */
+    uint64_t max_slice_ns;        /* longest run of one coroutine without a switch */
+    uint64_t max_slice_id;
+    char max_slice_name[CORUN_NAME_MAX];
 };
 
 #define CO_DETACHED 0x1u
@@ -69,7 +103,18 @@ struct corun {
     struct gthread_tsd *tsd;      /* pthread key values */
     void *cleanup;                /* innermost pthread_cleanup_push buffer */
     sigset_t sigmask;             /* what pthread_sigmask says for this thread */
+    uint8_t intr;                 /* enum intr_mode of the current park */
+    struct corun *intr_next, *intr_prev;  /* on sched.intr_head while parked interruptibly */
+    unsigned sig_seen;            /* handlers run for this thread, ever */
+    uint64_t sig_pending;         /* sent to this thread (pthread_kill), not yet handled */
     char name[CORUN_NAME_MAX];
+    /* What it waits for while parked (see enum wait_kind). */
+    uint8_t wait_kind;            /* set just before sched_park, cleared after */
+    uint8_t wait_hint;            /* set for a whole call (accept, connect, DNS...): wins */
+    int wait_fd;
+    const void *wait_obj;         /* mutex, condvar, coroutine joined... */
+    uint64_t wait_since;          /* when it parked (only with CORUN_DUMP_SIGNAL) */
+    struct corun *all_next, *all_prev;  /* every coroutine of the scheduler */
 };
 
 struct sched {
@@ -83,8 +128,53 @@ struct sched {
     int epfd;                     /* fds waited on, plus libuv's own backend fd */
     unsigned long alive;          /* coroutines not finished, main included */
     struct timerheap timers;
+    /* signals (gsignal.c) */
+    struct corun *intr_head;      /* coroutines parked interruptibly */
+    unsigned nmasked;             /* coroutines with a non-empty mask */
+    uint16_t nblocked[64];        /* per signal: coroutines that block it */
+    uint64_t kmask;               /* what the kernel thread blocks */
+    int sigfd;                    /* eventfd: a signal needs the loop's attention */
+    volatile uint64_t sig_arrived;    /* signals for gsignal_dispatch */
+    volatile uint64_t sig_norestart;  /* ... of which the handler lacks SA_RESTART */
     uv_loop_t loop;
+    /* Introspection (inspect.c). */
+    struct corun *all;            /* every coroutine not yet released, main included */
+    unsigned long turns;          /* loop turns, read by the blocking detector */
+    bool polling;                 /* the loop is waiting for events, not blocked */
+    pid_t tid;
+    struct sched *reg_next;       /* on the list of all schedulers */
+    int dump_efd;                 /* eventfd in epfd: a live dump was asked for */
+    volatile sig_atomic_t dump_pending;
+    struct sched_stats stats;
+    struct {                      /* the blocking detector's view of this loop */
+        unsigned long turns;      /* as last seen */
+        uint64_t since;           /* when that count was first seen */
+        unsigned long warned;     /* turn count already warned about, plus one */
+    } watch;
 };
+
+/* Bit of signal sig in a 64-bit mask word (glibc's sigset_t layout). */
+#define SIGBIT(sig) ((uint64_t)1 << ((sig) - 1))
+static inline uint64_t sigword(const sigset_t *set)
+{
+    return set->__val[0];
+}
+
+/* Describe the wait of the current coroutine's next park. */
+static inline void sched_wait_on(struct sched *s, enum wait_kind kind, const void *obj, int fd)
+{
+    struct corun *cur = s->current;
+    cur->wait_kind = (uint8_t)kind;
+    cur->wait_obj = obj;
+    cur->wait_fd = fd;
+}
+
+/* What the current coroutine's parks are for until the hint is cleared
+ * (WAIT_OTHER), whatever the park site says (accept waits for readability). */
+static inline void sched_wait_hint(struct sched *s, enum wait_kind kind)
+{
+    s->current->wait_hint = (uint8_t)kind;
+}
 
 #define DEADLINE_NONE UINT64_MAX
 
@@ -129,6 +219,16 @@ int sched_park(struct sched *s, uint64_t deadline);
  * WAKE_CANCELED (without parking, if one is already pending) when the
  * coroutine is to act on a pthread_cancel(). */
 int sched_park_cancellable(struct sched *s, uint64_t deadline);
+
+/* Like sched_park_cancellable(), and a signal handler run for this thread
+ * makes it return WAKE_INTERRUPTED as `mode` says. */
+int sched_park_interruptible(struct sched *s, uint64_t deadline, enum intr_mode mode);
+
+/* Hooks off while a signal handler of the program runs at an arbitrary point
+ * (it may have interrupted corun itself): returns what to pass to
+ * sched_hooks_resume(). */
+struct corun *sched_hooks_suspend(struct sched *s);
+void sched_hooks_resume(struct sched *s, struct corun *was);
 
 /* Create a coroutine running fn(arg) and queue it; see corun_spawn(). */
 int sched_spawn(struct sched *s, size_t stack_size, size_t guard, const char *name,

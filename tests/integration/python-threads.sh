@@ -9,30 +9,8 @@
 #     (vfork, close_fds) must leave the parent's waiter alone;
 #  4. a thread waiting for a child (waitpid) parks only itself.
 # Loopback only, bounded by timeouts, servers killed on exit.
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
-build=${CORUN_TEST_BUILDDIR:-$(pwd)}
-lib="$build/.libs/libcorun.so"
-if grep -q -- '-fsanitize' "$build/Makefile" 2>/dev/null; then
-    echo "SKIP: preloading an ASan-built libcorun needs the ASan runtime first"; exit 77
-fi
-for tool in python3 curl; do
-    command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed"; exit 77; }
-done
-export CORUN_THREADS=green    # make check sets native for the unit tests
-corun=("$top/scripts/coro-run" --library "$lib")
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-wait_for() {   # file pattern
-    for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-    echo "FAIL: timed out waiting for '$2' in $1:"; cat "$1"; exit 1
-}
-
-fail=0
+. "$(dirname "$0")/lib.sh"
+needs python3 curl
 # ---- 1. the crawler --------------------------------------------------------------
 # Servers are started without a wrapper, so $! is the server itself (coro-run
 # execs it); clients are bounded with timeout, servers killed on exit.
@@ -91,5 +69,4 @@ ticks=$(sed -n 's/.*ticks=\([0-9]*\).*/\1/p' <<<"$out")
 [[ $out == rc=0* ]] && [ "${ticks:-0}" -ge 10 ] ||
     { echo "FAIL: the other thread did not run while one waited for its child"; fail=1; }
 
-[ "$fail" = 0 ] && echo "PASS" || echo "FAIL"
-exit "$fail"
+finish

@@ -1,0 +1,443 @@
+/*
+ * Signals for green threads.
+ *
+ * The kernel sees one thread where the program has many green threads, and
+ * those are usually parked in the scheduler, not in a system call, so the
+ * kernel's EINTR would reach nobody. corun therefore installs its trampoline
+ * as the kernel handler of every signal the program handles. The trampoline
+ * runs the program's handler at once, wherever the kernel delivered it (as
+ * the kernel would, on some thread), with the hooks off since it may have
+ * interrupted corun itself; then it names the green thread the signal is for
+ * (the main one unless it blocks it, else one that does not) and, if that
+ * thread is parked in a call the signal interrupts (see enum intr_mode), has
+ * the loop wake it with WAKE_INTERRUPTED, so its call fails with EINTR.
+ *
+ * Masks: each green thread keeps its own; the kernel thread blocks a signal
+ * only when every green thread of its scheduler does, so that sigwait and
+ * signalfd see it pending exactly when no thread would take it.
+ */
+#include "gsignal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "fdtab.h"
+#include "gthread.h"
+#include "sched.h"
+
+#define NSIG_KERNEL 64
+/* glibc's own signals for cancellation and setxid: never ours to block. */
+#define GLIBC_INTERNAL (SIGBIT(32) | SIGBIT(33))
+
+static struct sigaction prog_act[NSIG_KERNEL + 1];
+static uint64_t managed;            /* signals whose kernel handler is the trampoline */
+static int act_lock;
+
+static void lock(void)
+{
+    while (__atomic_exchange_n(&act_lock, 1, __ATOMIC_ACQUIRE))
+        __builtin_ia32_pause();
+}
+
+static void unlock(void)
+{
+    __atomic_store_n(&act_lock, 0, __ATOMIC_RELEASE);
+}
+
+static bool is_managed(int sig)
+{
+    return __atomic_load_n(&managed, __ATOMIC_RELAXED) & SIGBIT(sig);
+}
+
+/* Signals whose handler must run exactly where they were raised (faults),
+ * or that cannot be caught. */
+static bool manageable(int sig)
+{
+    switch (sig) {
+    case SIGKILL: case SIGSTOP: case SIGSEGV: case SIGBUS: case SIGILL: case SIGFPE:
+    case SIGTRAP: case SIGSYS:
+        return false;
+    default:
+        /* corun's own: the live dump's and the blocking detector's */
+        if (sig == corun_config.dump_signal || (corun_config.block_warn_ms && sig == SIGRTMAX - 1))
+            return false;
+        return sig >= 1 && sig <= NSIG_KERNEL && !(SIGBIT(sig) & GLIBC_INTERNAL);
+    }
+}
+
+static bool blocks(const struct corun *co, int sig)
+{
+    return sigword(&co->sigmask) & SIGBIT(sig);
+}
+
+static bool alive(const struct corun *co)
+{
+    return co->state != CO_DONE;
+}
+
+static void call_handler(const struct sigaction *a, int sig, siginfo_t *si, void *uc)
+{
+    if (a->sa_flags & SA_SIGINFO)
+        a->sa_sigaction(sig, si, uc);
+    else
+        a->sa_handler(sig);
+}
+
+/* The program's action for sig as a handler is about to run: one-shot
+ * handlers (SA_RESETHAND) revert to the default, as the kernel did. */
+static struct sigaction take_action(int sig)
+{
+    struct sigaction a = prog_act[sig];
+    if (a.sa_flags & SA_RESETHAND) {
+        prog_act[sig].sa_handler = SIG_DFL;
+        prog_act[sig].sa_flags = 0;
+        __atomic_and_fetch(&managed, ~SIGBIT(sig), __ATOMIC_RELAXED);
+    }
+    return a;
+}
+
+/* Who takes a process signal: `running` when it is about to go on running
+ * (and the kernel then interrupts its real call, if any, itself). */
+static struct corun *taker(struct sched *s, struct corun *running, int sig)
+{
+    struct corun *m = s->main_co;
+    if (alive(m) && (corun_config.threads_native || !blocks(m, sig)))
+        return m;
+    if (running != s->loop_co && !blocks(running, sig))
+        return running;
+    return NULL;
+}
+
+static void trampoline(int sig, siginfo_t *si, void *uc)
+{
+    int saved = errno;
+    struct sigaction a = take_action(sig);
+    if (a.sa_handler == SIG_DFL || a.sa_handler == SIG_IGN) {
+        errno = saved;              /* reset under our feet: the kernel already has it */
+        return;
+    }
+    struct sched *s = corun_tls_sched;
+    struct corun *running = s ? sched_hooks_suspend(s) : NULL;
+    call_handler(&a, sig, si, uc);
+    if (s) {
+        sched_hooks_resume(s, running);
+        struct corun *t = taker(s, running, sig);
+        if (t && t == running) {
+            t->sig_seen++;
+        } else {
+            /* The target is parked (or there is none yet): the loop decides,
+             * out of signal context. */
+            __atomic_or_fetch(&s->sig_arrived, SIGBIT(sig), __ATOMIC_RELAXED);
+            if (!(a.sa_flags & SA_RESTART))
+                __atomic_or_fetch(&s->sig_norestart, SIGBIT(sig), __ATOMIC_RELAXED);
+            uint64_t one = 1;
+            syscall(SYS_write, s->sigfd, &one, sizeof one);
+        }
+    }
+    errno = saved;
+}
+
+int gsignal_action(int sig, const struct sigaction *act, struct sigaction *old,
+                   kernel_sigaction_fn install)
+{
+    if (!manageable(sig))
+        return install(sig, act, old);
+    lock();
+    struct sigaction prev;
+    int r = 0;
+    if (is_managed(sig))
+        prev = prog_act[sig];
+    else
+        r = install(sig, NULL, &prev);
+    if (r == 0 && act) {
+        if (act->sa_handler == SIG_DFL || act->sa_handler == SIG_IGN) {
+            r = install(sig, act, NULL);
+            if (r == 0)
+                __atomic_and_fetch(&managed, ~SIGBIT(sig), __ATOMIC_RELAXED);
+        } else {
+            struct sigaction k = *act;
+            k.sa_sigaction = trampoline;
+            k.sa_flags |= SA_SIGINFO;
+            struct sigaction was = prog_act[sig];
+            prog_act[sig] = *act;   /* before the kernel may call the trampoline */
+            r = install(sig, &k, NULL);
+            if (r == 0)
+                __atomic_or_fetch(&managed, SIGBIT(sig), __ATOMIC_RELAXED);
+            else
+                prog_act[sig] = was;
+        }
+    }
+    unlock();
+    if (r == 0 && old)
+        *old = prev;
+    return r;
+}
+
+/* ---- masks ----------------------------------------------------------------*/
+
+static void count_mask(struct sched *s, uint64_t w, int dir)
+{
+    if (!w)
+        return;
+    s->nmasked += (unsigned)dir;
+    for (int i = 0; i < NSIG_KERNEL; i++)
+        if (w & ((uint64_t)1 << i))
+            s->nblocked[i] += (uint16_t)dir;
+}
+
+/* The kernel thread blocks what every green thread blocks. */
+static void kmask_apply(struct sched *s)
+{
+    uint64_t k = 0;
+    if (s->nmasked >= s->alive)
+        for (int i = 0; i < NSIG_KERNEL; i++)
+            if (s->nblocked[i] >= s->alive)
+                k |= (uint64_t)1 << i;
+    k &= ~GLIBC_INTERNAL;
+    if (k != s->kmask) {
+        s->kmask = k;
+        syscall(SYS_rt_sigprocmask, SIG_SETMASK, &k, NULL, 8);
+    }
+}
+
+void gsignal_thread_started(struct sched *s, struct corun *co)
+{
+    if (corun_config.threads_native)
+        return;
+    count_mask(s, sigword(&co->sigmask), 1);
+    if (s->kmask)
+        kmask_apply(s);          /* a new thread not blocking them: unblock */
+}
+
+void gsignal_thread_finished(struct sched *s, struct corun *co)
+{
+    co->sig_pending = 0;
+    if (corun_config.threads_native)
+        return;
+    count_mask(s, sigword(&co->sigmask), -1);
+    if (s->nmasked)
+        kmask_apply(s);          /* maybe all that are left block something */
+}
+
+void gsignal_reset(struct sched *s)
+{
+    memset(s->nblocked, 0, sizeof s->nblocked);
+    s->nmasked = 0;
+    s->sig_arrived = s->sig_norestart = 0;
+    s->kmask = sigword(&s->main_co->sigmask);
+    s->main_co->sig_pending = 0;
+    count_mask(s, s->kmask, 1);
+}
+
+int gsignal_setmask(struct sched *s, int how, const sigset_t *set, sigset_t *old)
+{
+    struct corun *co = s->current;
+    sigset_t prev = co->sigmask;
+    if (set) {
+        sigset_t next = co->sigmask;
+        switch (how) {
+        case SIG_BLOCK: sigorset(&next, &next, set); break;
+        case SIG_UNBLOCK:
+            for (int sig = 1; sig < NSIG; sig++)
+                if (sigismember(set, sig) == 1)
+                    sigdelset(&next, sig);
+            break;
+        case SIG_SETMASK: next = *set; break;
+        default: return EINVAL;
+        }
+        sigdelset(&next, SIGKILL);
+        sigdelset(&next, SIGSTOP);
+        sigdelset(&next, 32);
+        sigdelset(&next, 33);
+        co->sigmask = next;
+        uint64_t ow = sigword(&prev), nw = sigword(&next);
+        if (ow != nw) {
+            count_mask(s, ow, -1);
+            count_mask(s, nw, 1);
+            kmask_apply(s);         /* the kernel may deliver what became unblocked, now */
+        }
+    }
+    if (old)
+        *old = prev;
+    if (co->sig_pending & ~sigword(&co->sigmask))
+        gsignal_run_pending(s, co);
+    return 0;
+}
+
+/* ---- delivery ---------------------------------------------------------------*/
+
+static bool interrupts(const struct corun *co, bool norestart)
+{
+    return co->state == CO_PARKED &&
+           (co->intr == INTR_ALWAYS || (co->intr == INTR_RESTART && norestart));
+}
+
+static struct corun *target_for(struct sched *s, int sig)
+{
+    struct corun *m = s->main_co;
+    if (alive(m) && (corun_config.threads_native || !blocks(m, sig)))
+        return m;
+    for (struct corun *co = s->intr_head; co; co = co->intr_next)
+        if (!blocks(co, sig))
+            return co;
+    return NULL;
+}
+
+void gsignal_dispatch(struct sched *s)
+{
+    uint64_t arrived = __atomic_exchange_n(&s->sig_arrived, 0, __ATOMIC_RELAXED);
+    uint64_t norestart = __atomic_exchange_n(&s->sig_norestart, 0, __ATOMIC_RELAXED);
+    for (int sig = 1; arrived; sig++, arrived >>= 1) {
+        if (!(arrived & 1))
+            continue;
+        struct corun *t = target_for(s, sig);
+        if (!t)
+            continue;
+        t->sig_seen++;
+        if (interrupts(t, norestart & SIGBIT(sig)))
+            sched_wake(t, WAKE_INTERRUPTED);
+    }
+}
+
+static void raise_in_kernel(int sig)
+{
+    syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
+}
+
+void gsignal_run_pending(struct sched *s, struct corun *co)
+{
+    (void)s;
+    uint64_t ready;
+    while ((ready = co->sig_pending & ~sigword(&co->sigmask)) != 0) {
+        int sig = __builtin_ctzll(ready) + 1;
+        co->sig_pending &= ~SIGBIT(sig);
+        lock();
+        bool ours = is_managed(sig);
+        struct sigaction a = ours ? take_action(sig) : (struct sigaction){ 0 };
+        unlock();
+        if (!ours) {
+            raise_in_kernel(sig);   /* default action or ignored: the kernel's business */
+            continue;
+        }
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        si.si_signo = sig;
+        si.si_code = SI_TKILL;
+        si.si_pid = getpid();
+        si.si_uid = getuid();
+        /* The handler runs with its mask added, as the kernel would do it. */
+        sigset_t saved = co->sigmask;
+        sigorset(&co->sigmask, &co->sigmask, &a.sa_mask);
+        if (!(a.sa_flags & SA_NODEFER))
+            sigaddset(&co->sigmask, sig);
+        int e = errno;
+        co->sig_seen++;
+        call_handler(&a, sig, &si, NULL);
+        errno = e;
+        co->sigmask = saved;
+    }
+}
+
+int gsignal_kill(struct sched *s, struct corun *target, int sig)
+{
+    if (sig < 0 || sig >= NSIG)
+        return EINVAL;
+    if (target->state == CO_DONE)
+        return ESRCH;
+    if (sig == 0)
+        return 0;
+    if (!is_managed(sig)) {
+        raise_in_kernel(sig);       /* default or ignored: process-wide anyway */
+        return 0;
+    }
+    target->sig_pending |= SIGBIT(sig);
+    if (blocks(target, sig))
+        return 0;                   /* delivered when it unblocks */
+    if (target == s->current) {
+        gsignal_run_pending(s, target);
+    } else {
+        bool norestart = !(prog_act[sig].sa_flags & SA_RESTART);
+        if (interrupts(target, norestart))
+            sched_wake(target, WAKE_INTERRUPTED);
+        /* else: its handler runs when it next runs */
+    }
+    return 0;
+}
+
+/* ---- waiting for signals -----------------------------------------------------*/
+
+int gsignal_wait(struct sched *s, const sigset_t *set, siginfo_t *info, uint64_t deadline,
+                 bool interruptible)
+{
+    struct corun *co = s->current;
+    sigset_t want = *set;
+    sigdelset(&want, SIGKILL);
+    sigdelset(&want, SIGSTOP);
+    siginfo_t local;
+    if (!info)
+        info = &local;
+    for (;;) {
+        uint64_t mine = co->sig_pending & sigword(&want);
+        if (mine) {
+            int sig = __builtin_ctzll(mine) + 1;
+            co->sig_pending &= ~SIGBIT(sig);
+            memset(info, 0, sizeof *info);
+            info->si_signo = sig;
+            info->si_code = SI_TKILL;
+            info->si_pid = getpid();
+            info->si_uid = getuid();
+            return sig;
+        }
+        struct timespec zero = { 0, 0 };
+        int r = (int)syscall(SYS_rt_sigtimedwait, &want, info, &zero, 8);
+        if (r > 0)
+            return r;
+        if (errno != EAGAIN && errno != EINTR)
+            return -1;
+        if (deadline != DEADLINE_NONE && clock_now_ns() >= deadline) {
+            errno = EAGAIN;
+            return -1;
+        }
+        /* Readable once a signal of the set is pending for this thread. */
+        int fd = (int)syscall(SYS_signalfd4, -1, &want, 8, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (fd < 0)
+            return -1;
+        fdtab_opened(fd);
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int err = fd_wait_any(s, &p, 1, deadline, INTR_ALWAYS);
+        fdtab_close(fd);
+        syscall(SYS_close, fd);
+        if (err == ECANCELED)
+            gthread_act_on_cancel(WAKE_CANCELED);
+        if (err == EINTR && interruptible) {
+            errno = EINTR;
+            return -1;
+        }
+        if (err == ENOMEM) {
+            errno = EAGAIN;
+            return -1;
+        }
+    }
+}
+
+int gsignal_suspend(struct sched *s, const sigset_t *mask)
+{
+    struct corun *co = s->current;
+    sigset_t old = co->sigmask;
+    unsigned seen = co->sig_seen;
+    if (mask)
+        gsignal_setmask(s, SIG_SETMASK, mask, NULL);
+    int why = WAKE_SIGNALED;
+    while (co->sig_seen == seen && why != WAKE_CANCELED)
+        why = sched_park_interruptible(s, DEADLINE_NONE, INTR_ALWAYS);
+    if (mask)
+        gsignal_setmask(s, SIG_SETMASK, &old, NULL);
+    gthread_act_on_cancel(why);
+    errno = EINTR;
+    return -1;
+}

@@ -1,0 +1,56 @@
+/* Signals for green threads: the program's handlers run through corun's
+ * trampoline, so that a signal whose handler lacks SA_RESTART interrupts
+ * the green thread it is meant for (the main one when it does not block the
+ * signal, else one that does not) with EINTR, even though that thread is
+ * only parked and not in a system call. Each green thread keeps its own
+ * mask; the kernel thread blocks a signal only when all its green threads
+ * do. */
+#ifndef CORUN_GSIGNAL_H
+#define CORUN_GSIGNAL_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct sched;
+struct corun;
+
+typedef int (*kernel_sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+
+/* Set and/or read the program's action for sig; handlers are installed in
+ * the kernel as the trampoline through `install`. Returns 0 or -1/errno. */
+int gsignal_action(int sig, const struct sigaction *act, struct sigaction *old,
+                   kernel_sigaction_fn install);
+
+/* pthread_sigmask for the current green thread. Returns 0 or an error
+ * number. */
+int gsignal_setmask(struct sched *s, int how, const sigset_t *set, sigset_t *old);
+
+/* Mask bookkeeping as green threads start and finish (sched.c). */
+void gsignal_thread_started(struct sched *s, struct corun *co);
+void gsignal_thread_finished(struct sched *s, struct corun *co);
+/* Rebuild the bookkeeping from the main thread's mask alone (after fork). */
+void gsignal_reset(struct sched *s);
+
+/* Signals that arrived while the loop ran: wake the green threads they
+ * interrupt. Runs in the loop context. */
+void gsignal_dispatch(struct sched *s);
+
+/* Run the handlers of signals sent to this green thread in particular
+ * (pthread_kill), now that it runs. */
+void gsignal_run_pending(struct sched *s, struct corun *co);
+
+/* pthread_kill/raise aimed at a green thread of this scheduler. */
+int gsignal_kill(struct sched *s, struct corun *target, int sig);
+
+/* Wait for a signal of `set` to be pending and take it (sigtimedwait).
+ * Returns the signal, or -1 with errno EAGAIN (deadline), EINTR (a handler
+ * ran and `interruptible`), EINVAL. */
+int gsignal_wait(struct sched *s, const sigset_t *set, siginfo_t *info, uint64_t deadline,
+                 bool interruptible);
+
+/* sigsuspend (mask) or pause (mask NULL): wait until a handler has run for
+ * this green thread. Always returns -1 with errno EINTR. */
+int gsignal_suspend(struct sched *s, const sigset_t *mask);
+
+#endif

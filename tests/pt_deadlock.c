@@ -1,0 +1,64 @@
+/*
+ * pt_deadlock: a deadlock cycle for the live dump (CORUN_DUMP_SIGNAL=USR1),
+ * run under the preload by test_inspect. 'holder' locks a mutex, then joins
+ * 'taker'; 'taker' waits to lock that mutex. Main then sends itself SIGUSR1,
+ * sleeps while the dump is written, prints "done" and exits (the two never
+ * finish). With the argument "nocycle", 'holder' sleeps instead of joining:
+ * 'taker' waits for it, but nothing waits for 'taker'. With "wait", main
+ * prints "deadlocked", then joins 'holder' without raising anything: the
+ * whole process waits, with no timer, for a dump asked for from outside.
+ * Linked with
+ * -export-dynamic so backtraces can name the functions.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t holder, taker;
+static int cycle = 1;
+
+__attribute__((noinline)) void *taker_main(void *arg)
+{
+    (void)arg;
+    usleep(20000);                 /* the holder has the mutex by now */
+    pthread_mutex_lock(&m);
+    pthread_mutex_unlock(&m);
+    return NULL;
+}
+
+__attribute__((noinline)) void *holder_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&m);
+    if (cycle)
+        pthread_join(taker, NULL);
+    else
+        sleep(5);
+    pthread_mutex_unlock(&m);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    cycle = !(argc > 1 && !strcmp(argv[1], "nocycle"));
+    int wait = argc > 1 && !strcmp(argv[1], "wait");
+    if (pthread_create(&taker, NULL, taker_main, NULL) != 0 ||
+        pthread_create(&holder, NULL, holder_main, NULL) != 0)
+        return 1;
+    pthread_setname_np(taker, "taker");
+    pthread_setname_np(holder, "holder");
+    usleep(100000);
+    if (wait) {
+        printf("deadlocked\n");
+        fflush(stdout);
+        pthread_join(holder, NULL);
+    }
+    kill(getpid(), SIGUSR1);
+    usleep(300000);
+    printf("done\n");
+    fflush(stdout);
+    _exit(0);
+}

@@ -1,0 +1,293 @@
+/*
+ * test_inspect.c - seeing inside: CORUN_STATS figures on a known workload
+ * (tests/pt_stats), the blocking detector on a CPU hog, an unhooked raw
+ * read and an unhooked raw nanosleep, and silence otherwise
+ * (tests/pt_block), the live dump naming a constructed deadlock cycle
+ * (tests/pt_deadlock), and CORUN_LOG_FILE / CORUN_LOG_LEVEL.
+ *
+ * The programs are plain pthread programs run in a child with
+ * LD_PRELOAD=libcorun.so and CORUN_THREADS=green (this binary itself runs
+ * with CORUN_THREADS=native under make check).
+ */
+#include "testutil.h"
+
+#if !defined(TEST_BUILDDIR)
+#error "TEST_BUILDDIR must name the build directory"
+#endif
+
+extern char **environ;
+
+TestSuite(inspect, .timeout = 120);
+
+static bool env_is(const char *entry, const char *name)
+{
+    size_t n = strlen(name);
+    return !strncmp(entry, name, n) && entry[n] == '=';
+}
+
+/* Run tests/PROG [arg] green under the preload, with our environment minus
+ * LD_PRELOAD and CORUN_*, plus `extra` (NULL-terminated). */
+static struct tu_child *run(const char *prog, const char *arg, const char *const *extra)
+{
+    static char path[1024], preload[1024], asan_opts[1024];
+    snprintf(path, sizeof path, "%s/tests/%s", TEST_BUILDDIR, prog);
+    cr_assert_eq(access(path, X_OK), 0, "%s: %s", path, strerror(errno));
+    char *argv[] = { path, (char *)arg, NULL };
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 16, sizeof *env);
+    cr_assert_not_null(env);
+    size_t e = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!env_is(environ[i], "LD_PRELOAD") && strncmp(environ[i], "CORUN_", 6) != 0 &&
+            !env_is(environ[i], "ASAN_OPTIONS"))
+            env[e++] = environ[i];
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s/.libs/libcorun.so", TEST_BUILDDIR);
+    env[e++] = preload;
+    env[e++] = "CORUN_THREADS=green";
+    /* Sanitizer builds: the instrumented program loads the ASan runtime. */
+    const char *ao = getenv("ASAN_OPTIONS");
+    snprintf(asan_opts, sizeof asan_opts, "ASAN_OPTIONS=%s%sdetect_leaks=0:verify_asan_link_order=0",
+             ao ? ao : "", ao && *ao ? ":" : "");
+    env[e++] = asan_opts;
+    for (int i = 0; extra && extra[i]; i++)
+        env[e++] = (char *)extra[i];
+    env[e] = NULL;
+    struct tu_child *c = calloc(1, sizeof *c);
+    cr_assert_not_null(c);
+    tu_exec_run(path, argv, env, c);
+    free(env);
+    return c;
+}
+
+#define OUT_FMT "%s %s: %s\n--- stdout ---\n%s--- stderr ---\n%s"
+#define OUT_ARGS(prog, arg, c, st) prog, arg ? arg : "", tu_status_str((c)->status, st, sizeof st), (c)->out, (c)->err
+
+static void expect_exit0(const char *prog, const char *arg, struct tu_child *c, const char *done)
+{
+    char st[128];
+    cr_assert(WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0 && strstr(c->out, done),
+              OUT_FMT, OUT_ARGS(prog, arg, c, st));
+}
+
+/* The number on the stats line whose label is `label`, or -1. */
+static long stat_value(const char *text, const char *label)
+{
+    const char *p = text;
+    size_t n = strlen(label);
+    while ((p = strstr(p, label))) {
+        const char *q = p + n;
+        if (*q == ' ') {
+            while (*q == ' ')
+                q++;
+            return strtol(q, NULL, 10);
+        }
+        p = q;
+    }
+    return -1;
+}
+
+/* The milliseconds on the stats line `label` ("   300.123 ms"), or -1. */
+static double stat_ms(const char *text, const char *label)
+{
+    const char *p = strstr(text, label);
+    return p ? strtod(p + strlen(label), NULL) : -1;
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int k = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        k++;
+    return k;
+}
+
+/* ---- stats -------------------------------------------------------------------*/
+
+Test(inspect, stats_match_a_known_workload)
+{
+    const char *const extra[] = { "CORUN_STATS=1", NULL };
+    struct tu_child *c = run("pt_stats", NULL, extra);
+    expect_exit0("pt_stats", NULL, c, "done\n");
+    const char *e = c->err;
+    cr_assert(strstr(e, "corun stats (pid "), "no stats table: %s", e);
+    /* See tests/pt_stats.c for where each figure comes from. */
+    struct { const char *label; long want; } exact[] = {
+        { "green threads created", 10 }, { "green threads peak alive", 6 },
+        { "parks: read", 1 }, { "parks: write", 0 }, { "parks: accept", 0 },
+        { "parks: connect", 0 }, { "parks: poll", 0 }, { "parks: sleep", 8 },
+        { "parks: dns", 1 }, { "parks: mutex", 1 }, { "parks: cond", 1 },
+        { "parks: join", 6 }, { "parks: child", 0 },
+    };
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
+        cr_expect_eq(stat_value(e, exact[i].label), exact[i].want, "%s: %ld, expected %ld\n%s",
+                     exact[i].label, stat_value(e, exact[i].label), exact[i].want, e);
+    long parks = stat_value(e, "  parks");
+    cr_expect_eq(parks, 18, "parks: %ld, expected the sum 18\n%s", parks, e);
+    cr_expect_geq(stat_value(e, "switches"), parks, "fewer switches than parks\n%s", e);
+    cr_expect_geq(stat_value(e, "offloads (pool calls)"), 1, "the DNS lookup was not offloaded\n%s", e);
+    cr_expect_geq(stat_value(e, "fds tracked (registered)"), 1, "the pipe was not tracked\n%s", e);
+    /* The hog ran 300 ms without yielding: the loop was blocked that long. */
+    cr_expect_geq(stat_ms(e, "longest loop block"), 290.0, "%s", e);
+    cr_expect_geq(stat_ms(e, "longest run without a switch"), 290.0, "%s", e);
+    cr_expect(strstr(e, "'hog')"), "the longest run is not blamed on 'hog'\n%s", e);
+    free(c);
+}
+
+Test(inspect, no_stats_unless_asked)
+{
+    struct tu_child *c = run("pt_stats", NULL, NULL);
+    expect_exit0("pt_stats", NULL, c, "done\n");
+    cr_assert_null(strstr(c->err, "corun stats"), "%s", c->err);
+    free(c);
+}
+
+Test(inspect, stats_go_to_the_log_file)
+{
+    char path[] = "/tmp/corun-test-log.XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char setting[128];
+    snprintf(setting, sizeof setting, "CORUN_LOG_FILE=%s", path);
+    const char *const extra[] = { "CORUN_STATS=1", setting, NULL };
+    struct tu_child *c = run("pt_stats", NULL, extra);
+    expect_exit0("pt_stats", NULL, c, "done\n");
+    cr_expect_null(strstr(c->err, "corun stats"), "stats on stderr despite the log file: %s", c->err);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    char buf[4096] = "";
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    unlink(path);
+    cr_expect(strstr(buf, "corun stats") && strstr(buf, "parks: sleep"), "log file: [%s]", buf);
+    free(c);
+}
+
+/* ---- blocking detector ----------------------------------------------------------*/
+
+static struct tu_child *run_block(const char *mode, const char *ms)
+{
+    static char setting[64];
+    snprintf(setting, sizeof setting, "CORUN_BLOCK_WARN_MS=%s", ms);
+    const char *const extra[] = { setting, NULL };
+    return run("pt_block", mode, extra);
+}
+
+Test(inspect, detector_fires_on_a_cpu_hog_once_per_site)
+{
+#ifdef CORUN_SANITIZERS
+    cr_skip_test("sanitizer build: the interrupted frames differ between the two spins "
+                 "(seen: two warnings), so 'once per site' is checked in the other builds");
+#endif
+    struct tu_child *c = run_block("spin", "100");
+    expect_exit0("pt_block", "spin", c, "done spin\n");
+    cr_expect_eq(count(c->err, "has not turned for 100 ms"), 1,
+                 "expected one warning for the two spins from one call site:\n%s", c->err);
+    cr_expect(strstr(c->err, "green thread 1 (main) is running"), "%s", c->err);
+    cr_expect(strstr(c->err, "(spin_for+"), "the backtrace does not name spin_for:\n%s", c->err);
+    cr_expect(strstr(c->err, "(main+"), "the backtrace does not reach main:\n%s", c->err);
+    free(c);
+}
+
+Test(inspect, detector_fires_on_an_unhooked_raw_read)
+{
+    struct tu_child *c = run_block("rawread", "100");
+    /* done + status 0: the read got its byte, the signal did not disturb it */
+    expect_exit0("pt_block", "rawread", c, "done rawread\n");
+    cr_expect_eq(count(c->err, "has not turned"), 1, "%s", c->err);
+    cr_expect(strstr(c->err, "in read (system call 0)"), "%s", c->err);
+    cr_expect(strstr(c->err, "(raw_read+"), "the backtrace does not name raw_read:\n%s", c->err);
+    free(c);
+}
+
+Test(inspect, detector_reports_an_unhooked_raw_nanosleep_without_interrupting_it)
+{
+    struct tu_child *c = run_block("rawsleep", "100");
+    expect_exit0("pt_block", "rawsleep", c, "done rawsleep\n");   /* not EINTR */
+    cr_expect_eq(count(c->err, "has not turned"), 1, "%s", c->err);
+    cr_expect(strstr(c->err, "in nanosleep (system call 35"), "%s", c->err);
+    cr_expect(strstr(c->err, "(raw_sleep+"), "the stack scan does not find raw_sleep:\n%s", c->err);
+    free(c);
+}
+
+Test(inspect, detector_quiet_for_hooked_waits_and_a_lone_thread)
+{
+    const char *modes[] = { "quiet", "alone" };
+    for (int i = 0; i < 2; i++) {
+        struct tu_child *c = run_block(modes[i], "100");
+        char done[32];
+        snprintf(done, sizeof done, "done %s\n", modes[i]);
+        expect_exit0("pt_block", modes[i], c, done);
+        cr_expect_null(strstr(c->err, "has not turned"), "%s: %s", modes[i], c->err);
+        free(c);
+    }
+}
+
+Test(inspect, detector_off_by_default)
+{
+    struct tu_child *c = run("pt_block", "spin", NULL);
+    expect_exit0("pt_block", "spin", c, "done spin\n");
+    cr_expect_null(strstr(c->err, "has not turned"), "%s", c->err);
+    free(c);
+}
+
+/* ---- live dump ---------------------------------------------------------------*/
+
+Test(inspect, dump_names_the_deadlock_cycle)
+{
+    const char *const extra[] = { "CORUN_DUMP_SIGNAL=USR1", NULL };
+    struct tu_child *c = run("pt_deadlock", NULL, extra);
+    expect_exit0("pt_deadlock", NULL, c, "done\n");
+    const char *e = c->err;
+    /* main is 1, taker 2, holder 3 (created in that order). */
+    cr_expect(strstr(e, "green thread 2 'taker': parked: mutex 0x"), "%s", e);
+    cr_expect(strstr(e, "held by green thread 3 'holder'"), "%s", e);
+    cr_expect(strstr(e, "green thread 3 'holder': parked: join of green thread 2 'taker'"), "%s", e);
+    cr_expect(strstr(e, "green thread 1 (main): parked: sleep, timeout in"), "%s", e);
+    cr_expect(strstr(e, "DEADLOCK: 2 'taker' waits for mutex 0x"), "%s", e);
+    cr_expect(strstr(e, "held by 3 'holder', 3 'holder' waits for join of 2 'taker'"), "%s", e);
+    cr_expect_eq(count(e, "DEADLOCK"), 1, "%s", e);
+    /* Backtraces reach the program's own functions through corun's frames. */
+    cr_expect(strstr(e, "(taker_main+"), "%s", e);
+    cr_expect(strstr(e, "(holder_main+"), "%s", e);
+    free(c);
+}
+
+Test(inspect, dump_without_a_cycle_says_so)
+{
+    const char *const extra[] = { "CORUN_DUMP_SIGNAL=SIGUSR1", NULL };
+    struct tu_child *c = run("pt_deadlock", "nocycle", extra);
+    expect_exit0("pt_deadlock", "nocycle", c, "done\n");
+    const char *e = c->err;
+    cr_expect(strstr(e, "  2 'taker' -> 3 'holder' (mutex 0x"), "%s", e);
+    cr_expect(strstr(e, "green thread 3 'holder': parked: sleep, timeout in"), "%s", e);
+    cr_expect(strstr(e, "corun: no deadlock cycle"), "%s", e);
+    cr_expect_null(strstr(e, "DEADLOCK"), "%s", e);
+    free(c);
+}
+
+Test(inspect, no_dump_handler_unless_asked)
+{
+    /* pt_deadlock raises SIGUSR1: without CORUN_DUMP_SIGNAL its default
+     * action ends the program, and nothing is dumped. */
+    struct tu_child *c = run("pt_deadlock", NULL, NULL);
+    cr_expect(WIFSIGNALED(c->status) && WTERMSIG(c->status) == SIGUSR1, "status %d", c->status);
+    cr_expect_null(strstr(c->err, "dump of the green threads"), "%s", c->err);
+    free(c);
+}
+
+/* ---- log level ---------------------------------------------------------------*/
+
+Test(inspect, log_level_error_still_shows_setting_errors)
+{
+    const char *const extra[] = { "CORUN_LOG_LEVEL=error", "CORUN_POOL_SIZE=0", NULL };
+    struct tu_child *c = run("pt_stats", NULL, extra);
+    char st[128];
+    cr_expect(WIFEXITED(c->status) && WEXITSTATUS(c->status) == 2, OUT_FMT,
+              OUT_ARGS("pt_stats", "", c, st));
+    cr_expect(strstr(c->err, "invalid CORUN_POOL_SIZE='0'"), "%s", c->err);
+    free(c);
+}
