@@ -147,7 +147,9 @@ ssize_t fileio_rw(struct sched *s, int fd, struct fd_entry *e, bool write, const
     }
 offload:;
     struct rw_call c = { .fd = fd, .write = write, .iov = v, .cnt = cnt, .off = off, .flags = flags };
+    sched_wait_hint(s, write ? WAIT_WRITE : WAIT_READ);   /* for stats and dumps: a file read */
     offload_run(s, rw_run, &c);
+    sched_wait_hint(s, WAIT_OTHER);
     r = c.r;
 last:
     if (r >= 0)
