@@ -7,18 +7,22 @@
  *
  * Modes:
  *   semantics   the above, on a file in $PT_FILE_DIR (default /tmp)
- *   cached      reads of a cached file complete inline: under corun, no
- *               pool thread is ever started (the process stays one OS thread)
+ *   cached      reads of a cached file, and buffered writes, complete
+ *               inline: under corun, no pool thread is ever started (the
+ *               process stays one OS thread)
  *   cold        a read of a file dropped from the page cache: under corun
  *               green, it runs on the pool (a pool thread appears) and the
  *               ticker keeps ticking meanwhile; prints SKIP if the cache
  *               could not be dropped
  *   metadata    open/stat/access/fsync/truncate/rename/unlink/mkdir/rmdir
  *               results and errno; prints tasks=N after them
+ *   sync_write  O_DSYNC writes; prints whether the filesystem takes
+ *               RWF_NOWAIT writes (nowait_writes=) and tasks=N after them
  */
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 
 #include "pt_common.h"
@@ -100,6 +104,10 @@ static void semantics(void)
     CHECK(lseek(fd, 0, SEEK_CUR) == 18);
     CHECK(preadv(fd, v, 2, 1) == 8 && !memcmp(x, "123", 3));
     CHECK(lseek(fd, 0, SEEK_CUR) == 18);
+    CHECK(readv(fd, v, 0) == 0);
+    volatile int negative = -1, too_many = 1025;   /* hidden from the compiler's checks */
+    FAILS_ERRNO((int)readv(fd, v, negative), EINVAL);
+    FAILS_ERRNO((int)preadv(fd, v, too_many, 0), EINVAL);
 
     /* Writes: at the position, pwrite at its offset, writev. */
     CHECK(lseek(fd, 0, SEEK_SET) == 0);
@@ -162,6 +170,8 @@ static void cached(void)
     char b[32];
     for (int i = 0; i < 1000; i++)
         CHECK(pread(fd, b, sizeof b, 0) == 15);
+    for (int i = 0; i < 100; i++)       /* buffered writes land in the cache too */
+        CHECK(pwrite(fd, "cached contents", 15, 0) == 15);
     CHECK(lseek(fd, 0, SEEK_SET) == 0);
     CHECK(read(fd, b, sizeof b) == 15 && !memcmp(b, "cached contents", 15));
     close(fd);
@@ -209,6 +219,26 @@ static void cold(void)
     unlink(path);
     free(data);
     free(back);
+}
+
+/* O_DSYNC writes wait for the disk: where the filesystem cannot try them
+ * with RWF_NOWAIT, they go to the pool. */
+static void sync_write(void)
+{
+    ticker_start();
+    int fd = make_file(NULL, 0, O_DSYNC);
+    struct iovec v = { "probe", 5 };
+    long r = syscall(SYS_pwritev2, fd, &v, 1, 0L, 0L, RWF_NOWAIT);
+    printf("nowait_writes=%d\n", r >= 0 ? 1 : errno == EOPNOTSUPP ? 0 : -1);
+    for (int i = 0; i < 20; i++)
+        CHECK(write(fd, "0123456789", 10) == 10);
+    CHECK(lseek(fd, 0, SEEK_CUR) == 200);
+    char b[16];
+    CHECK(pread(fd, b, 10, 190) == 10 && !memcmp(b, "0123456789", 10));
+    close(fd);
+    unlink(path);
+    printf("tasks=%d\n", count_tasks());
+    ticker_end();
 }
 
 static void metadata(void)
@@ -263,6 +293,7 @@ int main(int argc, char **argv)
         { "cached", cached },
         { "cold", cold },
         { "metadata", metadata },
+        { "sync_write", sync_write },
     };
     return pt_main(modes, sizeof modes / sizeof modes[0], argc, argv);
 }

@@ -57,7 +57,8 @@ Test(fileio, semantics_tmpfs)
     semantics_in("/dev/shm");
 }
 
-/* Page-cache hits are served inline: no pool thread ever starts. */
+/* Page-cache hits and buffered writes are served inline: no pool thread
+ * ever starts. */
 Test(fileio, cached_reads_stay_inline)
 {
     free(run("cached", false, NULL, NULL));
@@ -105,4 +106,18 @@ Test(fileio, bad_policy_exits_2)
     char st[128];
     cr_assert(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 2 && strstr(c.err, "CORUN_FILE_IO"),
               PR_FMT, PR_ARGS("CORUN_FILE_IO=sometimes", &c, st));
+}
+
+/* O_DSYNC writes go to the pool where RWF_NOWAIT cannot try them (ext4). */
+Test(fileio, sync_writes_offloaded)
+{
+    free(run("sync_write", false, NULL, NULL));
+    struct tu_child *c = run("sync_write", true, NULL, NULL);
+    if (pr_value(c, "nowait_writes") != 0)
+        cr_skip_test("this filesystem takes RWF_NOWAIT writes (or failed the probe): %s", c->out);
+    cr_assert_gt(pr_value(c, "tasks"), 1, "O_DSYNC writes did not run on the pool:\n%s", c->out);
+    free(c);
+    c = run("sync_write", true, "inline", NULL);
+    cr_assert_eq(pr_value(c, "tasks"), 1, "CORUN_FILE_IO=inline offloaded:\n%s", c->out);
+    free(c);
 }

@@ -33,9 +33,19 @@ REAL_DECL(void, __chk_fail, (void));
  * real call: not a regular file (pipes and sockets say ESPIPE themselves),
  * a negative offset (EINVAL), or flags with RWF_NOWAIT (the program wants
  * EAGAIN). */
+/* The gate, keeping errno: its first use on a thread sets up the loop,
+ * which may leave errno changed, and the real call may well succeed. */
+static struct sched *gate(void)
+{
+    int saved = errno;
+    struct sched *s = sched_for_blocking_hook();
+    errno = saved;
+    return s;
+}
+
 static struct sched *file_gate(int fd, off_t off, int flags, struct fd_entry **e)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate();
     if (!s || off < -1 || (flags & RWF_NOWAIT) || !fileio_is_file(fd, e))
         return NULL;
     return s;
@@ -138,7 +148,7 @@ static struct sched *offload_gate(void)
 {
     if (corun_config.file_io != FILE_IO_OFFLOAD)
         return NULL;
-    return sched_for_blocking_hook();
+    return gate();
 }
 
 #define L(x) ((long)(x))

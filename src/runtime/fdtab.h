@@ -51,7 +51,7 @@ struct fd_entry {
     bool shared;              /* description may be shared: ask the kernel about O_NONBLOCK */
     bool no_nowait;           /* RWF_NOWAIT unsupported: poll, then call (files: reads) */
     bool wr_no_nowait;        /* regular file: RWF_NOWAIT unsupported for writes */
-    bool file_inline;         /* directory, or file in memory (tmpfs): never worth offloading */
+    bool file_inline;         /* directory, tmpfs, /proc, /sys: never worth offloading */
     bool file_sync;           /* regular file opened O_SYNC, O_DSYNC or O_DIRECT */
     bool rd_ready, wr_ready;  /* no EAGAIN seen since the last readiness event */
     bool hup;                 /* hang-up or error seen: readiness is now permanent */

@@ -216,12 +216,14 @@ static void call_run(void *p)
 static void closure_entry(ffi_cif *cif, void *ret, void **args, void *data)
 {
     struct target *t = data;
+    int saved = errno;          /* the gate's first use on a thread sets up its loop */
     struct sched *s = sched_for_blocking_hook();
+    errno = saved;
     if (!s) {
         ffi_call(cif, FFI_FN(t->real), ret, args);
         return;
     }
-    struct call c = { .t = t, .ret = ret, .args = args, .err = errno };
+    struct call c = { .t = t, .ret = ret, .args = args, .err = saved };
     offload_run(s, call_run, &c);
 }
 

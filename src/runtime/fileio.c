@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/magic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,15 +31,17 @@ bool fileio_is_file(int fd, struct fd_entry **e)
 }
 
 /* RWF_NOWAIT is not supported for this file: learn once what the file is.
- * Memory filesystems never wait for a disk, nor does reading a directory
- * (EISDIR); O_SYNC, O_DSYNC and O_DIRECT writes always wait. */
+ * Memory filesystems and the kernel's own (/proc, /sys) never wait for a
+ * disk, nor does reading a directory (EISDIR); O_SYNC, O_DSYNC and O_DIRECT
+ * writes always wait. */
 static void probe_file(int fd, struct fd_entry *e)
 {
     struct statfs fs;
     struct stat st;
     if (syscall(SYS_fstatfs, fd, &fs) == 0)
         e->file_inline = fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC ||
-                         fs.f_type == HUGETLBFS_MAGIC;
+                         fs.f_type == HUGETLBFS_MAGIC || fs.f_type == PROC_SUPER_MAGIC ||
+                         fs.f_type == SYSFS_MAGIC;
     if (syscall(SYS_fstat, fd, &st) == 0 && S_ISDIR(st.st_mode))
         e->file_inline = true;
     long fl = syscall(SYS_fcntl, fd, F_GETFL, 0);
@@ -94,10 +97,12 @@ static struct iovec *iov_skip(struct iovec *v, int *cnt, size_t done)
 ssize_t fileio_rw(struct sched *s, int fd, struct fd_entry *e, bool write, const struct iovec *iov,
                   int cnt, off_t off, int flags)
 {
+    if (corun_config.file_io == FILE_IO_INLINE || e->file_inline || cnt <= 0 || cnt > IOV_MAX)
+        return rw_sys(fd, write, iov, cnt, off, flags);   /* bad counts: the kernel's EINVAL */
     size_t total = 0;
     for (int i = 0; i < cnt; i++)
         total += iov[i].iov_len;
-    if (corun_config.file_io == FILE_IO_INLINE || e->file_inline || total == 0 || cnt <= 0)
+    if (total == 0)
         return rw_sys(fd, write, iov, cnt, off, flags);
 
     int saved = errno;
@@ -142,7 +147,9 @@ ssize_t fileio_rw(struct sched *s, int fd, struct fd_entry *e, bool write, const
     }
 offload:;
     struct rw_call c = { .fd = fd, .write = write, .iov = v, .cnt = cnt, .off = off, .flags = flags };
+    sched_wait_hint(s, write ? WAIT_WRITE : WAIT_READ);   /* for stats and dumps: a file read */
     offload_run(s, rw_run, &c);
+    sched_wait_hint(s, WAIT_OTHER);
     r = c.r;
 last:
     if (r >= 0)

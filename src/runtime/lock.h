@@ -3,6 +3,7 @@
 #ifndef CORUN_LOCK_H
 #define CORUN_LOCK_H
 
+#include <errno.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
@@ -19,10 +20,12 @@ static inline void corun_lock(corun_lock_t *l)
         return;
     if (c != 2)
         c = atomic_exchange_explicit(&l->state, 2, memory_order_acquire);
+    int saved = errno;        /* FUTEX_WAIT's EAGAIN must not reach the program */
     while (c != 0) {
         syscall(SYS_futex, &l->state, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
         c = atomic_exchange_explicit(&l->state, 2, memory_order_acquire);
     }
+    errno = saved;
 }
 
 static inline void corun_unlock(corun_lock_t *l)
