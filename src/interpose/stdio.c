@@ -25,6 +25,7 @@ REAL_DECL(int, getc, (FILE *));
 REAL_DECL(size_t, fread, (void *, size_t, size_t, FILE *));
 REAL_DECL(size_t, fread_unlocked, (void *, size_t, size_t, FILE *));
 REAL_DECL(ssize_t, getdelim, (char **, size_t *, int, FILE *));
+REAL_DECL(ssize_t, __getdelim, (char **, size_t *, int, FILE *));
 REAL_DECL(ssize_t, getline, (char **, size_t *, FILE *));
 
 /* 0: go on with the real call; else the stream is marked in error (as a
@@ -62,4 +63,15 @@ STDIO_READ(int, getc, (FILE *f), (f), EOF, f)
 STDIO_READ(size_t, fread, (void *p, size_t sz, size_t n, FILE *f), (p, sz, n, f), 0, f)
 STDIO_READ(size_t, fread_unlocked, (void *p, size_t sz, size_t n, FILE *f), (p, sz, n, f), 0, f)
 STDIO_READ(ssize_t, getdelim, (char **l, size_t *n, int d, FILE *f), (l, n, d, f), -1, f)
-STDIO_READ(ssize_t, getline, (char **l, size_t *n, FILE *f), (l, n, f), -1, f)
+/* Inlined getline calls __getdelim. The getline hook gets its name from an
+ * asm label: glibc's header declares getline inline when optimising, and
+ * clang will not let a definition follow that declaration. */
+STDIO_READ(ssize_t, __getdelim, (char **l, size_t *n, int d, FILE *f), (l, n, d, f), -1, f)
+
+HOOK ssize_t getline_hook(char **l, size_t *n, FILE *f) __asm__("getline");
+HOOK ssize_t getline_hook(char **l, size_t *n, FILE *f)
+{
+    if (input_ready(f))
+        return -1;
+    return REAL(getline)(l, n, f);
+}
