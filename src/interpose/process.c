@@ -62,8 +62,8 @@ HOOK pid_t wait(int *status)
 HOOK pid_t wait4(pid_t pid, int *status, int options, struct rusage *ru)
 {
     struct sched *s = wait_gate(options);
-    if (!s || !ru)
-        return s ? wait_child(s, pid, status, options, NULL) : REAL(wait4)(pid, status, options, ru);
+    if (!s)
+        return REAL(wait4)(pid, status, options, ru);
     return wait_child(s, pid, status, options, ru);
 }
 

@@ -309,6 +309,16 @@ static void raise_in_kernel(int sig)
     syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
 }
 
+/* What the kernel reports for a signal sent to one thread of this process. */
+static void tkill_info(siginfo_t *si, int sig)
+{
+    memset(si, 0, sizeof *si);
+    si->si_signo = sig;
+    si->si_code = SI_TKILL;
+    si->si_pid = getpid();
+    si->si_uid = getuid();
+}
+
 void gsignal_run_pending(struct sched *s, struct corun *co)
 {
     (void)s;
@@ -325,11 +335,7 @@ void gsignal_run_pending(struct sched *s, struct corun *co)
             continue;
         }
         siginfo_t si;
-        memset(&si, 0, sizeof si);
-        si.si_signo = sig;
-        si.si_code = SI_TKILL;
-        si.si_pid = getpid();
-        si.si_uid = getuid();
+        tkill_info(&si, sig);
         /* The handler runs with its mask added, as the kernel would do it. */
         sigset_t saved = co->sigmask;
         sigorset(&co->sigmask, &co->sigmask, &a.sa_mask);
@@ -386,11 +392,7 @@ int gsignal_wait(struct sched *s, const sigset_t *set, siginfo_t *info, uint64_t
         if (mine) {
             int sig = __builtin_ctzll(mine) + 1;
             co->sig_pending &= ~SIGBIT(sig);
-            memset(info, 0, sizeof *info);
-            info->si_signo = sig;
-            info->si_code = SI_TKILL;
-            info->si_pid = getpid();
-            info->si_uid = getuid();
+            tkill_info(info, sig);
             return sig;
         }
         struct timespec zero = { 0, 0 };
