@@ -1065,6 +1065,72 @@ static void m_yield(void)
     note_tasks();
 }
 
+/* ---- a program's own event loop on non-blocking fds ---------------------------------- */
+
+enum { LOOP_ROUNDS = 20000 };
+static int loop_sp[2];
+static atomic_bool loop_stop;
+
+/* An echo server as event-loop programs write it: non-blocking socket,
+ * epoll_wait with a timeout, read until EAGAIN, write back. */
+static void *event_loop(void *arg)
+{
+    (void)arg;
+    int fd = loop_sp[1];
+    CHECK(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd }, out[8];
+    CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0);
+    int eagains = 0;
+    while (!atomic_load(&loop_stop)) {
+        int n = epoll_wait(ep, out, 8, 100);
+        if (n < 0 && errno == EINTR)
+            continue;
+        CHECKF(n >= 0, "epoll_wait: %s", ename(errno));
+        for (int i = 0; i < n; i++) {
+            char buf[256];
+            ssize_t r;
+            while ((r = read(fd, buf, sizeof buf)) > 0)
+                CHECK(write(fd, buf, (size_t)r) == r);
+            if (r < 0 && errno == EAGAIN)
+                eagains++;
+            else if (r == 0)
+                atomic_store(&loop_stop, true);
+            else
+                failf(__LINE__, "read: %zd %s", r, ename(errno));
+        }
+    }
+    CHECKF(eagains > 0, "the non-blocking fd never said EAGAIN");
+    close(ep);
+    return NULL;
+}
+
+/* 20,000 one-byte round trips between a blocking client thread and the
+ * event loop: every byte comes back; the rate is printed (test_wait_green
+ * only bounds the time generously). */
+static void m_event_loop(void)
+{
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, loop_sp) == 0);
+    pthread_t th;
+    OK(pthread_create(&th, NULL, event_loop, NULL));
+    int64_t t = mono_ns();
+    for (int i = 0; i < LOOP_ROUNDS; i++) {
+        char c = (char)i, back = 0;
+        CHECK(write(loop_sp[0], &c, 1) == 1);
+        ssize_t r = read(loop_sp[0], &back, 1);
+        if (r != 1 || back != c) {
+            failf(__LINE__, "round %d: read %zd byte %d, expected %d", i, r, back, c);
+            break;
+        }
+    }
+    int64_t ms = ms_since(t);
+    note_tasks();
+    shutdown(loop_sp[0], SHUT_WR);
+    OK(pthread_join(th, NULL));
+    printf("event loop: %d round trips in %lld ms\n", LOOP_ROUNDS, (long long)ms);
+    CHECKF(ms < 20000, "%d round trips took %lld ms", LOOP_ROUNDS, (long long)ms);
+}
+
 /* ---- many waiters at once ----------------------------------------------------------- */
 
 enum many_kind { MK_POLL, MK_SELECT, MK_EPOLL, MK_NANOSLEEP };
@@ -1165,6 +1231,7 @@ int main(int argc, char **argv)
         { "sleep_errors", m_sleep_errors },
         { "sleep_abs_negative", m_sleep_abs_negative },
         { "yield", m_yield },
+        { "event_loop", m_event_loop },
         { "many", m_many },
     };
     return pt_main(modes, sizeof modes / sizeof *modes, argc, argv);

@@ -216,6 +216,11 @@ WAIT_GREEN_TODO(sleep_abs_negative,
 /* sched_yield returns 0 and lets the other thread run. */
 WAIT(yield)
 
+/* A program's own event loop (non-blocking socket, epoll_wait with a
+ * timeout, read until EAGAIN) serving 20,000 round trips to a thread using
+ * blocking calls: every byte right, within a generous time. */
+WAIT(event_loop)
+
 /* 100 threads at once in poll, select, epoll_wait, nanosleep with 1 s
  * timeouts: each batch of 100 takes well under 5 s, on one OS thread when
  * green. */
