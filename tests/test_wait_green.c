@@ -110,13 +110,6 @@ static void check(const char *mode, enum how how)
     Test(wait_native, mode) { check(#mode, NATIVE); }          \
     Test(wait_plain, mode) { check(#mode, PLAIN); }
 
-/* A mode corun does not pass yet: its green run is disabled (the reason is
- * the comment above each use, and the test's description). */
-#define WAIT_GREEN_TODO(mode, why)                                        \
-    Test(wait_green, mode, .disabled = true, .description = why) { check(#mode, GREEN); } \
-    Test(wait_native, mode) { check(#mode, NATIVE); }                     \
-    Test(wait_plain, mode) { check(#mode, PLAIN); }
-
 /* poll, ppoll, select, pselect, epoll_wait, epoll_pwait and epoll_pwait2
  * with zero timeouts: the right answer at once, without parking (a second
  * thread's tick counter does not move in green mode). */
@@ -139,16 +132,12 @@ WAIT(select_wakeups)
 WAIT(select_errors)
 
 /* Linux normalises a timeval of 1,000,000 microseconds or more (0.1200000 s
- * is 1.2 s) rather than refusing it; corun's select hook treats such a
- * timeval as invalid and makes the real, blocking call: the answer is
- * right but every other green thread of the OS thread stops meanwhile. */
-WAIT_GREEN_TODO(select_usec_overflow,
-                "select with tv_usec >= 1000000 blocks the OS thread (real call) instead of parking")
+ * is 1.2 s) rather than refusing it: a wait like any other, which parks. */
+WAIT(select_usec_overflow)
 
 /* Programs may allocate fd sets larger than FD_SETSIZE and pass a larger
- * nfds (the kernel accepts any nfds up to the fd table): corun's select
- * hook returns EINVAL for nfds > FD_SETSIZE. */
-WAIT_GREEN_TODO(select_large_nfds, "select with nfds > FD_SETSIZE fails with EINVAL under corun")
+ * nfds (the kernel accepts any nfds up to the fd table). */
+WAIT(select_large_nfds)
 
 /* The program's own epoll fd, with members corun tracks and members made
  * with raw system calls it has never seen; epoll_pwait and epoll_pwait2;
@@ -157,11 +146,9 @@ WAIT(epoll_own)
 
 /* A signal whose handler has no SA_RESTART interrupts the waiting call with
  * EINTR (nanosleep/clock_nanosleep write the time left; sleep returns the
- * seconds left). With a lone green thread corun makes the real call, and
- * the kernel does it: those pass. With another green thread alive the
- * caller parks, and corun does not yet deliver a signal into a parked call
- * (issue #6, signals, in progress): the call runs to its timeout. */
-#define EINTR_TODO "signals are not delivered into parked calls yet (issue #6)"
+ * seconds left): "_alone" with a lone green thread (corun makes the real
+ * call), the others with another green thread alive (the caller parks and
+ * corun delivers the signal into the parked call). */
 WAIT(eintr_poll_alone)
 WAIT(eintr_ppoll_alone)
 WAIT(eintr_select_alone)
@@ -173,19 +160,19 @@ WAIT(eintr_clock_nanosleep_alone)
 WAIT(eintr_clock_nanosleep_abs_alone)
 WAIT(eintr_sleep_alone)
 WAIT(eintr_usleep_alone)
-WAIT_GREEN_TODO(eintr_poll, EINTR_TODO)
-WAIT_GREEN_TODO(eintr_ppoll, EINTR_TODO)
+WAIT(eintr_poll)
+WAIT(eintr_ppoll)
 /* ppoll's mask unblocks the signal only while it waits. */
-WAIT_GREEN_TODO(eintr_ppoll_mask, EINTR_TODO)
-WAIT_GREEN_TODO(eintr_select, EINTR_TODO)
-WAIT_GREEN_TODO(eintr_pselect, EINTR_TODO)
-WAIT_GREEN_TODO(eintr_epoll_wait, EINTR_TODO)
-WAIT_GREEN_TODO(eintr_epoll_pwait2, EINTR_TODO)
-WAIT_GREEN_TODO(eintr_nanosleep, EINTR_TODO)
-WAIT_GREEN_TODO(eintr_clock_nanosleep, EINTR_TODO)
-WAIT_GREEN_TODO(eintr_clock_nanosleep_abs, EINTR_TODO)
-WAIT_GREEN_TODO(eintr_sleep, EINTR_TODO)
-WAIT_GREEN_TODO(eintr_usleep, EINTR_TODO)
+WAIT(eintr_ppoll_mask)
+WAIT(eintr_select)
+WAIT(eintr_pselect)
+WAIT(eintr_epoll_wait)
+WAIT(eintr_epoll_pwait2)
+WAIT(eintr_nanosleep)
+WAIT(eintr_clock_nanosleep)
+WAIT(eintr_clock_nanosleep_abs)
+WAIT(eintr_sleep)
+WAIT(eintr_usleep)
 
 /* usleep, nanosleep, clock_nanosleep (relative and TIMER_ABSTIME, on
  * CLOCK_MONOTONIC and CLOCK_REALTIME), select and poll as sleeps of 50 ms,
@@ -194,12 +181,10 @@ WAIT_GREEN_TODO(eintr_usleep, EINTR_TODO)
 WAIT(sleep_not_early)
 
 /* The same with 20 ms busy slices, each ending in sched_yield: natively the
- * sleeps end within a few ms of 50. corun polls its loop (timers, I/O)
- * only when nothing is runnable or every 64 dispatches (POLL_EVERY in
- * sched.c), so a thread that yields every 20 ms delays every timer by up
- * to 64 x 20 ms = 1.28 s. */
-WAIT_GREEN_TODO(sleep_not_late,
-                "timers are late by up to 64 busy slices when another thread only yields (POLL_EVERY)")
+ * sleeps end within a few ms of 50; under corun within about one slice
+ * (the loop polls at a yield once the coarse clock has ticked), not 64
+ * (POLL_EVERY dispatches); bound 500 ms. */
+WAIT(sleep_not_late)
 
 /* sleep(1), usleep: they park (the ticker runs meanwhile); sleep(0). */
 WAIT(sleep_parks)
@@ -207,11 +192,9 @@ WAIT(sleep_parks)
  * clock_nanosleep or rem for nanosleep; absolute times in the past. */
 WAIT(sleep_errors)
 
-/* clock_nanosleep(TIMER_ABSTIME) with a negative tv_sec: the kernel says
- * EINVAL; corun's hook checks the sign only for relative sleeps and
- * returns 0 ("already past"). */
-WAIT_GREEN_TODO(sleep_abs_negative,
-                "clock_nanosleep(TIMER_ABSTIME) with tv_sec < 0 returns 0 instead of EINVAL")
+/* clock_nanosleep(TIMER_ABSTIME) with a negative tv_sec: EINVAL, not
+ * "already past". */
+WAIT(sleep_abs_negative)
 
 /* sched_yield returns 0 and lets the other thread run. */
 WAIT(yield)

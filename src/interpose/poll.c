@@ -3,9 +3,11 @@
  * timeout never parks; a lone green thread makes the real call. */
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/select.h>
 #include <time.h>
 
@@ -34,9 +36,14 @@ static int64_t ms_ns(int ms)
     return ms < 0 ? -1 : (int64_t)ms * 1000000;
 }
 
+/* Seconds beyond this are forever (as the kernel's saturating deadline). */
+#define FOREVER_SEC (INT64_MAX / 1000000000 - 1)
+
 static int64_t ts_ns(const struct timespec *ts)
 {
-    return ts ? (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec : -1;
+    if (!ts || ts->tv_sec > FOREVER_SEC)
+        return -1;
+    return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
 static bool ts_valid(const struct timespec *ts)
@@ -75,18 +82,43 @@ HOOK int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts,
     return ppoll(fds, n, ts, mask);
 }
 
+/* fd_set bits by hand: programs may pass sets larger than FD_SETSIZE
+ * (allocated themselves), where FD_ISSET would be out of bounds. */
+#define SET_WORD_BITS (8 * (int)sizeof(unsigned long))
+
+static bool set_has(const fd_set *set, int fd)
+{
+    const unsigned long *w = (const unsigned long *)set;
+    return set && (w[fd / SET_WORD_BITS] >> (fd % SET_WORD_BITS)) & 1;
+}
+
+static void set_add(fd_set *set, int fd)
+{
+    ((unsigned long *)set)[fd / SET_WORD_BITS] |= 1UL << (fd % SET_WORD_BITS);
+}
+
+static void set_clear(fd_set *set, int nfds)
+{
+    if (set)
+        memset(set, 0, (size_t)(nfds + SET_WORD_BITS - 1) / SET_WORD_BITS * sizeof(unsigned long));
+}
+
 /* select on top of poll: the sets become a pollfd array and back. */
 static int select_via_poll(struct sched *s, int nfds, fd_set *r, fd_set *w, fd_set *e,
                            int64_t timeout_ns, const sigset_t *mask)
 {
-    if (nfds < 0 || nfds > FD_SETSIZE) {
+    if (nfds < 0) {
         errno = EINVAL;
         return -1;
     }
+    /* The kernel looks at no more fds than the process may have open. */
+    struct rlimit lim;
+    if (nfds > FD_SETSIZE && getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < (rlim_t)nfds)
+        nfds = (int)lim.rlim_cur;
     struct pollfd local[64], *p = local;
     int n = 0;
     for (int fd = 0; fd < nfds; fd++)
-        if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e)))
+        if (set_has(r, fd) || set_has(w, fd) || set_has(e, fd))
             n++;
     if (n > 64 && !(p = malloc((size_t)n * sizeof *p))) {
         errno = ENOMEM;
@@ -94,8 +126,8 @@ static int select_via_poll(struct sched *s, int nfds, fd_set *r, fd_set *w, fd_s
     }
     n = 0;
     for (int fd = 0; fd < nfds; fd++) {
-        short ev = (short)((r && FD_ISSET(fd, r) ? POLLIN : 0) | (w && FD_ISSET(fd, w) ? POLLOUT : 0) |
-                           (e && FD_ISSET(fd, e) ? POLLPRI : 0));
+        short ev = (short)((set_has(r, fd) ? POLLIN : 0) | (set_has(w, fd) ? POLLOUT : 0) |
+                           (set_has(e, fd) ? POLLPRI : 0));
         if (ev)
             p[n++] = (struct pollfd){ .fd = fd, .events = ev };
     }
@@ -110,18 +142,18 @@ static int select_via_poll(struct sched *s, int nfds, fd_set *r, fd_set *w, fd_s
             res = -1;
         } else {
             res = 0;
-            if (r) FD_ZERO(r);
-            if (w) FD_ZERO(w);
-            if (e) FD_ZERO(e);
+            set_clear(r, nfds);
+            set_clear(w, nfds);
+            set_clear(e, nfds);
             for (int i = 0; i < n; i++) {
                 short rv = p[i].revents;
                 /* As select(2) on Linux: errors and hang-ups count as readable/writable. */
                 if (r && (p[i].events & POLLIN) && (rv & (POLLIN | POLLHUP | POLLERR)))
-                    FD_SET(p[i].fd, r), res++;
+                    set_add(r, p[i].fd), res++;
                 if (w && (p[i].events & POLLOUT) && (rv & (POLLOUT | POLLERR)))
-                    FD_SET(p[i].fd, w), res++;
+                    set_add(w, p[i].fd), res++;
                 if (e && (p[i].events & POLLPRI) && (rv & POLLPRI))
-                    FD_SET(p[i].fd, e), res++;
+                    set_add(e, p[i].fd), res++;
             }
         }
     }
@@ -132,13 +164,22 @@ static int select_via_poll(struct sched *s, int nfds, fd_set *r, fd_set *w, fd_s
 
 HOOK int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
 {
-    int64_t t = tv ? (int64_t)tv->tv_sec * 1000000000 + (int64_t)tv->tv_usec * 1000 : -1;
+    /* Linux carries whole seconds out of tv_usec (0.1200000 is 1.2 s) and
+     * refuses what is negative after that. */
+    int64_t sec = 0, t = -1;
+    bool bad = false;
+    if (tv) {
+        bad = __builtin_add_overflow((int64_t)tv->tv_sec, (int64_t)(tv->tv_usec / 1000000), &sec) ||
+              sec < 0 || tv->tv_usec % 1000000 < 0;
+        if (sec <= FOREVER_SEC)
+            t = sec * 1000000000 + (int64_t)(tv->tv_usec % 1000000) * 1000;
+    }
     struct sched *s = poll_gate(t);
-    if (!s || (tv && (tv->tv_sec < 0 || tv->tv_usec < 0 || tv->tv_usec >= 1000000)))
+    if (!s || bad)
         return REAL(select)(nfds, r, w, e, tv);
     uint64_t deadline = deadline_after(t);
     int res = select_via_poll(s, nfds, r, w, e, t, NULL);
-    if (tv) {                          /* Linux reports the time left */
+    if (tv && deadline != DEADLINE_NONE) {   /* Linux reports the time left */
         uint64_t now = clock_now_ns();
         uint64_t left = deadline > now ? deadline - now : 0;
         tv->tv_sec = (time_t)(left / 1000000000);

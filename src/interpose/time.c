@@ -58,7 +58,7 @@ HOOK int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req,
     if (!s || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME &&
                clock != CLOCK_TAI))
         return REAL(clock_nanosleep)(clock, flags, req, rem);   /* its own errors, e.g. CPU clocks */
-    if (req->tv_nsec < 0 || req->tv_nsec >= 1000000000 || (!(flags & TIMER_ABSTIME) && req->tv_sec < 0))
+    if (req->tv_sec < 0 || req->tv_nsec < 0 || req->tv_nsec >= 1000000000)   /* absolute too */
         return EINVAL;
     uint64_t deadline;
     if (flags & TIMER_ABSTIME) {

@@ -98,7 +98,10 @@ static inline bool known_unready(struct sched *s, const struct fd_entry *e, bool
 static ssize_t io_read(struct sched *s, struct io_op *op, struct fd_entry *e, size_t want,
                        bool drains)
 {
-    if (e->no_nowait)
+    /* Character devices: a read with RWF_NOWAIT may stop early where the
+     * blocking read would not (/dev/zero gives up at a pending reschedule),
+     * so ask poll, then make the real call, whose count is the kernel's. */
+    if (e->no_nowait || e->kind == FD_CHAR)
         return io_polled(s, op, e, false);
     uint64_t deadline = 0;
     if (known_unready(s, e, false)) {

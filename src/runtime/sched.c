@@ -3,7 +3,8 @@
  *
  * Switching: a coroutine that blocks or yields switches directly to the next
  * runnable coroutine. Only when nothing is runnable (or every POLL_EVERY
- * dispatches, so I/O and timers are not starved by busy coroutines) does it
+ * dispatches or coarse clock tick, so I/O and timers are not starved by busy
+ * coroutines) does it
  * switch to the scheduler's loop context, which runs the libuv loop on its own
  * stack and then dispatches whatever became runnable.
  *
@@ -228,9 +229,28 @@ __attribute__((noreturn)) static void sched_switch_final(struct corun *from,
     __builtin_unreachable();
 }
 
+/* The coarse clock's reading (a tick of a few ms) as a number that changes
+ * at each tick: a few ns through the vDSO, cheap enough for every dispatch. */
+static inline uint64_t coarse_tick(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+    return (uint64_t)t.tv_sec * 1000000000 + (uint64_t)t.tv_nsec;
+}
+
+/* Run the loop next (poll timers and I/O) after POLL_EVERY dispatches, or
+ * once the coarse clock has ticked since the last poll: coroutines that
+ * work for milliseconds between yields would otherwise make every timer
+ * and wakeup late by POLL_EVERY of their slices. At most one extra poll
+ * per tick. */
+static inline bool poll_due(struct sched *s)
+{
+    return s->dispatches >= POLL_EVERY || coarse_tick() != s->polled_tick;
+}
+
 static inline struct corun *pick_next(struct sched *s)
 {
-    if (likely(s->dispatches < POLL_EVERY)) {
+    if (likely(!poll_due(s))) {
         struct corun *n = coq_pop(&s->runq);
         if (n) {
             s->dispatches++;
@@ -492,6 +512,7 @@ static void loop_main(void *arg, void *xfer)
     after_switch(s, s->loop_co);
     for (;;) {
         s->dispatches = 0;
+        s->polled_tick = coarse_tick();
         __atomic_store_n(&s->turns, s->turns + 1, __ATOMIC_RELAXED);
         if (unlikely(s->dump_pending))
             inspect_dump(s);

@@ -125,6 +125,7 @@ struct sched {
     struct corun *dead;           /* detached coroutine whose stack to release after the switch */
     int *errno_loc;
     unsigned dispatches;          /* since events were last polled */
+    uint64_t polled_tick;         /* coarse clock at that poll */
     int epfd;                     /* fds waited on, plus libuv's own backend fd */
     unsigned long alive;          /* coroutines not finished, main included */
     struct timerheap timers;
