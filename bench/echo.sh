@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Thread-per-connection echo server, side by side in one run: native threads,
-# the same binary under coro-run, and a hand-written epoll server. Each server
+# the same binary under coro-run, and a hand-written epoll server, natively
+# and under coro-run (a program's own event loop must keep its speed). Each server
 # is pinned to CPU 0, the client (examples/echo-load, itself under coro-run so
 # it is one OS thread) to CPU 1. Median of REPS runs per configuration.
 #   bench/echo.sh BUILD_DIR [CONNS] [MSGS] [SIZE] [REPS]
@@ -64,5 +65,6 @@ printf '%-28s %12s %10s %8s\n' server "trips/s" "p99 us" "threads"
 run native "$build/examples/echo-threaded"
 run corun "${corun[@]}" "$build/examples/echo-threaded"
 run epoll "$build/bench/echo-epoll"
-awk -v c="$rate_corun" -v n="$rate_native" -v e="$rate_epoll" \
-    'BEGIN { printf "corun/native %.2fx   corun/epoll %.2fx\n", c / n, c / e }'
+run epoll_corun "${corun[@]}" "$build/bench/echo-epoll"
+awk -v c="$rate_corun" -v n="$rate_native" -v e="$rate_epoll" -v ec="$rate_epoll_corun" \
+    'BEGIN { printf "corun/native %.2fx   corun/epoll %.2fx   epoll under corun/epoll %.2fx\n", c / n, c / e, ec / e }'

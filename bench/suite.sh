@@ -31,13 +31,13 @@ section_echo() {
     echo "### Thread-per-connection echo server: native threads, corun, hand-written epoll"
     echo
     echo "\`bench/echo.sh $build CONNS MSGS 64 $reps\` for each CONNS: the unmodified"
-    echo "\`examples/echo-threaded\` natively and under coro-run, and \`bench/echo-epoll\`,"
-    echo "each pinned to CPU 0; the client (\`examples/echo-load\` under coro-run, every byte"
+    echo "\`examples/echo-threaded\` natively and under coro-run, and \`bench/echo-epoll\`"
+    echo "natively and under coro-run (its own event loop), each pinned to CPU 0; the client (\`examples/echo-load\` under coro-run, every byte"
     echo "checked) on CPU 1; 64-byte messages, MSGS round trips per connection so that"
     echo "each run makes about 200,000; median of $reps runs."
     echo
-    echo "| connections | native threads trips/s | corun trips/s | epoll trips/s | native p99 | corun p99 | epoll p99 | corun/native | corun/epoll | server OS threads (native/corun/epoll) |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "| connections | native threads trips/s | corun trips/s | epoll trips/s | native p99 | corun p99 | epoll p99 | corun/native | corun/epoll | epoll under corun trips/s | epoll under corun/epoll | server OS threads (native/corun/epoll) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
     : > "$out/echo.dat"
     echo "# conns native corun epoll native_p99_us corun_p99_us epoll_p99_us" >> "$out/echo.dat"
     for conns in 10 100 1000 10000; do
@@ -51,9 +51,10 @@ section_echo() {
         echo "$conns ${rate[native]} ${rate[corun]} ${rate[epoll]} ${p99[native]} ${p99[corun]} ${p99[epoll]}" >> "$out/echo.dat"
         awk -v c="$conns" -v n="${rate[native]}" -v g="${rate[corun]}" -v e="${rate[epoll]}" \
             -v pn="${p99[native]}" -v pg="${p99[corun]}" -v pe="${p99[epoll]}" \
+            -v ec="${rate[epoll_corun]}" \
             -v t="${thr[native]}/${thr[corun]}/${thr[epoll]}" 'function ms(u) { return sprintf("%.2f ms", u / 1000) }
-            BEGIN { printf "| %d | %d | %d | %d | %s | %s | %s | %.2fx | %.2fx | %s |\n",
-                    c, n, g, e, ms(pn), ms(pg), ms(pe), g / n, g / e, t }'
+            BEGIN { printf "| %d | %d | %d | %d | %s | %s | %s | %.2fx | %.2fx | %d | %.2fx | %s |\n",
+                    c, n, g, e, ms(pn), ms(pg), ms(pe), g / n, g / e, ec, ec / e, t }'
     done
     echo
 }
