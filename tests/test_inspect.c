@@ -178,10 +178,6 @@ static struct tu_child *run_block(const char *mode, const char *ms)
 
 Test(inspect, detector_fires_on_a_cpu_hog_once_per_site)
 {
-#ifdef CORUN_SANITIZERS
-    cr_skip_test("sanitizer build: the interrupted frames differ between the two spins "
-                 "(seen: two warnings), so 'once per site' is checked in the other builds");
-#endif
     struct tu_child *c = run_block("spin", "100");
     expect_exit0("pt_block", "spin", c, "done spin\n");
     cr_expect_eq(count(c->err, "has not turned for 100 ms"), 1,
