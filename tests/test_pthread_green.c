@@ -21,20 +21,20 @@
  * with CORUN_THREADS=native (kernel threads), green by default, through
  * scripts/coro-run, and a bad CORUN_THREADS (exit status 2).
  *
- * Sanitizer builds: see preload_value() and pt_check() for how the
- * instrumented programs are preloaded, and the one known ASan false
- * positive that is skipped.
+ * Sanitizer builds: see preload_run.h for how the instrumented programs
+ * are preloaded, and pt_check() for the one known ASan false positive
+ * that is skipped.
  *
  * This binary links libcorun and `make check` runs it with
  * CORUN_THREADS=native; the children get their CORUN_THREADS explicitly.
  */
 #include "testutil.h"
+#include "preload_run.h"
 
 #if !defined(TEST_BUILDDIR) || !defined(TEST_SRCDIR)
 #error "TEST_BUILDDIR and TEST_SRCDIR must name the build and source directories"
 #endif
 
-extern char **environ;
 
 TestSuite(pthread_green, .timeout = 120);
 TestSuite(pthread_native, .timeout = 120);
@@ -53,74 +53,19 @@ static const char *how_name(enum pt_how how)
                              : "without libcorun";
 }
 
-/*
- * LD_PRELOAD for libcorun: the library alone, in every build. In a sanitizer
- * build it needs the ASan runtime, which the (instrumented) program loads
- * anyway; ASan only objects that its runtime is not first in the library
- * list (ASAN_OPTIONS=verify_asan_link_order=0 below). Preloading libasan
- * first instead would put ASan's pthread_create interceptor in front of
- * corun's hook, and corun leaves the sanitizer runtimes' own pthread calls
- * to glibc: the program's threads would stay kernel threads.
- */
-static void preload_value(char *out, size_t len)
-{
-    snprintf(out, len, "LD_PRELOAD=%s", TEST_BUILDDIR "/.libs/libcorun.so");
-}
-
-/* Sanitizer builds: the programs are ASan-instrumented too. LeakSanitizer
- * has nothing to say about them (their threads may outlive main). */
-static char *asan_options(char *buf, size_t len)
-{
-    const char *ao = getenv("ASAN_OPTIONS");
-    snprintf(buf, len, "ASAN_OPTIONS=%s%sdetect_leaks=0:verify_asan_link_order=0", ao ? ao : "",
-             ao && *ao ? ":" : "");
-    return buf;
-}
-
-static bool env_is(const char *entry, const char *name)
-{
-    size_t n = strlen(name);
-    return !strncmp(entry, name, n) && entry[n] == '=';
-}
-
-/* Run tests/PROG with args (NULL-terminated), our environment without any
- * LD_PRELOAD/CORUN_* of its own, plus what `how` needs and `extra`
- * (NULL-terminated, may be NULL). */
+/* Run tests/PROG with args (NULL-terminated), plus what `how` needs and
+ * `extra` (NULL-terminated, may be NULL); see preload_run.h. */
 static void pt_run(const char *prog, const char *const *args, enum pt_how how,
                    const char *const *extra, struct tu_child *c)
 {
-    static char path[1024], preload[2048], asan_opts[1024];
-    snprintf(path, sizeof path, "%s/tests/%s", TEST_BUILDDIR, prog);
-    cr_assert_eq(access(path, X_OK), 0, "%s: %s (build it with make check)", path, strerror(errno));
-    char *argv[16];
+    const char *env[32];
     int k = 0;
-    argv[k++] = path;
-    for (int i = 0; args && args[i] && k < 15; i++)
-        argv[k++] = (char *)args[i];
-    argv[k] = NULL;
-
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **env = calloc(n + 16, sizeof *env);
-    cr_assert_not_null(env);
-    size_t e = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!env_is(environ[i], "LD_PRELOAD") && !env_is(environ[i], "CORUN_THREADS") &&
-            !env_is(environ[i], "CORUN_STACK_SIZE") && !env_is(environ[i], "ASAN_OPTIONS"))
-            env[e++] = environ[i];
-    if (how != PT_PLAIN) {
-        preload_value(preload, sizeof preload);
-        env[e++] = preload;
-        if (how != PT_PRELOAD)
-            env[e++] = how == PT_GREEN ? "CORUN_THREADS=green" : "CORUN_THREADS=native";
-    }
-    env[e++] = asan_options(asan_opts, sizeof asan_opts);
-    for (int i = 0; extra && extra[i]; i++)
-        env[e++] = (char *)extra[i];
-    env[e] = NULL;
-    tu_exec_run(path, argv, env, c);
-    free(env);
+    if (how == PT_GREEN || how == PT_NATIVE)
+        env[k++] = how == PT_GREEN ? "CORUN_THREADS=green" : "CORUN_THREADS=native";
+    for (int i = 0; extra && extra[i] && k < 31; i++)
+        env[k++] = extra[i];
+    env[k] = NULL;
+    pr_run(prog, args, how != PT_PLAIN, env, c);
 }
 
 /* Assertion message: what ran, how it ended, and its output. */
@@ -516,17 +461,7 @@ Test(pthread_scale, coro_run_1000_threads_on_one_os_thread)
     snprintf(lib, sizeof lib, "%s/.libs/libcorun.so", TEST_BUILDDIR);
     char *argv[] = { "bash", TEST_SRCDIR "/scripts/coro-run", "--library", lib, prog, "1000",
                      "200", NULL };
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **env = calloc(n + 2, sizeof *env);
-    size_t e = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!env_is(environ[i], "LD_PRELOAD") && !env_is(environ[i], "CORUN_THREADS") &&
-            !env_is(environ[i], "ASAN_OPTIONS"))
-            env[e++] = environ[i];
-    static char asan_opts[1024];
-    env[e++] = asan_options(asan_opts, sizeof asan_opts);
+    char **env = pr_env(false, NULL);
     struct tu_child *c = calloc(1, sizeof *c);
     tu_exec_run("/bin/bash", argv, env, c);
     free(env);

@@ -13,20 +13,11 @@
  * A mode passes when the program exits 0 and prints "PASS MODE"; the green
  * runs must also have had libcorun loaded, green, on one OS thread.
  *
- * Modes corun does not pass yet are disabled in the green suite only, with
- * the reason next to them; their native and plain runs still pin down the
- * expected behaviour.
- *
  * This binary links libcorun and `make check` runs it with
  * CORUN_THREADS=native; the children get their CORUN_THREADS explicitly.
  */
 #include "testutil.h"
-
-#ifndef TEST_BUILDDIR
-#error "TEST_BUILDDIR must name the build directory"
-#endif
-
-extern char **environ;
+#include "preload_run.h"
 
 TestSuite(wait_green, .timeout = 60);
 TestSuite(wait_native, .timeout = 60);
@@ -41,45 +32,13 @@ static const char *how_name(enum how how)
                          : "without libcorun";
 }
 
-static bool env_is(const char *entry, const char *name)
-{
-    size_t n = strlen(name);
-    return !strncmp(entry, name, n) && entry[n] == '=';
-}
-
-/* Run tests/pt_wait MODE with our environment minus any LD_PRELOAD and
- * CORUN_* of its own, plus what `how` needs. Sanitizer builds: the program
- * is instrumented too; ASan only objects that its runtime is not first in
- * the library list, and LeakSanitizer has nothing to say about it (see
- * test_pthread_green.c). */
+/* Run tests/pt_wait MODE (see preload_run.h for the environment). */
 static void run(const char *mode, enum how how, struct tu_child *c)
 {
-    static char path[1024], preload[1024], asan[1024];
-    snprintf(path, sizeof path, "%s/tests/pt_wait", TEST_BUILDDIR);
-    cr_assert_eq(access(path, X_OK), 0, "%s: %s (build it with make check)", path, strerror(errno));
-    char *argv[] = { path, (char *)mode, NULL };
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **env = calloc(n + 4, sizeof *env);
-    cr_assert_not_null(env);
-    size_t e = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!env_is(environ[i], "LD_PRELOAD") && strncmp(environ[i], "CORUN_", 6) &&
-            !env_is(environ[i], "ASAN_OPTIONS"))
-            env[e++] = environ[i];
-    if (how != PLAIN) {
-        snprintf(preload, sizeof preload, "LD_PRELOAD=%s/.libs/libcorun.so", TEST_BUILDDIR);
-        env[e++] = preload;
-        env[e++] = how == GREEN ? "CORUN_THREADS=green" : "CORUN_THREADS=native";
-    }
-    const char *ao = getenv("ASAN_OPTIONS");
-    snprintf(asan, sizeof asan, "ASAN_OPTIONS=%s%sdetect_leaks=0:verify_asan_link_order=0",
-             ao ? ao : "", ao && *ao ? ":" : "");
-    env[e++] = asan;
-    env[e] = NULL;
-    tu_exec_run(path, argv, env, c);
-    free(env);
+    const char *const args[] = { mode, NULL };
+    const char *const threads[] = { how == GREEN ? "CORUN_THREADS=green" : "CORUN_THREADS=native",
+                                    NULL };
+    pr_run("pt_wait", args, how != PLAIN, how == PLAIN ? NULL : threads, c);
 }
 
 static void check(const char *mode, enum how how)
