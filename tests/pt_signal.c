@@ -339,6 +339,120 @@ static void m_worker_interrupted(void)
     close(p[1]);
 }
 
+/* pthread_kill to a thread parked in a restartable call (read on a pipe,
+ * sem_wait) with an SA_RESTART handler: the handler runs at once, in that
+ * thread (here it tells main through a self-pipe), and the call goes on
+ * waiting until its real wake-up. */
+static int self_pipe[2];
+static pthread_t handler_thread;
+
+static void on_signal_tell(int sig)
+{
+    int e = errno;
+    handler_thread = pthread_self();
+    char c = (char)sig;
+    (void)!write(self_pipe[1], &c, 1);
+    errno = e;
+}
+
+struct restartee {
+    int p[2];
+    sem_t sem;
+    ssize_t read_rc;
+    int sem_rc, read_errno, sem_errno;
+    char byte;
+};
+
+static void *restartee_main(void *arg)
+{
+    struct restartee *r = arg;
+    errno = 0;
+    r->read_rc = read(r->p[0], &r->byte, 1);
+    r->read_errno = errno;
+    errno = 0;
+    r->sem_rc = sem_wait(&r->sem);
+    r->sem_errno = errno;
+    return NULL;
+}
+
+/* Wait (2 s at most) for the handler's byte on the self-pipe. */
+static bool handler_told(void)
+{
+    struct pollfd pf = { .fd = self_pipe[0], .events = POLLIN };
+    char c;
+    return poll(&pf, 1, 2000) == 1 && read(self_pipe[0], &c, 1) == 1 && c == SIGUSR2;
+}
+
+static void m_kill_restart(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal_tell;
+    sa.sa_flags = SA_RESTART;
+    CHECK(sigaction(SIGUSR2, &sa, NULL) == 0);
+    CHECK(pipe(self_pipe) == 0);
+    struct restartee r = { 0 };
+    CHECK(pipe(r.p) == 0);
+    CHECK(sem_init(&r.sem, 0, 0) == 0);
+    pthread_t t;
+    OK(pthread_create(&t, NULL, restartee_main, &r));
+
+    usleep(50000);                              /* parked in read() */
+    OK(pthread_kill(t, SIGUSR2));
+    CHECKF(handler_told(), "the handler did not run while its thread waited in read()");
+    CHECK(pthread_equal(handler_thread, t));
+    usleep(20000);
+    CHECKF(r.read_rc == 0 && r.read_errno == 0, "read() ended early (rc %zd errno %s)",
+           r.read_rc, ename(r.read_errno));
+    CHECK(write(r.p[1], "d", 1) == 1);
+
+    usleep(50000);                              /* parked in sem_wait() */
+    OK(pthread_kill(t, SIGUSR2));
+    CHECKF(handler_told(), "the handler did not run while its thread waited in sem_wait()");
+    CHECK(pthread_equal(handler_thread, t));
+    usleep(20000);
+    CHECK(sem_post(&r.sem) == 0);
+    OK(pthread_join(t, NULL));
+    CHECKF(r.read_rc == 1 && r.byte == 'd', "read returned %zd errno %s, expected the byte",
+           r.read_rc, ename(r.read_errno));
+    CHECKF(r.sem_rc == 0, "sem_wait returned %d errno %s, expected 0 (restarted)", r.sem_rc,
+           ename(r.sem_errno));
+    sem_destroy(&r.sem);
+    close(r.p[0]);
+    close(r.p[1]);
+    close(self_pipe[0]);
+    close(self_pipe[1]);
+}
+
+/* A socket with SO_RCVTIMEO: its recv is never restarted, SA_RESTART or
+ * not (signal(7)); EINTR long before the timeout. */
+static void m_rcvtimeo_eintr(void)
+{
+    install(SIGUSR1, SA_RESTART);
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    struct timeval tv = { 5, 0 };
+    CHECK(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
+    struct idler i;
+    idler_start(&i);
+    struct sender snd;
+    sender_start(&snd, SIGUSR1, 50);
+    char c;
+    struct timeval t0, t1;
+    gettimeofday(&t0, NULL);
+    errno = 0;
+    ssize_t r = recv(sv[0], &c, 1, 0);
+    int e = errno;
+    gettimeofday(&t1, NULL);
+    CHECKF(r == -1 && e == EINTR, "recv returned %zd errno %s, expected -1 EINTR", r, ename(e));
+    CHECKF(t1.tv_sec - t0.tv_sec < 4, "recv waited for its timeout");
+    CHECK(got == SIGUSR1);
+    OK(pthread_join(snd.t, NULL));
+    idler_stop(&i);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* ---- waiting for signals ----------------------------------------------------------------*/
 
 static void m_sigwait_thread(void)
@@ -443,6 +557,8 @@ static const struct pt_mode modes[] = {
     { "sem_eintr", m_sem_eintr },
     { "pselect_mask", m_pselect_mask },
     { "worker_interrupted", m_worker_interrupted },
+    { "kill_restart", m_kill_restart },
+    { "rcvtimeo_eintr", m_rcvtimeo_eintr },
     { "sigwait_thread", m_sigwait_thread },
     { "sigsuspend", m_sigsuspend },
     { "pause", m_pause },

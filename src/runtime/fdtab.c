@@ -274,12 +274,14 @@ static int fd_wait(struct sched *s, int fd, struct fd_entry *e, short events, ui
     cur->wait_events = events;
     sched_wait_on(s, (events & POLLIN) ? WAIT_READ : WAIT_WRITE, NULL, fd);
     coq_push(&e->waiters, cur);
-    switch (sched_park_interruptible(s, deadline, INTR_RESTART)) {
+    /* A deadline here is the socket's SO_RCVTIMEO/SO_SNDTIMEO: such calls
+     * are never restarted after a handler (signal(7)). */
+    switch (sched_park_interruptible(s, deadline, deadline == DEADLINE_NONE ? INTR_RESTART : INTR_ALWAYS)) {
     case WAKE_TIMEOUT: return ETIMEDOUT;
     case WAKE_CLOSED: return EBADF;
     case WAKE_CANCELED: return ECANCELED;
     case WAKE_INTERRUPTED: return EINTR;
-    default: return 0;
+    default: return 0;      /* the caller tries again (WAKE_RESTART too) */
     }
 }
 

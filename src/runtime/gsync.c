@@ -255,12 +255,15 @@ int gsem_wait(struct gsem *sem, uint64_t deadline, bool try)
     struct sched *s = sched_self();
     if (expired(deadline))
         return ETIMEDOUT;
-    coq_push(&sem->waiters, s->current);
     /* Linux restarts a semaphore's futex wait after an SA_RESTART handler
      * (signal(7) says otherwise; the kernel's -ERESTARTSYS wins). */
-    sched_wait_on(s, WAIT_SEM, sem, -1);
-    int why = sched_park_interruptible(s, deadline, INTR_RESTART);
-    gthread_act_on_cancel(why);
+    int why;
+    do {
+        coq_push(&sem->waiters, s->current);
+        sched_wait_on(s, WAIT_SEM, sem, -1);
+        why = sched_park_interruptible(s, deadline, INTR_RESTART);
+        gthread_act_on_cancel(why);
+    } while (why == WAKE_RESTART);
     if (why == WAKE_INTERRUPTED)
         return EINTR;
     return why == WAKE_TIMEOUT ? ETIMEDOUT : 0;   /* woken: the poster handed us its unit */
