@@ -13,8 +13,12 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -242,6 +246,105 @@ static void m_fork_while_parked(void)
     close(p[0]);
 }
 
+/* ---- prefork: workers sharing one listening socket -------------------------------------*/
+
+/* Four forked workers accept on the listening socket they share and
+ * answer each connection in a thread of its own; two also keep a thread
+ * parked, so that under corun they are never a lone green thread. A
+ * blocking accept must never fail with EAGAIN (another process's
+ * emulation flipping O_NONBLOCK on the shared file would cause it) nor
+ * keep the worker's other threads from running. Workers that fail exit;
+ * the others are killed at the end. */
+static void *answer_one(void *arg)
+{
+    int c = (int)(intptr_t)arg;
+    char b;
+    if (read(c, &b, 1) == 1)
+        (void)!write(c, &b, 1);
+    close(c);
+    return NULL;
+}
+
+static void prefork_worker(int l, bool keep_parked)
+{
+    int p[2];
+    pthread_t idle;
+    if (keep_parked && (pipe(p) != 0 || pthread_create(&idle, NULL, park_on_pipe, &p[0]) != 0))
+        _exit(20);
+    for (;;) {
+        int c = accept(l, NULL, NULL);
+        if (c < 0)
+            _exit(errno == EAGAIN ? 21 : 22);
+        pthread_t t;
+        if (pthread_create(&t, NULL, answer_one, IP(c)) != 0)
+            _exit(23);
+        pthread_detach(t);
+    }
+}
+
+static int prefork_port;
+
+/* One round trip of `byte`, each step bounded by 5 s; 1 on success. */
+static int prefork_trip(char byte)
+{
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = (in_port_t)prefork_port,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    int ok = 0;
+    if (connect(c, (struct sockaddr *)&a, sizeof a) == 0 && write(c, &byte, 1) == 1) {
+        struct pollfd pf = { .fd = c, .events = POLLIN };
+        char b = 0;
+        ok = poll(&pf, 1, 5000) == 1 && read(c, &b, 1) == 1 && b == byte;
+    }
+    close(c);
+    return ok;
+}
+
+static void *prefork_client(void *arg)
+{
+    (void)arg;
+    long ok = 0;
+    for (int i = 0; i < 300; i++)
+        ok += prefork_trip('x');
+    return IP(ok);
+}
+
+static void m_prefork_accept(void)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t al = sizeof a;
+    CHECK(bind(l, (struct sockaddr *)&a, sizeof a) == 0 && listen(l, 128) == 0);
+    CHECK(getsockname(l, (struct sockaddr *)&a, &al) == 0);
+    prefork_port = a.sin_port;
+    pid_t kids[4];
+    for (int i = 0; i < 4; i++) {
+        kids[i] = fork();
+        CHECK(kids[i] >= 0);
+        if (kids[i] == 0)
+            prefork_worker(l, i % 2 == 0);
+    }
+    pthread_t cl[4];
+    for (int i = 0; i < 4; i++)
+        OK(pthread_create(&cl[i], NULL, prefork_client, NULL));
+    long ok = 0;
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        OK(pthread_join(cl[i], &r));
+        ok += (long)(intptr_t)r;
+    }
+    CHECKF(ok == 1200, "%ld of 1200 round trips answered", ok);
+    for (int i = 0; i < 4; i++) {
+        int st = 0;
+        pid_t r = waitpid(kids[i], &st, WNOHANG);
+        CHECKF(r == 0, "worker %d ended: status %#x (exit 21: accept said EAGAIN)", i, st);
+        kill(kids[i], SIGKILL);
+        if (r == 0)
+            waitpid(kids[i], &st, 0);
+    }
+    close(l);
+}
+
 /* ---- exit -------------------------------------------------------------------------------*/
 
 static void on_exit_handler(void)
@@ -294,6 +397,7 @@ static const struct pt_mode modes[] = {
     { "wait_any", m_wait_any },
     { "wait_stopped", m_wait_stopped },
     { "fork_while_parked", m_fork_while_parked },
+    { "prefork_accept", m_prefork_accept },
     { "exit_thread", m_exit_thread },
     { "main_pthread_exit", m_main_pthread_exit },
 };

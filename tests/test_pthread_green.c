@@ -295,6 +295,7 @@ PT(pt_process, popen_many)
 PT(pt_process, wait_any)
 PT(pt_process, wait_stopped)
 PT(pt_process, fork_while_parked)
+PT(pt_process, prefork_accept)
 PT(pt_process, main_pthread_exit)
 
 /* exit() from a thread while others are parked: the process ends at once

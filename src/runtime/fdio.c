@@ -8,6 +8,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/sendfile.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "fdtab.h"
@@ -557,6 +560,72 @@ static int accept_nowait(int fd, struct sockaddr *addr, socklen_t *len, int flag
     return r;
 }
 
+/*
+ * accept on a file description other processes may share (inherited, or
+ * any after fork): accept has no per-call non-blocking flag, and its
+ * O_NONBLOCK is not ours to flip, since another process's blocking accept
+ * that starts meanwhile would fail with EAGAIN. So poll first, then make
+ * the real call under a one-shot timer whose signal (KICK_SIGNAL, a
+ * handler without SA_RESTART) interrupts it if another process took the
+ * connection poll promised: the OS thread blocks for KICK_NS at most.
+ */
+#define KICK_SIGNAL (SIGRTMAX - 2)
+#ifndef sigev_notify_thread_id          /* glibc before 2.35 does not name it */
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+#define KICK_NS 2000000
+
+static __thread volatile sig_atomic_t kicked __attribute__((tls_model("initial-exec")));
+static __thread struct {
+    timer_t id;
+    pid_t pid;                  /* timers are not inherited by a forked child */
+} kick_timer __attribute__((tls_model("initial-exec")));
+
+static void kick_handler(int sig)
+{
+    (void)sig;
+    kicked = 1;
+}
+
+/* This OS thread's kick timer, made on first use; false if it cannot be. */
+static bool kick_timer_ready(void)
+{
+    static int handler_installed;
+    pid_t pid = getpid();
+    if (kick_timer.pid == pid)
+        return true;
+    if (!__atomic_load_n(&handler_installed, __ATOMIC_ACQUIRE)) {
+        struct sigaction sa = { .sa_handler = kick_handler };
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(KICK_SIGNAL, &sa, NULL) != 0)
+            return false;
+        __atomic_store_n(&handler_installed, 1, __ATOMIC_RELEASE);
+    }
+    struct sigevent ev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = KICK_SIGNAL };
+    ev.sigev_notify_thread_id = (pid_t)syscall(SYS_gettid);
+    if (timer_create(CLOCK_MONOTONIC, &ev, &kick_timer.id) != 0)
+        return false;
+    kick_timer.pid = pid;
+    return true;
+}
+
+/* The real accept4, interrupted after KICK_NS; *lost if the timer did it. */
+static int accept_kicked(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool *lost)
+{
+    *lost = false;
+    if (!kick_timer_ready())
+        return (int)syscall(SYS_accept4, fd, addr, len, flags);   /* may block: still right */
+    struct itimerspec arm = { .it_value = { 0, KICK_NS } }, off = { 0 };
+    kicked = 0;
+    timer_settime(kick_timer.id, 0, &arm, NULL);
+    int r = (int)syscall(SYS_accept4, fd, addr, len, flags);
+    int err = errno;
+    timer_settime(kick_timer.id, 0, &off, NULL);
+    *lost = r < 0 && err == EINTR && kicked;
+    errno = err;
+    return r;
+}
+
 int fdio_accept(struct sched *s, int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
     struct fd_entry *e = io_entry(fd);
@@ -573,12 +642,13 @@ int fdio_accept(struct sched *s, int fd, struct sockaddr *addr, socklen_t *len, 
             goto blocking;
     }
     for (;;) {
-        if (e->created) {
+        if (e->created && !e->shared) {
             r = accept_nowait(fd, addr, len, flags);
         } else if (rs_poll_now(fd, POLLIN)) {
-            /* Not ours to flip O_NONBLOCK on: accept what poll says is there
-             * (another process may take it first: then this blocks). */
-            r = (int)syscall(SYS_accept4, fd, addr, len, flags);
+            bool lost;
+            r = accept_kicked(fd, addr, len, flags, &lost);
+            if (lost)
+                errno = EAGAIN;         /* another process took it: wait again */
         } else {
             r = -1;
             errno = EAGAIN;
@@ -608,7 +678,7 @@ accepted:
 int fdio_connect(struct sched *s, int fd, const struct sockaddr *addr, socklen_t len)
 {
     struct fd_entry *e = io_entry(fd);
-    if (!e || e->kind != FD_SOCKET || !e->created)
+    if (!e || e->kind != FD_SOCKET || !e->created || e->shared)   /* O_NONBLOCK not ours to flip */
         return (int)syscall(SYS_connect, fd, addr, len);
     int saved = errno;
     int fl = rs_fcntl(fd, F_GETFL, 0);

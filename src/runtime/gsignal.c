@@ -63,8 +63,10 @@ static bool manageable(int sig)
     case SIGTRAP: case SIGSYS:
         return false;
     default:
-        /* corun's own: the live dump's and the blocking detector's */
-        if (sig == corun_config.dump_signal || (corun_config.block_warn_ms && sig == SIGRTMAX - 1))
+        /* corun's own: the live dump's, the blocking detector's and the
+         * accept kick's (fdio.c) */
+        if (sig == corun_config.dump_signal || (corun_config.block_warn_ms && sig == SIGRTMAX - 1) ||
+            sig == SIGRTMAX - 2)
             return false;
         return sig >= 1 && sig <= NSIG_KERNEL && !(SIGBIT(sig) & GLIBC_INTERNAL);
     }
