@@ -345,12 +345,14 @@ static void m_worker_interrupted(void)
  * waiting until its real wake-up. */
 static int self_pipe[2];
 static pthread_t handler_thread;
+static volatile char tell_byte;          /* what the handler writes: main sets it per step */
 
 static void on_signal_tell(int sig)
 {
+    (void)sig;
     int e = errno;
     handler_thread = pthread_self();
-    char c = (char)sig;
+    char c = tell_byte;
     (void)!write(self_pipe[1], &c, 1);
     errno = e;
 }
@@ -375,12 +377,15 @@ static void *restartee_main(void *arg)
     return NULL;
 }
 
-/* Wait (2 s at most) for the handler's byte on the self-pipe. */
-static bool handler_told(void)
+/* Send SIGUSR2 to t and wait (2 s at most) for its handler's byte, which
+ * must be this step's (not a late run from an earlier step). */
+static bool handler_told(pthread_t t, char step)
 {
+    tell_byte = step;
+    OK(pthread_kill(t, SIGUSR2));
     struct pollfd pf = { .fd = self_pipe[0], .events = POLLIN };
     char c;
-    return poll(&pf, 1, 2000) == 1 && read(self_pipe[0], &c, 1) == 1 && c == SIGUSR2;
+    return poll(&pf, 1, 2000) == 1 && read(self_pipe[0], &c, 1) == 1 && c == step;
 }
 
 static void m_kill_restart(void)
@@ -398,8 +403,7 @@ static void m_kill_restart(void)
     OK(pthread_create(&t, NULL, restartee_main, &r));
 
     usleep(50000);                              /* parked in read() */
-    OK(pthread_kill(t, SIGUSR2));
-    CHECKF(handler_told(), "the handler did not run while its thread waited in read()");
+    CHECKF(handler_told(t, 'r'), "the handler did not run while its thread waited in read()");
     CHECK(pthread_equal(handler_thread, t));
     usleep(20000);
     CHECKF(r.read_rc == 0 && r.read_errno == 0, "read() ended early (rc %zd errno %s)",
@@ -407,8 +411,7 @@ static void m_kill_restart(void)
     CHECK(write(r.p[1], "d", 1) == 1);
 
     usleep(50000);                              /* parked in sem_wait() */
-    OK(pthread_kill(t, SIGUSR2));
-    CHECKF(handler_told(), "the handler did not run while its thread waited in sem_wait()");
+    CHECKF(handler_told(t, 's'), "the handler did not run while its thread waited in sem_wait()");
     CHECK(pthread_equal(handler_thread, t));
     usleep(20000);
     CHECK(sem_post(&r.sem) == 0);
@@ -420,6 +423,86 @@ static void m_kill_restart(void)
     sem_destroy(&r.sem);
     close(r.p[0]);
     close(r.p[1]);
+    close(self_pipe[0]);
+    close(self_pipe[1]);
+}
+
+/* The same for waits no signal interrupts: pthread_mutex_lock,
+ * pthread_cond_wait (it may return early: POSIX allows spurious wake-ups,
+ * so the flag decides) and pthread_join. */
+static pthread_mutex_t kr_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t kr_cond = PTHREAD_COND_INITIALIZER;
+static bool kr_flag;
+static atomic_int kr_stage;
+
+static void *kr_joined(void *arg)
+{
+    int *fd = arg;
+    char c;
+    CHECK(read(*fd, &c, 1) == 1);
+    return IP(42);
+}
+
+static void *kr_waiter(void *arg)
+{
+    int *fd = arg;
+    OK(pthread_mutex_lock(&kr_mutex));             /* main holds it */
+    atomic_store(&kr_stage, 1);
+    while (!kr_flag)
+        OK(pthread_cond_wait(&kr_cond, &kr_mutex));
+    OK(pthread_mutex_unlock(&kr_mutex));
+    atomic_store(&kr_stage, 2);
+    pthread_t t;
+    OK(pthread_create(&t, NULL, kr_joined, fd));
+    void *r;
+    OK(pthread_join(t, &r));
+    CHECK(r == IP(42));
+    atomic_store(&kr_stage, 3);
+    return NULL;
+}
+
+static void m_kill_restart_sync(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal_tell;
+    sa.sa_flags = SA_RESTART;
+    CHECK(sigaction(SIGUSR2, &sa, NULL) == 0);
+    CHECK(pipe(self_pipe) == 0);
+    int p[2];
+    CHECK(pipe(p) == 0);
+    OK(pthread_mutex_lock(&kr_mutex));
+    pthread_t t;
+    OK(pthread_create(&t, NULL, kr_waiter, &p[0]));
+
+    usleep(50000);                                  /* in pthread_mutex_lock */
+    CHECKF(handler_told(t, 'm'), "the handler did not run while its thread waited for a mutex");
+    CHECK(pthread_equal(handler_thread, t));
+    CHECK(atomic_load(&kr_stage) == 0);
+    OK(pthread_mutex_unlock(&kr_mutex));
+
+    usleep(50000);                                  /* in pthread_cond_wait */
+    CHECK(atomic_load(&kr_stage) == 1);
+    CHECKF(handler_told(t, 'c'), "the handler did not run while its thread waited on a condvar");
+    CHECK(pthread_equal(handler_thread, t));
+    usleep(20000);
+    CHECK(atomic_load(&kr_stage) == 1);
+    OK(pthread_mutex_lock(&kr_mutex));
+    kr_flag = true;
+    OK(pthread_cond_signal(&kr_cond));
+    OK(pthread_mutex_unlock(&kr_mutex));
+
+    usleep(50000);                                  /* in pthread_join */
+    CHECK(atomic_load(&kr_stage) == 2);
+    CHECKF(handler_told(t, 'j'), "the handler did not run while its thread waited in pthread_join");
+    CHECK(pthread_equal(handler_thread, t));
+    usleep(20000);
+    CHECK(atomic_load(&kr_stage) == 2);
+    CHECK(write(p[1], "j", 1) == 1);
+    OK(pthread_join(t, NULL));
+    CHECK(atomic_load(&kr_stage) == 3);
+    close(p[0]);
+    close(p[1]);
     close(self_pipe[0]);
     close(self_pipe[1]);
 }
@@ -558,6 +641,7 @@ static const struct pt_mode modes[] = {
     { "pselect_mask", m_pselect_mask },
     { "worker_interrupted", m_worker_interrupted },
     { "kill_restart", m_kill_restart },
+    { "kill_restart_sync", m_kill_restart_sync },
     { "rcvtimeo_eintr", m_rcvtimeo_eintr },
     { "sigwait_thread", m_sigwait_thread },
     { "sigsuspend", m_sigsuspend },
