@@ -2,14 +2,16 @@
  * green thread until one of the fds is ready or the timeout passes. A zero
  * timeout never parks; a lone green thread makes the real call. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/select.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fdio.h"
 #include "real.h"
@@ -103,6 +105,22 @@ static void set_clear(fd_set *set, int nfds)
         memset(set, 0, (size_t)(nfds + SET_WORD_BITS - 1) / SET_WORD_BITS * sizeof(unsigned long));
 }
 
+/* The size of the process's fd table (FDSize in /proc/self/status), or -1. */
+static int fd_table_size(void)
+{
+    char buf[4096];
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = syscall(SYS_read, fd, buf, sizeof buf - 1);
+    syscall(SYS_close, fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    const char *p = strstr(buf, "\nFDSize:");
+    return p ? atoi(p + 8) : -1;
+}
+
 /* select on top of poll: the sets become a pollfd array and back. */
 static int select_via_poll(struct sched *s, int nfds, fd_set *r, fd_set *w, fd_set *e,
                            int64_t timeout_ns, const sigset_t *mask)
@@ -111,10 +129,13 @@ static int select_via_poll(struct sched *s, int nfds, fd_set *r, fd_set *w, fd_s
         errno = EINVAL;
         return -1;
     }
-    /* The kernel looks at no more fds than the process may have open. */
-    struct rlimit lim;
-    if (nfds > FD_SETSIZE && getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < (rlim_t)nfds)
-        nfds = (int)lim.rlim_cur;
+    /* The kernel looks at no more fds than its fd table holds: programs
+     * pass getdtablesize() with a FD_SETSIZE set and rely on that. */
+    if (nfds > FD_SETSIZE) {
+        int size = fd_table_size();
+        if (size > 0 && size < nfds)
+            nfds = size;
+    }
     struct pollfd local[64], *p = local;
     int n = 0;
     for (int fd = 0; fd < nfds; fd++)
