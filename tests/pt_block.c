@@ -9,6 +9,7 @@
  *             interrupted
  *   quiet     the same time spent in ordinary (hooked) sleeps and pipe I/O
  *   alone     no other thread: a 300 ms sleep by the only thread
+ *   nothing   no thread, no blocking call (for the stats of such a program)
  * Linked with -export-dynamic so backtraces can name the functions.
  * Prints "done MODE".
  */
@@ -65,8 +66,9 @@ __attribute__((noinline)) long raw_sleep(double secs)
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
-    if (!strcmp(mode, "alone")) {
-        usleep(300000);
+    if (!strcmp(mode, "alone") || !strcmp(mode, "nothing")) {
+        if (!strcmp(mode, "alone"))
+            usleep(300000);
         printf("done %s\n", mode);
         return 0;
     }

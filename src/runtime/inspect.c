@@ -134,6 +134,11 @@ void inspect_note_switch(struct sched *s, struct corun *from)
             s->stats.max_slice_id = from->id;
             memcpy(s->stats.max_slice_name, from->name, sizeof s->stats.max_slice_name);
         }
+        if (ran > s->stats.stretch_top_ns) {
+            s->stats.stretch_top_ns = ran;
+            s->stats.stretch_top_id = from->id;
+            memcpy(s->stats.stretch_top_name, from->name, sizeof s->stats.stretch_top_name);
+        }
     }
     s->stats.slice_start = now;
 }
@@ -145,7 +150,12 @@ void inspect_note_loop_turn(struct sched *s)
     if (blocked > s->stats.max_block_ns) {
         s->stats.max_block_ns = blocked;
         s->stats.max_block_dispatches = s->dispatches;
+        s->stats.max_block_top_ns = s->stats.stretch_top_ns;
+        s->stats.max_block_top_id = s->stats.stretch_top_id;
+        memcpy(s->stats.max_block_top_name, s->stats.stretch_top_name,
+               sizeof s->stats.max_block_top_name);
     }
+    s->stats.stretch_top_ns = 0;
     s->stats.loop_left_ns = 1;             /* closed: the loop has control */
 }
 
@@ -161,12 +171,25 @@ static void stats_add(struct sched_stats *sum, const struct sched_stats *x)
     if (x->max_block_ns > sum->max_block_ns) {
         sum->max_block_ns = x->max_block_ns;
         sum->max_block_dispatches = x->max_block_dispatches;
+        sum->max_block_top_ns = x->max_block_top_ns;
+        sum->max_block_top_id = x->max_block_top_id;
+        memcpy(sum->max_block_top_name, x->max_block_top_name, sizeof sum->max_block_top_name);
     }
     if (x->max_slice_ns > sum->max_slice_ns) {
         sum->max_slice_ns = x->max_slice_ns;
         sum->max_slice_id = x->max_slice_id;
         memcpy(sum->max_slice_name, x->max_slice_name, sizeof sum->max_slice_name);
     }
+}
+
+static void stats_who(char *buf, size_t n, uint64_t ns, uint64_t id, const char *name)
+{
+    if (!ns)
+        snprintf(buf, n, "-");
+    else if (name[0])
+        snprintf(buf, n, "green thread %llu '%s'", (unsigned long long)id, name);
+    else
+        snprintf(buf, n, "green thread %llu", (unsigned long long)id);
 }
 
 static void stats_print(void)
@@ -177,8 +200,11 @@ static void stats_print(void)
     /* The process may exit while green threads run without the loop having
      * turned (the calling thread's scheduler, at least): that stretch counts. */
     struct sched *self = corun_tls_sched;
-    if (self && self->stats.loop_left_ns > 1)
-        inspect_note_loop_turn(self);
+    if (self && self->stats.loop_left_ns && self->current) {
+        inspect_note_switch(self, self->current);   /* the running slice ends here */
+        if (self->stats.loop_left_ns > 1)
+            inspect_note_loop_turn(self);
+    }
     for (struct sched *s = reg_head; s; s = s->reg_next)
         stats_add(&sum, &s->stats);
     unsigned long nsched = sched_count;
@@ -214,15 +240,14 @@ static void stats_print(void)
     }
     diag_printf_fd(fd, "  %-28s %12lu\n", "offloads (pool calls)", sum.offloads);
     diag_printf_fd(fd, "  %-28s %12lu\n", "fds tracked (registered)", sum.fds_registered);
-    diag_printf_fd(fd, "  %-28s %9.3f ms  (%lu green thread run%s in between)\n",
-                   "longest loop block", (double)sum.max_block_ns / 1e6,
-                   sum.max_block_dispatches, sum.max_block_dispatches == 1 ? "" : "s");
+    /* The block is blamed on the green thread that ran longest in it. */
     char who[80] = "-";
-    if (sum.max_slice_ns && sum.max_slice_name[0])
-        snprintf(who, sizeof who, "green thread %llu '%s'", (unsigned long long)sum.max_slice_id,
-                 sum.max_slice_name);
-    else if (sum.max_slice_ns)
-        snprintf(who, sizeof who, "green thread %llu", (unsigned long long)sum.max_slice_id);
+    stats_who(who, sizeof who, sum.max_block_top_ns, sum.max_block_top_id, sum.max_block_top_name);
+    diag_printf_fd(fd, "  %-28s %9.3f ms  (by %s, %.3f ms of it; %lu green thread run%s)\n",
+                   "longest loop block", (double)sum.max_block_ns / 1e6, who,
+                   (double)sum.max_block_top_ns / 1e6, sum.max_block_dispatches,
+                   sum.max_block_dispatches == 1 ? "" : "s");
+    stats_who(who, sizeof who, sum.max_slice_ns, sum.max_slice_id, sum.max_slice_name);
     diag_printf_fd(fd, "  %-28s %9.3f ms  (by %s)\n", "longest run without a switch",
                    (double)sum.max_slice_ns / 1e6, who);
 }
@@ -832,8 +857,6 @@ static pthread_once_t process_once = PTHREAD_ONCE_INIT;
 static void process_setup(void)
 {
     registry_pid = getpid();
-    if (corun_config.stats)
-        atexit(stats_print);
     if (corun_config.dump_signal)
         dump_install();
     if (corun_config.block_warn_ms)
@@ -899,4 +922,13 @@ void inspect_after_fork_child(struct sched *s)
         registry_pid = getpid();
         watchdog_start();
     }
+}
+
+/* The stats table is printed at exit even when no scheduler was ever made
+ * (a program that never blocked nor made a thread): registered at load. */
+__attribute__((constructor)) static void inspect_on_load(void)
+{
+    config_load();
+    if (corun_config.stats)
+        atexit(stats_print);
 }
