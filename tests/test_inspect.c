@@ -238,6 +238,19 @@ Test(inspect, detector_quiet_for_hooked_waits_and_a_lone_thread)
     }
 }
 
+Test(inspect, detector_gives_up_its_signal_to_the_program)
+{
+    /* The program's own SIGRTMAX-1 handler never runs for the detector, and
+     * the hog is still reported, without a backtrace. */
+    struct tu_child *c = run_block("ownsig", "100");
+    expect_exit0("pt_block", "ownsig", c, "done ownsig\n");
+    cr_expect_eq(count(c->err, "sets its own action for signal"), 1, "%s", c->err);
+    cr_expect(strstr(c->err, "(SIGRTMAX-1), which the blocking detector"), "%s", c->err);
+    cr_expect_eq(count(c->err, "has not turned for 100 ms"), 1, "%s", c->err);
+    cr_expect(strstr(c->err, "no backtrace: the program uses SIGRTMAX-1"), "%s", c->err);
+    free(c);
+}
+
 Test(inspect, detector_off_by_default)
 {
     struct tu_child *c = run("pt_block", "spin", NULL);
@@ -278,6 +291,17 @@ Test(inspect, dump_without_a_cycle_says_so)
     cr_expect(strstr(e, "green thread 3 'holder': parked: sleep, timeout in"), "%s", e);
     cr_expect(strstr(e, "corun: no deadlock cycle"), "%s", e);
     cr_expect_null(strstr(e, "DEADLOCK"), "%s", e);
+    free(c);
+}
+
+Test(inspect, dump_signal_taken_by_the_program_stays_its_own)
+{
+    const char *const extra[] = { "CORUN_DUMP_SIGNAL=USR1", NULL };
+    struct tu_child *c = run("pt_deadlock", "own", extra);
+    expect_exit0("pt_deadlock", "own", c, "own handler\ndone\n");
+    cr_expect_eq(count(c->err, "sets its own action for signal 10 (USR1), the live dump's"), 1,
+                 "%s", c->err);
+    cr_expect_null(strstr(c->err, "dump of the green threads"), "%s", c->err);
     free(c);
 }
 

@@ -515,6 +515,16 @@ static void dump_signal_handler(int sig)
     errno = saved;
 }
 
+/* libc's sigaction: corun's own actions are not the program's (the hook
+ * would take them for the program taking corun's signals). */
+static int real_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    static int (*fn)(int, const struct sigaction *, struct sigaction *);
+    if (!fn)
+        fn = (int (*)(int, const struct sigaction *, struct sigaction *))real_resolve("sigaction");
+    return fn(sig, act, old);
+}
+
 static void dump_install(void)
 {
     struct sigaction sa;
@@ -522,13 +532,33 @@ static void dump_install(void)
     sa.sa_handler = dump_signal_handler;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    sigaction(corun_config.dump_signal, &sa, NULL);
+    real_sigaction(corun_config.dump_signal, &sa, NULL);
 }
 
 /* ---- blocking detector ---------------------------------------------------*/
 
 #define DETECT_SIGNAL (SIGRTMAX - 1)
 #define SITES_MAX 256
+
+static bool detect_signal_lost;           /* the program took DETECT_SIGNAL */
+static bool dump_signal_lost;
+
+void inspect_signal_taken(int sig)
+{
+    int fd = diag_fd();
+    if (corun_config.dump_signal && sig == corun_config.dump_signal &&
+        !__atomic_exchange_n(&dump_signal_lost, true, __ATOMIC_RELAXED))
+        diag_printf_fd(fd, "corun: warning: the program sets its own action for signal %d "
+                           "(%s), the live dump's (CORUN_DUMP_SIGNAL): it keeps it, and the "
+                           "dump is off; choose another signal for the dump\n", sig,
+                       sigabbrev_np(sig) ? sigabbrev_np(sig) : "real-time");
+    if (corun_config.block_warn_ms && sig == DETECT_SIGNAL &&
+        !__atomic_exchange_n(&detect_signal_lost, true, __ATOMIC_RELAXED))
+        diag_printf_fd(fd, "corun: warning: the program sets its own action for signal %d "
+                           "(SIGRTMAX-1), which the blocking detector (CORUN_BLOCK_WARN_MS) "
+                           "uses to take backtraces: it keeps it, and the detector's warnings "
+                           "come without exact backtraces from now on\n", sig);
+}
 
 static uint64_t sites[SITES_MAX];         /* hashes of call sites already reported */
 static int sites_used;
@@ -773,7 +803,13 @@ static void detect_check(struct sched *s, uint64_t now, uint64_t limit_ns)
     int n;
     char how[160];
     const char *intro;
-    if (nr < 0 || restartable_syscall(nr)) {
+    if (nr < 0 && __atomic_load_n(&detect_signal_lost, __ATOMIC_RELAXED)) {
+        n = 0;
+        snprintf(how, sizeof how, "running code (CPU-bound, or in a call corun does not "
+                                  "intercept)");
+        intro = "    (no backtrace: the program uses SIGRTMAX-1, the detector's signal)\n";
+    } else if (nr < 0 || (restartable_syscall(nr) &&
+                          !__atomic_load_n(&detect_signal_lost, __ATOMIC_RELAXED))) {
         n = capture_backtrace(s, frames, MAX_FRAMES);
         if (nr < 0)
             snprintf(how, sizeof how, "running code (CPU-bound, or in a call corun does not "
@@ -818,7 +854,7 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
-static void watchdog_start(void)
+static void detect_install(void)
 {
     void *frames[4];
     backtrace(frames, 4);                  /* loads the unwinder now, not in a handler */
@@ -827,10 +863,14 @@ static void watchdog_start(void)
     sa.sa_handler = detect_signal_handler;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    sigaction(DETECT_SIGNAL, &sa, NULL);
+    real_sigaction(DETECT_SIGNAL, &sa, NULL);
     struct sigaction now;
-    if (sigaction(DETECT_SIGNAL, NULL, &now) == 0 && now.sa_restorer)
+    if (real_sigaction(DETECT_SIGNAL, NULL, &now) == 0 && now.sa_restorer)
         cap_restorer = (void *)now.sa_restorer;
+}
+
+static void watchdog_start(void)
+{
     /* libc's pthread_create: a kernel thread the hooks leave alone, with
      * every signal blocked so none of the program's lands there. */
     int (*create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *) =
@@ -857,8 +897,6 @@ static pthread_once_t process_once = PTHREAD_ONCE_INIT;
 static void process_setup(void)
 {
     registry_pid = getpid();
-    if (corun_config.dump_signal)
-        dump_install();
     if (corun_config.block_warn_ms)
         watchdog_start();
 }
@@ -924,11 +962,17 @@ void inspect_after_fork_child(struct sched *s)
     }
 }
 
-/* The stats table is printed at exit even when no scheduler was ever made
- * (a program that never blocked nor made a thread): registered at load. */
+/* At load, before the program's code runs: the stats table is printed at
+ * exit even when no scheduler was ever made (a program that never blocked
+ * nor made a thread), and corun's signal handlers come first, so that a
+ * program setting its own action for one of those signals always wins. */
 __attribute__((constructor)) static void inspect_on_load(void)
 {
     config_load();
     if (corun_config.stats)
         atexit(stats_print);
+    if (corun_config.dump_signal)
+        dump_install();
+    if (corun_config.block_warn_ms)
+        detect_install();
 }

@@ -86,6 +86,13 @@ expect_error "CORUN_BLOCK_WARN_MS='fast'" --block-warn fast echo RAN
 expect_error "CORUN_DUMP_SIGNAL='SIGKILL' (--dump-signal)" --dump-signal SIGKILL echo RAN
 expect_error "CORUN_DUMP_SIGNAL='NOPE'" --dump-signal NOPE echo RAN
 expect_error "CORUN_LOG_LEVEL='loud' (--log-level).*'debug'" --log-level loud echo RAN
+expect_error "CORUN_LOG_FILE='$work/no/dir/log' (--log-file): cannot open it for appending (No such file or directory)" \
+    --log-file "$work/no/dir/log" echo RAN
+expect_error "CORUN_LOG_FILE='$work' (--log-file): cannot open it for appending (Is a directory)" \
+    --log-file "$work" echo RAN
+expect_error "CORUN_DUMP_SIGNAL='RTMAX-1' (--dump-signal): this signal (SIGRTMAX-1) is the blocking detector's" \
+    --block-warn 100 --dump-signal RTMAX-1 echo RAN
+check_var CORUN_DUMP_SIGNAL=RTMAX-1 --dump-signal RTMAX-1   # without the detector it is free
 expect_error "does not exist" --library "$work/nope.so" echo RAN
 echo 'not a library' > "$work/fake.so"
 expect_error "could not be loaded" --library "$work/fake.so" echo RAN
@@ -96,7 +103,7 @@ st=0; err=$(CORUN_POOL_SIZE=zero "${corun[@]}" echo RAN 2>&1) || st=$?
 # Plain LD_PRELOAD users get the same checks from the library.
 for setting in CORUN_THREADS=blue CORUN_STACK_SIZE=1 CORUN_POOL_SIZE=0 CORUN_INHERIT=x \
                CORUN_FILE_IO=x CORUN_STATS=x CORUN_BLOCK_WARN_MS=x CORUN_DUMP_SIGNAL=KILL \
-               CORUN_LOG_LEVEL=x; do
+               CORUN_LOG_LEVEL=x CORUN_LOG_FILE=/nonexistent/log CORUN_OFFLOAD=x; do
     st=0; err=$(env "$setting" LD_PRELOAD="$lib" sh -c 'echo RAN' 2>&1) || st=$?
     [ "$st" = 2 ] && grep -q "invalid ${setting%%=*}=" <<<"$err" && ! grep -q RAN <<<"$err" ||
         bad "LD_PRELOAD with $setting: status $st [$err]"
