@@ -281,6 +281,23 @@ Test(inspect, dump_names_the_deadlock_cycle)
     free(c);
 }
 
+Test(inspect, dump_names_functions_of_a_program_without_dynamic_symbols)
+{
+    /* Linked without -export-dynamic: taker_main and holder_main are only
+     * in the program's .symtab. corun's own park frames are elided. */
+    const char *const extra[] = { "CORUN_DUMP_SIGNAL=USR1", NULL };
+    struct tu_child *c = run("pt_deadlock_plain", NULL, extra);
+    expect_exit0("pt_deadlock_plain", NULL, c, "done\n");
+    const char *e = c->err;
+    cr_expect(strstr(e, "pt_deadlock_plain(taker_main+0x"), "%s", e);
+    cr_expect(strstr(e, "pt_deadlock_plain(holder_main+0x"), "%s", e);
+    cr_expect(strstr(e, "pt_deadlock_plain(main+0x"), "%s", e);
+    cr_expect(strstr(e, "frames inside corun)") || strstr(e, "frame inside corun)"), "%s", e);
+    cr_expect_null(strstr(e, "(sched_park+"), "corun's park frames are shown:\n%s", e);
+    cr_expect(strstr(e, "DEADLOCK: 2 'taker' waits for mutex 0x"), "%s", e);
+    free(c);
+}
+
 Test(inspect, dump_without_a_cycle_says_so)
 {
     const char *const extra[] = { "CORUN_DUMP_SIGNAL=SIGUSR1", NULL };
