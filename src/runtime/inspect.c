@@ -669,16 +669,15 @@ static bool dump_signal_lost;
 
 void inspect_signal_taken(int sig)
 {
-    int fd = diag_fd();
     if (corun_config.dump_signal && sig == corun_config.dump_signal &&
         !__atomic_exchange_n(&dump_signal_lost, true, __ATOMIC_RELAXED))
-        diag_printf_fd(fd, "corun: warning: the program sets its own action for signal %d "
+        diag_printf_fd(diag_fd(), "corun: warning: the program sets its own action for signal %d "
                            "(%s), the live dump's (CORUN_DUMP_SIGNAL): it keeps it, and the "
                            "dump is off; choose another signal for the dump\n", sig,
                        sigabbrev_np(sig) ? sigabbrev_np(sig) : "real-time");
     if (corun_config.block_warn_ms && sig == DETECT_SIGNAL &&
         !__atomic_exchange_n(&detect_signal_lost, true, __ATOMIC_RELAXED))
-        diag_printf_fd(fd, "corun: warning: the program sets its own action for signal %d "
+        diag_printf_fd(diag_fd(), "corun: warning: the program sets its own action for signal %d "
                            "(SIGRTMAX-1), which the blocking detector (CORUN_BLOCK_WARN_MS) "
                            "uses to take backtraces: it keeps it, and the detector's warnings "
                            "come without exact backtraces from now on\n", sig);
