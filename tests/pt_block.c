@@ -9,11 +9,15 @@
  *             interrupted
  *   quiet     the same time spent in ordinary (hooked) sleeps and pipe I/O
  *   alone     no other thread: a 300 ms sleep by the only thread
+ *   ownsig    as spin, once, after installing its own handler for
+ *             SIGRTMAX-1 (the detector's signal), which must never run
+ *   nothing   no thread, no blocking call (for the stats of such a program)
  * Linked with -export-dynamic so backtraces can name the functions.
  * Prints "done MODE".
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +33,14 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static volatile sig_atomic_t own_calls;
+
+static void own_handler(int sig)
+{
+    (void)sig;
+    own_calls++;
 }
 
 static void *ticker(void *arg)
@@ -65,8 +77,9 @@ __attribute__((noinline)) long raw_sleep(double secs)
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
-    if (!strcmp(mode, "alone")) {
-        usleep(300000);
+    if (!strcmp(mode, "alone") || !strcmp(mode, "nothing")) {
+        if (!strcmp(mode, "alone"))
+            usleep(300000);
         printf("done %s\n", mode);
         return 0;
     }
@@ -79,6 +92,16 @@ int main(int argc, char **argv)
         for (int i = 0; i < 2; i++) {
             spin_for(0.4);
             usleep(20000);            /* the loop turns between the two */
+        }
+    } else if (!strcmp(mode, "ownsig")) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = own_handler;
+        sigaction(SIGRTMAX - 1, &sa, NULL);
+        spin_for(0.4);
+        if (own_calls) {
+            fprintf(stderr, "the program's SIGRTMAX-1 handler ran %d times\n", (int)own_calls);
+            rc = 1;
         }
     } else if (!strcmp(mode, "rawread")) {
         int p[2];

@@ -7,8 +7,9 @@
  * 'taker' waits for it, but nothing waits for 'taker'. With "wait", main
  * prints "deadlocked", then joins 'holder' without raising anything: the
  * whole process waits, with no timer, for a dump asked for from outside.
- * Linked with
- * -export-dynamic so backtraces can name the functions.
+ * With "own", main first installs its own SIGUSR1 handler, which prints
+ * "own handler": the program keeps its signal (corun warns, no dump).
+ * Linked with -export-dynamic so backtraces can name the functions.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -41,8 +42,22 @@ __attribute__((noinline)) void *holder_main(void *arg)
     return NULL;
 }
 
+static volatile sig_atomic_t own_calls;
+
+static void own_handler(int sig)
+{
+    (void)sig;
+    own_calls++;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "own")) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = own_handler;
+        sigaction(SIGUSR1, &sa, NULL);
+    }
     cycle = !(argc > 1 && !strcmp(argv[1], "nocycle"));
     int wait = argc > 1 && !strcmp(argv[1], "wait");
     if (pthread_create(&taker, NULL, taker_main, NULL) != 0 ||
@@ -58,6 +73,8 @@ int main(int argc, char **argv)
     }
     kill(getpid(), SIGUSR1);
     usleep(300000);
+    if (own_calls)
+        printf("own handler\n");
     printf("done\n");
     fflush(stdout);
     _exit(0);

@@ -13,16 +13,29 @@
  *  - a condition-variable waiter, signalled after main sleeps: 1 cond,
  *    1 sleep, 1 join;
  *  - a getaddrinfo("localhost"): 1 dns (an offload), 1 join;
+ *  - 'writer' writing 64 KiB + 1 byte into an empty pipe, 'acceptor' in
+ *    accept() on a loopback listener, 'poller' in poll() on an empty pipe,
+ *    then main sleeps: 1 write (the pipe holds 64 KiB), 1 accept, 1 poll,
+ *    1 sleep; main connects to the listener (a non-blocking connect is in
+ *    progress, so it parks: 1 connect), drains the full pipe in one read,
+ *    feeds the poller, and waits for a child that sleeps 50 ms: 1 child.
+ *    The three are done long before the child is (they only wait for the
+ *    loop's next turn), so joining them parks nothing;
  *  - 'hog' spinning 300 ms of CPU while main waits to join it: 1 join, and
  *    the longest run without a switch, by 'hog'.
- * Totals: 10 created, peak 6 alive; sleep 8, join 6, read 1, mutex 1,
- * cond 1, dns 1.
+ * Totals: 13 created, peak 6 alive; sleep 9, join 6, read 1, write 1,
+ * accept 1, connect 1, poll 1, child 1, mutex 1, cond 1, dns 1 (24 parks).
  */
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,6 +84,32 @@ static void *resolver(void *arg)
     if (getaddrinfo("localhost", "80", &hints, &res) == 0)
         freeaddrinfo(res);
     return NULL;
+}
+
+static int wpipe[2], ppipe[2], lfd;
+static char big[65536 + 1];
+
+static void *writer(void *arg)
+{
+    (void)arg;
+    return write(wpipe[1], big, sizeof big) == (ssize_t)sizeof big ? NULL : (void *)1;
+}
+
+static void *acceptor(void *arg)
+{
+    (void)arg;
+    int fd = accept(lfd, NULL, NULL);
+    if (fd < 0)
+        return (void *)1;
+    close(fd);
+    return NULL;
+}
+
+static void *poller(void *arg)
+{
+    (void)arg;
+    struct pollfd p = { .fd = ppipe[0], .events = POLLIN };
+    return poll(&p, 1, -1) == 1 ? NULL : (void *)1;
 }
 
 static double now_s(void)
@@ -133,6 +172,43 @@ int main(void)
 
     check(pthread_create(&one, NULL, resolver, NULL), "pthread_create");
     check(pthread_join(one, NULL), "pthread_join");
+
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t salen = sizeof sa;
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    if (pipe(wpipe) != 0 || pipe(ppipe) != 0 || lfd < 0 ||
+        bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(lfd, 4) != 0 ||
+        getsockname(lfd, (struct sockaddr *)&sa, &salen) != 0)
+        return 1;
+    pthread_t w, a, p;
+    check(pthread_create(&w, NULL, writer, NULL), "pthread_create");
+    check(pthread_create(&a, NULL, acceptor, NULL), "pthread_create");
+    check(pthread_create(&p, NULL, poller, NULL), "pthread_create");
+    usleep(20000);
+    int cfd = socket(AF_INET, SOCK_STREAM, 0);
+    if (cfd < 0 || connect(cfd, (struct sockaddr *)&sa, sizeof sa) != 0)
+        return 1;
+    static char sink[65536];
+    if (read(wpipe[0], sink, sizeof sink) != (ssize_t)sizeof sink || write(ppipe[1], "x", 1) != 1)
+        return 1;
+    pid_t kid = fork();
+    if (kid < 0)
+        return 1;
+    if (kid == 0) {
+        usleep(50000);
+        _exit(3);
+    }
+    int st;
+    if (waitpid(kid, &st, 0) != kid || !WIFEXITED(st) || WEXITSTATUS(st) != 3)
+        return 1;
+    void *r1, *r2, *r3;
+    check(pthread_join(w, &r1), "pthread_join");
+    check(pthread_join(a, &r2), "pthread_join");
+    check(pthread_join(p, &r3), "pthread_join");
+    if (r1 || r2 || r3 || read(wpipe[0], sink, 2) != 1)
+        return 1;
+    close(cfd);
+    close(lfd);
 
     check(pthread_create(&one, NULL, hog, NULL), "pthread_create");
     pthread_setname_np(one, "hog");

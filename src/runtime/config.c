@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <stdbool.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "corun.h"
@@ -251,13 +253,29 @@ void config_load(void)
             config_invalid("CORUN_DUMP_SIGNAL", v,
                            "expected a signal name or number that can be caught and is not "
                            "a fault signal, e.g. SIGQUIT, USR1, 10 (unset: no dump)");
+        /* The blocking detector interrupts loop threads with SIGRTMAX-1. */
+        if (c->block_warn_ms && sig == SIGRTMAX - 1)
+            config_invalid("CORUN_DUMP_SIGNAL", v,
+                           "this signal (SIGRTMAX-1) is the blocking detector's "
+                           "(CORUN_BLOCK_WARN_MS); choose another, e.g. SIGQUIT, USR1, RTMIN+2");
         c->dump_signal = sig;
     }
     if ((v = setting("CORUN_LOG_LEVEL")))
         c->log_level = (enum log_level)setting_choice(
             "CORUN_LOG_LEVEL", v, (const char *const[]){ "error", "warn", "info", "debug", NULL },
             "expected 'error', 'warn' (the default), 'info' or 'debug'");
-    c->log_file = setting("CORUN_LOG_FILE");
+    if ((c->log_file = setting("CORUN_LOG_FILE"))) {
+        /* Found out now, not when the first message is lost. */
+        int fd = (int)syscall(SYS_openat, AT_FDCWD, c->log_file,
+                              O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            char allowed[160];
+            snprintf(allowed, sizeof allowed, "cannot open it for appending (%s); expected a "
+                     "file that can be created or written", strerror(errno));
+            config_invalid("CORUN_LOG_FILE", c->log_file, allowed);
+        }
+        syscall(SYS_close, fd);
+    }
     const char *check = getenv("CORUN_CHECK_ONLY");
     check_only = check && !strcmp(check, "1");
     c->loaded = 1;

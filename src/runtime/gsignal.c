@@ -28,6 +28,7 @@
 #include "config.h"
 #include "fdtab.h"
 #include "gthread.h"
+#include "inspect.h"
 #include "sched.h"
 
 #define NSIG_KERNEL 64
@@ -147,8 +148,11 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
 int gsignal_action(int sig, const struct sigaction *act, struct sigaction *old,
                    kernel_sigaction_fn install)
 {
-    if (!manageable(sig))
+    if (!manageable(sig)) {
+        if (act)
+            inspect_signal_taken(sig);
         return install(sig, act, old);
+    }
     lock();
     struct sigaction prev;
     int r = 0;

@@ -34,6 +34,7 @@
 #include "inspect.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
@@ -43,6 +44,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -134,6 +137,11 @@ void inspect_note_switch(struct sched *s, struct corun *from)
             s->stats.max_slice_id = from->id;
             memcpy(s->stats.max_slice_name, from->name, sizeof s->stats.max_slice_name);
         }
+        if (ran > s->stats.stretch_top_ns) {
+            s->stats.stretch_top_ns = ran;
+            s->stats.stretch_top_id = from->id;
+            memcpy(s->stats.stretch_top_name, from->name, sizeof s->stats.stretch_top_name);
+        }
     }
     s->stats.slice_start = now;
 }
@@ -145,7 +153,12 @@ void inspect_note_loop_turn(struct sched *s)
     if (blocked > s->stats.max_block_ns) {
         s->stats.max_block_ns = blocked;
         s->stats.max_block_dispatches = s->dispatches;
+        s->stats.max_block_top_ns = s->stats.stretch_top_ns;
+        s->stats.max_block_top_id = s->stats.stretch_top_id;
+        memcpy(s->stats.max_block_top_name, s->stats.stretch_top_name,
+               sizeof s->stats.max_block_top_name);
     }
+    s->stats.stretch_top_ns = 0;
     s->stats.loop_left_ns = 1;             /* closed: the loop has control */
 }
 
@@ -161,12 +174,25 @@ static void stats_add(struct sched_stats *sum, const struct sched_stats *x)
     if (x->max_block_ns > sum->max_block_ns) {
         sum->max_block_ns = x->max_block_ns;
         sum->max_block_dispatches = x->max_block_dispatches;
+        sum->max_block_top_ns = x->max_block_top_ns;
+        sum->max_block_top_id = x->max_block_top_id;
+        memcpy(sum->max_block_top_name, x->max_block_top_name, sizeof sum->max_block_top_name);
     }
     if (x->max_slice_ns > sum->max_slice_ns) {
         sum->max_slice_ns = x->max_slice_ns;
         sum->max_slice_id = x->max_slice_id;
         memcpy(sum->max_slice_name, x->max_slice_name, sizeof sum->max_slice_name);
     }
+}
+
+static void stats_who(char *buf, size_t n, uint64_t ns, uint64_t id, const char *name)
+{
+    if (!ns)
+        snprintf(buf, n, "-");
+    else if (name[0])
+        snprintf(buf, n, "green thread %llu '%s'", (unsigned long long)id, name);
+    else
+        snprintf(buf, n, "green thread %llu", (unsigned long long)id);
 }
 
 static void stats_print(void)
@@ -177,8 +203,11 @@ static void stats_print(void)
     /* The process may exit while green threads run without the loop having
      * turned (the calling thread's scheduler, at least): that stretch counts. */
     struct sched *self = corun_tls_sched;
-    if (self && self->stats.loop_left_ns > 1)
-        inspect_note_loop_turn(self);
+    if (self && self->stats.loop_left_ns && self->current) {
+        inspect_note_switch(self, self->current);   /* the running slice ends here */
+        if (self->stats.loop_left_ns > 1)
+            inspect_note_loop_turn(self);
+    }
     for (struct sched *s = reg_head; s; s = s->reg_next)
         stats_add(&sum, &s->stats);
     unsigned long nsched = sched_count;
@@ -214,15 +243,14 @@ static void stats_print(void)
     }
     diag_printf_fd(fd, "  %-28s %12lu\n", "offloads (pool calls)", sum.offloads);
     diag_printf_fd(fd, "  %-28s %12lu\n", "fds tracked (registered)", sum.fds_registered);
-    diag_printf_fd(fd, "  %-28s %9.3f ms  (%lu green thread run%s in between)\n",
-                   "longest loop block", (double)sum.max_block_ns / 1e6,
-                   sum.max_block_dispatches, sum.max_block_dispatches == 1 ? "" : "s");
+    /* The block is blamed on the green thread that ran longest in it. */
     char who[80] = "-";
-    if (sum.max_slice_ns && sum.max_slice_name[0])
-        snprintf(who, sizeof who, "green thread %llu '%s'", (unsigned long long)sum.max_slice_id,
-                 sum.max_slice_name);
-    else if (sum.max_slice_ns)
-        snprintf(who, sizeof who, "green thread %llu", (unsigned long long)sum.max_slice_id);
+    stats_who(who, sizeof who, sum.max_block_top_ns, sum.max_block_top_id, sum.max_block_top_name);
+    diag_printf_fd(fd, "  %-28s %9.3f ms  (by %s, %.3f ms of it; %lu green thread run%s)\n",
+                   "longest loop block", (double)sum.max_block_ns / 1e6, who,
+                   (double)sum.max_block_top_ns / 1e6, sum.max_block_dispatches,
+                   sum.max_block_dispatches == 1 ? "" : "s");
+    stats_who(who, sizeof who, sum.max_slice_ns, sum.max_slice_id, sum.max_slice_name);
     diag_printf_fd(fd, "  %-28s %9.3f ms  (by %s)\n", "longest run without a switch",
                    (double)sum.max_slice_ns / 1e6, who);
 }
@@ -261,12 +289,133 @@ static int parked_backtrace(const struct corun *co, void **out, int max)
     return n;
 }
 
+/* Symbols beyond the dynamic ones backtrace_symbols knows: the object's
+ * own .symtab names static functions and those of programs linked without
+ * -rdynamic (unless stripped). A few mapped files are kept; callers are the
+ * loops writing dumps and the watchdog, hence the lock. */
+#define SYMTAB_CACHE 8
+static struct symfile {
+    char path[256];
+    const unsigned char *map;             /* NULL: no usable .symtab */
+    size_t size;
+} symfiles[SYMTAB_CACHE];
+static int symfiles_next;
+static corun_lock_t sym_lock = CORUN_LOCK_INIT;
+
+static const struct symfile *symfile_get(const char *path)
+{
+    for (int i = 0; i < SYMTAB_CACHE; i++)
+        if (symfiles[i].path[0] && !strcmp(symfiles[i].path, path))
+            return &symfiles[i];
+    struct symfile *f = &symfiles[symfiles_next];
+    symfiles_next = (symfiles_next + 1) % SYMTAB_CACHE;
+    if (f->map)
+        munmap((void *)f->map, f->size);
+    f->map = NULL;
+    snprintf(f->path, sizeof f->path, "%s", path);
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
+        return f;
+    if (fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(Elf64_Ehdr)) {
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m != MAP_FAILED) {
+            f->map = m;
+            f->size = (size_t)st.st_size;
+        }
+    }
+    syscall(SYS_close, fd);
+    return f;
+}
+
+/* The function of f's .symtab around address key; its name and offset. */
+static bool symtab_find(const struct symfile *f, uintptr_t key, char *name, size_t n,
+                        uintptr_t *off)
+{
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)f->map;
+    if (!f->map || memcmp(eh->e_ident, ELFMAG, SELFMAG) || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shoff > f->size ||
+        (size_t)eh->e_shnum * sizeof(Elf64_Shdr) > f->size - eh->e_shoff)
+        return false;
+    const Elf64_Shdr *sh = (const Elf64_Shdr *)(f->map + eh->e_shoff);
+    for (int i = 0; i < eh->e_shnum; i++) {
+        if (sh[i].sh_type != SHT_SYMTAB || sh[i].sh_link >= eh->e_shnum)
+            continue;
+        const Elf64_Shdr *str = &sh[sh[i].sh_link];
+        if (sh[i].sh_offset > f->size || sh[i].sh_size > f->size - sh[i].sh_offset ||
+            str->sh_offset > f->size || str->sh_size > f->size - str->sh_offset)
+            return false;
+        const Elf64_Sym *sym = (const Elf64_Sym *)(f->map + sh[i].sh_offset);
+        size_t count = sh[i].sh_size / sizeof *sym;
+        for (size_t k = 0; k < count; k++) {
+            if (ELF64_ST_TYPE(sym[k].st_info) != STT_FUNC || !sym[k].st_value ||
+                key < sym[k].st_value || key - sym[k].st_value >= (sym[k].st_size ? sym[k].st_size : 1) ||
+                sym[k].st_name >= str->sh_size)
+                continue;
+            const char *nm = (const char *)(f->map + str->sh_offset + sym[k].st_name);
+            snprintf(name, n, "%.*s", (int)strnlen(nm, str->sh_size - sym[k].st_name), nm);
+            *off = key - sym[k].st_value;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* One frame as backtrace_symbols writes it, "object(function+0x1f)[address]",
+ * the function found in the dynamic symbols, else in .symtab; else
+ * "object(+0xoffset)" (the offset for addr2line -e object). */
+static void print_frame(int fd, int i, void *pc)
+{
+    Dl_info d;
+    if (!dladdr(pc, &d) || !d.dli_fname) {
+        diag_printf_fd(fd, "      #%-2d [%p]\n", i, pc);
+        return;
+    }
+    uintptr_t a = (uintptr_t)pc, base = (uintptr_t)d.dli_fbase;
+    const char *obj = d.dli_fname[0] ? d.dli_fname : "(program)";
+    if (d.dli_sname && d.dli_saddr) {
+        diag_printf_fd(fd, "      #%-2d %s(%s+%#lx)[%p]\n", i, obj, d.dli_sname,
+                       (unsigned long)(a - (uintptr_t)d.dli_saddr), pc);
+        return;
+    }
+    char name[128];
+    uintptr_t off;
+    bool found = false;
+    const char *file = d.dli_fname[0] ? d.dli_fname : "/proc/self/exe";
+    corun_lock(&sym_lock);
+    const struct symfile *f = symfile_get(file);
+    /* A non-PIE program's symbols hold absolute addresses, others offsets. */
+    bool absolute = f->map && ((const Elf64_Ehdr *)f->map)->e_type == ET_EXEC;
+    found = symtab_find(f, absolute ? a : a - base, name, sizeof name, &off);
+    corun_unlock(&sym_lock);
+    if (found)
+        diag_printf_fd(fd, "      #%-2d %s(%s+%#lx)[%p]\n", i, obj, name, (unsigned long)off, pc);
+    else
+        diag_printf_fd(fd, "      #%-2d %s(+%#lx)[%p]\n", i, obj, (unsigned long)(a - base), pc);
+}
+
 static void print_frames(int fd, void *const *frames, int n)
 {
-    for (int i = 0; i < n; i++) {
-        diag_printf_fd(fd, "      #%-2d ", i);
-        backtrace_symbols_fd((void *const *)&frames[i], 1, fd);
-    }
+    for (int i = 0; i < n; i++)
+        print_frame(fd, i, frames[i]);
+}
+
+/* A parked green thread's frames without corun's own innermost ones (the
+ * park itself), keeping the outermost: the call the program made. */
+static void print_parked_frames(int fd, void *const *frames, int n)
+{
+    static Dl_info self;
+    if (!self.dli_fbase)
+        dladdr((void *)&print_parked_frames, &self);
+    int lead = 0;
+    Dl_info d;
+    while (lead < n && dladdr(frames[lead], &d) && d.dli_fbase == self.dli_fbase)
+        lead++;
+    int first = lead > 1 && lead < n ? lead - 1 : 0;
+    if (first)
+        diag_printf_fd(fd, "      (%d frame%s inside corun)\n", first, first == 1 ? "" : "s");
+    for (int i = first; i < n; i++)
+        print_frame(fd, i, frames[i]);
 }
 
 /* ---- live dump -----------------------------------------------------------*/
@@ -377,7 +526,7 @@ static void dump_sched(struct sched *s)
         if (co->state != CO_DONE) {
             void *frames[MAX_FRAMES];
             int n = parked_backtrace(co, frames, MAX_FRAMES);
-            print_frames(fd, frames, n);
+            print_parked_frames(fd, frames, n);
         }
     }
     /* Wait-for graph: each parked thread has at most one edge, so following
@@ -490,6 +639,16 @@ static void dump_signal_handler(int sig)
     errno = saved;
 }
 
+/* libc's sigaction: corun's own actions are not the program's (the hook
+ * would take them for the program taking corun's signals). */
+static int real_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    static int (*fn)(int, const struct sigaction *, struct sigaction *);
+    if (!fn)
+        fn = (int (*)(int, const struct sigaction *, struct sigaction *))real_resolve("sigaction");
+    return fn(sig, act, old);
+}
+
 static void dump_install(void)
 {
     struct sigaction sa;
@@ -497,13 +656,32 @@ static void dump_install(void)
     sa.sa_handler = dump_signal_handler;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    sigaction(corun_config.dump_signal, &sa, NULL);
+    real_sigaction(corun_config.dump_signal, &sa, NULL);
 }
 
 /* ---- blocking detector ---------------------------------------------------*/
 
 #define DETECT_SIGNAL (SIGRTMAX - 1)
 #define SITES_MAX 256
+
+static bool detect_signal_lost;           /* the program took DETECT_SIGNAL */
+static bool dump_signal_lost;
+
+void inspect_signal_taken(int sig)
+{
+    if (corun_config.dump_signal && sig == corun_config.dump_signal &&
+        !__atomic_exchange_n(&dump_signal_lost, true, __ATOMIC_RELAXED))
+        diag_printf_fd(diag_fd(), "corun: warning: the program sets its own action for signal %d "
+                           "(%s), the live dump's (CORUN_DUMP_SIGNAL): it keeps it, and the "
+                           "dump is off; choose another signal for the dump\n", sig,
+                       sigabbrev_np(sig) ? sigabbrev_np(sig) : "real-time");
+    if (corun_config.block_warn_ms && sig == DETECT_SIGNAL &&
+        !__atomic_exchange_n(&detect_signal_lost, true, __ATOMIC_RELAXED))
+        diag_printf_fd(diag_fd(), "corun: warning: the program sets its own action for signal %d "
+                           "(SIGRTMAX-1), which the blocking detector (CORUN_BLOCK_WARN_MS) "
+                           "uses to take backtraces: it keeps it, and the detector's warnings "
+                           "come without exact backtraces from now on\n", sig);
+}
 
 static uint64_t sites[SITES_MAX];         /* hashes of call sites already reported */
 static int sites_used;
@@ -748,7 +926,13 @@ static void detect_check(struct sched *s, uint64_t now, uint64_t limit_ns)
     int n;
     char how[160];
     const char *intro;
-    if (nr < 0 || restartable_syscall(nr)) {
+    if (nr < 0 && __atomic_load_n(&detect_signal_lost, __ATOMIC_RELAXED)) {
+        n = 0;
+        snprintf(how, sizeof how, "running code (CPU-bound, or in a call corun does not "
+                                  "intercept)");
+        intro = "    (no backtrace: the program uses SIGRTMAX-1, the detector's signal)\n";
+    } else if (nr < 0 || (restartable_syscall(nr) &&
+                          !__atomic_load_n(&detect_signal_lost, __ATOMIC_RELAXED))) {
         n = capture_backtrace(s, frames, MAX_FRAMES);
         if (nr < 0)
             snprintf(how, sizeof how, "running code (CPU-bound, or in a call corun does not "
@@ -793,7 +977,7 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
-static void watchdog_start(void)
+static void detect_install(void)
 {
     void *frames[4];
     backtrace(frames, 4);                  /* loads the unwinder now, not in a handler */
@@ -802,10 +986,14 @@ static void watchdog_start(void)
     sa.sa_handler = detect_signal_handler;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    sigaction(DETECT_SIGNAL, &sa, NULL);
+    real_sigaction(DETECT_SIGNAL, &sa, NULL);
     struct sigaction now;
-    if (sigaction(DETECT_SIGNAL, NULL, &now) == 0 && now.sa_restorer)
+    if (real_sigaction(DETECT_SIGNAL, NULL, &now) == 0 && now.sa_restorer)
         cap_restorer = (void *)now.sa_restorer;
+}
+
+static void watchdog_start(void)
+{
     /* libc's pthread_create: a kernel thread the hooks leave alone, with
      * every signal blocked so none of the program's lands there. */
     int (*create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *) =
@@ -832,10 +1020,6 @@ static pthread_once_t process_once = PTHREAD_ONCE_INIT;
 static void process_setup(void)
 {
     registry_pid = getpid();
-    if (corun_config.stats)
-        atexit(stats_print);
-    if (corun_config.dump_signal)
-        dump_install();
     if (corun_config.block_warn_ms)
         watchdog_start();
 }
@@ -899,4 +1083,19 @@ void inspect_after_fork_child(struct sched *s)
         registry_pid = getpid();
         watchdog_start();
     }
+}
+
+/* At load, before the program's code runs: the stats table is printed at
+ * exit even when no scheduler was ever made (a program that never blocked
+ * nor made a thread), and corun's signal handlers come first, so that a
+ * program setting its own action for one of those signals always wins. */
+__attribute__((constructor)) static void inspect_on_load(void)
+{
+    config_load();
+    if (corun_config.stats)
+        atexit(stats_print);
+    if (corun_config.dump_signal)
+        dump_install();
+    if (corun_config.block_warn_ms)
+        detect_install();
 }

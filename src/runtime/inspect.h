@@ -36,6 +36,11 @@ static inline void inspect_note_park(struct sched *s, struct corun *cur)
 /* Write the live dump of s (in its loop context) when one was asked for. */
 void inspect_dump(struct sched *s);
 
+/* The program sets its own action for sig: when it is one corun uses (the
+ * dump signal, the detector's SIGRTMAX-1), corun gives it up, says so once,
+ * and the detector stops interrupting threads. */
+void inspect_signal_taken(int sig);
+
 /* Name of a wait kind ("read", "mutex", ...). */
 const char *inspect_wait_name(int kind);
 

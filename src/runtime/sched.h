@@ -60,6 +60,12 @@ struct sched_stats {
     uint64_t loop_left_ns;        /* when the loop last dispatched (0: not measuring) */
     uint64_t max_block_ns;        /* longest time between two loop turns */
     unsigned long max_block_dispatches;   /* coroutines run in that time */
+    uint64_t stretch_top_ns;      /* longest run since the loop last had control, */
+    uint64_t stretch_top_id;      /* and by whom: the culprit of a block */
+    char stretch_top_name[CORUN_NAME_MAX];
+    uint64_t max_block_top_ns;    /* the same for the longest block */
+    uint64_t max_block_top_id;
+    char max_block_top_name[CORUN_NAME_MAX];
     uint64_t slice_start;         /* when the running coroutine was switched to */
     uint64_t max_slice_ns;        /* longest run of one coroutine without a switch */
     uint64_t max_slice_id;

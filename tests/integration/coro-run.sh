@@ -86,6 +86,13 @@ expect_error "CORUN_BLOCK_WARN_MS='fast'" --block-warn fast echo RAN
 expect_error "CORUN_DUMP_SIGNAL='SIGKILL' (--dump-signal)" --dump-signal SIGKILL echo RAN
 expect_error "CORUN_DUMP_SIGNAL='NOPE'" --dump-signal NOPE echo RAN
 expect_error "CORUN_LOG_LEVEL='loud' (--log-level).*'debug'" --log-level loud echo RAN
+expect_error "CORUN_LOG_FILE='$work/no/dir/log' (--log-file): cannot open it for appending (No such file or directory)" \
+    --log-file "$work/no/dir/log" echo RAN
+expect_error "CORUN_LOG_FILE='$work' (--log-file): cannot open it for appending (Is a directory)" \
+    --log-file "$work" echo RAN
+expect_error "CORUN_DUMP_SIGNAL='RTMAX-1' (--dump-signal): this signal (SIGRTMAX-1) is the blocking detector's" \
+    --block-warn 100 --dump-signal RTMAX-1 echo RAN
+check_var CORUN_DUMP_SIGNAL=RTMAX-1 --dump-signal RTMAX-1   # without the detector it is free
 expect_error "does not exist" --library "$work/nope.so" echo RAN
 echo 'not a library' > "$work/fake.so"
 expect_error "could not be loaded" --library "$work/fake.so" echo RAN
@@ -96,7 +103,7 @@ st=0; err=$(CORUN_POOL_SIZE=zero "${corun[@]}" echo RAN 2>&1) || st=$?
 # Plain LD_PRELOAD users get the same checks from the library.
 for setting in CORUN_THREADS=blue CORUN_STACK_SIZE=1 CORUN_POOL_SIZE=0 CORUN_INHERIT=x \
                CORUN_FILE_IO=x CORUN_STATS=x CORUN_BLOCK_WARN_MS=x CORUN_DUMP_SIGNAL=KILL \
-               CORUN_LOG_LEVEL=x; do
+               CORUN_LOG_LEVEL=x CORUN_LOG_FILE=/nonexistent/log CORUN_OFFLOAD=x; do
     st=0; err=$(env "$setting" LD_PRELOAD="$lib" sh -c 'echo RAN' 2>&1) || st=$?
     [ "$st" = 2 ] && grep -q "invalid ${setting%%=*}=" <<<"$err" && ! grep -q RAN <<<"$err" ||
         bad "LD_PRELOAD with $setting: status $st [$err]"
@@ -146,6 +153,40 @@ grep -q "interposes: .*read" <<<"$out" || bad "doctor: read not listed as interp
 grep -q "does NOT interpose: .*flock" <<<"$out" || bad "doctor: flock not listed as not interposed [$out]"
 grep -q "syscall()" <<<"$out" || bad "doctor: syscall() not reported [$out]"
 grep -q "with the limits above" <<<"$out" || bad "doctor: no limited verdict [$out]"
+# Thread-local variables: a limit, not a refusal.
+printf 'static __thread int n;\nint main(void) { return n++; }\n' > "$work/tls.c"
+${CC:-cc} -o "$work/tls" "$work/tls.c"
+st=0; out=$("${corun[@]}" --doctor "$work/tls") || st=$?
+[ "$st" = 0 ] && grep -q "limit: has __thread" <<<"$out" && grep -q "with the limits above" <<<"$out" ||
+    bad "doctor on a __thread program: status $st [$out]"
+! grep -q "__thread" <<<"$("${corun[@]}" --doctor "$work/dyn5")" || bad "doctor: __thread reported for dyn5"
+# io_uring through liburing (scripts/setup installs liburing-dev).
+printf '#include <liburing.h>\nint main(void) { struct io_uring r; return io_uring_queue_init(4, &r, 0); }\n' > "$work/uring.c"
+if ${CC:-cc} -o "$work/uring" "$work/uring.c" -luring 2>/dev/null; then
+    st=0; out=$("${corun[@]}" --doctor "$work/uring") || st=$?
+    [ "$st" = 0 ] && grep -q "limit: uses io_uring" <<<"$out" || bad "doctor on an io_uring program: status $st [$out]"
+else
+    echo "note: no liburing-dev: the io_uring doctor check is skipped"
+fi
+# A real Go program, static and cgo (when a Go toolchain is installed: not by
+# scripts/setup, it is large).
+if command -v go >/dev/null; then
+    printf 'package main\nimport "fmt"\nfunc main() { fmt.Println("hi") }\n' > "$work/hello.go"
+    for mode in static cgo; do
+        flags=(); [ "$mode" = cgo ] && flags=(-ldflags=-linkmode=external)
+        if (cd "$work" && HOME=$work GOCACHE=$work/gocache GOPATH=$work/gopath GO111MODULE=off \
+                CGO_ENABLED=$([ "$mode" = cgo ] && echo 1 || echo 0) \
+                go build "${flags[@]}" -o "go-$mode" hello.go) >/dev/null 2>&1; then
+            st=0; out=$("${corun[@]}" --doctor "$work/go-$mode") || st=$?
+            [ "$st" = 1 ] && grep -q "is a Go program" <<<"$out" && grep -q "verdict: corun cannot work" <<<"$out" ||
+                bad "doctor on a $mode Go program: status $st [$out]"
+        else
+            bad "go build ($mode) failed"
+        fi
+    done
+else
+    echo "note: no Go toolchain: the Go doctor checks are skipped"
+fi
 # setuid: only root can make a file owned by someone else.
 if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
     suiddir=$(mktemp -d /tmp/corun-suid.XXXXXX)
