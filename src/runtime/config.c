@@ -258,6 +258,11 @@ void config_load(void)
             config_invalid("CORUN_DUMP_SIGNAL", v,
                            "this signal (SIGRTMAX-1) is the blocking detector's "
                            "(CORUN_BLOCK_WARN_MS); choose another, e.g. SIGQUIT, USR1, RTMIN+2");
+        /* corun's accept kick (fdio.c) interrupts blocking accepts with it. */
+        if (sig == SIGRTMAX - 2)
+            config_invalid("CORUN_DUMP_SIGNAL", v,
+                           "this signal (SIGRTMAX-2) is corun's own (it bounds accept on sockets "
+                           "shared with other processes); choose another, e.g. SIGQUIT, USR1, RTMIN+2");
         c->dump_signal = sig;
     }
     if ((v = setting("CORUN_LOG_LEVEL")))
