@@ -93,6 +93,8 @@ expect_error "CORUN_LOG_FILE='$work' (--log-file): cannot open it for appending 
 expect_error "CORUN_DUMP_SIGNAL='RTMAX-1' (--dump-signal): this signal (SIGRTMAX-1) is the blocking detector's" \
     --block-warn 100 --dump-signal RTMAX-1 echo RAN
 check_var CORUN_DUMP_SIGNAL=RTMAX-1 --dump-signal RTMAX-1   # without the detector it is free
+expect_error "CORUN_DUMP_SIGNAL='RTMAX-2' (--dump-signal): this signal (SIGRTMAX-2) is corun's own" \
+    --dump-signal RTMAX-2 echo RAN
 expect_error "does not exist" --library "$work/nope.so" echo RAN
 echo 'not a library' > "$work/fake.so"
 expect_error "could not be loaded" --library "$work/fake.so" echo RAN
