@@ -388,7 +388,8 @@ static bool handler_told(pthread_t t, char step)
     return poll(&pf, 1, 2000) == 1 && read(self_pipe[0], &c, 1) == 1 && c == step;
 }
 
-static void m_kill_restart(void)
+/* SIGUSR2's handler: on_signal_tell, with SA_RESTART; the self-pipe. */
+static void tell_setup(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -396,6 +397,11 @@ static void m_kill_restart(void)
     sa.sa_flags = SA_RESTART;
     CHECK(sigaction(SIGUSR2, &sa, NULL) == 0);
     CHECK(pipe(self_pipe) == 0);
+}
+
+static void m_kill_restart(void)
+{
+    tell_setup();
     struct restartee r = { 0 };
     CHECK(pipe(r.p) == 0);
     CHECK(sem_init(&r.sem, 0, 0) == 0);
@@ -463,12 +469,7 @@ static void *kr_waiter(void *arg)
 
 static void m_kill_restart_sync(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal_tell;
-    sa.sa_flags = SA_RESTART;
-    CHECK(sigaction(SIGUSR2, &sa, NULL) == 0);
-    CHECK(pipe(self_pipe) == 0);
+    tell_setup();
     int p[2];
     CHECK(pipe(p) == 0);
     OK(pthread_mutex_lock(&kr_mutex));
