@@ -376,9 +376,10 @@ int gsignal_kill(struct sched *s, struct corun *target, int sig)
         bool norestart = !(prog_act[sig].sa_flags & SA_RESTART);
         if (interrupts(target, norestart))
             sched_wake(target, WAKE_INTERRUPTED);
-        else if (target->state == CO_PARKED)
-            sched_wake(target, WAKE_RESTART);   /* the handler runs now, the call waits on */
-        /* else (runnable, or suspended in corun_switch): the handler runs when it next runs */
+        else if (target->state == CO_PARKED && target->intr == INTR_RESTART)
+            sched_wake(target, WAKE_RESTART);   /* the handler runs now; the call tries again */
+        /* else (a mutex, condvar or join wait, whose re-wait would need the
+         * site's own re-check): the handler runs when the thread next runs */
     }
     return 0;
 }

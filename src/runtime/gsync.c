@@ -246,27 +246,28 @@ void gsem_init(struct gsem *s, unsigned value)
 
 int gsem_wait(struct gsem *sem, uint64_t deadline, bool try)
 {
-    if (sem->value > 0) {
-        sem->value--;
-        return 0;
-    }
-    if (try)
-        return EAGAIN;
-    struct sched *s = sched_self();
-    if (expired(deadline))
-        return ETIMEDOUT;
-    /* Linux restarts a semaphore's futex wait after an SA_RESTART handler
-     * (signal(7) says otherwise; the kernel's -ERESTARTSYS wins). */
-    int why;
-    do {
+    for (;;) {
+        if (sem->value > 0) {
+            sem->value--;
+            return 0;
+        }
+        if (try)
+            return EAGAIN;
+        struct sched *s = sched_self();
+        if (expired(deadline))
+            return ETIMEDOUT;
         coq_push(&sem->waiters, s->current);
+        /* Linux restarts a semaphore's futex wait after an SA_RESTART handler
+         * (signal(7) says otherwise; the kernel's -ERESTARTSYS wins). */
         sched_wait_on(s, WAIT_SEM, sem, -1);
-        why = sched_park_interruptible(s, deadline, INTR_RESTART);
+        int why = sched_park_interruptible(s, deadline, INTR_RESTART);
         gthread_act_on_cancel(why);
-    } while (why == WAKE_RESTART);
-    if (why == WAKE_INTERRUPTED)
-        return EINTR;
-    return why == WAKE_TIMEOUT ? ETIMEDOUT : 0;   /* woken: the poster handed us its unit */
+        if (why == WAKE_RESTART)
+            continue;          /* a handler ran; a post meanwhile left its unit in value */
+        if (why == WAKE_INTERRUPTED)
+            return EINTR;
+        return why == WAKE_TIMEOUT ? ETIMEDOUT : 0;   /* woken: the poster handed us its unit */
+    }
 }
 
 int gsem_post(struct gsem *sem)

@@ -336,32 +336,14 @@ static void sched_poll(struct sched *s, bool block)
 int sched_park(struct sched *s, uint64_t deadline)
 {
     struct corun *cur = s->current;
-    /* A wait no signal interrupts (mutex, condvar, join...) that a
-     * pthread_kill() visits with WAKE_RESTART: the handler has run (in
-     * sched_switch), so go back on the same queue and wait on, as the
-     * kernel restarts the futex wait after a handler. */
-    bool waits_on = cur->intr == INTR_NONE;
-    struct coq *q = cur->queue;
-    uint8_t kind = cur->wait_kind;
-    for (;;) {
-        cur->state = CO_PARKED;
-        inspect_note_park(s, cur);
-        if (deadline != DEADLINE_NONE) {
-            cur->timer.deadline = deadline;
-            if (timerheap_insert(&s->timers, &cur->timer) != 0)
-                diag_fatal("out of memory for the timer queue");
-        }
-        sched_switch(s, cur, pick_next(s));
-        if (cur->wake_reason != WAKE_RESTART || !waits_on)
-            break;
-        if (cur->in_cancel_point && cur->cancel_pending && !cur->cancel_disabled) {
-            cur->wake_reason = WAKE_CANCELED;     /* came in while the handler ran */
-            break;
-        }
-        if (q)
-            coq_push(q, cur);
-        cur->wait_kind = kind;
+    cur->state = CO_PARKED;
+    inspect_note_park(s, cur);
+    if (deadline != DEADLINE_NONE) {
+        cur->timer.deadline = deadline;
+        if (timerheap_insert(&s->timers, &cur->timer) != 0)
+            diag_fatal("out of memory for the timer queue");
     }
+    sched_switch(s, cur, pick_next(s));
     cur->wait_kind = WAIT_OTHER;
     return cur->wake_reason;
 }

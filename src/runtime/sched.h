@@ -30,7 +30,7 @@ enum wake_reason {
     WAKE_CLOSED,        /* the object waited on was closed */
     WAKE_CANCELED,      /* pthread_cancel() reached a cancellable wait */
     WAKE_INTERRUPTED,   /* a signal handler ran: the call fails with EINTR */
-    WAKE_RESTART,       /* a handler ran in a restartable call: it waits on */
+    WAKE_RESTART,       /* a handler ran in a restartable call: it tries again */
 };
 
 /* How a signal handler affects a parked call (see signal(7)). */
