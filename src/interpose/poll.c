@@ -2,18 +2,16 @@
  * green thread until one of the fds is ready or the timeout passes. A zero
  * timeout never parks; a lone green thread makes the real call. */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
-#include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "fdio.h"
+#include "rawsys.h"
 #include "real.h"
 #include "sched.h"
 
@@ -109,14 +107,8 @@ static void set_clear(fd_set *set, int nfds)
 static int fd_table_size(void)
 {
     char buf[4096];
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (rs_read_file("/proc/self/status", buf, sizeof buf) <= 0)
         return -1;
-    ssize_t n = syscall(SYS_read, fd, buf, sizeof buf - 1);
-    syscall(SYS_close, fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
     const char *p = strstr(buf, "\nFDSize:");
     return p ? atoi(p + 8) : -1;
 }

@@ -576,10 +576,6 @@ static int accept_nowait(int fd, struct sockaddr *addr, socklen_t *len, int flag
 #define KICK_NS 2000000
 
 static __thread volatile sig_atomic_t kicked __attribute__((tls_model("initial-exec")));
-static __thread struct {
-    timer_t id;
-    pid_t pid;                  /* timers are not inherited by a forked child */
-} kick_timer __attribute__((tls_model("initial-exec")));
 
 static void kick_handler(int sig)
 {
@@ -587,12 +583,11 @@ static void kick_handler(int sig)
     kicked = 1;
 }
 
-/* This OS thread's kick timer, made on first use; false if it cannot be. */
-static bool kick_timer_ready(void)
+/* The scheduler's kick timer, made on first use; false if it cannot be. */
+static bool kick_timer_ready(struct sched *s)
 {
     static int handler_installed;
-    pid_t pid = getpid();
-    if (kick_timer.pid == pid)
+    if (s->has_kick_timer)
         return true;
     if (!__atomic_load_n(&handler_installed, __ATOMIC_ACQUIRE)) {
         struct sigaction sa = { .sa_handler = kick_handler };
@@ -602,25 +597,26 @@ static bool kick_timer_ready(void)
         __atomic_store_n(&handler_installed, 1, __ATOMIC_RELEASE);
     }
     struct sigevent ev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = KICK_SIGNAL };
-    ev.sigev_notify_thread_id = (pid_t)syscall(SYS_gettid);
-    if (timer_create(CLOCK_MONOTONIC, &ev, &kick_timer.id) != 0)
+    ev.sigev_notify_thread_id = s->tid;
+    if (timer_create(CLOCK_MONOTONIC, &ev, &s->kick_timer) != 0)
         return false;
-    kick_timer.pid = pid;
+    s->has_kick_timer = true;
     return true;
 }
 
 /* The real accept4, interrupted after KICK_NS; *lost if the timer did it. */
-static int accept_kicked(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool *lost)
+static int accept_kicked(struct sched *s, int fd, struct sockaddr *addr, socklen_t *len, int flags,
+                         bool *lost)
 {
     *lost = false;
-    if (!kick_timer_ready())
+    if (!kick_timer_ready(s))
         return (int)syscall(SYS_accept4, fd, addr, len, flags);   /* may block: still right */
     struct itimerspec arm = { .it_value = { 0, KICK_NS } }, off = { 0 };
     kicked = 0;
-    timer_settime(kick_timer.id, 0, &arm, NULL);
+    timer_settime(s->kick_timer, 0, &arm, NULL);
     int r = (int)syscall(SYS_accept4, fd, addr, len, flags);
     int err = errno;
-    timer_settime(kick_timer.id, 0, &off, NULL);
+    timer_settime(s->kick_timer, 0, &off, NULL);
     *lost = r < 0 && err == EINTR && kicked;
     errno = err;
     return r;
@@ -646,7 +642,7 @@ int fdio_accept(struct sched *s, int fd, struct sockaddr *addr, socklen_t *len, 
             r = accept_nowait(fd, addr, len, flags);
         } else if (rs_poll_now(fd, POLLIN)) {
             bool lost;
-            r = accept_kicked(fd, addr, len, flags, &lost);
+            r = accept_kicked(s, fd, addr, len, flags, &lost);
             if (lost)
                 errno = EAGAIN;         /* another process took it: wait again */
         } else {

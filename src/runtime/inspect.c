@@ -56,6 +56,7 @@
 #include "diag.h"
 #include "gsync.h"
 #include "lock.h"
+#include "rawsys.h"
 #include "real.h"
 
 #define MAX_FRAMES 32
@@ -876,14 +877,8 @@ static long thread_syscall(pid_t tid, unsigned long *arg0, unsigned long *sp, un
 {
     char path[64], buf[256];
     snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (rs_read_file(path, buf, sizeof buf) <= 0)
         return -1;
-    long n = syscall(SYS_read, fd, buf, sizeof buf - 1);
-    syscall(SYS_close, fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
     char *p = buf, *end;
     long nr = strtol(p, &end, 10);
     if (end == p)

@@ -11,6 +11,7 @@
 
 #include "fdtab.h"
 #include "gthread.h"
+#include "rawsys.h"
 #include "sched.h"
 
 #ifndef SYS_pidfd_open
@@ -34,15 +35,9 @@ static bool selected(pid_t child, pid_t pid)
 /* Append the pids listed in `path` (a /proc children file) to kids. */
 static unsigned read_children(const char *path, pid_t pid, pid_t *kids, unsigned n, unsigned max)
 {
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return n;
     char buf[4096];
-    long len = syscall(SYS_read, fd, buf, sizeof buf - 1);
-    syscall(SYS_close, fd);
-    if (len <= 0)
+    if (rs_read_file(path, buf, sizeof buf) <= 0)
         return n;
-    buf[len] = '\0';
     for (char *p = buf; *p && n < max;) {
         char *end;
         long v = strtol(p, &end, 10);

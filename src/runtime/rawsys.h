@@ -6,6 +6,7 @@
 #ifndef CORUN_RAWSYS_H
 #define CORUN_RAWSYS_H
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -68,6 +69,21 @@ static inline short rs_poll_now(int fd, short events)
     if (syscall(SYS_ppoll, &p, 1, &zero, NULL, 8) < 0)
         return 0;
     return p.revents;
+}
+
+/* A small file (a /proc one) read into buf, NUL-terminated: its length,
+ * or -1. */
+static inline ssize_t rs_read_file(const char *path, char *buf, size_t size)
+{
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = syscall(SYS_read, fd, buf, size - 1);
+    syscall(SYS_close, fd);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return n;
 }
 
 #endif

@@ -558,6 +558,8 @@ static void sched_destroy(void *arg)
     fdtab_forget_sched(s);
     syscall(SYS_close, s->epfd);
     syscall(SYS_close, s->sigfd);
+    if (s->has_kick_timer)
+        timer_delete(s->kick_timer);
     if (uv_loop_close(&s->loop) != 0) {
         uv_run(&s->loop, UV_RUN_NOWAIT);
         uv_loop_close(&s->loop);
@@ -594,6 +596,7 @@ static void sched_after_fork_child(void)
         diag_fatal("cannot watch libuv's backend fd in a forked child: %s", strerror(errno));
     syscall(SYS_close, s->sigfd);
     signal_fd_open(s);
+    s->has_kick_timer = false;       /* timers are not inherited */
     /* The other green threads stay behind, never to run again. */
     while (coq_pop(&s->runq))
         ;

@@ -142,6 +142,8 @@ struct sched {
     uint16_t nblocked[64];        /* per signal: coroutines that block it */
     uint64_t kmask;               /* what the kernel thread blocks */
     int sigfd;                    /* eventfd: a signal needs the loop's attention */
+    timer_t kick_timer;           /* bounds a real accept on a shared socket (fdio.c) */
+    bool has_kick_timer;
     volatile uint64_t sig_arrived;    /* signals for gsignal_dispatch */
     volatile uint64_t sig_norestart;  /* ... of which the handler lacks SA_RESTART */
     uv_loop_t loop;
