@@ -254,12 +254,12 @@ void config_load(void)
                            "expected a signal name or number that can be caught and is not "
                            "a fault signal, e.g. SIGQUIT, USR1, 10 (unset: no dump)");
         /* The blocking detector interrupts loop threads with SIGRTMAX-1. */
-        if (c->block_warn_ms && sig == SIGRTMAX - 1)
+        if (c->block_warn_ms && sig == CORUN_DETECT_SIGNAL)
             config_invalid("CORUN_DUMP_SIGNAL", v,
                            "this signal (SIGRTMAX-1) is the blocking detector's "
                            "(CORUN_BLOCK_WARN_MS); choose another, e.g. SIGQUIT, USR1, RTMIN+2");
         /* corun's accept kick (fdio.c) interrupts blocking accepts with it. */
-        if (sig == SIGRTMAX - 2)
+        if (sig == CORUN_KICK_SIGNAL)
             config_invalid("CORUN_DUMP_SIGNAL", v,
                            "this signal (SIGRTMAX-2) is corun's own (it bounds accept on sockets "
                            "shared with other processes); choose another, e.g. SIGQUIT, USR1, RTMIN+2");

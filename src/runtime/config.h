@@ -2,6 +2,7 @@
 #ifndef CORUN_CONFIG_H
 #define CORUN_CONFIG_H
 
+#include <signal.h>
 #include <stddef.h>
 
 enum file_io_policy {
@@ -11,6 +12,11 @@ enum file_io_policy {
 };
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* corun's own signals: the blocking detector's (inspect.c) and the one that
+ * bounds a real accept on a socket shared with other processes (fdio.c). */
+#define CORUN_DETECT_SIGNAL (SIGRTMAX - 1)
+#define CORUN_KICK_SIGNAL (SIGRTMAX - 2)
 
 struct corun_config {
     size_t stack_size;        /* CORUN_STACK_SIZE: default coroutine stack, bytes */

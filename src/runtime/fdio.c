@@ -565,11 +565,10 @@ static int accept_nowait(int fd, struct sockaddr *addr, socklen_t *len, int flag
  * any after fork): accept has no per-call non-blocking flag, and its
  * O_NONBLOCK is not ours to flip, since another process's blocking accept
  * that starts meanwhile would fail with EAGAIN. So poll first, then make
- * the real call under a one-shot timer whose signal (KICK_SIGNAL, a
+ * the real call under a one-shot timer whose signal (CORUN_KICK_SIGNAL, a
  * handler without SA_RESTART) interrupts it if another process took the
  * connection poll promised: the OS thread blocks for KICK_NS at most.
  */
-#define KICK_SIGNAL (SIGRTMAX - 2)
 #ifndef sigev_notify_thread_id          /* glibc before 2.35 does not name it */
 #define sigev_notify_thread_id _sigev_un._tid
 #endif
@@ -592,11 +591,11 @@ static bool kick_timer_ready(struct sched *s)
     if (!__atomic_load_n(&handler_installed, __ATOMIC_ACQUIRE)) {
         struct sigaction sa = { .sa_handler = kick_handler };
         sigemptyset(&sa.sa_mask);
-        if (sigaction(KICK_SIGNAL, &sa, NULL) != 0)
+        if (sigaction(CORUN_KICK_SIGNAL, &sa, NULL) != 0)
             return false;
         __atomic_store_n(&handler_installed, 1, __ATOMIC_RELEASE);
     }
-    struct sigevent ev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = KICK_SIGNAL };
+    struct sigevent ev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = CORUN_KICK_SIGNAL };
     ev.sigev_notify_thread_id = s->tid;
     if (timer_create(CLOCK_MONOTONIC, &ev, &s->kick_timer) != 0)
         return false;

@@ -66,8 +66,8 @@ static bool manageable(int sig)
     default:
         /* corun's own: the live dump's, the blocking detector's and the
          * accept kick's (fdio.c) */
-        if (sig == corun_config.dump_signal || (corun_config.block_warn_ms && sig == SIGRTMAX - 1) ||
-            sig == SIGRTMAX - 2)
+        if (sig == corun_config.dump_signal ||
+            (corun_config.block_warn_ms && sig == CORUN_DETECT_SIGNAL) || sig == CORUN_KICK_SIGNAL)
             return false;
         return sig >= 1 && sig <= NSIG_KERNEL && !(SIGBIT(sig) & GLIBC_INTERNAL);
     }

@@ -662,10 +662,9 @@ static void dump_install(void)
 
 /* ---- blocking detector ---------------------------------------------------*/
 
-#define DETECT_SIGNAL (SIGRTMAX - 1)
 #define SITES_MAX 256
 
-static bool detect_signal_lost;           /* the program took DETECT_SIGNAL */
+static bool detect_signal_lost;           /* the program took CORUN_DETECT_SIGNAL */
 static bool dump_signal_lost;
 
 void inspect_signal_taken(int sig)
@@ -676,7 +675,7 @@ void inspect_signal_taken(int sig)
                            "(%s), the live dump's (CORUN_DUMP_SIGNAL): it keeps it, and the "
                            "dump is off; choose another signal for the dump\n", sig,
                        sigabbrev_np(sig) ? sigabbrev_np(sig) : "real-time");
-    if (corun_config.block_warn_ms && sig == DETECT_SIGNAL &&
+    if (corun_config.block_warn_ms && sig == CORUN_DETECT_SIGNAL &&
         !__atomic_exchange_n(&detect_signal_lost, true, __ATOMIC_RELAXED))
         diag_printf_fd(diag_fd(), "corun: warning: the program sets its own action for signal %d "
                            "(SIGRTMAX-1), which the blocking detector (CORUN_BLOCK_WARN_MS) "
@@ -766,7 +765,7 @@ static int capture_backtrace(struct sched *s, void **out, int max)
     cap_done = 0;
     cap_armed = 1;
     int n = 0;
-    if (syscall(SYS_tgkill, getpid(), s->tid, DETECT_SIGNAL) == 0) {
+    if (syscall(SYS_tgkill, getpid(), s->tid, CORUN_DETECT_SIGNAL) == 0) {
         struct timespec ms = { 0, 1000000 };
         for (int i = 0; i < 500 && !__atomic_load_n(&cap_done, __ATOMIC_ACQUIRE); i++)
             syscall(SYS_nanosleep, &ms, NULL);
@@ -981,9 +980,9 @@ static void detect_install(void)
     sa.sa_handler = detect_signal_handler;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    real_sigaction(DETECT_SIGNAL, &sa, NULL);
+    real_sigaction(CORUN_DETECT_SIGNAL, &sa, NULL);
     struct sigaction now;
-    if (real_sigaction(DETECT_SIGNAL, NULL, &now) == 0 && now.sa_restorer)
+    if (real_sigaction(CORUN_DETECT_SIGNAL, NULL, &now) == 0 && now.sa_restorer)
         cap_restorer = (void *)now.sa_restorer;
 }
 
