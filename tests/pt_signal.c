@@ -388,8 +388,7 @@ static bool handler_told(pthread_t t, char step)
     return poll(&pf, 1, 2000) == 1 && read(self_pipe[0], &c, 1) == 1 && c == step;
 }
 
-/* SIGUSR2's handler: on_signal_tell, with SA_RESTART; the self-pipe. */
-static void tell_setup(void)
+static void m_kill_restart(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -397,11 +396,6 @@ static void tell_setup(void)
     sa.sa_flags = SA_RESTART;
     CHECK(sigaction(SIGUSR2, &sa, NULL) == 0);
     CHECK(pipe(self_pipe) == 0);
-}
-
-static void m_kill_restart(void)
-{
-    tell_setup();
     struct restartee r = { 0 };
     CHECK(pipe(r.p) == 0);
     CHECK(sem_init(&r.sem, 0, 0) == 0);
@@ -419,7 +413,6 @@ static void m_kill_restart(void)
     usleep(50000);                              /* parked in sem_wait() */
     CHECKF(handler_told(t, 's'), "the handler did not run while its thread waited in sem_wait()");
     CHECK(pthread_equal(handler_thread, t));
-    usleep(20000);
     /* Once more, and the post comes right after the signal: the restarted
      * wait must find the unit the post left. */
     usleep(20000);
