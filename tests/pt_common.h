@@ -10,6 +10,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -88,6 +90,47 @@ UNUSED static void note_tasks(void)
     int n = count_tasks(), m = atomic_load(&max_tasks);
     while (n > m && !atomic_compare_exchange_weak(&max_tasks, &m, n))
         ;
+}
+
+/* ---- the ticker: a second thread counting 1 ms sleeps ---------------------------
+ * Alive during a wait, it keeps corun from making the real call (a lone
+ * green thread does) and its count shows the wait did not hold the OS
+ * thread. It blocks SIGUSR1, so that process signals go to the main thread
+ * natively too. */
+UNUSED static atomic_long ticks;
+UNUSED static atomic_bool pt_ticker_stop;
+UNUSED static pthread_t pt_ticker_thread;
+
+UNUSED static void *pt_ticker_main(void *arg)
+{
+    (void)arg;
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &s, NULL);
+    while (!atomic_load(&pt_ticker_stop)) {
+        struct timespec ts = { 0, 1000000 };
+        nanosleep(&ts, NULL);
+        atomic_fetch_add(&ticks, 1);
+    }
+    return NULL;
+}
+
+/* Start the ticker and let it tick once. */
+UNUSED static void ticker_start(void)
+{
+    atomic_store(&pt_ticker_stop, false);
+    OK(pthread_create(&pt_ticker_thread, NULL, pt_ticker_main, NULL));
+    long t0 = atomic_load(&ticks);
+    while (atomic_load(&ticks) == t0)
+        sched_yield();
+}
+
+UNUSED static void ticker_end(void)
+{
+    atomic_store(&pt_ticker_stop, true);
+    OK(pthread_join(pt_ticker_thread, NULL));
+    note_tasks();
 }
 
 UNUSED static bool corun_loaded(void)

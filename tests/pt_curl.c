@@ -25,21 +25,6 @@
 
 #include "pt_common.h"
 
-static atomic_long ticks;
-static atomic_bool ticker_stop;
-static pthread_t ticker_thread;
-
-static void *ticker(void *arg)
-{
-    (void)arg;
-    while (!atomic_load(&ticker_stop)) {
-        struct timespec ts = { 0, 1000000 };
-        nanosleep(&ts, NULL);
-        atomic_fetch_add(&ticks, 1);
-    }
-    return NULL;
-}
-
 static int port(const char *var)
 {
     const char *v = getenv(var);
@@ -129,14 +114,13 @@ static void *slow_fetch(void *arg)
 /* Start the ticker, run `fn`, report and check the ticks. */
 static void with_ticker(void (*fn)(void), long min_ticks)
 {
-    OK(pthread_create(&ticker_thread, NULL, ticker, NULL));
+    ticker_start();
     long t0 = atomic_load(&ticks);
     int64_t start = mono_ns();
     fn();
     int64_t ms = (mono_ns() - start) / MS;
     long t = atomic_load(&ticks) - t0;
-    atomic_store(&ticker_stop, true);
-    OK(pthread_join(ticker_thread, NULL));
+    ticker_end();
     printf("ms=%lld ticks=%ld\n", (long long)ms, t);
     CHECKF(t >= min_ticks, "the other thread ticked %ld times in %lld ms (at least %ld expected)", t,
            (long long)ms, min_ticks);

@@ -29,32 +29,6 @@
 
 #include "pt_common.h"
 
-static atomic_long ticks;
-static atomic_bool ticker_stop;
-static pthread_t ticker_thread;
-
-static void *ticker(void *arg)
-{
-    (void)arg;
-    while (!atomic_load(&ticker_stop)) {
-        struct timespec ts = { 0, 1000000 };
-        nanosleep(&ts, NULL);
-        atomic_fetch_add(&ticks, 1);
-    }
-    return NULL;
-}
-
-static void ticker_start(void)
-{
-    OK(pthread_create(&ticker_thread, NULL, ticker, NULL));
-}
-
-static void ticker_end(void)
-{
-    atomic_store(&ticker_stop, true);
-    OK(pthread_join(ticker_thread, NULL));
-}
-
 /* ---- transcripts --------------------------------------------------------- */
 
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -60,20 +60,6 @@ static long expected(int a, double d, const char *s, long b)
     return a * 1000L + (long)(d * 10) + (long)strlen(s) * 100000L + b;
 }
 
-static atomic_bool stop;
-static atomic_long ticks;
-
-static void *ticker(void *arg)
-{
-    (void)arg;
-    while (!atomic_load(&stop)) {
-        struct timespec ts = { 0, 1000000 };
-        nanosleep(&ts, NULL);
-        atomic_fetch_add(&ticks, 1);
-    }
-    return NULL;
-}
-
 static const char *const words[THREADS] = { "a", "bb", "ccc", "dddd", "e", "ff", "ggg", "hhhh" };
 
 static void *caller(void *arg)
@@ -90,8 +76,8 @@ static void *caller(void *arg)
 static void concurrent(void)
 {
     bind();
-    pthread_t tick, t[THREADS];
-    OK(pthread_create(&tick, NULL, ticker, NULL));
+    pthread_t t[THREADS];
+    ticker_start();
     int64_t t0 = mono_ns();
     for (int i = 0; i < THREADS; i++)
         OK(pthread_create(&t[i], NULL, caller, (void *)(intptr_t)i));
@@ -100,8 +86,7 @@ static void concurrent(void)
         OK(pthread_join(t[i], NULL));
     long elapsed = (long)((mono_ns() - t0) / MS);
     long n = atomic_load(&ticks);
-    atomic_store(&stop, true);
-    OK(pthread_join(tick, NULL));
+    ticker_end();
     printf("elapsed_ms=%ld ticks=%ld\n", elapsed, n);
 }
 
@@ -125,12 +110,11 @@ static void *values_thread(void *arg)
 static void values(void)
 {
     bind();
-    pthread_t tick, t;
-    OK(pthread_create(&tick, NULL, ticker, NULL));
+    pthread_t t;
+    ticker_start();
     OK(pthread_create(&t, NULL, values_thread, NULL));
     OK(pthread_join(t, NULL));
-    atomic_store(&stop, true);
-    OK(pthread_join(tick, NULL));
+    ticker_end();
 }
 
 static void lone(void)

@@ -24,31 +24,31 @@
 
 #include "pt_common.h"
 
-static atomic_int ticks;
+static atomic_int slow_ticks;
 static atomic_bool stop_ticking;
 
-static void *ticker(void *arg)
+static void *slow_ticker(void *arg)
 {
     (void)arg;
     while (!atomic_load(&stop_ticking)) {
         usleep(10000);
-        atomic_fetch_add(&ticks, 1);
+        atomic_fetch_add(&slow_ticks, 1);
     }
     return NULL;
 }
 
-static pthread_t ticker_start(void)
+static pthread_t slow_ticker_start(void)
 {
     pthread_t t;
-    OK(pthread_create(&t, NULL, ticker, NULL));
+    OK(pthread_create(&t, NULL, slow_ticker, NULL));
     return t;
 }
 
 /* The ticker ran during the last `ms` of waiting (at least a third of the
- * ticks it would have had: proof the wait did not hold the thread). */
-static void ticker_stop(pthread_t t, int before, int ms)
+ * slow_ticks it would have had: proof the wait did not hold the thread). */
+static void slow_ticker_stop(pthread_t t, int before, int ms)
 {
-    int n = atomic_load(&ticks) - before;
+    int n = atomic_load(&slow_ticks) - before;
     atomic_store(&stop_ticking, true);
     OK(pthread_join(t, NULL));
     CHECKF(n >= ms / 10 / 3, "the ticker counted %d ticks in about %d ms of waiting", n, ms);
@@ -66,8 +66,8 @@ static void *run_system(void *arg)
 
 static void m_system_many(void)
 {
-    pthread_t tk = ticker_start();
-    int t0 = atomic_load(&ticks);
+    pthread_t tk = slow_ticker_start();
+    int t0 = atomic_load(&slow_ticks);
     int64_t start = mono_ns();
     pthread_t th[20];
     for (long i = 0; i < 20; i++)
@@ -81,7 +81,7 @@ static void m_system_many(void)
     int64_t el = mono_ns() - start;
     CHECKF(el < 3000 * MS, "20 system() calls of 0.3 s took %lld ms: not concurrent",
            (long long)(el / MS));
-    ticker_stop(tk, t0, 300);
+    slow_ticker_stop(tk, t0, 300);
     CHECK(system(NULL) != 0);            /* there is a shell */
     int st = system("kill -TERM $$");
     CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "killed shell: status %#x", st);
@@ -108,8 +108,8 @@ static void *run_popen(void *arg)
 
 static void m_popen_many(void)
 {
-    pthread_t tk = ticker_start();
-    int t0 = atomic_load(&ticks);
+    pthread_t tk = slow_ticker_start();
+    int t0 = atomic_load(&slow_ticks);
     int64_t start = mono_ns();
     pthread_t th[10];
     for (long i = 0; i < 10; i++)
@@ -119,7 +119,7 @@ static void m_popen_many(void)
     int64_t el = mono_ns() - start;
     CHECKF(el < 1500 * MS, "10 popen() commands of 0.2 s took %lld ms: not concurrent",
            (long long)(el / MS));
-    ticker_stop(tk, t0, 200);
+    slow_ticker_stop(tk, t0, 200);
     /* Writing to a child, and the errors. */
     FILE *w = popen("read x; test \"$x\" = hello", "w");
     CHECK(w != NULL);
@@ -136,8 +136,8 @@ static void m_popen_many(void)
 
 static void m_wait_any(void)
 {
-    pthread_t tk = ticker_start();
-    int t0 = atomic_load(&ticks);
+    pthread_t tk = slow_ticker_start();
+    int t0 = atomic_load(&slow_ticks);
     pid_t kids[5];
     for (int i = 0; i < 5; i++) {
         kids[i] = fork();
@@ -163,12 +163,12 @@ static void m_wait_any(void)
     }
     errno = 0;
     CHECK(wait(NULL) == -1 && errno == ECHILD);
-    ticker_stop(tk, t0, 300);
+    slow_ticker_stop(tk, t0, 300);
 }
 
 static void m_wait_stopped(void)
 {
-    pthread_t tk = ticker_start();
+    pthread_t tk = slow_ticker_start();
     pid_t p = fork();
     if (p == 0) {
         raise(SIGSTOP);
@@ -226,11 +226,11 @@ static void m_fork_while_parked(void)
     pid_t c = fork();
     if (c == 0) {
         /* Only this thread lives on here; it can make threads, sleep, wait. */
-        pthread_t t = ticker_start();
+        pthread_t t = slow_ticker_start();
         usleep(50000);
         atomic_store(&stop_ticking, true);
         pthread_join(t, NULL);
-        _exit(atomic_load(&ticks) > 0 ? 7 : 8);
+        _exit(atomic_load(&slow_ticks) > 0 ? 7 : 8);
     }
     int st;
     CHECK(waitpid(c, &st, 0) == c && WIFEXITED(st) && WEXITSTATUS(st) == 7);

@@ -30,44 +30,6 @@
 
 #include "pt_common.h"
 
-/* ---- the ticker ---------------------------------------------------------- */
-
-static atomic_long ticks;
-static atomic_bool ticker_stop;
-static pthread_t ticker_thread;
-
-static void *ticker(void *arg)
-{
-    (void)arg;
-    /* Process-directed signals must go to the main thread natively. */
-    sigset_t s;
-    sigemptyset(&s);
-    sigaddset(&s, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &s, NULL);
-    while (!atomic_load(&ticker_stop)) {
-        struct timespec ts = { 0, 1000000 };
-        nanosleep(&ts, NULL);
-        atomic_fetch_add(&ticks, 1);
-    }
-    return NULL;
-}
-
-static void ticker_start(void)
-{
-    OK(pthread_create(&ticker_thread, NULL, ticker, NULL));
-    /* Let it start ticking. */
-    long t0 = atomic_load(&ticks);
-    while (atomic_load(&ticks) == t0)
-        sched_yield();
-}
-
-static void ticker_end(void)
-{
-    atomic_store(&ticker_stop, true);
-    OK(pthread_join(ticker_thread, NULL));
-    note_tasks();
-}
-
 /* A waiting call parked: the ticker kept running during it (it sleeps 1 ms
  * per tick; 5 ticks during a wait of 100 ms or more is a generous bound). */
 #define PARKED(t0) CHECKF(atomic_load(&ticks) - (t0) >= 5, "the other thread did not run: %ld ticks", \
