@@ -40,24 +40,6 @@ static void assert_blocking(int fd)
     cr_assert_eq(fl & O_NONBLOCK, 0, "O_NONBLOCK left set on fd %d", fd);
 }
 
-/* A connected TCP pair over 127.0.0.1: fds[0] the client, fds[1] the server. */
-static void tcp_pair(int fds[2])
-{
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(l, 0, "socket: %s", strerror(errno));
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t al = sizeof a;
-    cr_assert_eq(bind(l, (struct sockaddr *)&a, al), 0, "bind: %s", strerror(errno));
-    cr_assert_eq(listen(l, 8), 0);
-    cr_assert_eq(getsockname(l, (struct sockaddr *)&a, &al), 0);
-    fds[0] = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fds[0], 0);
-    cr_assert_eq(connect(fds[0], (struct sockaddr *)&a, al), 0, "connect: %s", strerror(errno));
-    fds[1] = accept(l, NULL, NULL);
-    cr_assert_geq(fds[1], 0, "accept: %s", strerror(errno));
-    close(l);
-}
-
 enum pairkind { UNIX_STREAM, PIPE, TCP };
 
 /* fds[0] is read, fds[1] is written. */
@@ -69,7 +51,7 @@ static void make_pair(enum pairkind k, int fds[2])
         cr_assert_eq(pipe(fds), 0);
     } else {
         int t[2];
-        tcp_pair(t);
+        tu_tcp_pair(t);
         fds[0] = t[1];
         fds[1] = t[0];
     }

@@ -23,29 +23,6 @@ TestSuite(io_close, .timeout = 60);
 
 static struct tu_log lg;
 
-static int tcp_listener(struct sockaddr_in *a)
-{
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(l, 0);
-    *a = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t al = sizeof *a;
-    cr_assert_eq(bind(l, (struct sockaddr *)a, al), 0);
-    cr_assert_eq(listen(l, 8), 0);
-    cr_assert_eq(getsockname(l, (struct sockaddr *)a, &al), 0);
-    return l;
-}
-
-static void tcp_pair(int fds[2])
-{
-    struct sockaddr_in a;
-    int l = tcp_listener(&a);
-    fds[0] = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_eq(connect(fds[0], (struct sockaddr *)&a, sizeof a), 0);
-    fds[1] = accept(l, NULL, NULL);
-    cr_assert_geq(fds[1], 0);
-    close(l);
-}
-
 static void fill_pipe(int fd)
 {
     /* An empty pipe takes exactly its size without blocking. */
@@ -144,7 +121,7 @@ Test(io_close, close_wakes_recv_tcp)
 {
     int t[2];
     corun_current();
-    tcp_pair(t);
+    tu_tcp_pair(t);
     close_wakes(t[0], W_RECV);
     close(t[1]);
 }
@@ -182,7 +159,7 @@ Test(io_close, close_wakes_accept)
 {
     struct sockaddr_in a;
     corun_current();
-    int l = tcp_listener(&a);
+    int l = tu_tcp_listener(&a, 0, 8);
     close_wakes(l, W_ACCEPT);
 }
 
@@ -493,7 +470,7 @@ Test(io_close, shutdown_rd_wakes_reader_tcp)
 {
     int t[2];
     corun_current();
-    tcp_pair(t);
+    tu_tcp_pair(t);
     shutdown_wakes_reader(t[0], SHUT_RD);
     close(t[0]);
     close(t[1]);
@@ -503,7 +480,7 @@ Test(io_close, shutdown_rdwr_wakes_reader_tcp)
 {
     int t[2];
     corun_current();
-    tcp_pair(t);
+    tu_tcp_pair(t);
     shutdown_wakes_reader(t[0], SHUT_RDWR);
     close(t[0]);
     close(t[1]);
@@ -514,7 +491,7 @@ Test(io_close, peer_shutdown_wr_is_eof)
 {
     int t[2];
     corun_current();
-    tcp_pair(t);
+    tu_tcp_pair(t);
     struct waiter w = { .fd = t[0], .op = W_READ, .tag = 10 };
     struct closer c = { .fd = t[1], .how = SHUT_WR, .tag = 20 };
     lg.n = 0;
@@ -577,7 +554,7 @@ Test(io_close, shutdown_wr_wakes_writer_tcp)
 {
     int t[2];
     corun_current();
-    tcp_pair(t);
+    tu_tcp_pair(t);
     shutdown_wr_wakes_writer(t[0]);
     close(t[0]);
     close(t[1]);
@@ -685,7 +662,7 @@ Test(io_close, reader_and_writer_on_one_tcp_fd)
 {
     int t[2];
     corun_current();
-    tcp_pair(t);
+    tu_tcp_pair(t);
     reader_and_writer(t[0], t[1]);
     close(t[0]);
     close(t[1]);

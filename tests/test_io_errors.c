@@ -39,32 +39,6 @@ static void count_sigpipe(void)
     sigpipes = 0;
 }
 
-static int tcp_listener(struct sockaddr_in *a, int backlog)
-{
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(l, 0, "socket: %s", strerror(errno));
-    *a = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t al = sizeof *a;
-    cr_assert_eq(bind(l, (struct sockaddr *)a, al), 0, "bind: %s", strerror(errno));
-    cr_assert_eq(listen(l, backlog), 0);
-    cr_assert_eq(getsockname(l, (struct sockaddr *)a, &al), 0);
-    return l;
-}
-
-/* fds[0] the client, fds[1] the server side. */
-static void tcp_pair(int fds[2])
-{
-    struct sockaddr_in a;
-    int l = tcp_listener(&a, 8);
-    fds[0] = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fds[0], 0);
-    cr_assert_eq(connect(fds[0], (struct sockaddr *)&a, sizeof a), 0, "connect: %s",
-                 strerror(errno));
-    fds[1] = accept(l, NULL, NULL);
-    cr_assert_geq(fds[1], 0, "accept: %s", strerror(errno));
-    close(l);
-}
-
 /* ---- EPIPE and SIGPIPE ------------------------------------------------------*/
 
 enum op { OP_WRITE, OP_WRITEV, OP_SEND, OP_SENDTO, OP_SENDMSG };
@@ -175,7 +149,7 @@ Test(io_errors, epipe_tcp_after_shutdown_wr)
     int t[2];
     corun_current();
     count_sigpipe();
-    tcp_pair(t);
+    tu_tcp_pair(t);
     cr_assert_eq(shutdown(t[0], SHUT_WR), 0);
     epipe_all_ops(t[0], 1);
     close(t[0]);
@@ -330,7 +304,7 @@ Test(io_errors, connect_refused)
 {
     corun_current();
     struct conn c;
-    int l = tcp_listener(&c.addr, 1);
+    int l = tu_tcp_listener(&c.addr, 0, 1);
     close(l);   /* nothing listens on that port now */
     join(go(connect_co, &c));
     cr_assert_eq(c.r, -1, "connect to a closed port succeeded");
@@ -346,7 +320,7 @@ Test(io_errors, connect_refused_on_main_coroutine)
 {
     corun_current();
     struct conn c;
-    int l = tcp_listener(&c.addr, 1);
+    int l = tu_tcp_listener(&c.addr, 0, 1);
     close(l);
     connect_co(&c);
     cr_assert_eq(c.r, -1);
@@ -359,7 +333,7 @@ Test(io_errors, connect_succeeds_and_leaves_flags)
 {
     corun_current();
     struct conn c;
-    int l = tcp_listener(&c.addr, 4);
+    int l = tu_tcp_listener(&c.addr, 0, 4);
     join(go(connect_co, &c));
     cr_assert_eq(c.r, 0, "connect: %s", strerror(c.err));
     cr_assert_eq(c.err, 0, "a successful connect changed errno to %s", strerror(c.err));
@@ -421,7 +395,7 @@ Test(io_errors, reset_wakes_parked_reader)
     int t[2];
     corun_current();
     count_sigpipe();
-    tcp_pair(t);
+    tu_tcp_pair(t);
     struct reset_reader x = { .fd = t[0] };
     corun_t *a = go(reset_reader_co, &x);
     corun_t *b = go(linger_close_co, &t[1]);
@@ -437,7 +411,7 @@ Test(io_errors, reset_before_read)
     int t[2];
     corun_current();
     count_sigpipe();
-    tcp_pair(t);
+    tu_tcp_pair(t);
     struct linger lin = { .l_onoff = 1, .l_linger = 0 };
     cr_assert_eq(setsockopt(t[1], SOL_SOCKET, SO_LINGER, &lin, sizeof lin), 0);
     close(t[1]);
@@ -510,7 +484,7 @@ Test(io_errors, reset_while_writer_blocked)
     int t[2];
     corun_current();
     count_sigpipe();
-    tcp_pair(t);
+    tu_tcp_pair(t);
     char *buf = calloc(1, TCPBIG);
     cr_assert_not_null(buf);
     struct error_writer w = { .fd = t[0], .buf = buf };
@@ -528,7 +502,7 @@ Test(io_errors, user_timeout_while_writer_blocked)
     int t[2];
     corun_current();
     count_sigpipe();
-    tcp_pair(t);
+    tu_tcp_pair(t);
     unsigned int ut = 300;   /* ms without progress: the peer never reads */
     cr_assert_eq(setsockopt(t[0], IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof ut), 0);
     char *buf = calloc(1, TCPBIG);
@@ -687,7 +661,7 @@ Test(io_errors, rcvtimeo_tcp)
 {
     int t[2];
     corun_current();
-    tcp_pair(t);
+    tu_tcp_pair(t);
     set_timeo(t[0], SO_RCVTIMEO, 100);
     expect_rcv_timeout(t[0], ROP_READ, 0);
     expect_rcv_timeout(t[0], ROP_RECV, 0);
@@ -699,7 +673,7 @@ Test(io_errors, rcvtimeo_accept)
 {
     struct sockaddr_in a;
     corun_current();
-    int l = tcp_listener(&a, 4);
+    int l = tu_tcp_listener(&a, 0, 4);
     set_timeo(l, SO_RCVTIMEO, 100);
     expect_rcv_timeout(l, ROP_ACCEPT, 0);
     assert_blocking(l);
@@ -798,7 +772,7 @@ Test(io_errors, sndtimeo_tcp)
 {
     int t[2];
     corun_current();
-    tcp_pair(t);
+    tu_tcp_pair(t);
     sndtimeo(t[0]);
     close(t[0]);
     close(t[1]);
@@ -829,7 +803,7 @@ Test(io_errors, connect_sndtimeo_einprogress)
 {
     struct sockaddr_in a;
     corun_current();
-    int l = tcp_listener(&a, 0);
+    int l = tu_tcp_listener(&a, 0, 0);
     int fillers[3];
     for (int i = 0; i < 3; i++) {
         fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);

@@ -53,18 +53,6 @@ static void assert_nonblocking(int fd)
     cr_assert_neq(getfl(fd) & O_NONBLOCK, 0, "O_NONBLOCK lost on fd %d", fd);
 }
 
-static int tcp_listener(struct sockaddr_in *a, int type)
-{
-    int l = socket(AF_INET, SOCK_STREAM | type, 0);
-    cr_assert_geq(l, 0);
-    *a = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t al = sizeof *a;
-    cr_assert_eq(bind(l, (struct sockaddr *)a, al), 0);
-    cr_assert_eq(listen(l, 16), 0);
-    cr_assert_eq(getsockname(l, (struct sockaddr *)a, &al), 0);
-    return l;
-}
-
 /* ---- blocking calls leave no O_NONBLOCK behind ------------------------------*/
 
 #define NSAMPLES 64
@@ -112,7 +100,7 @@ Test(io_flags, blocking_calls_leave_flags_alone)
 {
     corun_current();
     struct flagrun f = { .c = -1, .s = -1 };
-    f.l = tcp_listener(&f.addr, 0);
+    f.l = tu_tcp_listener(&f.addr, 0, 16);
     corun_t *a = go(acceptor, &f);
     corun_t *smp = go(sampler, &f);
     corun_sleep(CORUN_MSEC(10));   /* the acceptor is parked in accept() */
@@ -146,7 +134,7 @@ Test(io_flags, failed_connect_leaves_flags_alone)
 {
     corun_current();
     struct sockaddr_in a;
-    int l = tcp_listener(&a, 0);
+    int l = tu_tcp_listener(&a, 0, 16);
     close(l);
     int c = socket(AF_INET, SOCK_STREAM, 0);
     cr_assert_eq(connect(c, (struct sockaddr *)&a, sizeof a), -1);
@@ -183,7 +171,7 @@ Test(io_flags, accept4_sock_nonblock_is_honoured)
 {
     corun_current();
     struct sockaddr_in a;
-    int l = tcp_listener(&a, 0);
+    int l = tu_tcp_listener(&a, 0, 16);
     int c = socket(AF_INET, SOCK_STREAM, 0);
     cr_assert_eq(connect(c, (struct sockaddr *)&a, sizeof a), 0);
     int s = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -383,7 +371,7 @@ Test(io_flags, nonblocking_tcp_accept_and_connect)
 {
     corun_current();
     struct sockaddr_in a;
-    int l = tcp_listener(&a, SOCK_NONBLOCK);
+    int l = tu_tcp_listener(&a, SOCK_NONBLOCK, 16);
     assert_nonblocking(l);
     corun_t *w = watch_for_park();
     int s = accept(l, NULL, NULL);
@@ -413,7 +401,7 @@ Test(io_flags, nonblocking_tcp_accept_and_connect)
     close(c);
 
     /* Made non-blocking with fcntl after creation: same. */
-    int l2 = tcp_listener(&a, 0);
+    int l2 = tu_tcp_listener(&a, 0, 16);
     cr_assert_eq(fcntl(l2, F_SETFL, O_NONBLOCK), 0);
     w = watch_for_park();
     s = accept(l2, NULL, NULL);

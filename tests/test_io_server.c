@@ -218,13 +218,8 @@ Test(io_server, hundred_clients_hundred_round_trips_one_thread)
     int threads_before = count_threads();
 
     struct server srv = { 0 };
-    srv.l = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(srv.l, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t al = sizeof a;
-    cr_assert_eq(bind(srv.l, (struct sockaddr *)&a, al), 0);
-    cr_assert_eq(listen(srv.l, 256), 0);
-    cr_assert_eq(getsockname(srv.l, (struct sockaddr *)&a, &al), 0);
+    struct sockaddr_in a;
+    srv.l = tu_tcp_listener(&a, 0, 256);
 
     static struct client cl[NCLIENTS];
     corun_t *cc[NCLIENTS];

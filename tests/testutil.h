@@ -7,12 +7,15 @@
 #ifndef CORUN_TESTUTIL_H
 #define CORUN_TESTUTIL_H
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -239,6 +242,34 @@ static inline void tu_exec_run(const char *path, char *const argv[],
 }
 
 /* Human-readable description of a wait status, for assertion messages. */
+/* A TCP listener on 127.0.0.1, any port (socket type flags `type`, e.g.
+ * SOCK_NONBLOCK); *a gets its address. */
+static inline int tu_tcp_listener(struct sockaddr_in *a, int type, int backlog)
+{
+    int l = socket(AF_INET, SOCK_STREAM | type, 0);
+    cr_assert_geq(l, 0, "socket: %s", strerror(errno));
+    *a = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t al = sizeof *a;
+    cr_assert_eq(bind(l, (struct sockaddr *)a, al), 0, "bind: %s", strerror(errno));
+    cr_assert_eq(listen(l, backlog), 0, "listen: %s", strerror(errno));
+    cr_assert_eq(getsockname(l, (struct sockaddr *)a, &al), 0);
+    return l;
+}
+
+/* A connected TCP pair on loopback: fds[0] the client, fds[1] the server side. */
+static inline void tu_tcp_pair(int fds[2])
+{
+    struct sockaddr_in a;
+    int l = tu_tcp_listener(&a, 0, 8);
+    fds[0] = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fds[0], 0, "socket: %s", strerror(errno));
+    cr_assert_eq(connect(fds[0], (struct sockaddr *)&a, sizeof a), 0, "connect: %s",
+                 strerror(errno));
+    fds[1] = accept(l, NULL, NULL);
+    cr_assert_geq(fds[1], 0, "accept: %s", strerror(errno));
+    close(l);
+}
+
 static inline const char *tu_status_str(int status, char *buf, size_t len)
 {
     if (WIFEXITED(status))
