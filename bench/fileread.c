@@ -22,18 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e9 + t.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+#include "benchutil.h"
 
 static void *sleeper(void *arg)
 {
@@ -87,9 +76,9 @@ int main(int argc, char **argv)
         raw[r] = (t2 - t1) / calls;
         st[r] = (t3 - t2) / n;
     }
-    qsort(hook, (size_t)rounds, sizeof *hook, cmp);
-    qsort(raw, (size_t)rounds, sizeof *raw, cmp);
-    qsort(st, (size_t)rounds, sizeof *st, cmp);
+    qsort(hook, (size_t)rounds, sizeof *hook, cmp_double);
+    qsort(raw, (size_t)rounds, sizeof *raw, cmp_double);
+    qsort(st, (size_t)rounds, sizeof *st, cmp_double);
     printf("pread 4 KiB cached: %.1f ns/call (raw syscall %.1f ns, difference %+.1f ns); "
            "stat: %.1f ns/call\n",
            hook[rounds / 2], raw[rounds / 2], hook[rounds / 2] - raw[rounds / 2], st[rounds / 2]);

@@ -14,18 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e9 + t.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+#include "benchutil.h"
 
 static void *sleeper(void *arg)
 {
@@ -77,8 +66,8 @@ int main(int argc, char **argv)
                 return 1;
         hooked[r] = (now_ns() - t) / (double)n;
     }
-    qsort(raw, (size_t)rounds, sizeof *raw, cmp);
-    qsort(hooked, (size_t)rounds, sizeof *hooked, cmp);
+    qsort(raw, (size_t)rounds, sizeof *raw, cmp_double);
+    qsort(hooked, (size_t)rounds, sizeof *hooked, cmp_double);
     double mr = raw[rounds / 2], mh = hooked[rounds / 2];
     printf("read() of 1 byte, data ready, median of %d rounds:\n", rounds);
     printf("  raw syscall   %8.1f ns\n", mr);
