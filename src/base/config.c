@@ -16,14 +16,14 @@
 
 #include "corun.h"
 #include "diag.h"
-#include "ffi_offload.h"
+#include "registry.h"
 
 #define STACK_SIZE_MAX ((size_t)1 << 30)
 #define STACK_SIZE_FALLBACK ((size_t)8 << 20)
 #define POOL_SIZE_DEFAULT 64
 #define POOL_SIZE_MAX 1024    /* libuv's own ceiling */
 
-struct corun_config corun_config;
+struct cr_config cr_config;
 static bool check_only;          /* CORUN_CHECK_ONLY=1, from coro-run */
 int config_parse_size(const char *s, size_t *out)
 {
@@ -192,9 +192,9 @@ void config_load(void)
     static int loading;
     /* Reporting a bad setting may re-enter through a hook (a sanitizer's
      * printf wrapper asks for a pthread key): the nested call is a no-op. */
-    if (corun_config.loaded || loading)
+    if (cr_config.loaded || loading)
         return;
-    struct corun_config *c = &corun_config;
+    struct cr_config *c = &cr_config;
     c->stack_size = native_thread_stack_size();
     c->pool_size = POOL_SIZE_DEFAULT;
     c->inherit = 1;
@@ -234,9 +234,12 @@ void config_load(void)
             "'offload' (as auto, and open, stat, fsync and the like run on the pool too)");
     if ((c->offload = setting("CORUN_OFFLOAD"))) {
         char what[600], allowed[1400];
-        if (ffi_offload_parse(c->offload, what, sizeof what) != 0) {
-            snprintf(allowed, sizeof allowed, "%s; %s", what, ffi_offload_syntax);
-            config_invalid("CORUN_OFFLOAD", c->offload, allowed);
+        REGISTRY_FOREACH(setting_checks, chk) {
+            if (strcmp((*chk)->name, "CORUN_OFFLOAD") == 0 &&
+                (*chk)->check(c->offload, what, sizeof what) != 0) {
+                snprintf(allowed, sizeof allowed, "%s; %s", what, (*chk)->syntax);
+                config_invalid("CORUN_OFFLOAD", c->offload, allowed);
+            }
         }
     }
     if ((v = setting("CORUN_STATS")))

@@ -1,9 +1,11 @@
 /* CORUN_* settings, read and validated once when the library loads. */
-#ifndef CORUN_CONFIG_H
-#define CORUN_CONFIG_H
+#ifndef CR_CONFIG_H
+#define CR_CONFIG_H
 
 #include <signal.h>
 #include <stddef.h>
+
+#include "registry.h"
 
 enum file_io_policy {
     FILE_IO_AUTO,      /* reads/writes try RWF_NOWAIT inline; on a miss, the pool */
@@ -18,7 +20,7 @@ enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 #define CORUN_DETECT_SIGNAL (SIGRTMAX - 1)
 #define CORUN_KICK_SIGNAL (SIGRTMAX - 2)
 
-struct corun_config {
+struct cr_config {
     size_t stack_size;        /* CORUN_STACK_SIZE: default coroutine stack, bytes */
     int threads_native;       /* CORUN_THREADS=native: pthreads stay kernel threads */
     unsigned pool_size;       /* CORUN_POOL_SIZE: libuv worker threads */
@@ -33,7 +35,17 @@ struct corun_config {
     int loaded;               /* settings read: the hooks may start working */
 };
 
-extern struct corun_config corun_config;
+extern struct cr_config cr_config;
+
+/* A setting whose syntax an upper layer knows (CORUN_OFFLOAD): check()
+ * returns 0, or -1 with what is wrong in err; config_load then prints that
+ * and `syntax` and exits with status 2. Registered with REGISTER. */
+struct setting_check {
+    const char *name;
+    int (*check)(const char *value, char *err, size_t errlen);
+    const char *syntax;
+};
+REGISTRY_SET(setting_checks, const struct setting_check);
 
 /* Parse "16384", "64K", "8M", "1G" (binary multiples). Returns 0 or -1. */
 int config_parse_size(const char *s, size_t *out);

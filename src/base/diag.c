@@ -28,16 +28,16 @@ int diag_fd(void)
     int fd = __atomic_load_n(&log_fd, __ATOMIC_ACQUIRE);
     if (fd >= 0)
         return fd;
-    if (!corun_config.loaded || !corun_config.log_file)
+    if (!cr_config.loaded || !cr_config.log_file)
         return 2;
-    int nfd = (int)syscall(SYS_openat, AT_FDCWD, corun_config.log_file,
+    int nfd = (int)syscall(SYS_openat, AT_FDCWD, cr_config.log_file,
                            O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (nfd < 0) {
         int e = errno;
         nfd = 2;
         char msg[512];
         int n = snprintf(msg, sizeof msg, "corun: cannot open CORUN_LOG_FILE '%s' (errno %d); "
-                         "logging to stderr\n", corun_config.log_file, e);
+                         "logging to stderr\n", cr_config.log_file, e);
         diag_write_all(2, msg, n > 0 && n < (int)sizeof msg ? (size_t)n : 0);
     }
     int expected = -1;
@@ -85,7 +85,7 @@ void diag_print(const char *fmt, ...)
 
 void diag_log(enum log_level level, const char *fmt, ...)
 {
-    if (level > corun_config.log_level)
+    if (level > cr_config.log_level)
         return;
     va_list ap;
     va_start(ap, fmt);

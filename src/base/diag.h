@@ -2,8 +2,8 @@
  * stdio is set up, and without re-entering hooked functions. They go to
  * CORUN_LOG_FILE when set (opened on first use, appended to), else fd 2,
  * and only when CORUN_LOG_LEVEL lets their level through. */
-#ifndef CORUN_DIAG_H
-#define CORUN_DIAG_H
+#ifndef CR_DIAG_H
+#define CR_DIAG_H
 
 #include <stdarg.h>
 

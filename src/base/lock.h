@@ -1,7 +1,7 @@
 /* A small futex lock for corun's own shared state. Not a pthread mutex: those
  * are what the program's threads use, and corun may provide them itself. */
-#ifndef CORUN_LOCK_H
-#define CORUN_LOCK_H
+#ifndef CR_LOCK_H
+#define CR_LOCK_H
 
 #include <errno.h>
 #include <linux/futex.h>
@@ -9,10 +9,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-typedef struct { atomic_int state; } corun_lock_t; /* 0 free, 1 held, 2 held with waiters */
-#define CORUN_LOCK_INIT { 0 }
+typedef struct { atomic_int state; } cr_lock_t; /* 0 free, 1 held, 2 held with waiters */
+#define CR_LOCK_INIT { 0 }
 
-static inline void corun_lock(corun_lock_t *l)
+static inline void cr_lock(cr_lock_t *l)
 {
     int c = 0;
     if (atomic_compare_exchange_strong_explicit(&l->state, &c, 1, memory_order_acquire,
@@ -28,10 +28,27 @@ static inline void corun_lock(corun_lock_t *l)
     errno = saved;
 }
 
-static inline void corun_unlock(corun_lock_t *l)
+static inline void cr_unlock(cr_lock_t *l)
 {
     if (atomic_exchange_explicit(&l->state, 0, memory_order_release) == 2)
         syscall(SYS_futex, &l->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Run fn once per process, whoever calls first; the others wait for it.
+ * (Not pthread_once: that is a hook.) */
+typedef struct { atomic_int done; cr_lock_t lock; } cr_once_t;
+#define CR_ONCE_INIT { 0, CR_LOCK_INIT }
+
+static inline void cr_once(cr_once_t *o, void (*fn)(void))
+{
+    if (atomic_load_explicit(&o->done, memory_order_acquire))
+        return;
+    cr_lock(&o->lock);
+    if (!atomic_load_explicit(&o->done, memory_order_relaxed)) {
+        fn();
+        atomic_store_explicit(&o->done, 1, memory_order_release);
+    }
+    cr_unlock(&o->lock);
 }
 
 #endif

@@ -3,8 +3,8 @@
  * libcorun.so such a call would land in corun's own hook. A raw syscall
  * cannot, and its semantics are exactly the kernel's. Each returns -1 with
  * errno set on failure, as libc does. */
-#ifndef CORUN_RAWSYS_H
-#define CORUN_RAWSYS_H
+#ifndef CR_RAWSYS_H
+#define CR_RAWSYS_H
 
 #include <fcntl.h>
 #include <poll.h>

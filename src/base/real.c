@@ -3,7 +3,6 @@
 #include <dlfcn.h>
 
 #include "diag.h"
-#include "thread_gate.h"
 
 void *real_resolve(const char *name)
 {
@@ -21,57 +20,41 @@ void *real_resolve_version(const char *name, const char *version)
     return p;
 }
 
-/* ---- code whose calls must reach glibc -------------------------------------
- * libuv's threads and mutexes, and the sanitizer runtimes' own bookkeeping
- * (their thread registry lives in pthread keys), must see glibc's pthreads,
- * never green ones. Their text ranges are found once. */
+/* ---- libc functions corun hooks, for the layers below the hooks ---------
+ * Inside libcorun.so a plain call would bind to corun's own hook. */
 
-#include <link.h>
-#include <stdint.h>
-#include <string.h>
-#include <uv.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
 
-#define FOREIGN_MAX 8
-static struct { uintptr_t lo, hi; } foreign[FOREIGN_MAX];
-static int nforeign = -1;
-
-static bool is_foreign_object(const char *name, const void *base, const void *uv_base)
+int libc_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-    if (base == uv_base)
-        return true;
-    const char *slash = strrchr(name, '/');
-    const char *file = slash ? slash + 1 : name;
-    return !strncmp(file, "libasan.", 8) || !strncmp(file, "libubsan.", 9) ||
-           !strncmp(file, "liblsan.", 8) || !strncmp(file, "libtsan.", 8) ||
-           !strncmp(file, "libclang_rt.", 12);
+    static int (*f)(int, const struct sigaction *, struct sigaction *);
+    if (__builtin_expect(!f, 0))
+        f = (__typeof__(f))real_resolve("sigaction");
+    return f(sig, act, old);
 }
 
-static int collect_foreign(struct dl_phdr_info *info, size_t size, void *uv_base)
+int libc_pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
-    (void)size;
-    if (!is_foreign_object(info->dlpi_name ? info->dlpi_name : "", (void *)info->dlpi_addr, uv_base))
-        return 0;
-    for (int i = 0; i < info->dlpi_phnum && nforeign < FOREIGN_MAX; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
-            foreign[nforeign].lo = info->dlpi_addr + ph->p_vaddr;
-            foreign[nforeign].hi = foreign[nforeign].lo + ph->p_memsz;
-            nforeign++;
-        }
-    }
-    return 0;
+    static int (*f)(int, const sigset_t *, sigset_t *);
+    if (__builtin_expect(!f, 0))
+        f = (__typeof__(f))real_resolve("pthread_sigmask");
+    return f(how, set, old);
 }
 
-bool caller_is_foreign(const void *ra)
+int libc_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
 {
-    if (__builtin_expect(nforeign < 0, 0)) {
-        Dl_info di;
-        void *uv_base = dladdr((void *)uv_run, &di) ? di.dli_fbase : NULL;
-        nforeign = 0;
-        dl_iterate_phdr(collect_foreign, uv_base);
-    }
-    for (int i = 0; i < nforeign; i++)
-        if ((uintptr_t)ra >= foreign[i].lo && (uintptr_t)ra < foreign[i].hi)
-            return true;
-    return false;
+    static int (*f)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+    if (__builtin_expect(!f, 0))
+        f = (__typeof__(f))real_resolve("pthread_create");
+    return f(t, attr, fn, arg);
+}
+
+void *libc_dlopen(const char *file, int mode)
+{
+    static void *(*f)(const char *, int);
+    if (__builtin_expect(!f, 0))
+        f = (__typeof__(f))real_resolve("dlopen");
+    return f(file, mode);
 }

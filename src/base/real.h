@@ -1,8 +1,14 @@
 /* The libc functions behind corun's hooks, looked up on first use with
- * dlsym(RTLD_NEXT): hooks may run before corun's constructor. */
-#ifndef CORUN_REAL_H
-#define CORUN_REAL_H
+ * dlsym(RTLD_NEXT): hooks may run before corun's constructor.
+ *
+ * The one way to reach them: a hook declares its pointer with REAL_DECL and
+ * calls REAL(name); a layer below the hooks calls the libc_* functions
+ * declared at the end, never the plain name (inside libcorun.so that would
+ * bind to corun's own hook: `make check`'s hook check fails the build). */
+#ifndef CR_REAL_H
+#define CR_REAL_H
 
+#include <signal.h>
 #include <stddef.h>
 
 /* The next definition of `name` after libcorun (libc's); aborts with a
@@ -31,7 +37,11 @@ void *real_resolve_version(const char *name, const char *version);
         f_;                                                                      \
     })
 
-/* Hooks are the library's exported interface to the program. */
-#define HOOK __attribute__((visibility("default")))
+/* For the layers below the hooks. */
+int libc_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+int libc_pthread_sigmask(int how, const sigset_t *set, sigset_t *old);
+void *libc_dlopen(const char *file, int mode);
+#include <pthread.h>
+int libc_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
 
 #endif

@@ -1,14 +1,14 @@
 /* Machine contexts: a saved stack pointer and the code to make a new one. */
-#ifndef CORUN_CONTEXT_H
-#define CORUN_CONTEXT_H
+#ifndef CR_CONTEXT_H
+#define CR_CONTEXT_H
 
 #include <stdint.h>
 #include <string.h>
 
 /* Save the current context into *save_sp and resume new_sp; the resumed
  * context sees `transfer` as this function's return value. */
-void *corun_ctx_switch(void **save_sp, void *new_sp, void *transfer);
-void corun_ctx_trampoline(void);
+void *cr_ctx_switch(void **save_sp, void *new_sp, void *transfer);
+void cr_ctx_trampoline(void);
 
 typedef void (*ctx_entry_fn)(void *arg, void *transfer);
 
@@ -32,7 +32,7 @@ static inline void *ctx_make(void *top, ctx_entry_fn entry, void *arg)
     /* sp[1..6] = r15, r14, r13, r12, rbx, rbp */
     sp[3] = (uint64_t)(uintptr_t)entry;   /* r13 */
     sp[4] = (uint64_t)(uintptr_t)arg;     /* r12 */
-    sp[7] = (uint64_t)(uintptr_t)corun_ctx_trampoline;
+    sp[7] = (uint64_t)(uintptr_t)cr_ctx_trampoline;
     return sp;
 }
 

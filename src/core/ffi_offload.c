@@ -18,6 +18,7 @@
 #include "diag.h"
 #include "lock.h"
 #include "offload.h"
+#include "real.h"
 #include "sched.h"
 
 #define TARGETS_MAX 64
@@ -217,7 +218,9 @@ static void closure_entry(ffi_cif *cif, void *ret, void **args, void *data)
 {
     struct target *t = data;
     int saved = errno;          /* the gate's first use on a thread sets up its loop */
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = sched_for_program();   /* a hook of its own kind: the same gate */
+    if (s && sched_alone(s))
+        s = NULL;
     errno = saved;
     if (!s) {
         ffi_call(cif, FFI_FN(t->real), ret, args);
@@ -271,7 +274,7 @@ static bool names_lib(const char *path, const char *lib)
 /* The library of t is loaded as obj: find the function, make its closure. */
 static void resolve(struct target *t, const struct object *obj)
 {
-    void *h = dlopen(obj->name, RTLD_LAZY | RTLD_NOLOAD);
+    void *h = libc_dlopen(obj->name, RTLD_LAZY | RTLD_NOLOAD);
     if (!h)
         return;
     dlerror();
@@ -394,16 +397,13 @@ static void patch_object(const struct object *o)
         patch_relocs(o, rela, rela_size, symtab, strtab);
 }
 
-static corun_lock_t patch_lock = CORUN_LOCK_INIT;
+static cr_lock_t patch_lock = CR_LOCK_INIT;
 
 void ffi_offload_patch_all(void)
 {
-    /* resolve() calls dlopen, which is corun's hook too. */
-    static __thread bool patching;
-    if (!ntargets || patching)
+    if (!ntargets)
         return;
-    patching = true;
-    corun_lock(&patch_lock);
+    cr_lock(&patch_lock);
     struct objects objs = { 0 };
     /* Collected first: dlopen and dlsym must not run inside the
      * iteration, which holds the loader's lock. */
@@ -422,8 +422,7 @@ void ffi_offload_patch_all(void)
         patch_object(o);
     }
     free(objs.v);
-    corun_unlock(&patch_lock);
-    patching = false;
+    cr_unlock(&patch_lock);
 }
 
 /* Libraries named but never loaded: most likely a misspelt name. Said once,
@@ -432,7 +431,7 @@ static pid_t loaded_by;
 
 __attribute__((destructor)) static void report_unloaded(void)
 {
-    if (getpid() != loaded_by || corun_config.log_level < LOG_WARN)
+    if (getpid() != loaded_by || cr_config.log_level < LOG_WARN)
         return;
     for (int k = 0; k < ntargets; k++)
         if (!targets[k].real && !targets[k].no_function)
@@ -446,3 +445,8 @@ __attribute__((constructor)) static void ffi_offload_on_load(void)
     loaded_by = getpid();
     ffi_offload_patch_all();
 }
+
+static const struct setting_check offload_check = {
+    "CORUN_OFFLOAD", ffi_offload_parse, ffi_offload_syntax,
+};
+REGISTER(setting_checks, offload_check);

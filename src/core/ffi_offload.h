@@ -17,8 +17,8 @@
  * real function: on the pool from a green thread that is not alone, directly
  * otherwise.
  */
-#ifndef CORUN_FFI_OFFLOAD_H
-#define CORUN_FFI_OFFLOAD_H
+#ifndef CR_FFI_OFFLOAD_H
+#define CR_FFI_OFFLOAD_H
 
 #include <stddef.h>
 

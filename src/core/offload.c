@@ -49,7 +49,7 @@ static int pool_queue(uv_loop_t *loop, uv_work_t *req)
     char *saved = user ? strdup(user) : NULL;
     if (ours) {
         char n[16];
-        snprintf(n, sizeof n, "%u", corun_config.pool_size);
+        snprintf(n, sizeof n, "%u", cr_config.pool_size);
         setenv("UV_THREADPOOL_SIZE", n, 1);
     }
     int rc = uv_queue_work(loop, req, offload_work, offload_done);
@@ -75,7 +75,7 @@ void offload_run(struct sched *s, void (*fn)(void *), void *arg)
     s->stats.offloads++;
     while (!o.done) {
         sched_wait_on(s, WAIT_OFFLOAD, (const void *)fn, -1);
-        sched_park(s, DEADLINE_NONE);
+        sched_park(s, DEADLINE_NONE, PARK_PLAIN);
     }
     errno = o.err;
 }

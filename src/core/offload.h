@@ -1,7 +1,7 @@
 /* Running a blocking function on libuv's thread pool while the calling
  * coroutine parks: for calls that are not about fds (name lookups, ...). */
-#ifndef CORUN_OFFLOAD_H
-#define CORUN_OFFLOAD_H
+#ifndef CR_OFFLOAD_H
+#define CR_OFFLOAD_H
 
 struct sched;
 

@@ -1,16 +1,31 @@
-/* The scheduler: one per OS thread, created lazily; coroutines, run queue,
- * park/unpark with deadlines, and the libuv loop run when nothing is
- * runnable. */
-#ifndef CORUN_SCHED_H
-#define CORUN_SCHED_H
+/* The core scheduler: one per OS thread, created lazily; coroutines, the run
+ * queue, the one park primitive with deadlines, and the poller (an epoll set
+ * holding libuv's backend fd and the fds of registered poll sources) run
+ * when nothing is runnable.
+ *
+ * The core knows no fds, signals or pthreads. Upper layers reach it three
+ * ways, all registered at link time (registry.h), so the core names none of
+ * their symbols:
+ *  - parts: per-thread and per-scheduler state of their own, kept in
+ *    extension areas after the core's structs (sched_part, thread_part());
+ *  - observers: told of scheduler and thread lifecycle events, forks, a
+ *    thread resuming with work pending, loop turns asked for;
+ *  - poll sources: fds in the scheduler's epoll set whose readiness the
+ *    core hands to them.
+ */
+#ifndef CR_SCHED_H
+#define CR_SCHED_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <signal.h>
 #include <uv.h>
 
 #include "corun.h"
+#include "clock.h"
 #include "list.h"
+#include "registry.h"
 #include "stack.h"
 #include "timerheap.h"
 
@@ -28,16 +43,18 @@ enum wake_reason {
     WAKE_SIGNALED = 0,  /* the awaited thing happened */
     WAKE_TIMEOUT,       /* the deadline passed */
     WAKE_CLOSED,        /* the object waited on was closed */
-    WAKE_CANCELED,      /* pthread_cancel() reached a cancellable wait */
-    WAKE_INTERRUPTED,   /* a signal handler ran: the call fails with EINTR */
-    WAKE_RESTART,       /* a handler ran in a restartable call: it tries again */
+    WAKE_CANCELED,      /* a cancel request reached a cancellable park */
+    WAKE_INTERRUPTED,   /* an interruption (a signal handler ran): the call fails with EINTR */
+    WAKE_RESTART,       /* an interruption in a restartable call: it tries again */
 };
 
-/* How a signal handler affects a parked call (see signal(7)). */
-enum intr_mode {
-    INTR_NONE,          /* never interrupted (mutex, join, condvar) */
-    INTR_RESTART,       /* EINTR unless the handler has SA_RESTART (read, accept...) */
-    INTR_ALWAYS,        /* EINTR whatever the flags (poll, sleep, sem_wait...) */
+/* How a park may end early besides its wake-up and deadline (see
+ * sched_park). The interruption modes follow signal(7). */
+enum park_mode {
+    PARK_PLAIN,          /* only a wake-up or the deadline (mutex, join...) */
+    PARK_CANCEL,         /* also a pending cancel: WAKE_CANCELED */
+    PARK_INTR_RESTART,   /* cancellable, and interrupted unless the handler restarts (read, accept...) */
+    PARK_INTR_ALWAYS,    /* cancellable, and always interrupted (poll, sleep, sem_wait...) */
 };
 
 /* What a parked coroutine waits for: counted per park (CORUN_STATS) and
@@ -84,9 +101,11 @@ struct corun {
     struct sched *sched;
     uint8_t state;
     uint8_t wake_reason;
-    short wait_events;            /* fd waits: POLLIN/POLLOUT wanted */
+    uint8_t park_mode;            /* enum park_mode of the current park */
+    bool cancel_pending, cancel_disabled, in_cancel_point;
     unsigned flags;
     int saved_errno;
+    uint64_t resume_work;         /* nonzero: observers' resumed() runs when it next resumes */
     struct timer_node timer;
     void *xfer;                   /* message or switch value handed over */
     char *stack_lo;               /* lowest usable stack byte; NULL for main */
@@ -105,23 +124,17 @@ struct corun {
     const void *asan_bottom;
     size_t asan_size;
 #endif
-    /* pthread-level state (see gthread.h) */
-    bool cancel_pending, cancel_disabled, in_cancel_point;
-    struct gthread_tsd *tsd;      /* pthread key values */
-    void *cleanup;                /* innermost pthread_cleanup_push buffer */
-    sigset_t sigmask;             /* what pthread_sigmask says for this thread */
-    uint8_t intr;                 /* enum intr_mode of the current park */
-    struct corun *intr_next, *intr_prev;  /* on sched.intr_head while parked interruptibly */
-    unsigned sig_seen;            /* handlers run for this thread, ever */
-    uint64_t sig_pending;         /* sent to this thread (pthread_kill), not yet handled */
+    struct dlink intr_link;       /* on sched.interruptible while parked interruptibly */
+    struct dlink all_link;        /* on sched.all: every coroutine of the scheduler */
     char name[CORUN_NAME_MAX];
     /* What it waits for while parked (see enum wait_kind). */
     uint8_t wait_kind;            /* set just before sched_park, cleared after */
     uint8_t wait_hint;            /* set for a whole call (accept, connect, DNS...): wins */
+    short wait_want;              /* what it wants of the wait queue it is on (the queue owner's) */
     int wait_fd;
     const void *wait_obj;         /* mutex, condvar, coroutine joined... */
-    uint64_t wait_since;          /* when it parked (only with CORUN_DUMP_SIGNAL) */
-    struct corun *all_next, *all_prev;  /* every coroutine of the scheduler */
+    uint64_t wait_since;          /* when it parked (only while sched_park_times) */
+    _Alignas(16) unsigned char ext[];   /* the parts of upper layers */
 };
 
 struct sched {
@@ -136,39 +149,79 @@ struct sched {
     int epfd;                     /* fds waited on, plus libuv's own backend fd */
     unsigned long alive;          /* coroutines not finished, main included */
     struct timerheap timers;
-    /* signals (gsignal.c) */
-    struct corun *intr_head;      /* coroutines parked interruptibly */
-    unsigned nmasked;             /* coroutines with a non-empty mask */
-    uint16_t nblocked[64];        /* per signal: coroutines that block it */
-    uint64_t kmask;               /* what the kernel thread blocks */
-    int sigfd;                    /* eventfd: a signal needs the loop's attention */
-    timer_t kick_timer;           /* bounds a real accept on a shared socket (fdio.c) */
-    bool has_kick_timer;
-    volatile uint64_t sig_arrived;    /* signals for gsignal_dispatch */
-    volatile uint64_t sig_norestart;  /* ... of which the handler lacks SA_RESTART */
+    struct dlist interruptible;   /* coroutines parked interruptibly */
+    struct dlist all;             /* every coroutine not yet released, main included */
     uv_loop_t loop;
-    /* Introspection (inspect.c). */
-    struct corun *all;            /* every coroutine not yet released, main included */
     unsigned long turns;          /* loop turns, read by the blocking detector */
     bool polling;                 /* the loop is waiting for events, not blocked */
+    volatile sig_atomic_t loop_work;  /* nonzero: observers' loop_turn() runs at the next turn */
     pid_t tid;
-    struct sched *reg_next;       /* on the list of all schedulers */
-    int dump_efd;                 /* eventfd in epfd: a live dump was asked for */
-    volatile sig_atomic_t dump_pending;
     struct sched_stats stats;
-    struct {                      /* the blocking detector's view of this loop */
-        unsigned long turns;      /* as last seen */
-        uint64_t since;           /* when that count was first seen */
-        unsigned long warned;     /* turn count already warned about, plus one */
-    } watch;
+    _Alignas(16) unsigned char ext[];   /* the parts of upper layers */
 };
 
-/* Bit of signal sig in a 64-bit mask word (glibc's sigset_t layout). */
-#define SIGBIT(sig) ((uint64_t)1 << ((sig) - 1))
-static inline uint64_t sigword(const sigset_t *set)
+/* ---- what upper layers register -------------------------------------------*/
+
+/* A part: `thread_size` bytes in every coroutine and `sched_size` in every
+ * scheduler, zeroed at creation; the core fills in the offsets before the
+ * first scheduler exists. */
+struct sched_part {
+    size_t thread_size, sched_size;
+    size_t thread_off, sched_off;     /* set by the core */
+};
+REGISTRY_SET(sched_parts, struct sched_part);
+#define SCHED_PART(name) REGISTER(sched_parts, name)
+
+static inline void *thread_part(const struct corun *co, const struct sched_part *p)
 {
-    return set->__val[0];
+    return (char *)co + p->thread_off;
 }
+
+static inline void *sched_part(const struct sched *s, const struct sched_part *p)
+{
+    return (char *)s + p->sched_off;
+}
+
+/* Lifecycle observers; any member may be NULL. Called in link order. */
+struct sched_observer {
+    void (*sched_created)(struct sched *s);
+    void (*sched_destroyed)(struct sched *s);
+    void (*fork_prepare)(void);
+    void (*fork_parent)(void);
+    /* In the child, after the core made its scheduler (if the forking
+     * thread had one: else s is NULL) fresh: a new epoll set and loop. */
+    void (*fork_child)(struct sched *s);
+    void (*thread_started)(struct sched *s, struct corun *co);   /* queued, not yet run */
+    void (*thread_exiting)(struct sched *s, struct corun *co);   /* on its own stack, may park */
+    void (*thread_finished)(struct sched *s, struct corun *co);  /* returned, before the switch away */
+    void (*thread_released)(struct sched *s, struct corun *co);  /* about to be freed */
+    void (*resumed)(struct sched *s, struct corun *co);          /* co->resume_work was set */
+    void (*loop_turn)(struct sched *s);                          /* s->loop_work was set */
+    void (*polled)(struct sched *s);      /* after each poll's events, before timers expire */
+};
+REGISTRY_SET(sched_observers, const struct sched_observer);
+#define SCHED_OBSERVER(name) REGISTER(sched_observers, name)
+
+/* A poll source: fds it adds with sched_watch_fd() come back to ready(). */
+struct poll_source {
+    void (*ready)(struct sched *s, uint64_t data, uint32_t events);
+};
+REGISTRY_SET(poll_sources, const struct poll_source);
+#define POLL_SOURCE(name) REGISTER(poll_sources, name)
+
+/* The bits of epoll data a source may use. */
+#define POLL_DATA_MASK (((uint64_t)1 << 56) - 1)
+
+/* The epoll data (source tag and the source's own 56 bits) for an fd of
+ * `src` with `data`: for EPOLL_CTL_ADD/MOD by the source itself. */
+uint64_t sched_poll_data(const struct poll_source *src, uint64_t data);
+
+/* Add fd to s's epoll set for `events`, reported to src with `data`.
+ * Returns 0 or an errno value. */
+int sched_watch_fd(struct sched *s, int fd, uint32_t events, const struct poll_source *src,
+                   uint64_t data);
+
+/* ---- the scheduler ---------------------------------------------------------*/
 
 /* Describe the wait of the current coroutine's next park. */
 static inline void sched_wait_on(struct sched *s, enum wait_kind kind, const void *obj, int fd)
@@ -186,8 +239,6 @@ static inline void sched_wait_hint(struct sched *s, enum wait_kind kind)
     s->current->wait_hint = (uint8_t)kind;
 }
 
-#define DEADLINE_NONE UINT64_MAX
-
 /* The calling OS thread's scheduler, created on first use. */
 struct sched *sched_self(void);
 
@@ -195,44 +246,51 @@ struct sched *sched_self(void);
  * hooks may give it a scheduler. */
 void sched_mark_program_thread(void);
 
-extern __thread struct sched *corun_tls_sched __attribute__((tls_model("initial-exec")));
-struct sched *sched_for_hook_slow(void);
+extern __thread struct sched *sched_tls __attribute__((tls_model("initial-exec")));
+struct sched *sched_for_program_slow(void);
 
 /*
- * The hook gate: the scheduler a hooked call should park on, or NULL when
- * the call must go straight to libc (corun's own loop context, threads that
- * run no green threads, before the library is set up). A few instructions
- * on the fast path.
+ * The scheduler a call of the program should park on, or NULL when the call
+ * must go straight to libc (corun's own loop context, threads that run no
+ * green threads, before the library is set up). A few instructions on the
+ * fast path. The hooks' gates (interpose/gate.h) build on it.
  */
-static inline struct sched *sched_for_hook(void)
+static inline struct sched *sched_for_program(void)
 {
-    struct sched *s = corun_tls_sched;
+    struct sched *s = sched_tls;
     if (__builtin_expect(s != NULL, 1))
         return s->current != s->loop_co ? s : NULL;
-    return sched_for_hook_slow();
+    return sched_for_program_slow();
 }
 
-uint64_t clock_now_ns(void);
-
-/* Absolute deadline for a relative timeout (CORUN_FOREVER -> DEADLINE_NONE). */
-uint64_t deadline_after(int64_t timeout_ns);
+/* Nothing but the current coroutine could run or be woken here (no other
+ * coroutine alive, no timer, no libuv work): a real blocking call would
+ * behave exactly as parking does, faster and with the kernel's own EINTR. */
+bool sched_alone(struct sched *s);
 
 /*
- * Park the current coroutine until sched_wake() or the deadline. A caller
- * waiting on something first puts the coroutine on that thing's wait queue
- * with coq_push(); any wake, the timeout's included, takes it off again.
- * Returns the wake reason.
+ * The one park primitive: park the current coroutine until sched_wake(),
+ * the deadline (DEADLINE_NONE: none), or what `mode` adds (a pending cancel,
+ * an interruption). A caller waiting on something first puts the coroutine
+ * on that thing's wait queue with coq_push(); any wake, the timeout's
+ * included, takes it off again. Returns the wake reason; a cancellable park
+ * with a cancel already pending returns WAKE_CANCELED without parking.
  */
-int sched_park(struct sched *s, uint64_t deadline);
+int sched_park(struct sched *s, uint64_t deadline, enum park_mode mode);
 
-/* Like sched_park(), for waits that are pthread cancellation points: returns
- * WAKE_CANCELED (without parking, if one is already pending) when the
- * coroutine is to act on a pthread_cancel(). */
-int sched_park_cancellable(struct sched *s, uint64_t deadline);
+/* Make a parked coroutine runnable with `reason` (taking it off its wait
+ * queue, timer and the interruptible list). Returns false if it was not
+ * parked. */
+bool sched_wake(struct corun *co, int reason);
 
-/* Like sched_park_cancellable(), and a signal handler run for this thread
- * makes it return WAKE_INTERRUPTED as `mode` says. */
-int sched_park_interruptible(struct sched *s, uint64_t deadline, enum intr_mode mode);
+/* Let other runnable coroutines run, and the loop poll when it is due: the
+ * current coroutine goes to the back of the run queue. */
+void sched_yield_current(struct sched *s);
+
+/* Switch to target (runnable or suspended in sched_switch_to), leaving the
+ * current coroutine suspended; returns the value it is switched back with.
+ * See corun_switch(). Aborts on a target that cannot be switched to. */
+void *sched_switch_to(struct sched *s, struct corun *target, void *value);
 
 /* Hooks off while a signal handler of the program runs at an arbitrary point
  * (it may have interrupted corun itself): returns what to pass to
@@ -259,24 +317,24 @@ __attribute__((noreturn)) void sched_exit_current(void *retval);
  * cancellable join was canceled. */
 int sched_join(struct corun *co, void **retval, uint64_t deadline, bool try, bool cancellable);
 
+/* Mark co detached (released when it finishes). 0, EINVAL or EXDEV. */
+int sched_detach(struct corun *co);
 
-/* Nothing but the current coroutine could run or be woken here (no other
- * coroutine alive, no timer, no libuv work): a real blocking call would
- * behave exactly as parking does, faster and with the kernel's own EINTR. */
-bool sched_alone(struct sched *s);
+/* The first coroutine parked interruptibly that `pick` accepts, newest
+ * first, or NULL (signal delivery chooses its target with it). */
+struct corun *sched_find_interruptible(struct sched *s, bool (*pick)(struct corun *, void *),
+                                       void *arg);
 
-/* The gate of hooks for calls that may block: like sched_for_hook(), but
- * NULL also when the caller is the only thing that could run, so the real
- * libc call (with its own EINTR and cancellation) is made. */
-static inline struct sched *sched_for_blocking_hook(void)
-{
-    struct sched *s = sched_for_hook();
-    return s && !sched_alone(s) ? s : NULL;
-}
+/* CORUN_STATS at exit: count the running coroutine's slice and the loop's
+ * open stretch as if they ended now. */
+void sched_stats_flush(struct sched *s);
 
-/* Make a parked coroutine runnable with `reason` (taking it off its wait
- * queue and timer). Returns false if it was not parked. */
-bool sched_wake(struct corun *co, int reason);
+/* Record park start times (the live dump shows how long each waits). */
+extern bool sched_park_times;
+
+/* The header a coroutine's stack slot begins with, from its top: for
+ * whoever must find a coroutine from its stack (overflow reports). */
+size_t sched_thread_header_size(void);
 
 /* ---- queues ---------------------------------------------------------------*/
 

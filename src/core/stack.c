@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "lock.h"
+#include "rawsys.h"
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
@@ -64,7 +65,7 @@ struct stack_class {
 
 enum guard_method { GUARD_UNKNOWN, GUARD_MADVISE, GUARD_MPROTECT };
 
-static corun_lock_t pool_lock = CORUN_LOCK_INIT;
+static cr_lock_t pool_lock = CR_LOCK_INIT;
 static struct stack_class *classes;
 static _Atomic(struct arena *) arenas;
 static enum guard_method guard_method;
@@ -86,13 +87,11 @@ static size_t round_page(size_t n)
 
 static long read_max_map_count(void)
 {
-    long v = 65530;
-    FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
-    if (f) {
-        if (fscanf(f, "%ld", &v) != 1)
-            v = 65530;
-        fclose(f);
-    }
+    char buf[32];
+    long v;
+    if (rs_read_file("/proc/sys/vm/max_map_count", buf, sizeof buf) <= 0 ||
+        sscanf(buf, "%ld", &v) != 1)
+        v = 65530;
     return v;
 }
 
@@ -172,10 +171,10 @@ int stack_alloc(size_t size, size_t guard, struct stack_slot *out)
     if (usable < size || usable > ((size_t)1 << 40))
         return EINVAL;
 
-    corun_lock(&pool_lock);
+    cr_lock(&pool_lock);
     struct stack_class *c = class_get(usable, guard);
     if (!c) {
-        corun_unlock(&pool_lock);
+        cr_unlock(&pool_lock);
         return EAGAIN;
     }
     uintptr_t enc;
@@ -189,7 +188,7 @@ int stack_alloc(size_t size, size_t guard, struct stack_slot *out)
         if (!c->carve_left) {
             int r = arena_new(c);
             if (r) {
-                corun_unlock(&pool_lock);
+                cr_unlock(&pool_lock);
                 return r;
             }
         }
@@ -199,7 +198,7 @@ int stack_alloc(size_t size, size_t guard, struct stack_slot *out)
         bool guarded = guard && guard_install(slot, guard);
         enc = (uintptr_t)(slot + guard) | (guarded ? 1u : 0u);
     }
-    corun_unlock(&pool_lock);
+    cr_unlock(&pool_lock);
 
     out->lo = (char *)(enc & ~(uintptr_t)1);
     out->size = usable;
@@ -238,14 +237,14 @@ static void release_batch(struct stack_class *c, uintptr_t *batch, size_t n)
         i = j;
     }
 
-    corun_lock(&pool_lock);
+    cr_lock(&pool_lock);
     if (c->ncold + n > c->capcold) {
         size_t cap = c->capcold ? c->capcold : 1024;
         while (cap < c->ncold + n)
             cap *= 2;
         uintptr_t *nc = realloc(c->cold, cap * sizeof *nc);
         if (!nc) {                     /* leave the slots out: only address space is lost */
-            corun_unlock(&pool_lock);
+            cr_unlock(&pool_lock);
             return;
         }
         c->cold = nc;
@@ -253,7 +252,7 @@ static void release_batch(struct stack_class *c, uintptr_t *batch, size_t n)
     }
     memcpy(c->cold + c->ncold, batch, n * sizeof *batch);
     c->ncold += n;
-    corun_unlock(&pool_lock);
+    cr_unlock(&pool_lock);
 }
 
 void stack_release(const struct stack_slot *s)
@@ -262,10 +261,10 @@ void stack_release(const struct stack_slot *s)
     uintptr_t enc = (uintptr_t)s->lo | (s->guarded ? 1u : 0u);
     uintptr_t batch[PENDING_MAX];
 
-    corun_lock(&pool_lock);
+    cr_lock(&pool_lock);
     if (c->nwarm < WARM_MAX) {
         c->warm[c->nwarm++] = enc;
-        corun_unlock(&pool_lock);
+        cr_unlock(&pool_lock);
         return;
     }
     c->pending[c->npending++] = enc;
@@ -275,7 +274,7 @@ void stack_release(const struct stack_slot *s)
         memcpy(batch, c->pending, n * sizeof *batch);
         c->npending = 0;
     }
-    corun_unlock(&pool_lock);
+    cr_unlock(&pool_lock);
     if (n)
         release_batch(c, batch, n);
 }

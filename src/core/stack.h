@@ -1,6 +1,6 @@
 /* Coroutine stacks: reserved address space, committed on touch, pooled. */
-#ifndef CORUN_STACK_H
-#define CORUN_STACK_H
+#ifndef CR_STACK_H
+#define CR_STACK_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
 /*
  * Context switch for x86_64 System V.
  *
- * void *corun_ctx_switch(void **save_sp, void *new_sp, void *transfer)
+ * void *cr_ctx_switch(void **save_sp, void *new_sp, void *transfer)
  *   Saves the callee-saved registers, MXCSR and the x87 control word on the
  *   current stack, stores the stack pointer in *save_sp, loads new_sp and
  *   restores the same set from there. Returns `transfer` in the resumed
@@ -13,15 +13,15 @@
  *   +8  r15, r14, r13, r12, rbx, rbp
  *   +56 return address
  * context.h builds the same frame for a new context, with the return
- * address pointing at corun_ctx_trampoline.
+ * address pointing at cr_ctx_trampoline.
  */
 	.text
 
-	.globl	corun_ctx_switch
-	.hidden	corun_ctx_switch
-	.type	corun_ctx_switch, @function
+	.globl	cr_ctx_switch
+	.hidden	cr_ctx_switch
+	.type	cr_ctx_switch, @function
 	.p2align 4
-corun_ctx_switch:
+cr_ctx_switch:
 	.cfi_startproc
 	pushq	%rbp
 	.cfi_adjust_cfa_offset 8
@@ -60,18 +60,18 @@ corun_ctx_switch:
 	movq	%rdx, %rax
 	ret
 	.cfi_endproc
-	.size	corun_ctx_switch, .-corun_ctx_switch
+	.size	cr_ctx_switch, .-cr_ctx_switch
 
 /*
  * First code run by a new context. The initial frame put r12 = argument and
  * r13 = entry function; rax holds the transfer value of the switch that
  * started us. entry(arg, transfer) must never return.
  */
-	.globl	corun_ctx_trampoline
-	.hidden	corun_ctx_trampoline
-	.type	corun_ctx_trampoline, @function
+	.globl	cr_ctx_trampoline
+	.hidden	cr_ctx_trampoline
+	.type	cr_ctx_trampoline, @function
 	.p2align 4
-corun_ctx_trampoline:
+cr_ctx_trampoline:
 	.cfi_startproc
 	.cfi_undefined rip
 	movq	%r12, %rdi
@@ -79,6 +79,6 @@ corun_ctx_trampoline:
 	callq	*%r13
 	ud2
 	.cfi_endproc
-	.size	corun_ctx_trampoline, .-corun_ctx_trampoline
+	.size	cr_ctx_trampoline, .-cr_ctx_trampoline
 
 	.section .note.GNU-stack,"",@progbits

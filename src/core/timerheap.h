@@ -1,7 +1,7 @@
 /* A binary min-heap of deadlines (CLOCK_MONOTONIC nanoseconds). Nodes are
  * embedded in their owners; removal is O(log n) from any position. */
-#ifndef CORUN_TIMERHEAP_H
-#define CORUN_TIMERHEAP_H
+#ifndef CR_TIMERHEAP_H
+#define CR_TIMERHEAP_H
 
 #include <stdbool.h>
 #include <stddef.h>

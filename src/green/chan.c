@@ -91,7 +91,7 @@ API int corun_chan_send(corun_chan_t *ch, void *msg, int64_t timeout_ns)
     cur->xfer = msg;
     coq_push(&ch->senders, cur);
     sched_wait_on(s, WAIT_CHAN, ch, -1);
-    return wait_result(sched_park(s, deadline_after(timeout_ns)));
+    return wait_result(sched_park(s, deadline_after(timeout_ns), PARK_PLAIN));
 }
 
 API int corun_chan_recv(corun_chan_t *ch, void **msg, int64_t timeout_ns)
@@ -118,7 +118,7 @@ API int corun_chan_recv(corun_chan_t *ch, void **msg, int64_t timeout_ns)
     struct corun *cur = s->current;
     coq_push(&ch->receivers, cur);
     sched_wait_on(s, WAIT_CHAN, ch, -1);
-    int err = wait_result(sched_park(s, deadline_after(timeout_ns)));
+    int err = wait_result(sched_park(s, deadline_after(timeout_ns), PARK_PLAIN));
     if (!err)
         *msg = cur->xfer;
     return err;

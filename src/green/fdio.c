@@ -18,6 +18,7 @@
 #include "gsignal.h"
 #include "gthread.h"
 #include "rawsys.h"
+#include "real.h"
 #include "sched.h"
 
 /*
@@ -576,6 +577,38 @@ static int accept_nowait(int fd, struct sockaddr *addr, socklen_t *len, int flag
 
 static __thread volatile sig_atomic_t kicked __attribute__((tls_model("initial-exec")));
 
+/* Each scheduler's kick timer, made on first use. */
+struct kick_sched {
+    timer_t timer;
+    bool made;
+};
+
+static struct sched_part part = { .sched_size = sizeof(struct kick_sched) };
+SCHED_PART(part);
+
+static inline struct kick_sched *ks(const struct sched *s)
+{
+    return sched_part(s, &part);
+}
+
+static void kick_sched_destroyed(struct sched *s)
+{
+    if (ks(s)->made)
+        timer_delete(ks(s)->timer);
+}
+
+static void kick_fork_child(struct sched *s)
+{
+    if (s)
+        ks(s)->made = false;         /* timers are not inherited */
+}
+
+static const struct sched_observer observer = {
+    .sched_destroyed = kick_sched_destroyed,
+    .fork_child = kick_fork_child,
+};
+SCHED_OBSERVER(observer);
+
 static void kick_handler(int sig)
 {
     (void)sig;
@@ -586,20 +619,20 @@ static void kick_handler(int sig)
 static bool kick_timer_ready(struct sched *s)
 {
     static int handler_installed;
-    if (s->has_kick_timer)
+    if (ks(s)->made)
         return true;
     if (!__atomic_load_n(&handler_installed, __ATOMIC_ACQUIRE)) {
         struct sigaction sa = { .sa_handler = kick_handler };
         sigemptyset(&sa.sa_mask);
-        if (sigaction(CORUN_KICK_SIGNAL, &sa, NULL) != 0)
+        if (libc_sigaction(CORUN_KICK_SIGNAL, &sa, NULL) != 0)
             return false;
         __atomic_store_n(&handler_installed, 1, __ATOMIC_RELEASE);
     }
     struct sigevent ev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = CORUN_KICK_SIGNAL };
     ev.sigev_notify_thread_id = s->tid;
-    if (timer_create(CLOCK_MONOTONIC, &ev, &s->kick_timer) != 0)
+    if (timer_create(CLOCK_MONOTONIC, &ev, &ks(s)->timer) != 0)
         return false;
-    s->has_kick_timer = true;
+    ks(s)->made = true;
     return true;
 }
 
@@ -612,10 +645,10 @@ static int accept_kicked(struct sched *s, int fd, struct sockaddr *addr, socklen
         return (int)syscall(SYS_accept4, fd, addr, len, flags);   /* may block: still right */
     struct itimerspec arm = { .it_value = { 0, KICK_NS } }, off = { 0 };
     kicked = 0;
-    timer_settime(s->kick_timer, 0, &arm, NULL);
+    timer_settime(ks(s)->timer, 0, &arm, NULL);
     int r = (int)syscall(SYS_accept4, fd, addr, len, flags);
     int err = errno;
-    timer_settime(s->kick_timer, 0, &off, NULL);
+    timer_settime(ks(s)->timer, 0, &off, NULL);
     *lost = r < 0 && err == EINTR && kicked;
     errno = err;
     return r;
@@ -773,7 +806,7 @@ ssize_t fdio_splice(struct sched *s, int in, loff_t *inoff, int out, loff_t *out
 /* ppoll/pselect/epoll_pwait's mask: the green thread's own for the wait. */
 static bool mask_swap(struct sched *s, const sigset_t **mask, sigset_t *old)
 {
-    if (!*mask || corun_config.threads_native)
+    if (!*mask || cr_config.threads_native)
         return false;            /* a kernel thread's own: the syscall applies it */
     gsignal_setmask(s, SIG_SETMASK, *mask, old);
     *mask = NULL;
@@ -823,7 +856,7 @@ static int poll_wait(struct sched *s, struct pollfd *fds, unsigned long n, int64
         if (r != 0 || timeout_ns == 0)
             return r;
         int saved = errno;
-        int err = fd_wait_any(s, fds, n, deadline, INTR_ALWAYS);
+        int err = fd_wait_any(s, fds, n, deadline, PARK_INTR_ALWAYS);
         if (err == ECANCELED)
             gthread_act_on_cancel(WAKE_CANCELED);
         if (err == EINTR) {
@@ -853,7 +886,7 @@ static int epoll_wait_green(struct sched *s, int epfd, struct epoll_event *ev, i
         if (r != 0 || timeout_ns == 0)
             return r;
         int saved = errno;
-        int err = fd_wait_any(s, &p, 1, deadline, INTR_ALWAYS);
+        int err = fd_wait_any(s, &p, 1, deadline, PARK_INTR_ALWAYS);
         if (err == ECANCELED)
             gthread_act_on_cancel(WAKE_CANCELED);
         if (err == EINTR) {

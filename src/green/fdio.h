@@ -9,8 +9,8 @@
  * cannot be waited on, the real blocking call is made: slower, never wrong.
  * All return what the system call would, with errno set on failure.
  */
-#ifndef CORUN_FDIO_H
-#define CORUN_FDIO_H
+#ifndef CR_FDIO_H
+#define CR_FDIO_H
 
 #include <signal.h>
 #include <sys/socket.h>

@@ -63,9 +63,9 @@ static void entry_retire(int fd, struct fd_entry *e)
 {
     while (!coq_empty(&e->waiters))
         sched_wake(e->waiters.head, WAKE_CLOSED);
-    for (struct fd_poller *p = e->pollers; p; p = p->next)
-        sched_wake(p->co, WAKE_SIGNALED);     /* their poll reports POLLNVAL */
-    struct fd_poller *pollers = e->pollers;
+    dlist_foreach(&e->pollers, it)
+        sched_wake(container_of(it, struct fd_poller, link)->co, WAKE_SIGNALED);  /* POLLNVAL */
+    struct dlist pollers = e->pollers;
     if (e->reg)
         syscall(SYS_epoll_ctl, e->reg->epfd, EPOLL_CTL_DEL, fd, NULL);
     uint32_t gen = e->gen + 1;
@@ -114,7 +114,7 @@ struct fd_entry *fdtab_get(int fd)
     case S_IFREG: case S_IFDIR: case S_IFBLK: kind = FD_REGULAR; break;
     default: kind = FD_OTHER; break;
     }
-    if (e->reg || !coq_empty(&e->waiters) || e->pollers)   /* stale: closed behind our back */
+    if (e->reg || !coq_empty(&e->waiters) || e->pollers.head)   /* stale: closed behind our back */
         entry_retire(fd, e);
     entry_fresh(e, kind, stream, fl & O_NONBLOCK);
     e->shared = true;           /* inherited or opened unseen: others may change its flags */
@@ -128,7 +128,7 @@ void fdtab_created(int fd, enum fd_kind kind, bool stream, bool nonblock)
     struct fd_entry *e = entry_at(fd, true);
     if (!e)
         return;
-    if (e->kind != FD_UNKNOWN || e->reg || !coq_empty(&e->waiters) || e->pollers)
+    if (e->kind != FD_UNKNOWN || e->reg || !coq_empty(&e->waiters) || e->pollers.head)
         entry_retire(fd, e);       /* the number was closed unseen and reused */
     entry_fresh(e, kind, stream, nonblock);
     e->created = true;
@@ -164,7 +164,7 @@ void fdtab_dup(int oldfd, int newfd)
     struct fd_entry *n = entry_at(newfd, true);
     if (!n)
         return;
-    if (n->kind != FD_UNKNOWN || n->reg || !coq_empty(&n->waiters) || n->pollers)
+    if (n->kind != FD_UNKNOWN || n->reg || !coq_empty(&n->waiters) || n->pollers.head)
         entry_retire(newfd, n);
     if (!o)
         return;                     /* classified on first use instead */
@@ -182,7 +182,7 @@ void fdtab_dup(int oldfd, int newfd)
 void fdtab_close(int fd)
 {
     struct fd_entry *e = entry_at(fd, false);
-    if (e && (e->kind != FD_UNKNOWN || e->reg || !coq_empty(&e->waiters) || e->pollers))
+    if (e && (e->kind != FD_UNKNOWN || e->reg || !coq_empty(&e->waiters) || e->pollers.head))
         entry_retire(fd, e);
 }
 
@@ -232,7 +232,9 @@ void fdtab_set_nonblock(int fd, bool on)
         e->nonblock = on;
 }
 
-void fdtab_forget_sched(struct sched *s)
+/* A scheduler is going away, or its epoll set was replaced (fork): forget
+ * every registration in it. */
+static void forget_sched(struct sched *s)
 {
     for (unsigned c = 0; c < NCHUNKS; c++) {
         struct fd_entry *chunk = atomic_load_explicit(&chunks[c], memory_order_acquire);
@@ -242,6 +244,27 @@ void fdtab_forget_sched(struct sched *s)
     }
 }
 
+static void fd_ready(struct sched *s, uint64_t data, uint32_t events);
+static const struct poll_source fd_source = { fd_ready };
+POLL_SOURCE(fd_source);
+
+/* The generation's bits that fit in the epoll data beside the fd. */
+#define GEN_TAG_MASK 0xFFFFFFu
+
+static void on_fork_child(struct sched *s)
+{
+    fdtab_mark_all_shared();
+    if (s)
+        forget_sched(s);
+}
+
+static const struct sched_observer observer = {
+    .sched_destroyed = forget_sched,
+    .fork_parent = fdtab_mark_all_shared,
+    .fork_child = on_fork_child,
+};
+SCHED_OBSERVER(observer);
+
 static int fd_register(struct sched *s, int fd, struct fd_entry *e)
 {
     if (e->reg == s)
@@ -250,7 +273,7 @@ static int fd_register(struct sched *s, int fd, struct fd_entry *e)
         return ENOTSUP;           /* waited on by another OS thread's scheduler */
     struct epoll_event ev = {
         .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
-        .data.u64 = (uint64_t)e->gen << 32 | (uint32_t)fd,
+        .data.u64 = sched_poll_data(&fd_source, (uint64_t)(e->gen & GEN_TAG_MASK) << 32 | (uint32_t)fd),
     };
     if (syscall(SYS_epoll_ctl, s->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         /* EEXIST: a registration of this same file under this number that
@@ -271,12 +294,12 @@ static int fd_wait(struct sched *s, int fd, struct fd_entry *e, short events, ui
     if ((events & POLLIN) ? e->rd_ready : e->wr_ready)
         return 0;
     struct corun *cur = s->current;
-    cur->wait_events = events;
+    cur->wait_want = events;
     sched_wait_on(s, (events & POLLIN) ? WAIT_READ : WAIT_WRITE, NULL, fd);
     coq_push(&e->waiters, cur);
     /* A deadline here is the socket's SO_RCVTIMEO/SO_SNDTIMEO: such calls
      * are never restarted after a handler (signal(7)). */
-    switch (sched_park_interruptible(s, deadline, deadline == DEADLINE_NONE ? INTR_RESTART : INTR_ALWAYS)) {
+    switch (sched_park(s, deadline, deadline == DEADLINE_NONE ? PARK_INTR_RESTART : PARK_INTR_ALWAYS)) {
     case WAKE_TIMEOUT: return ETIMEDOUT;
     case WAKE_CLOSED: return EBADF;
     case WAKE_CANCELED: return ECANCELED;
@@ -299,11 +322,12 @@ int fd_wait_writable(struct sched *s, int fd, struct fd_entry *e, uint64_t deadl
 #define EV_WRITE (EPOLLOUT | EPOLLHUP | EPOLLERR)
 #define EV_FINAL (EPOLLRDHUP | EPOLLHUP | EPOLLERR)
 
-void fdtab_event(uint64_t data, uint32_t events)
+static void fd_ready(struct sched *s, uint64_t data, uint32_t events)
 {
+    (void)s;
     int fd = (int)(uint32_t)data;
     struct fd_entry *e = entry_at(fd, false);
-    if (!e || e->gen != (uint32_t)(data >> 32))
+    if (!e || (e->gen & GEN_TAG_MASK) != (uint32_t)(data >> 32))
         return;                        /* an fd closed since */
     if (events & EV_READ)
         e->rd_ready = true;
@@ -314,31 +338,29 @@ void fdtab_event(uint64_t data, uint32_t events)
     struct corun *co = e->waiters.head;
     while (co) {
         struct corun *next = co->next;
-        if (((co->wait_events & (POLLIN | POLLPRI)) && (events & EV_READ)) ||
-            ((co->wait_events & POLLOUT) && (events & EV_WRITE)))
+        if (((co->wait_want & (POLLIN | POLLPRI)) && (events & EV_READ)) ||
+            ((co->wait_want & POLLOUT) && (events & EV_WRITE)))
             sched_wake(co, WAKE_SIGNALED);
         co = next;
     }
-    for (struct fd_poller *p = e->pollers; p; p = p->next)
+    dlist_foreach(&e->pollers, it) {
+        struct fd_poller *p = container_of(it, struct fd_poller, link);
         if ((events & (EPOLLERR | EPOLLHUP)) || ((p->events & (POLLIN | POLLPRI)) && (events & EV_READ)) ||
             ((p->events & POLLOUT) && (events & EV_WRITE)))
             sched_wake(p->co, WAKE_SIGNALED);
+    }
 }
 
 /* ---- waiting on several fds -------------------------------------------------*/
 
 static void poller_unlink(struct fd_entry *e, struct fd_poller *p)
 {
-    if (p->prev)
-        p->prev->next = p->next;
-    else if (e->pollers == p)
-        e->pollers = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
+    if (dlink_linked(&e->pollers, &p->link))
+        dlist_remove(&e->pollers, &p->link);
 }
 
 int fd_wait_any(struct sched *s, const struct pollfd *fds, unsigned long n, uint64_t deadline,
-                enum intr_mode intr)
+                enum park_mode intr)
 {
     struct fd_poller local[16];
     struct fd_poller *nodes = n <= 16 ? local : calloc(n, sizeof *nodes);
@@ -364,14 +386,12 @@ int fd_wait_any(struct sched *s, const struct pollfd *fds, unsigned long n, uint
             ready_now = true;          /* let the kernel's poll answer for it */
             break;
         }
-        nodes[i] = (struct fd_poller){ .next = e->pollers, .co = cur, .events = fds[i].events };
-        if (e->pollers)
-            e->pollers->prev = &nodes[i];
-        e->pollers = &nodes[i];
+        nodes[i] = (struct fd_poller){ .co = cur, .events = fds[i].events };
+        dlist_push(&e->pollers, &nodes[i].link);
         ents[i] = e;
     }
     sched_wait_on(s, WAIT_POLL, NULL, n == 1 ? fds[0].fd : -1);
-    int why = ready_now ? WAKE_SIGNALED : sched_park_interruptible(s, deadline, intr);
+    int why = ready_now ? WAKE_SIGNALED : sched_park(s, deadline, intr);
     for (unsigned long i = 0; i < n; i++)
         if (ents[i])
             poller_unlink(ents[i], &nodes[i]);

@@ -9,8 +9,8 @@
  * the scheduler that first waits on it; all its waiters (readers and writers)
  * sit on one list, each with the events it wants.
  */
-#ifndef CORUN_FDTAB_H
-#define CORUN_FDTAB_H
+#ifndef CR_FDTAB_H
+#define CR_FDTAB_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,14 +34,14 @@ enum fd_kind {
 
 /* One fd of a coroutine waiting on several at once (poll, select). */
 struct fd_poller {
-    struct fd_poller *next, *prev;
+    struct dlink link;            /* on fd_entry.pollers */
     struct corun *co;
     short events;
 };
 
 struct fd_entry {
     struct coq waiters;
-    struct fd_poller *pollers;
+    struct dlist pollers;         /* poll/select/epoll waits including this fd */
     struct sched *reg;        /* whose epoll set the fd is in, or NULL */
     uint32_t gen;
     uint8_t kind;
@@ -110,8 +110,6 @@ bool fd_is_nonblocking(int fd, struct fd_entry *e);
 int fd_wait_readable(struct sched *s, int fd, struct fd_entry *e, uint64_t deadline);
 int fd_wait_writable(struct sched *s, int fd, struct fd_entry *e, uint64_t deadline);
 
-/* A scheduler is going away: forget every registration in its epoll set. */
-void fdtab_forget_sched(struct sched *s);
 
 /*
  * Park until one of fds[0..n) has one of its events (or an error or
@@ -122,9 +120,6 @@ void fdtab_forget_sched(struct sched *s);
  * `intr` says the wait ends then), or ENOMEM.
  */
 int fd_wait_any(struct sched *s, const struct pollfd *fds, unsigned long n, uint64_t deadline,
-                enum intr_mode intr);
-
-/* Called by the scheduler's poller for each epoll event of an fd. */
-void fdtab_event(uint64_t data, uint32_t events);
+                enum park_mode intr);
 
 #endif

@@ -56,7 +56,7 @@ static bool offload_without_nowait(struct fd_entry *e, bool write, int flags)
 {
     if (e->file_inline)
         return false;
-    if (!write || corun_config.file_io == FILE_IO_OFFLOAD)
+    if (!write || cr_config.file_io == FILE_IO_OFFLOAD)
         return true;
     return e->file_sync || (flags & (RWF_SYNC | RWF_DSYNC));
 }
@@ -97,7 +97,7 @@ static struct iovec *iov_skip(struct iovec *v, int *cnt, size_t done)
 ssize_t fileio_rw(struct sched *s, int fd, struct fd_entry *e, bool write, const struct iovec *iov,
                   int cnt, off_t off, int flags)
 {
-    if (corun_config.file_io == FILE_IO_INLINE || e->file_inline || cnt <= 0 || cnt > IOV_MAX)
+    if (cr_config.file_io == FILE_IO_INLINE || e->file_inline || cnt <= 0 || cnt > IOV_MAX)
         return rw_sys(fd, write, iov, cnt, off, flags);   /* bad counts: the kernel's EINVAL */
     size_t total = 0;
     for (int i = 0; i < cnt; i++)

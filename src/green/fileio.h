@@ -6,8 +6,8 @@
  * RWF_NOWAIT for writes. The calls behave exactly as the blocking ones (file
  * position, O_APPEND, short reads only at end of file, errno).
  */
-#ifndef CORUN_FILEIO_H
-#define CORUN_FILEIO_H
+#ifndef CR_FILEIO_H
+#define CR_FILEIO_H
 
 #include <stdbool.h>
 #include <sys/types.h>

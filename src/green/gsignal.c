@@ -9,7 +9,7 @@
  * the kernel would, on some thread), with the hooks off since it may have
  * interrupted corun itself; then it names the green thread the signal is for
  * (the main one unless it blocks it, else one that does not) and, if that
- * thread is parked in a call the signal interrupts (see enum intr_mode), has
+ * thread is parked in a call the signal interrupts (see enum park_mode), has
  * the loop wake it with WAKE_INTERRUPTED, so its call fails with EINTR.
  *
  * Masks: each green thread keeps its own; the kernel thread blocks a signal
@@ -21,17 +21,54 @@
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "diag.h"
 #include "fdtab.h"
 #include "gthread.h"
-#include "inspect.h"
 #include "sched.h"
 
 #define NSIG_KERNEL 64
+
+/* A green thread's signal state. The signals sent to it and not yet
+ * handled are the core's resume_work bits: it runs them when it resumes. */
+struct sig_thread {
+    sigset_t mask;                /* what pthread_sigmask says for this thread */
+    unsigned seen;                /* handlers run for this thread, ever */
+};
+
+/* A scheduler's. */
+struct sig_sched {
+    unsigned nmasked;             /* coroutines with a non-empty mask */
+    uint16_t nblocked[64];        /* per signal: coroutines that block it */
+    uint64_t kmask;               /* what the kernel thread blocks */
+    int fd;                       /* eventfd: a signal needs the loop's attention */
+    volatile uint64_t arrived;    /* signals for dispatch() */
+    volatile uint64_t norestart;  /* ... of which the handler lacks SA_RESTART */
+};
+
+static struct sched_part part = {
+    .thread_size = sizeof(struct sig_thread),
+    .sched_size = sizeof(struct sig_sched),
+};
+SCHED_PART(part);
+
+static inline struct sig_thread *st(const struct corun *co)
+{
+    return thread_part(co, &part);
+}
+
+static inline struct sig_sched *ss(const struct sched *s)
+{
+    return sched_part(s, &part);
+}
+
+#define PENDING(co) ((co)->resume_work)
 /* glibc's own signals for cancellation and setxid: never ours to block. */
 #define GLIBC_INTERNAL (SIGBIT(32) | SIGBIT(33))
 
@@ -66,8 +103,8 @@ static bool manageable(int sig)
     default:
         /* corun's own: the live dump's, the blocking detector's and the
          * accept kick's (fdio.c) */
-        if (sig == corun_config.dump_signal ||
-            (corun_config.block_warn_ms && sig == CORUN_DETECT_SIGNAL) || sig == CORUN_KICK_SIGNAL)
+        if (sig == cr_config.dump_signal ||
+            (cr_config.block_warn_ms && sig == CORUN_DETECT_SIGNAL) || sig == CORUN_KICK_SIGNAL)
             return false;
         return sig >= 1 && sig <= NSIG_KERNEL && !(SIGBIT(sig) & GLIBC_INTERNAL);
     }
@@ -75,7 +112,7 @@ static bool manageable(int sig)
 
 static bool blocks(const struct corun *co, int sig)
 {
-    return sigword(&co->sigmask) & SIGBIT(sig);
+    return sigword(&st(co)->mask) & SIGBIT(sig);
 }
 
 static bool alive(const struct corun *co)
@@ -109,7 +146,7 @@ static struct sigaction take_action(int sig)
 static struct corun *taker(struct sched *s, struct corun *running, int sig)
 {
     struct corun *m = s->main_co;
-    if (alive(m) && (corun_config.threads_native || !blocks(m, sig)))
+    if (alive(m) && (cr_config.threads_native || !blocks(m, sig)))
         return m;
     if (running != s->loop_co && !blocks(running, sig))
         return running;
@@ -124,22 +161,22 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
         errno = saved;              /* reset under our feet: the kernel already has it */
         return;
     }
-    struct sched *s = corun_tls_sched;
+    struct sched *s = sched_tls;
     struct corun *running = s ? sched_hooks_suspend(s) : NULL;
     call_handler(&a, sig, si, uc);
     if (s) {
         sched_hooks_resume(s, running);
         struct corun *t = taker(s, running, sig);
         if (t && t == running) {
-            t->sig_seen++;
+            st(t)->seen++;
         } else {
             /* The target is parked (or there is none yet): the loop decides,
              * out of signal context. */
-            __atomic_or_fetch(&s->sig_arrived, SIGBIT(sig), __ATOMIC_RELAXED);
+            __atomic_or_fetch(&ss(s)->arrived, SIGBIT(sig), __ATOMIC_RELAXED);
             if (!(a.sa_flags & SA_RESTART))
-                __atomic_or_fetch(&s->sig_norestart, SIGBIT(sig), __ATOMIC_RELAXED);
+                __atomic_or_fetch(&ss(s)->norestart, SIGBIT(sig), __ATOMIC_RELAXED);
             uint64_t one = 1;
-            syscall(SYS_write, s->sigfd, &one, sizeof one);
+            syscall(SYS_write, ss(s)->fd, &one, sizeof one);
         }
     }
     errno = saved;
@@ -150,7 +187,8 @@ int gsignal_action(int sig, const struct sigaction *act, struct sigaction *old,
 {
     if (!manageable(sig)) {
         if (act)
-            inspect_signal_taken(sig);
+            REGISTRY_FOREACH(own_signal_users, u)
+                (*u)->taken(sig);
         return install(sig, act, old);
     }
     lock();
@@ -190,62 +228,134 @@ static void count_mask(struct sched *s, uint64_t w, int dir)
 {
     if (!w)
         return;
-    s->nmasked += (unsigned)dir;
+    ss(s)->nmasked += (unsigned)dir;
     for (int i = 0; i < NSIG_KERNEL; i++)
         if (w & ((uint64_t)1 << i))
-            s->nblocked[i] += (uint16_t)dir;
+            ss(s)->nblocked[i] += (uint16_t)dir;
 }
 
 /* The kernel thread blocks what every green thread blocks. */
 static void kmask_apply(struct sched *s)
 {
+    struct sig_sched *g = ss(s);
     uint64_t k = 0;
-    if (s->nmasked >= s->alive)
+    if (g->nmasked >= s->alive)
         for (int i = 0; i < NSIG_KERNEL; i++)
-            if (s->nblocked[i] >= s->alive)
+            if (g->nblocked[i] >= s->alive)
                 k |= (uint64_t)1 << i;
     k &= ~GLIBC_INTERNAL;
-    if (k != s->kmask) {
-        s->kmask = k;
+    if (k != g->kmask) {
+        g->kmask = k;
         syscall(SYS_rt_sigprocmask, SIG_SETMASK, &k, NULL, 8);
     }
 }
 
-void gsignal_thread_started(struct sched *s, struct corun *co)
+/* ---- lifecycle (core observer) -------------------------------------------*/
+
+static void on_thread_started(struct sched *s, struct corun *co)
 {
-    if (corun_config.threads_native)
+    st(co)->mask = st(s->current)->mask;   /* a new thread inherits its creator's mask */
+    if (cr_config.threads_native)
         return;
-    count_mask(s, sigword(&co->sigmask), 1);
-    if (s->kmask)
+    count_mask(s, sigword(&st(co)->mask), 1);
+    if (ss(s)->kmask)
         kmask_apply(s);          /* a new thread not blocking them: unblock */
 }
 
-void gsignal_thread_finished(struct sched *s, struct corun *co)
+static void on_thread_finished(struct sched *s, struct corun *co)
 {
-    co->sig_pending = 0;
-    if (corun_config.threads_native)
+    PENDING(co) = 0;
+    if (cr_config.threads_native)
         return;
-    count_mask(s, sigword(&co->sigmask), -1);
-    if (s->nmasked)
+    count_mask(s, sigword(&st(co)->mask), -1);
+    if (ss(s)->nmasked)
         kmask_apply(s);          /* maybe all that are left block something */
 }
 
-void gsignal_reset(struct sched *s)
+static void sched_reset(struct sched *s)
 {
-    memset(s->nblocked, 0, sizeof s->nblocked);
-    s->nmasked = 0;
-    s->sig_arrived = s->sig_norestart = 0;
-    s->kmask = sigword(&s->main_co->sigmask);
-    s->main_co->sig_pending = 0;
-    count_mask(s, s->kmask, 1);
+    struct sig_sched *g = ss(s);
+    memset(g->nblocked, 0, sizeof g->nblocked);
+    g->nmasked = 0;
+    g->arrived = g->norestart = 0;
+    g->kmask = sigword(&st(s->current)->mask);
+    PENDING(s->current) = 0;
+    count_mask(s, g->kmask, 1);
 }
+
+static void drain(struct sched *s, uint64_t data, uint32_t events)
+{
+    (void)data;
+    (void)events;
+    uint64_t v;
+    syscall(SYS_read, ss(s)->fd, &v, sizeof v);
+}
+
+static const struct poll_source signal_source = { drain };
+POLL_SOURCE(signal_source);
+
+/* The eventfd a signal handler pokes so that the loop, maybe about to
+ * sleep in epoll, looks at the signals that came in. */
+static void signal_fd_open(struct sched *s)
+{
+    int fd = (int)syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
+    ss(s)->fd = fd;
+    int r = fd < 0 ? errno : sched_watch_fd(s, fd, EPOLLIN, &signal_source, 0);
+    if (r)
+        diag_fatal("cannot set up the signal eventfd: %s", strerror(r));
+}
+
+static void on_sched_created(struct sched *s)
+{
+    syscall(SYS_rt_sigprocmask, SIG_BLOCK, NULL, &st(s->main_co)->mask, 8);
+    signal_fd_open(s);
+    sched_reset(s);
+}
+
+static void on_sched_destroyed(struct sched *s)
+{
+    syscall(SYS_close, ss(s)->fd);
+}
+
+static void on_fork_child(struct sched *s)
+{
+    if (!s)
+        return;
+    syscall(SYS_close, ss(s)->fd);     /* the parent's; the new epoll set lacks it */
+    signal_fd_open(s);
+    sched_reset(s);
+}
+
+static void dispatch(struct sched *s);
+
+static void on_polled(struct sched *s)
+{
+    if (ss(s)->arrived)
+        dispatch(s);
+}
+
+static void on_resumed(struct sched *s, struct corun *co)
+{
+    gsignal_run_pending(s, co);
+}
+
+static const struct sched_observer observer = {
+    .sched_created = on_sched_created,
+    .sched_destroyed = on_sched_destroyed,
+    .fork_child = on_fork_child,
+    .thread_started = on_thread_started,
+    .thread_finished = on_thread_finished,
+    .resumed = on_resumed,
+    .polled = on_polled,
+};
+SCHED_OBSERVER(observer);
 
 int gsignal_setmask(struct sched *s, int how, const sigset_t *set, sigset_t *old)
 {
     struct corun *co = s->current;
-    sigset_t prev = co->sigmask;
+    sigset_t prev = st(co)->mask;
     if (set) {
-        sigset_t next = co->sigmask;
+        sigset_t next = st(co)->mask;
         switch (how) {
         case SIG_BLOCK: sigorset(&next, &next, set); break;
         case SIG_UNBLOCK:
@@ -260,7 +370,7 @@ int gsignal_setmask(struct sched *s, int how, const sigset_t *set, sigset_t *old
         sigdelset(&next, SIGSTOP);
         sigdelset(&next, 32);
         sigdelset(&next, 33);
-        co->sigmask = next;
+        st(co)->mask = next;
         uint64_t ow = sigword(&prev), nw = sigword(&next);
         if (ow != nw) {
             count_mask(s, ow, -1);
@@ -270,7 +380,7 @@ int gsignal_setmask(struct sched *s, int how, const sigset_t *set, sigset_t *old
     }
     if (old)
         *old = prev;
-    if (co->sig_pending & ~sigword(&co->sigmask))
+    if (PENDING(co) & ~sigword(&st(co)->mask))
         gsignal_run_pending(s, co);
     return 0;
 }
@@ -280,31 +390,33 @@ int gsignal_setmask(struct sched *s, int how, const sigset_t *set, sigset_t *old
 static bool interrupts(const struct corun *co, bool norestart)
 {
     return co->state == CO_PARKED &&
-           (co->intr == INTR_ALWAYS || (co->intr == INTR_RESTART && norestart));
+           (co->park_mode == PARK_INTR_ALWAYS || (co->park_mode == PARK_INTR_RESTART && norestart));
+}
+
+static bool takes(struct corun *co, void *sig)
+{
+    return !blocks(co, (int)(intptr_t)sig);
 }
 
 static struct corun *target_for(struct sched *s, int sig)
 {
     struct corun *m = s->main_co;
-    if (alive(m) && (corun_config.threads_native || !blocks(m, sig)))
+    if (alive(m) && (cr_config.threads_native || !blocks(m, sig)))
         return m;
-    for (struct corun *co = s->intr_head; co; co = co->intr_next)
-        if (!blocks(co, sig))
-            return co;
-    return NULL;
+    return sched_find_interruptible(s, takes, (void *)(intptr_t)sig);
 }
 
-void gsignal_dispatch(struct sched *s)
+static void dispatch(struct sched *s)
 {
-    uint64_t arrived = __atomic_exchange_n(&s->sig_arrived, 0, __ATOMIC_RELAXED);
-    uint64_t norestart = __atomic_exchange_n(&s->sig_norestart, 0, __ATOMIC_RELAXED);
+    uint64_t arrived = __atomic_exchange_n(&ss(s)->arrived, 0, __ATOMIC_RELAXED);
+    uint64_t norestart = __atomic_exchange_n(&ss(s)->norestart, 0, __ATOMIC_RELAXED);
     for (int sig = 1; arrived; sig++, arrived >>= 1) {
         if (!(arrived & 1))
             continue;
         struct corun *t = target_for(s, sig);
         if (!t)
             continue;
-        t->sig_seen++;
+        st(t)->seen++;
         if (interrupts(t, norestart & SIGBIT(sig)))
             sched_wake(t, WAKE_INTERRUPTED);
     }
@@ -329,9 +441,9 @@ void gsignal_run_pending(struct sched *s, struct corun *co)
 {
     (void)s;
     uint64_t ready;
-    while ((ready = co->sig_pending & ~sigword(&co->sigmask)) != 0) {
+    while ((ready = PENDING(co) & ~sigword(&st(co)->mask)) != 0) {
         int sig = __builtin_ctzll(ready) + 1;
-        co->sig_pending &= ~SIGBIT(sig);
+        PENDING(co) &= ~SIGBIT(sig);
         lock();
         bool ours = is_managed(sig);
         struct sigaction a = ours ? take_action(sig) : (struct sigaction){ 0 };
@@ -343,16 +455,24 @@ void gsignal_run_pending(struct sched *s, struct corun *co)
         siginfo_t si;
         tkill_info(&si, sig);
         /* The handler runs with its mask added, as the kernel would do it. */
-        sigset_t saved = co->sigmask;
-        sigorset(&co->sigmask, &co->sigmask, &a.sa_mask);
+        sigset_t saved = st(co)->mask;
+        sigorset(&st(co)->mask, &st(co)->mask, &a.sa_mask);
         if (!(a.sa_flags & SA_NODEFER))
-            sigaddset(&co->sigmask, sig);
+            sigaddset(&st(co)->mask, sig);
         int e = errno;
-        co->sig_seen++;
+        st(co)->seen++;
         call_handler(&a, sig, &si, NULL);
         errno = e;
-        co->sigmask = saved;
+        st(co)->mask = saved;
     }
+}
+
+void gsignal_add_pending(struct sched *s, sigset_t *set)
+{
+    uint64_t mine = PENDING(s->current);
+    for (int sig = 1; mine; sig++, mine >>= 1)
+        if (mine & 1)
+            sigaddset(set, sig);
 }
 
 int gsignal_kill(struct sched *s, struct corun *target, int sig)
@@ -367,7 +487,7 @@ int gsignal_kill(struct sched *s, struct corun *target, int sig)
         raise_in_kernel(sig);       /* default or ignored: process-wide anyway */
         return 0;
     }
-    target->sig_pending |= SIGBIT(sig);
+    PENDING(target) |= SIGBIT(sig);
     if (blocks(target, sig))
         return 0;                   /* delivered when it unblocks */
     if (target == s->current) {
@@ -376,7 +496,7 @@ int gsignal_kill(struct sched *s, struct corun *target, int sig)
         bool norestart = !(prog_act[sig].sa_flags & SA_RESTART);
         if (interrupts(target, norestart))
             sched_wake(target, WAKE_INTERRUPTED);
-        else if (target->state == CO_PARKED && target->intr == INTR_RESTART)
+        else if (target->state == CO_PARKED && target->park_mode == PARK_INTR_RESTART)
             sched_wake(target, WAKE_RESTART);   /* the handler runs now; the call tries again */
         /* else (a mutex, condvar or join wait, whose re-wait would need the
          * site's own re-check): the handler runs when the thread next runs */
@@ -397,10 +517,10 @@ int gsignal_wait(struct sched *s, const sigset_t *set, siginfo_t *info, uint64_t
     if (!info)
         info = &local;
     for (;;) {
-        uint64_t mine = co->sig_pending & sigword(&want);
+        uint64_t mine = PENDING(co) & sigword(&want);
         if (mine) {
             int sig = __builtin_ctzll(mine) + 1;
-            co->sig_pending &= ~SIGBIT(sig);
+            PENDING(co) &= ~SIGBIT(sig);
             tkill_info(info, sig);
             return sig;
         }
@@ -420,7 +540,7 @@ int gsignal_wait(struct sched *s, const sigset_t *set, siginfo_t *info, uint64_t
             return -1;
         fdtab_opened(fd);
         struct pollfd p = { .fd = fd, .events = POLLIN };
-        int err = fd_wait_any(s, &p, 1, deadline, INTR_ALWAYS);
+        int err = fd_wait_any(s, &p, 1, deadline, PARK_INTR_ALWAYS);
         fdtab_close(fd);
         syscall(SYS_close, fd);
         if (err == ECANCELED)
@@ -439,13 +559,13 @@ int gsignal_wait(struct sched *s, const sigset_t *set, siginfo_t *info, uint64_t
 int gsignal_suspend(struct sched *s, const sigset_t *mask)
 {
     struct corun *co = s->current;
-    sigset_t old = co->sigmask;
-    unsigned seen = co->sig_seen;
+    sigset_t old = st(co)->mask;
+    unsigned seen = st(co)->seen;
     if (mask)
         gsignal_setmask(s, SIG_SETMASK, mask, NULL);
     int why = WAKE_SIGNALED;
-    while (co->sig_seen == seen && why != WAKE_CANCELED)
-        why = sched_park_interruptible(s, DEADLINE_NONE, INTR_ALWAYS);
+    while (st(co)->seen == seen && why != WAKE_CANCELED)
+        why = sched_park(s, DEADLINE_NONE, PARK_INTR_ALWAYS);
     if (mask)
         gsignal_setmask(s, SIG_SETMASK, &old, NULL);
     gthread_act_on_cancel(why);

@@ -5,15 +5,35 @@
  * only parked and not in a system call. Each green thread keeps its own
  * mask; the kernel thread blocks a signal only when all its green threads
  * do. */
-#ifndef CORUN_GSIGNAL_H
-#define CORUN_GSIGNAL_H
+#ifndef CR_GSIGNAL_H
+#define CR_GSIGNAL_H
 
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "registry.h"
+
 struct sched;
 struct corun;
+
+/* Told when the program sets its own action for a signal corun keeps for
+ * itself (the live dump's, the detector's): the program's action wins. */
+struct own_signal_user {
+    void (*taken)(int sig);
+};
+REGISTRY_SET(own_signal_users, const struct own_signal_user);
+
+/* Bit of signal sig in a 64-bit mask word (glibc's sigset_t layout). */
+#define SIGBIT(sig) ((uint64_t)1 << ((sig) - 1))
+static inline uint64_t sigword(const sigset_t *set)
+{
+    return set->__val[0];
+}
+
+/* Add the signals sent to the current green thread and not yet handled
+ * (sigpending). */
+void gsignal_add_pending(struct sched *s, sigset_t *set);
 
 typedef int (*kernel_sigaction_fn)(int, const struct sigaction *, struct sigaction *);
 
@@ -26,15 +46,7 @@ int gsignal_action(int sig, const struct sigaction *act, struct sigaction *old,
  * number. */
 int gsignal_setmask(struct sched *s, int how, const sigset_t *set, sigset_t *old);
 
-/* Mask bookkeeping as green threads start and finish (sched.c). */
-void gsignal_thread_started(struct sched *s, struct corun *co);
-void gsignal_thread_finished(struct sched *s, struct corun *co);
-/* Rebuild the bookkeeping from the main thread's mask alone (after fork). */
-void gsignal_reset(struct sched *s);
 
-/* Signals that arrived while the loop ran: wake the green threads they
- * interrupt. Runs in the loop context. */
-void gsignal_dispatch(struct sched *s);
 
 /* Run the handlers of signals sent to this green thread in particular
  * (pthread_kill), now that it runs. */

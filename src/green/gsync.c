@@ -76,7 +76,7 @@ int gmutex_lock(struct gmutex *m, uint64_t deadline, bool try)
         return ETIMEDOUT;
     coq_push(&m->waiters, cur);
     sched_wait_on(s, WAIT_MUTEX, m, -1);
-    if (sched_park(s, deadline) == WAKE_TIMEOUT)
+    if (sched_park(s, deadline, PARK_PLAIN) == WAKE_TIMEOUT)
         return ETIMEDOUT;
     return 0;                     /* handed over by the unlocker: owner == cur */
 }
@@ -126,7 +126,7 @@ int gcond_wait(struct gcond *c, struct gmutex *m, uint64_t deadline)
     int why;
     coq_push(&c->waiters, cur);
     sched_wait_on(s, WAIT_COND, c, -1);
-    why = sched_park_cancellable(s, deadline);
+    why = sched_park(s, deadline, PARK_CANCEL);
     gmutex_lock(m, DEADLINE_NONE, false);
     m->count = depth;
     gthread_act_on_cancel(why);   /* a canceled waiter leaves holding the mutex, per POSIX */
@@ -166,12 +166,12 @@ static void grwlock_grant(struct grwlock *l)
     struct corun *co = l->waiters.head;
     if (!co || l->writer || l->readers)
         return;
-    if (co->wait_events == WANTS_WRITE) {
+    if (co->wait_want == WANTS_WRITE) {
         l->writer = co;
         sched_wake(co, WAKE_SIGNALED);
         return;
     }
-    while ((co = l->waiters.head) && co->wait_events != WANTS_WRITE) {
+    while ((co = l->waiters.head) && co->wait_want != WANTS_WRITE) {
         l->readers++;
         sched_wake(co, WAKE_SIGNALED);
     }
@@ -182,10 +182,10 @@ static int grwlock_wait(struct sched *s, struct grwlock *l, short mode, uint64_t
     struct corun *cur = s->current;
     if (expired(deadline))
         return ETIMEDOUT;
-    cur->wait_events = mode;
+    cur->wait_want = mode;
     coq_push(&l->waiters, cur);
     sched_wait_on(s, WAIT_RWLOCK, l, -1);
-    return sched_park(s, deadline) == WAKE_TIMEOUT ? ETIMEDOUT : 0;
+    return sched_park(s, deadline, PARK_PLAIN) == WAKE_TIMEOUT ? ETIMEDOUT : 0;
 }
 
 int grwlock_rdlock(struct grwlock *l, uint64_t deadline, bool try)
@@ -260,7 +260,7 @@ int gsem_wait(struct gsem *sem, uint64_t deadline, bool try)
         /* Linux restarts a semaphore's futex wait after an SA_RESTART handler
          * (signal(7) says otherwise; the kernel's -ERESTARTSYS wins). */
         sched_wait_on(s, WAIT_SEM, sem, -1);
-        int why = sched_park_interruptible(s, deadline, INTR_RESTART);
+        int why = sched_park(s, deadline, PARK_INTR_RESTART);
         gthread_act_on_cancel(why);
         if (why == WAKE_RESTART)
             continue;          /* a handler ran; a post meanwhile left its unit in value */
@@ -313,7 +313,7 @@ int gbarrier_wait(struct gbarrier *b)
     struct sched *s = sched_self();
     coq_push(&b->waiters, s->current);
     sched_wait_on(s, WAIT_BARRIER, b, -1);
-    sched_park(s, DEADLINE_NONE);
+    sched_park(s, DEADLINE_NONE, PARK_PLAIN);
     return 0;
 }
 
@@ -330,7 +330,7 @@ int gspin_lock(int *lock, bool try)
     while (__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE)) {
         if (try)
             return EBUSY;
-        corun_yield();
+        sched_yield_current(sched_self());
     }
     return 0;
 }
@@ -356,6 +356,6 @@ int gonce(int *once, void (*fn)(void))
         return 0;
     }
     while (__atomic_load_n(once, __ATOMIC_ACQUIRE) != ONCE_DONE)
-        corun_yield();            /* another green thread is running fn */
+        sched_yield_current(sched_self());   /* another green thread is running fn */
     return 0;
 }

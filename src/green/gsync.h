@@ -9,8 +9,8 @@
  * Functions return 0 or an errno value. Deadlines are CLOCK_MONOTONIC ns
  * (DEADLINE_NONE: no limit); `try` means do not wait at all.
  */
-#ifndef CORUN_GSYNC_H
-#define CORUN_GSYNC_H
+#ifndef CR_GSYNC_H
+#define CR_GSYNC_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -38,7 +38,7 @@ struct gcond {                  /* 48 bytes, as pthread_cond_t */
 };
 
 struct grwlock {                /* 56 bytes, as pthread_rwlock_t */
-    struct coq waiters;         /* wait_events: 1 = wants to write */
+    struct coq waiters;         /* wait_want: 1 = wants to write */
     struct corun *writer;
     uint32_t readers;
     uint32_t spare0;

@@ -23,52 +23,91 @@ static struct {
     uint64_t seq;           /* odd: in use */
     void (*destructor)(void *);
 } keys[GTHREAD_KEYS_MAX];
-static corun_lock_t keys_lock = CORUN_LOCK_INIT;
+static cr_lock_t keys_lock = CR_LOCK_INIT;
 
 static __thread struct gthread_tsd *tls_tsd __attribute__((tls_model("initial-exec")));
+
+/* The pthread-level state of a green thread. */
+struct gthread_part {
+    struct gthread_tsd *tsd;      /* pthread key values */
+    void *cleanup;                /* innermost pthread_cleanup_push buffer */
+};
+
+static struct sched_part part = { .thread_size = sizeof(struct gthread_part) };
+SCHED_PART(part);
+
+static inline struct gthread_part *gt(const struct corun *co)
+{
+    return thread_part(co, &part);
+}
 
 /* Where the calling thread's values live. */
 static struct gthread_tsd **tsd_slot(void)
 {
-    struct sched *s = corun_tls_sched;
+    struct sched *s = sched_tls;
     if (s && s->current != s->loop_co)
-        return &s->current->tsd;
+        return &gt(s->current)->tsd;
     return &tls_tsd;
 }
 
-struct gthread_tsd *gthread_take_thread_tsd(void)
+/* A new scheduler's main green thread keeps the values its OS thread had. */
+static void on_sched_created(struct sched *s)
 {
-    struct gthread_tsd *t = tls_tsd;
+    gt(s->main_co)->tsd = tls_tsd;
     tls_tsd = NULL;
-    return t;
 }
+
+static void on_thread_released(struct sched *s, struct corun *co)
+{
+    (void)s;
+    free(gt(co)->tsd);
+    gt(co)->tsd = NULL;
+}
+
+static void run_destructors(void);
+
+/* Key destructors run on the exiting thread's own stack, whichever way it
+ * ends (return, pthread_exit, cancellation, the explicit API). */
+static void on_thread_exiting(struct sched *s, struct corun *co)
+{
+    (void)s;
+    (void)co;
+    run_destructors();
+}
+
+static const struct sched_observer observer = {
+    .sched_created = on_sched_created,
+    .thread_released = on_thread_released,
+    .thread_exiting = on_thread_exiting,
+};
+SCHED_OBSERVER(observer);
 
 int gthread_key_create(unsigned *key, void (*destructor)(void *))
 {
-    corun_lock(&keys_lock);
+    cr_lock(&keys_lock);
     for (unsigned k = 0; k < GTHREAD_KEYS_MAX; k++) {
         if (!(keys[k].seq & 1)) {
             keys[k].seq++;
             keys[k].destructor = destructor;
-            corun_unlock(&keys_lock);
+            cr_unlock(&keys_lock);
             *key = k;
             return 0;
         }
     }
-    corun_unlock(&keys_lock);
+    cr_unlock(&keys_lock);
     return EAGAIN;
 }
 
 int gthread_key_delete(unsigned key)
 {
     int r = EINVAL;
-    corun_lock(&keys_lock);
+    cr_lock(&keys_lock);
     if (key < GTHREAD_KEYS_MAX && (keys[key].seq & 1)) {
         keys[key].seq++;
         keys[key].destructor = NULL;
         r = 0;
     }
-    corun_unlock(&keys_lock);
+    cr_unlock(&keys_lock);
     return r;
 }
 
@@ -156,18 +195,17 @@ static __attribute__((noreturn)) void jump_to_handler(struct unwind_buf *b)
 void gthread_cleanup_push(void *buf)
 {
     struct corun *co = sched_self()->current;
-    ((struct unwind_buf *)buf)->pad[0] = co->cleanup;
-    co->cleanup = buf;
+    ((struct unwind_buf *)buf)->pad[0] = gt(co)->cleanup;
+    gt(co)->cleanup = buf;
 }
 
 void gthread_cleanup_pop(void *buf)
 {
-    sched_self()->current->cleanup = ((struct unwind_buf *)buf)->pad[0];
+    gt(sched_self()->current)->cleanup = ((struct unwind_buf *)buf)->pad[0];
 }
 
 __attribute__((noreturn)) static void finish(void)
 {
-    run_destructors();
     sched_exit_current(sched_self()->current->retval);
 }
 
@@ -175,7 +213,7 @@ void gthread_cleanup_next(void *buf)
 {
     struct corun *co = sched_self()->current;
     struct unwind_buf *next = ((struct unwind_buf *)buf)->pad[0];
-    co->cleanup = next;
+    gt(co)->cleanup = next;
     if (next)   /* into the next handler's frame: it runs, then comes back here */
         jump_to_handler(next);
     finish();
@@ -186,17 +224,12 @@ void gthread_exit(void *retval)
     struct corun *co = sched_self()->current;
     co->retval = retval;
     co->cancel_disabled = true;       /* handlers may block; no second cancellation */
-    struct unwind_buf *top = co->cleanup;
+    struct unwind_buf *top = gt(co)->cleanup;
     if (top)
         jump_to_handler(top);
     finish();
 }
 
-void gthread_return(void *retval)
-{
-    sched_self()->current->retval = retval;
-    finish();
-}
 
 /* ---- cancellation ----------------------------------------------------------*/
 

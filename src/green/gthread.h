@@ -4,8 +4,8 @@
  * Keys work on any thread: green threads keep their values in their
  * coroutine, other threads in thread-local storage.
  */
-#ifndef CORUN_GTHREAD_H
-#define CORUN_GTHREAD_H
+#ifndef CR_GTHREAD_H
+#define CR_GTHREAD_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,16 +20,11 @@ int gthread_key_delete(unsigned key);
 void *gthread_getspecific(unsigned key);
 int gthread_setspecific(unsigned key, const void *value);
 
-/* Values set before the thread became a green thread move into its main
- * coroutine (called when a scheduler adopts the thread). */
-struct gthread_tsd *gthread_take_thread_tsd(void);
 
 /* End the calling green thread: run its cleanup handlers (innermost first),
  * then key destructors, then finish with retval. */
 __attribute__((noreturn)) void gthread_exit(void *retval);
 
-/* A start routine returned: key destructors, then finish. */
-__attribute__((noreturn)) void gthread_return(void *retval);
 
 /* pthread_cleanup_push/pop bookkeeping for the calling green thread. */
 void gthread_cleanup_push(void *buf);

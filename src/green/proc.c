@@ -100,9 +100,9 @@ int proc_wait_change(struct sched *s, pid_t pid, bool stops)
     int err;
     sched_wait_hint(s, WAIT_CHILD);
     if (watched) {
-        err = fd_wait_any(s, fds, watched, deadline, INTR_RESTART);
+        err = fd_wait_any(s, fds, watched, deadline, PARK_INTR_RESTART);
     } else {
-        int why = sched_park_interruptible(s, deadline, INTR_RESTART);
+        int why = sched_park(s, deadline, PARK_INTR_RESTART);
         err = why == WAKE_INTERRUPTED ? EINTR : why == WAKE_CANCELED ? ECANCELED : 0;
     }
     sched_wait_hint(s, WAIT_OTHER);

@@ -1,6 +1,6 @@
 /* Waiting for child processes without blocking the loop. */
-#ifndef CORUN_PROC_H
-#define CORUN_PROC_H
+#ifndef CR_PROC_H
+#define CR_PROC_H
 
 #include <stdbool.h>
 #include <sys/types.h>

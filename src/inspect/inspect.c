@@ -32,6 +32,7 @@
  * only through code that keeps frame pointers.
  */
 #include "inspect.h"
+#include "sched.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -54,6 +55,7 @@
 
 #include "config.h"
 #include "diag.h"
+#include "gsignal.h"
 #include "gsync.h"
 #include "lock.h"
 #include "rawsys.h"
@@ -61,21 +63,20 @@
 
 #define MAX_FRAMES 32
 
-static corun_lock_t reg_lock = CORUN_LOCK_INIT;
+static cr_lock_t reg_lock = CR_LOCK_INIT;
 static pid_t reg_holder;                  /* thread holding reg_lock, for the dump handler */
 
 static void reg_acquire(void)
 {
-    corun_lock(&reg_lock);
+    cr_lock(&reg_lock);
     __atomic_store_n(&reg_holder, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
 }
 
 static void reg_release(void)
 {
     __atomic_store_n(&reg_holder, 0, __ATOMIC_RELEASE);
-    corun_unlock(&reg_lock);
+    cr_unlock(&reg_lock);
 }
-static struct sched *reg_head;            /* every live scheduler */
 static struct sched_stats gone;           /* figures of schedulers already destroyed */
 static unsigned long sched_count;         /* schedulers ever made */
 static pid_t registry_pid;
@@ -94,74 +95,41 @@ const char *inspect_wait_name(int kind)
     return kind >= 0 && kind < WAIT_KINDS && wait_names[kind] ? wait_names[kind] : "other";
 }
 
-/* ---- coroutine list ------------------------------------------------------*/
+/* ---- this layer's part of each scheduler -----------------------------------*/
 
-static void all_link(struct sched *s, struct corun *co)
+struct insp_sched {
+    struct dlink reg_link;        /* on `registry`: every live scheduler */
+    struct sched *s;
+    int dump_efd;                 /* eventfd in epfd: a live dump was asked for */
+    volatile sig_atomic_t dump_pending;
+    struct {                      /* the blocking detector's view of this loop */
+        unsigned long turns;      /* as last seen */
+        uint64_t since;           /* when that count was first seen */
+        unsigned long warned;     /* turn count already warned about, plus one */
+    } watch;
+};
+
+static struct sched_part part = { .sched_size = sizeof(struct insp_sched) };
+SCHED_PART(part);
+
+static inline struct insp_sched *is(const struct sched *s)
 {
-    co->all_prev = NULL;
-    co->all_next = s->all;
-    if (s->all)
-        s->all->all_prev = co;
-    s->all = co;
+    return sched_part(s, &part);
 }
 
-void inspect_note_spawn(struct sched *s, struct corun *co)
-{
-    s->stats.created++;
-    if (s->alive > s->stats.peak_alive)
-        s->stats.peak_alive = s->alive;
-    all_link(s, co);
-}
+static struct dlist registry;             /* every live scheduler, under reg_lock */
 
-void inspect_forget(struct sched *s, struct corun *co)
-{
-    if (co->all_prev)
-        co->all_prev->all_next = co->all_next;
-    else if (s->all == co)
-        s->all = co->all_next;
-    else
-        return;                            /* never listed (the loop's context) */
-    if (co->all_next)
-        co->all_next->all_prev = co->all_prev;
-    co->all_next = co->all_prev = NULL;
-}
+#define REG_FOREACH(s)                                                              \
+    for (struct dlink *l_ = registry.head; l_; l_ = l_->next)                        \
+        for (struct sched *s = container_of(l_, struct insp_sched, reg_link)->s, *o_ = s; o_; \
+             o_ = NULL)
+
+/* Every coroutine of s (the core's list). */
+#define ALL_FOREACH(s, type, co)                                                    \
+    for (struct dlink *a_ = (s)->all.head; a_; a_ = a_->next)                        \
+        for (type *co = container_of(a_, struct corun, all_link), *o_ = co; o_; o_ = NULL)
 
 /* ---- stats ---------------------------------------------------------------*/
-
-void inspect_note_switch(struct sched *s, struct corun *from)
-{
-    uint64_t now = clock_now_ns();
-    if (from != s->loop_co && s->stats.slice_start) {
-        uint64_t ran = now - s->stats.slice_start;
-        if (ran > s->stats.max_slice_ns) {
-            s->stats.max_slice_ns = ran;
-            s->stats.max_slice_id = from->id;
-            memcpy(s->stats.max_slice_name, from->name, sizeof s->stats.max_slice_name);
-        }
-        if (ran > s->stats.stretch_top_ns) {
-            s->stats.stretch_top_ns = ran;
-            s->stats.stretch_top_id = from->id;
-            memcpy(s->stats.stretch_top_name, from->name, sizeof s->stats.stretch_top_name);
-        }
-    }
-    s->stats.slice_start = now;
-}
-
-void inspect_note_loop_turn(struct sched *s)
-{
-    uint64_t now = clock_now_ns();
-    uint64_t blocked = now - s->stats.loop_left_ns;
-    if (blocked > s->stats.max_block_ns) {
-        s->stats.max_block_ns = blocked;
-        s->stats.max_block_dispatches = s->dispatches;
-        s->stats.max_block_top_ns = s->stats.stretch_top_ns;
-        s->stats.max_block_top_id = s->stats.stretch_top_id;
-        memcpy(s->stats.max_block_top_name, s->stats.stretch_top_name,
-               sizeof s->stats.max_block_top_name);
-    }
-    s->stats.stretch_top_ns = 0;
-    s->stats.loop_left_ns = 1;             /* closed: the loop has control */
-}
 
 static void stats_add(struct sched_stats *sum, const struct sched_stats *x)
 {
@@ -203,13 +171,11 @@ static void stats_print(void)
     sum = gone;
     /* The process may exit while green threads run without the loop having
      * turned (the calling thread's scheduler, at least): that stretch counts. */
-    struct sched *self = corun_tls_sched;
+    struct sched *self = sched_tls;
     if (self && self->stats.loop_left_ns && self->current) {
-        inspect_note_switch(self, self->current);   /* the running slice ends here */
-        if (self->stats.loop_left_ns > 1)
-            inspect_note_loop_turn(self);
+        sched_stats_flush(self);
     }
-    for (struct sched *s = reg_head; s; s = s->reg_next)
+    REG_FOREACH(s)
         stats_add(&sum, &s->stats);
     unsigned long nsched = sched_count;
     reg_release();
@@ -265,7 +231,7 @@ static bool safe_read(const void *addr, void *out, size_t n)
     return syscall(SYS_process_vm_readv, getpid(), &local, 1UL, &remote, 1UL, 0UL) == (long)n;
 }
 
-/* Return addresses of a context saved by corun_ctx_switch at sp (see
+/* Return addresses of a context saved by cr_ctx_switch at sp (see
  * switch_x86_64.S: rbp at +48, return address at +56). */
 static int parked_backtrace(const struct corun *co, void **out, int max)
 {
@@ -301,7 +267,7 @@ static struct symfile {
     size_t size;
 } symfiles[SYMTAB_CACHE];
 static int symfiles_next;
-static corun_lock_t sym_lock = CORUN_LOCK_INIT;
+static cr_lock_t sym_lock = CR_LOCK_INIT;
 
 static const struct symfile *symfile_get(const char *path)
 {
@@ -318,7 +284,7 @@ static const struct symfile *symfile_get(const char *path)
     struct stat st;
     if (fd < 0)
         return f;
-    if (fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(Elf64_Ehdr)) {
+    if (syscall(SYS_fstat, fd, &st) == 0 && st.st_size >= (off_t)sizeof(Elf64_Ehdr)) {
         void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m != MAP_FAILED) {
             f->map = m;
@@ -383,12 +349,12 @@ static void print_frame(int fd, int i, void *pc)
     uintptr_t off;
     bool found = false;
     const char *file = d.dli_fname[0] ? d.dli_fname : "/proc/self/exe";
-    corun_lock(&sym_lock);
+    cr_lock(&sym_lock);
     const struct symfile *f = symfile_get(file);
     /* A non-PIE program's symbols hold absolute addresses, others offsets. */
     bool absolute = f->map && ((const Elf64_Ehdr *)f->map)->e_type == ET_EXEC;
     found = symtab_find(f, absolute ? a : a - base, name, sizeof name, &off);
-    corun_unlock(&sym_lock);
+    cr_unlock(&sym_lock);
     if (found)
         diag_printf_fd(fd, "      #%-2d %s(%s+%#lx)[%p]\n", i, obj, name, (unsigned long)off, pc);
     else
@@ -455,7 +421,7 @@ static const struct corun *waits_for(const struct sched *s, const struct corun *
     }
     if (co->wait_kind == WAIT_JOIN && co->wait_obj) {
         /* The target is still listed unless it has been released. */
-        for (const struct corun *c = s->all; c; c = c->all_next)
+        ALL_FOREACH(s, const struct corun, c)
             if (c == co->wait_obj) {
                 snprintf(what, n, "join of");
                 return c;
@@ -512,11 +478,11 @@ static void dump_sched(struct sched *s)
     int fd = diag_fd();
     uint64_t now = clock_now_ns();
     unsigned long count = 0;
-    for (struct corun *co = s->all; co; co = co->all_next)
+    ALL_FOREACH(s, struct corun, co)
         count++;
     diag_printf_fd(fd, "corun: dump of the green threads of OS thread %d (pid %d): %lu\n",
                    (int)s->tid, (int)getpid(), count);
-    for (struct corun *co = s->all; co; co = co->all_next) {
+    ALL_FOREACH(s, struct corun, co) {
         char who[64], what[256] = "";
         co_label(co, who, sizeof who);
         if (co->state == CO_PARKED)
@@ -534,7 +500,7 @@ static void dump_sched(struct sched *s)
      * edges from any thread either ends or enters a cycle. */
     diag_printf_fd(fd, "corun: wait-for graph:\n");
     unsigned long edges = 0, cycles = 0;
-    for (struct corun *co = s->all; co; co = co->all_next) {
+    ALL_FOREACH(s, struct corun, co) {
         char what[128], a[64], b[64];
         const struct corun *to = waits_for(s, co, what, sizeof what);
         if (!to)
@@ -547,7 +513,7 @@ static void dump_sched(struct sched *s)
     if (!edges)
         diag_printf_fd(fd, "  (no green thread waits for another)\n");
     /* A cycle is reported once, from its member with the lowest id. */
-    for (struct corun *co = s->all; co; co = co->all_next) {
+    ALL_FOREACH(s, struct corun, co) {
         char what[128];
         const struct corun *x = co;
         bool cyclic = false, lowest = true;
@@ -589,26 +555,37 @@ static void dump_sched(struct sched *s)
                        "without them)\n");
 }
 
-void inspect_dump(struct sched *s)
+/* The dump is written at the loop's next turn (the core's loop_work), out
+ * of signal context, where the scheduler's state is consistent. */
+static void on_loop_turn(struct sched *s)
 {
-    s->dump_pending = 0;
+    if (!is(s)->dump_pending)
+        return;
+    is(s)->dump_pending = 0;
     uint64_t v;
-    syscall(SYS_read, s->dump_efd, &v, sizeof v);
+    syscall(SYS_read, is(s)->dump_efd, &v, sizeof v);
     dump_sched(s);
 }
 
-/* The dump's eventfd in the scheduler's epoll set. Its tag reads as fd -1
- * to the fd table, which ignores it: the poll just returns and the loop
- * turns, where inspect_dump runs. */
-#define DUMP_TAG 0xFFFFFFFFull
+/* The dump's eventfd in the scheduler's epoll set: its readiness only ends
+ * the poll, so that the loop turns. */
+static void dump_ready(struct sched *s, uint64_t data, uint32_t events)
+{
+    (void)s;
+    (void)data;
+    (void)events;
+}
+
+static const struct poll_source dump_source = { dump_ready };
+POLL_SOURCE(dump_source);
 
 static void dump_efd_open(struct sched *s)
 {
-    s->dump_efd = (int)syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
-    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = DUMP_TAG };
-    if (s->dump_efd < 0 || syscall(SYS_epoll_ctl, s->epfd, EPOLL_CTL_ADD, s->dump_efd, &ev) != 0)
-        diag_log(LOG_WARN, "cannot set up the live dump (CORUN_DUMP_SIGNAL): %s",
-                 strerror(errno));
+    int fd = (int)syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
+    is(s)->dump_efd = fd;
+    int r = fd < 0 ? errno : sched_watch_fd(s, fd, EPOLLIN, &dump_source, 0);
+    if (r)
+        diag_log(LOG_WARN, "cannot set up the live dump (CORUN_DUMP_SIGNAL): %s", strerror(r));
 }
 
 static void dump_signal_handler(int sig)
@@ -626,12 +603,13 @@ static void dump_signal_handler(int sig)
          tries++) {
         int expected = 0;
         if (atomic_compare_exchange_strong(&reg_lock.state, &expected, 1)) {
-            for (struct sched *s = reg_head; s; s = s->reg_next) {
+            REG_FOREACH(s) {
                 uint64_t one = 1;
-                s->dump_pending = 1;
-                syscall(SYS_write, s->dump_efd, &one, sizeof one);
+                is(s)->dump_pending = 1;
+                s->loop_work = 1;
+                syscall(SYS_write, is(s)->dump_efd, &one, sizeof one);
             }
-            corun_unlock(&reg_lock);
+            cr_unlock(&reg_lock);
             break;
         }
         struct timespec ms = { 0, 1000000 };
@@ -640,15 +618,8 @@ static void dump_signal_handler(int sig)
     errno = saved;
 }
 
-/* libc's sigaction: corun's own actions are not the program's (the hook
- * would take them for the program taking corun's signals). */
-static int real_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
-{
-    static int (*fn)(int, const struct sigaction *, struct sigaction *);
-    if (!fn)
-        fn = (int (*)(int, const struct sigaction *, struct sigaction *))real_resolve("sigaction");
-    return fn(sig, act, old);
-}
+/* corun's own actions go through libc's sigaction (libc_sigaction): the
+ * hook would take them for the program taking corun's signals. */
 
 static void dump_install(void)
 {
@@ -657,7 +628,7 @@ static void dump_install(void)
     sa.sa_handler = dump_signal_handler;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    real_sigaction(corun_config.dump_signal, &sa, NULL);
+    libc_sigaction(cr_config.dump_signal, &sa, NULL);
 }
 
 /* ---- blocking detector ---------------------------------------------------*/
@@ -667,15 +638,15 @@ static void dump_install(void)
 static bool detect_signal_lost;           /* the program took CORUN_DETECT_SIGNAL */
 static bool dump_signal_lost;
 
-void inspect_signal_taken(int sig)
+static void signal_taken(int sig)
 {
-    if (corun_config.dump_signal && sig == corun_config.dump_signal &&
+    if (cr_config.dump_signal && sig == cr_config.dump_signal &&
         !__atomic_exchange_n(&dump_signal_lost, true, __ATOMIC_RELAXED))
         diag_printf_fd(diag_fd(), "corun: warning: the program sets its own action for signal %d "
                            "(%s), the live dump's (CORUN_DUMP_SIGNAL): it keeps it, and the "
                            "dump is off; choose another signal for the dump\n", sig,
                        sigabbrev_np(sig) ? sigabbrev_np(sig) : "real-time");
-    if (corun_config.block_warn_ms && sig == CORUN_DETECT_SIGNAL &&
+    if (cr_config.block_warn_ms && sig == CORUN_DETECT_SIGNAL &&
         !__atomic_exchange_n(&detect_signal_lost, true, __ATOMIC_RELAXED))
         diag_printf_fd(diag_fd(), "corun: warning: the program sets its own action for signal %d "
                            "(SIGRTMAX-1), which the blocking detector (CORUN_BLOCK_WARN_MS) "
@@ -901,19 +872,19 @@ static void detect_check(struct sched *s, uint64_t now, uint64_t limit_ns)
 {
     unsigned long turns = __atomic_load_n(&s->turns, __ATOMIC_RELAXED);
     bool idle = __atomic_load_n(&s->polling, __ATOMIC_RELAXED);
-    if (turns != s->watch.turns || idle) {
-        s->watch.turns = turns;
-        s->watch.since = now;
+    if (turns != is(s)->watch.turns || idle) {
+        is(s)->watch.turns = turns;
+        is(s)->watch.since = now;
         return;
     }
-    if (now - s->watch.since < limit_ns || s->watch.warned == turns + 1)
+    if (now - is(s)->watch.since < limit_ns || is(s)->watch.warned == turns + 1)
         return;
     /* Blocking harms only when something else could run meanwhile. */
     unsigned long alive = __atomic_load_n(&s->alive, __ATOMIC_RELAXED);
     struct corun *runq_head = __atomic_load_n(&s->runq.head, __ATOMIC_RELAXED);
     if (alive <= 1 && !runq_head && !__atomic_load_n(&s->timers.n, __ATOMIC_RELAXED))
         return;
-    s->watch.warned = turns + 1;
+    is(s)->watch.warned = turns + 1;
     unsigned long arg0 = 0, sp = 0, pc = 0;
     long nr = thread_syscall(s->tid, &arg0, &sp, &pc);
     void *frames[MAX_FRAMES];
@@ -947,7 +918,7 @@ static void detect_check(struct sched *s, uint64_t now, uint64_t limit_ns)
     if (!site_new(site_of(frames, n)))
         return;
     int fd = diag_fd();
-    detect_header(fd, s, corun_config.block_warn_ms, how);
+    detect_header(fd, s, cr_config.block_warn_ms, how);
     diag_printf_fd(fd, "%s", intro);
     print_frames(fd, frames, n);
 }
@@ -955,7 +926,7 @@ static void detect_check(struct sched *s, uint64_t now, uint64_t limit_ns)
 static void *watchdog_main(void *arg)
 {
     (void)arg;
-    uint64_t limit = (uint64_t)corun_config.block_warn_ms * 1000000;
+    uint64_t limit = (uint64_t)cr_config.block_warn_ms * 1000000;
     uint64_t step = limit / 4;
     if (step < 1000000)
         step = 1000000;
@@ -964,7 +935,7 @@ static void *watchdog_main(void *arg)
         syscall(SYS_nanosleep, &ts, NULL);
         uint64_t now = clock_now_ns();
         reg_acquire();
-        for (struct sched *s = reg_head; s; s = s->reg_next)
+        REG_FOREACH(s)
             detect_check(s, now, limit);
         reg_release();
     }
@@ -980,9 +951,9 @@ static void detect_install(void)
     sa.sa_handler = detect_signal_handler;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    real_sigaction(CORUN_DETECT_SIGNAL, &sa, NULL);
+    libc_sigaction(CORUN_DETECT_SIGNAL, &sa, NULL);
     struct sigaction now;
-    if (real_sigaction(CORUN_DETECT_SIGNAL, NULL, &now) == 0 && now.sa_restorer)
+    if (libc_sigaction(CORUN_DETECT_SIGNAL, NULL, &now) == 0 && now.sa_restorer)
         cap_restorer = (void *)now.sa_restorer;
 }
 
@@ -990,94 +961,99 @@ static void watchdog_start(void)
 {
     /* libc's pthread_create: a kernel thread the hooks leave alone, with
      * every signal blocked so none of the program's lands there. */
-    int (*create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *) =
-        (int (*)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))
-            real_resolve("pthread_create");
     sigset_t all, old;
     sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    libc_pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 << 10);
-    if (create(&t, &attr, watchdog_main, NULL) != 0)
+    if (libc_pthread_create(&t, &attr, watchdog_main, NULL) != 0)
         diag_log(LOG_WARN, "cannot start the blocking detector's thread");
     pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    libc_pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* ---- schedulers ----------------------------------------------------------*/
+/* ---- schedulers (core observer) ---------------------------------------------*/
 
-static pthread_once_t process_once = PTHREAD_ONCE_INIT;
+static cr_once_t process_once = CR_ONCE_INIT;
 
 static void process_setup(void)
 {
     registry_pid = getpid();
-    if (corun_config.block_warn_ms)
+    if (cr_config.block_warn_ms)
         watchdog_start();
 }
 
-void inspect_sched_created(struct sched *s)
+static void stats_start(struct sched *s)
 {
-    pthread_once(&process_once, process_setup);
-    s->tid = (pid_t)syscall(SYS_gettid);
-    all_link(s, s->main_co);
-    if (corun_config.stats) {
+    if (cr_config.stats) {
         s->stats.loop_left_ns = 1;         /* measuring; the first dispatch sets it */
         s->stats.slice_start = clock_now_ns();
     }
-    if (corun_config.dump_signal)
+}
+
+static void on_sched_created(struct sched *s)
+{
+    cr_once(&process_once, process_setup);
+    is(s)->s = s;
+    stats_start(s);
+    is(s)->dump_efd = -1;
+    if (cr_config.dump_signal)
         dump_efd_open(s);
     reg_acquire();
-    s->reg_next = reg_head;
-    reg_head = s;
+    dlist_push(&registry, &is(s)->reg_link);
     sched_count++;
     reg_release();
 }
 
-void inspect_sched_destroyed(struct sched *s)
+static void on_sched_destroyed(struct sched *s)
 {
     reg_acquire();
-    for (struct sched **p = &reg_head; *p; p = &(*p)->reg_next)
-        if (*p == s) {
-            *p = s->reg_next;
-            break;
-        }
+    dlist_remove(&registry, &is(s)->reg_link);
     stats_add(&gone, &s->stats);
     reg_release();
-    if (corun_config.dump_signal && s->dump_efd >= 0)
-        syscall(SYS_close, s->dump_efd);
+    if (is(s)->dump_efd >= 0)
+        syscall(SYS_close, is(s)->dump_efd);
 }
 
-void inspect_after_fork_child(struct sched *s)
+static void on_fork_child(struct sched *s)
 {
     /* Only this scheduler and its current coroutine live on; the watchdog
      * thread did not survive the fork. */
-    reg_lock = (corun_lock_t)CORUN_LOCK_INIT;
+    reg_lock = (cr_lock_t)CR_LOCK_INIT;
     reg_holder = 0;
-    reg_head = s;
-    s->reg_next = NULL;
-    s->all = NULL;
-    all_link(s, s->current);
+    registry.head = NULL;
     memset(&gone, 0, sizeof gone);
-    memset(&s->stats, 0, sizeof s->stats);
-    if (corun_config.stats) {
-        s->stats.loop_left_ns = 1;
-        s->stats.slice_start = clock_now_ns();
+    sched_count = 0;
+    if (s) {
+        dlist_push(&registry, &is(s)->reg_link);
+        sched_count = 1;
+        memset(&s->stats, 0, sizeof s->stats);
+        stats_start(s);
+        if (cr_config.dump_signal) {       /* the eventfd is shared with the parent */
+            if (is(s)->dump_efd >= 0)
+                syscall(SYS_close, is(s)->dump_efd);
+            dump_efd_open(s);
+        }
     }
-    sched_count = 1;
-    s->tid = (pid_t)syscall(SYS_gettid);
-    if (corun_config.dump_signal) {       /* the eventfd is shared with the parent */
-        if (s->dump_efd >= 0)
-            syscall(SYS_close, s->dump_efd);
-        dump_efd_open(s);
-    }
-    if (corun_config.block_warn_ms && registry_pid != getpid()) {
+    if (cr_config.block_warn_ms && registry_pid != getpid()) {
         registry_pid = getpid();
         watchdog_start();
     }
 }
+
+static const struct sched_observer observer = {
+    .sched_created = on_sched_created,
+    .sched_destroyed = on_sched_destroyed,
+    .fork_child = on_fork_child,
+    .loop_turn = on_loop_turn,
+};
+SCHED_OBSERVER(observer);
+
+static const struct own_signal_user signal_user = { signal_taken };
+REGISTER(own_signal_users, signal_user);
 
 /* At load, before the program's code runs: the stats table is printed at
  * exit even when no scheduler was ever made (a program that never blocked
@@ -1086,10 +1062,10 @@ void inspect_after_fork_child(struct sched *s)
 __attribute__((constructor)) static void inspect_on_load(void)
 {
     config_load();
-    if (corun_config.stats)
+    if (cr_config.stats)
         atexit(stats_print);
-    if (corun_config.dump_signal)
+    if (cr_config.dump_signal)
         dump_install();
-    if (corun_config.block_warn_ms)
+    if (cr_config.block_warn_ms)
         detect_install();
 }

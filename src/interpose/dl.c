@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "ffi_offload.h"
+#include "gate.h"
 #include "real.h"
 
 extern char corun_dlopen_patching_on;

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "offload.h"
+#include "gate.h"
 #include "real.h"
 #include "sched.h"
 
@@ -23,7 +24,7 @@ REAL_DECL(int, gethostbyaddr_r, (const void *, socklen_t, int, struct hostent *,
 
 static struct sched *dns_gate(void)
 {
-    return sched_for_blocking_hook();
+    return gate_blocking();
 }
 
 /* One lookup's arguments and results, carried to the pool thread. */

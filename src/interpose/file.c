@@ -12,6 +12,7 @@
 #include "config.h"
 #include "fdtab.h"
 #include "fileio.h"
+#include "gate.h"
 #include "real.h"
 #include "sched.h"
 
@@ -38,7 +39,7 @@ REAL_DECL(void, __chk_fail, (void));
 static struct sched *gate(void)
 {
     int saved = errno;
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     errno = saved;
     return s;
 }
@@ -146,7 +147,7 @@ HOOK ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off, in
 
 static struct sched *offload_gate(void)
 {
-    if (corun_config.file_io != FILE_IO_OFFLOAD)
+    if (cr_config.file_io != FILE_IO_OFFLOAD)
         return NULL;
     return gate();
 }

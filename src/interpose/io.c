@@ -19,6 +19,7 @@
 #include "fdio.h"
 #include "fileio.h"
 #include "fdtab.h"
+#include "gate.h"
 #include "real.h"
 #include "sched.h"
 
@@ -39,7 +40,7 @@ REAL_DECL(void, __chk_fail, (void));
 
 HOOK ssize_t read(int fd, void *buf, size_t n)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(read)(fd, buf, n);
     struct iovec v = { buf, n };
@@ -55,7 +56,7 @@ HOOK ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 
 HOOK ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(readv)(fd, iov, cnt);
     return fdio_readv(s, fd, iov, cnt);
@@ -63,7 +64,7 @@ HOOK ssize_t readv(int fd, const struct iovec *iov, int cnt)
 
 HOOK ssize_t write(int fd, const void *buf, size_t n)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(write)(fd, buf, n);
     struct iovec v = { (void *)buf, n };
@@ -72,7 +73,7 @@ HOOK ssize_t write(int fd, const void *buf, size_t n)
 
 HOOK ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(writev)(fd, iov, cnt);
     return fdio_writev(s, fd, iov, cnt);
@@ -80,7 +81,7 @@ HOOK ssize_t writev(int fd, const struct iovec *iov, int cnt)
 
 HOOK int close(int fd)
 {
-    if (sched_for_hook())
+    if (gate_any())
         fdtab_close(fd);
     return REAL(close)(fd);
 }
@@ -88,14 +89,14 @@ HOOK int close(int fd)
 HOOK int dup(int fd)
 {
     int r = REAL(dup)(fd);
-    if (r >= 0 && sched_for_hook())
+    if (r >= 0 && gate_any())
         fdtab_dup(fd, r);
     return r;
 }
 
 HOOK int dup2(int fd, int to)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = gate_any();
     if (s && fd != to)
         fdtab_close(to);
     int r = REAL(dup2)(fd, to);
@@ -106,7 +107,7 @@ HOOK int dup2(int fd, int to)
 
 HOOK int dup3(int fd, int to, int flags)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = gate_any();
     if (s && fd != to)
         fdtab_close(to);
     int r = REAL(dup3)(fd, to, flags);
@@ -117,7 +118,7 @@ HOOK int dup3(int fd, int to, int flags)
 
 static void pipe_created(const int p[2], int flags)
 {
-    if (!sched_for_hook())
+    if (!gate_any())
         return;
     fdtab_created(p[0], FD_PIPE, false, flags & O_NONBLOCK);
     fdtab_created(p[1], FD_PIPE, false, flags & O_NONBLOCK);
@@ -143,7 +144,7 @@ HOOK int pipe2(int p[2], int flags)
  * Unknown commands pass through untouched. */
 static int fcntl_common(int r, int fd, int cmd, long arg)
 {
-    if (r < 0 || !sched_for_hook())
+    if (r < 0 || !gate_any())
         return r;
     switch (cmd) {
     case F_SETFL:
@@ -184,7 +185,7 @@ HOOK int ioctl(int fd, unsigned long req, ...)
     void *arg = va_arg(ap, void *);
     va_end(ap);
     int r = REAL(ioctl)(fd, req, arg);
-    if (r == 0 && req == FIONBIO && arg && sched_for_hook())
+    if (r == 0 && req == FIONBIO && arg && gate_any())
         fdtab_set_nonblock(fd, *(int *)arg != 0);
     return r;
 }
@@ -196,7 +197,7 @@ HOOK int ioctl(int fd, unsigned long req, ...)
 
 static int opened(int fd)
 {
-    if (fd >= 0 && sched_for_hook())
+    if (fd >= 0 && gate_any())
         fdtab_opened(fd);
     return fd;
 }
@@ -205,7 +206,7 @@ static int opened(int fd)
  * makes) runs on the pool; else -2: the caller makes the real call. */
 static int open_offloaded(int dir, const char *path, int flags, mode_t mode)
 {
-    struct sched *s = corun_config.file_io == FILE_IO_OFFLOAD ? sched_for_blocking_hook() : NULL;
+    struct sched *s = cr_config.file_io == FILE_IO_OFFLOAD ? gate_blocking() : NULL;
     if (!s)
         return -2;
     return opened((int)fileio_offload_syscall(s, SYS_openat, dir, (long)path, flags, mode, 0));
@@ -342,14 +343,14 @@ HOOK FILE *fdopen(int fd, const char *mode)
 
 HOOK FILE *freopen(const char *path, const char *mode, FILE *f)
 {
-    if (f && sched_for_hook())
+    if (f && gate_any())
         fdtab_close(fileno(f));
     return stream_opened(REAL(freopen)(path, mode, f));
 }
 
 HOOK FILE *freopen64(const char *path, const char *mode, FILE *f)
 {
-    if (f && sched_for_hook())
+    if (f && gate_any())
         fdtab_close(fileno(f));
     return stream_opened(REAL(freopen64)(path, mode, f));
 }
@@ -357,14 +358,14 @@ HOOK FILE *freopen64(const char *path, const char *mode, FILE *f)
 HOOK int fclose(FILE *f)
 {
     int fd = f ? fileno(f) : -1;
-    if (fd >= 0 && sched_for_hook())
+    if (fd >= 0 && gate_any())
         fdtab_close(fd);
     return REAL(fclose)(f);
 }
 
 HOOK int close_range(unsigned first, unsigned last, int flags)
 {
-    if (sched_for_hook() && !(flags & CLOSE_RANGE_CLOEXEC))
+    if (gate_any() && !(flags & CLOSE_RANGE_CLOEXEC))
         for (unsigned fd = first; fd <= last && fd < (1u << 20); fd++)
             fdtab_close((int)fd);
     return REAL(close_range)(first, last, flags);
@@ -372,7 +373,7 @@ HOOK int close_range(unsigned first, unsigned last, int flags)
 
 HOOK void closefrom(int low)
 {
-    if (sched_for_hook())
+    if (gate_any())
         for (int fd = low < 0 ? 0 : low; fd < (1 << 20); fd++)
             fdtab_close(fd);
     REAL(closefrom)(low);

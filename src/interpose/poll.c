@@ -12,6 +12,7 @@
 
 #include "fdio.h"
 #include "rawsys.h"
+#include "gate.h"
 #include "real.h"
 #include "sched.h"
 
@@ -27,13 +28,8 @@ REAL_DECL(void, __chk_fail, (void));
 /* The scheduler to park on, or NULL to make the real call. */
 static struct sched *poll_gate(int64_t timeout_ns)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     return timeout_ns == 0 ? NULL : s;
-}
-
-static int64_t ms_ns(int ms)
-{
-    return ms < 0 ? -1 : (int64_t)ms * 1000000;
 }
 
 /* Seconds beyond this are forever (as the kernel's saturating deadline). */
@@ -46,17 +42,18 @@ static int64_t ts_ns(const struct timespec *ts)
     return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
-static bool ts_valid(const struct timespec *ts)
+/* No timeout (NULL) or one the kernel accepts. */
+static bool timeout_valid(const struct timespec *ts)
 {
-    return !ts || (ts->tv_sec >= 0 && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000);
+    return !ts || ts_valid(ts);
 }
 
 HOOK int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
-    struct sched *s = poll_gate(ms_ns(timeout));
+    struct sched *s = poll_gate(ms_to_ns(timeout));
     if (!s)
         return REAL(poll)(fds, n, timeout);
-    return fdio_poll(s, fds, n, ms_ns(timeout), NULL);
+    return fdio_poll(s, fds, n, ms_to_ns(timeout), NULL);
 }
 
 HOOK int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
@@ -69,7 +66,7 @@ HOOK int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
 HOOK int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask)
 {
     struct sched *s = poll_gate(ts_ns(ts));
-    if (!s || !ts_valid(ts))
+    if (!s || !timeout_valid(ts))
         return REAL(ppoll)(fds, n, ts, mask);
     return fdio_poll(s, fds, n, ts_ns(ts), mask);
 }
@@ -205,32 +202,32 @@ HOOK int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespe
                  const sigset_t *mask)
 {
     struct sched *s = poll_gate(ts_ns(ts));
-    if (!s || !ts_valid(ts))
+    if (!s || !timeout_valid(ts))
         return REAL(pselect)(nfds, r, w, e, ts, mask);
     return select_via_poll(s, nfds, r, w, e, ts_ns(ts), mask);
 }
 
 HOOK int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 {
-    struct sched *s = poll_gate(ms_ns(timeout));
+    struct sched *s = poll_gate(ms_to_ns(timeout));
     if (!s || max <= 0)
         return REAL(epoll_wait)(epfd, ev, max, timeout);
-    return fdio_epoll_wait(s, epfd, ev, max, ms_ns(timeout), NULL);
+    return fdio_epoll_wait(s, epfd, ev, max, ms_to_ns(timeout), NULL);
 }
 
 HOOK int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask)
 {
-    struct sched *s = poll_gate(ms_ns(timeout));
+    struct sched *s = poll_gate(ms_to_ns(timeout));
     if (!s || max <= 0)
         return REAL(epoll_pwait)(epfd, ev, max, timeout, mask);
-    return fdio_epoll_wait(s, epfd, ev, max, ms_ns(timeout), mask);
+    return fdio_epoll_wait(s, epfd, ev, max, ms_to_ns(timeout), mask);
 }
 
 HOOK int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *ts,
                       const sigset_t *mask)
 {
     struct sched *s = poll_gate(ts_ns(ts));
-    if (!s || max <= 0 || !ts_valid(ts))
+    if (!s || max <= 0 || !timeout_valid(ts))
         return REAL(epoll_pwait2)(epfd, ev, max, ts, mask);
     return fdio_epoll_wait(s, epfd, ev, max, ts_ns(ts), mask);
 }

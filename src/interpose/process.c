@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "proc.h"
+#include "gate.h"
 #include "real.h"
 #include "sched.h"
 
@@ -28,7 +29,7 @@ extern char **environ;
 
 static struct sched *wait_gate(int options)
 {
-    return (options & WNOHANG) ? NULL : sched_for_blocking_hook();
+    return (options & WNOHANG) ? NULL : gate_blocking();
 }
 
 /* Ask with WNOHANG; park until something may have changed; again. */
@@ -100,7 +101,7 @@ static struct sigaction saved_int, saved_quit;
 
 HOOK int system(const char *cmd)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s || !cmd)
         return REAL(system)(cmd);       /* NULL: "is there a shell?" */
     if (system_users++ == 0) {
@@ -164,7 +165,7 @@ static struct piped *pipes;
 
 HOOK FILE *popen(const char *cmd, const char *mode)
 {
-    struct sched *s = sched_for_hook();
+    struct sched *s = gate_any();
     if (!s)
         return REAL(popen)(cmd, mode);
     bool rd = mode[0] == 'r', cloexec = false;
@@ -235,7 +236,7 @@ HOOK int pclose(FILE *f)
     pid_t pid = p->pid;
     free(p);
     fclose(f);
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     int status;
     pid_t r;
     if (s) {

@@ -11,7 +11,7 @@
 #include "gsignal.h"
 #include "real.h"
 #include "sched.h"
-#include "thread_gate.h"
+#include "gate.h"
 
 REAL_DECL(int, sigaction, (int, const struct sigaction *, struct sigaction *));
 REAL_DECL(int, pthread_sigmask, (int, const sigset_t *, sigset_t *));
@@ -92,7 +92,7 @@ HOOK int siginterrupt(int sig, int flag)
 
 HOOK int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
-    struct sched *s = thread_gate(__builtin_return_address(0));
+    struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s)
         return REAL(pthread_sigmask)(how, set, old);
     return gsignal_setmask(s, how, set, old);
@@ -100,7 +100,7 @@ HOOK int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 
 HOOK int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
-    struct sched *s = thread_gate(__builtin_return_address(0));
+    struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s)
         return REAL(sigprocmask)(how, set, old);
     int r = gsignal_setmask(s, how, set, old);
@@ -114,19 +114,15 @@ HOOK int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 HOOK int sigpending(sigset_t *set)
 {
     int r = REAL(sigpending)(set);
-    struct sched *s = thread_gate(__builtin_return_address(0));
-    if (r == 0 && s) {
-        uint64_t mine = s->current->sig_pending;
-        for (int sig = 1; mine; sig++, mine >>= 1)
-            if (mine & 1)
-                sigaddset(set, sig);
-    }
+    struct sched *s = gate_thread(__builtin_return_address(0));
+    if (r == 0 && s)
+        gsignal_add_pending(s, set);
     return r;
 }
 
 HOOK int raise(int sig)
 {
-    struct sched *s = thread_gate(__builtin_return_address(0));
+    struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s)
         return REAL(raise)(sig);
     int r = gsignal_kill(s, s->current, sig);
@@ -140,7 +136,7 @@ HOOK int raise(int sig)
 /* ---- waiting for signals ------------------------------------------------------*/
 
 #define wait_gate() \
-    (threads_green(__builtin_return_address(0)) ? sched_for_blocking_hook() : NULL)
+    (gate_threads_green(__builtin_return_address(0)) ? gate_blocking() : NULL)
 
 HOOK int sigwait(const sigset_t *set, int *sig)
 {

@@ -7,6 +7,7 @@
 
 #include "fdio.h"
 #include "fdtab.h"
+#include "gate.h"
 #include "real.h"
 #include "sched.h"
 
@@ -39,7 +40,7 @@ static bool is_stream(int type)
 HOOK int socket(int domain, int type, int proto)
 {
     int fd = REAL(socket)(domain, type, proto);
-    if (fd >= 0 && sched_for_hook())
+    if (fd >= 0 && gate_any())
         fdtab_created(fd, FD_SOCKET, is_stream(type), type & SOCK_NONBLOCK);
     return fd;
 }
@@ -47,7 +48,7 @@ HOOK int socket(int domain, int type, int proto)
 HOOK int socketpair(int domain, int type, int proto, int sv[2])
 {
     int r = REAL(socketpair)(domain, type, proto, sv);
-    if (r == 0 && sched_for_hook()) {
+    if (r == 0 && gate_any()) {
         fdtab_created(sv[0], FD_SOCKET, is_stream(type), type & SOCK_NONBLOCK);
         fdtab_created(sv[1], FD_SOCKET, is_stream(type), type & SOCK_NONBLOCK);
     }
@@ -58,7 +59,7 @@ HOOK int socketpair(int domain, int type, int proto, int sv[2])
  * the program's own, not shared with anyone. */
 static int accepted(int lfd, int fd, int flags)
 {
-    if (fd >= 0 && sched_for_hook())
+    if (fd >= 0 && gate_any())
         fdtab_accepted(lfd, fd, flags);
     return fd;
 }
@@ -75,7 +76,7 @@ static int accept_described(struct sched *s, int fd, struct sockaddr *addr, sock
 
 HOOK int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return accepted(fd, REAL(accept)(fd, addr, len), 0);
     return accept_described(s, fd, addr, len, 0);
@@ -83,7 +84,7 @@ HOOK int accept(int fd, struct sockaddr *addr, socklen_t *len)
 
 HOOK int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return accepted(fd, REAL(accept4)(fd, addr, len, flags), flags);
     return accept_described(s, fd, addr, len, flags);
@@ -91,7 +92,7 @@ HOOK int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 
 HOOK int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(connect)(fd, addr, len);
     sched_wait_hint(s, WAIT_CONNECT);
@@ -102,7 +103,7 @@ HOOK int connect(int fd, const struct sockaddr *addr, socklen_t len)
 
 HOOK ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(recv)(fd, buf, n, flags);
     return fdio_recvfrom(s, fd, buf, n, flags, NULL, NULL);
@@ -118,7 +119,7 @@ HOOK ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
                       socklen_t *fromlen)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(recvfrom)(fd, buf, n, flags, from, fromlen);
     return fdio_recvfrom(s, fd, buf, n, flags, from, fromlen);
@@ -134,7 +135,7 @@ HOOK ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flag
 
 HOOK ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(recvmsg)(fd, m, flags);
     return fdio_recvmsg(s, fd, m, flags);
@@ -142,7 +143,7 @@ HOOK ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 
 HOOK int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *t)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(recvmmsg)(fd, v, n, flags, t);
     return fdio_recvmmsg(s, fd, v, n, flags, t);
@@ -150,7 +151,7 @@ HOOK int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct times
 
 HOOK ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(send)(fd, buf, n, flags);
     return fdio_sendto(s, fd, buf, n, flags, NULL, 0);
@@ -159,7 +160,7 @@ HOOK ssize_t send(int fd, const void *buf, size_t n, int flags)
 HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
                     socklen_t tolen)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(sendto)(fd, buf, n, flags, to, tolen);
     return fdio_sendto(s, fd, buf, n, flags, to, tolen);
@@ -167,7 +168,7 @@ HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct s
 
 HOOK ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(sendmsg)(fd, m, flags);
     return fdio_sendmsg(s, fd, m, flags);
@@ -175,7 +176,7 @@ HOOK ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 
 HOOK int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(sendmmsg)(fd, v, n, flags);
     return fdio_sendmmsg(s, fd, v, n, flags);
@@ -187,7 +188,7 @@ HOOK int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
 HOOK int shutdown(int fd, int how)
 {
     int r = REAL(shutdown)(fd, how);
-    if (r == 0 && sched_for_hook())
+    if (r == 0 && gate_any())
         fdtab_shutdown(fd, how);
     return r;
 }
@@ -216,7 +217,7 @@ HOOK int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
     int r = REAL(setsockopt)(fd, level, name, val, len);
     bool wr;
     int64_t ns;
-    if (r == 0 && level == SOL_SOCKET && sched_for_hook() && timeout_ns(name, val, len, &wr, &ns))
+    if (r == 0 && level == SOL_SOCKET && gate_any() && timeout_ns(name, val, len, &wr, &ns))
         fdtab_set_timeout(fd, wr, ns);
     return r;
 }
@@ -228,7 +229,7 @@ HOOK int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 
 HOOK ssize_t sendfile(int out, int in, off_t *off, size_t count)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(sendfile)(out, in, off, count);
     return fdio_sendfile(s, out, in, off, count);
@@ -236,7 +237,7 @@ HOOK ssize_t sendfile(int out, int in, off_t *off, size_t count)
 
 HOOK ssize_t sendfile64(int out, int in, off_t *off, size_t count)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(sendfile64)(out, in, off, count);
     return fdio_sendfile(s, out, in, off, count);
@@ -244,7 +245,7 @@ HOOK ssize_t sendfile64(int out, int in, off_t *off, size_t count)
 
 HOOK ssize_t splice(int in, loff_t *inoff, int out, loff_t *outoff, size_t len, unsigned flags)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(splice)(in, inoff, out, outoff, len, flags);
     return fdio_splice(s, in, inoff, out, outoff, len, flags);

@@ -15,6 +15,7 @@
 #undef fgetc
 
 #include "fdio.h"
+#include "gate.h"
 #include "real.h"
 #include "sched.h"
 
@@ -34,7 +35,7 @@ static int input_ready(FILE *f)
 {
     if (f->_IO_read_ptr < f->_IO_read_end)
         return 0;                       /* buffered: no read() needed */
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return 0;
     int fd = fileno_unlocked(f);

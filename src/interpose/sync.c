@@ -19,9 +19,9 @@
 #include "gsync.h"
 #include "real.h"
 #include "sched.h"
-#include "thread_gate.h"
+#include "gate.h"
 
-#define GREEN() thread_gate(__builtin_return_address(0))
+#define GREEN() gate_thread(__builtin_return_address(0))
 #define M(m) ((struct gmutex *)(void *)(m))
 #define C(c) ((struct gcond *)(void *)(c))
 #define RW(l) ((struct grwlock *)(void *)(l))
@@ -349,13 +349,13 @@ HOOK int pthread_barrier_wait(pthread_barrier_t *b)
 REAL_DECL(sem_t *, sem_open, (const char *, int, ...));
 REAL_DECL(int, sem_close, (sem_t *));
 
-static corun_lock_t kernel_sems_lock = CORUN_LOCK_INIT;
+static cr_lock_t kernel_sems_lock = CR_LOCK_INIT;
 static sem_t **kernel_sems;
 static size_t nkernel_sems, capkernel_sems;
 
 static void kernel_sem_add(sem_t *s)
 {
-    corun_lock(&kernel_sems_lock);
+    cr_lock(&kernel_sems_lock);
     if (nkernel_sems == capkernel_sems) {
         size_t cap = capkernel_sems ? capkernel_sems * 2 : 16;
         sem_t **n = realloc(kernel_sems, cap * sizeof *n);
@@ -366,7 +366,7 @@ static void kernel_sem_add(sem_t *s)
     }
     if (nkernel_sems < capkernel_sems)
         kernel_sems[nkernel_sems++] = s;
-    corun_unlock(&kernel_sems_lock);
+    cr_unlock(&kernel_sems_lock);
 }
 
 /* Is s one of them? If `forget`, it is going away. */
@@ -375,7 +375,7 @@ static bool kernel_sem(sem_t *s, bool forget)
     if (__atomic_load_n(&nkernel_sems, __ATOMIC_RELAXED) == 0)
         return false;
     bool found = false;
-    corun_lock(&kernel_sems_lock);
+    cr_lock(&kernel_sems_lock);
     for (size_t i = 0; i < nkernel_sems; i++) {
         if (kernel_sems[i] == s) {
             found = true;
@@ -384,7 +384,7 @@ static bool kernel_sem(sem_t *s, bool forget)
             break;
         }
     }
-    corun_unlock(&kernel_sems_lock);
+    cr_unlock(&kernel_sems_lock);
     return found;
 }
 

@@ -17,7 +17,7 @@
 #include "gthread.h"
 #include "real.h"
 #include "sched.h"
-#include "thread_gate.h"
+#include "gate.h"
 
 REAL_DECL(int, pthread_create, (pthread_t *, const pthread_attr_t *, void *(*)(void *), void *));
 REAL_DECL(int, pthread_join, (pthread_t, void **));
@@ -112,10 +112,10 @@ static void *native_thread(void *p)
 HOOK int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
 {
     void *ra = __builtin_return_address(0);
-    struct sched *s = thread_gate(ra);
+    struct sched *s = gate_thread(ra);
     if (!s) {
         struct native_start *st;
-        if (corun_config.threads_native == 0 || caller_is_foreign(ra) || !(st = malloc(sizeof *st)))
+        if (cr_config.threads_native == 0 || caller_is_foreign(ra) || !(st = malloc(sizeof *st)))
             return REAL(pthread_create)(t, attr, fn, arg);
         *st = (struct native_start){ fn, arg };
         int r = REAL(pthread_create)(t, attr, native_thread, st);
@@ -123,7 +123,7 @@ HOOK int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(vo
             free(st);
         return r;
     }
-    size_t stack = corun_config.stack_size, guard = stack_page_size();
+    size_t stack = cr_config.stack_size, guard = stack_page_size();
     int detach = PTHREAD_CREATE_JOINABLE;
     void *user_stack = NULL;
     size_t user_size = 0;
@@ -159,7 +159,7 @@ static int join_common(pthread_t t, void **ret, uint64_t deadline, bool try)
 
 HOOK int pthread_join(pthread_t t, void **ret)
 {
-    struct sched *s = thread_gate(__builtin_return_address(0));
+    struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_join)(t, ret);
     return join_common(t, ret, DEADLINE_NONE, false);
@@ -167,7 +167,7 @@ HOOK int pthread_join(pthread_t t, void **ret)
 
 HOOK int pthread_tryjoin_np(pthread_t t, void **ret)
 {
-    struct sched *s = thread_gate(__builtin_return_address(0));
+    struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_tryjoin_np)(t, ret);
     return join_common(t, ret, DEADLINE_NONE, true);
@@ -175,7 +175,7 @@ HOOK int pthread_tryjoin_np(pthread_t t, void **ret)
 
 HOOK int pthread_clockjoin_np(pthread_t t, void **ret, clockid_t clock, const struct timespec *abs)
 {
-    struct sched *s = thread_gate(__builtin_return_address(0));
+    struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_clockjoin_np)(t, ret, clock, abs);
     uint64_t deadline = DEADLINE_NONE;
@@ -189,7 +189,7 @@ HOOK int pthread_clockjoin_np(pthread_t t, void **ret, clockid_t clock, const st
 
 HOOK int pthread_timedjoin_np(pthread_t t, void **ret, const struct timespec *abs)
 {
-    struct sched *s = thread_gate(__builtin_return_address(0));
+    struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_timedjoin_np)(t, ret, abs);
     return pthread_clockjoin_np(t, ret, CLOCK_REALTIME, abs);
@@ -197,7 +197,7 @@ HOOK int pthread_timedjoin_np(pthread_t t, void **ret, const struct timespec *ab
 
 HOOK int pthread_detach(pthread_t t)
 {
-    struct sched *s = thread_gate(__builtin_return_address(0));
+    struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_detach)(t);
     return corun_detach(CO(t));
@@ -205,7 +205,7 @@ HOOK int pthread_detach(pthread_t t)
 
 HOOK void pthread_exit(void *ret)
 {
-    if (!thread_gate(__builtin_return_address(0)))
+    if (!gate_thread(__builtin_return_address(0)))
         REAL(pthread_exit)(ret);
     gthread_exit(ret);
 }
@@ -214,7 +214,7 @@ HOOK void pthread_exit(void *ret)
 
 HOOK pthread_t pthread_self(void)
 {
-    struct sched *s = thread_gate(__builtin_return_address(0));
+    struct sched *s = gate_thread(__builtin_return_address(0));
     return s ? (pthread_t)s->current : REAL(pthread_self)();
 }
 
@@ -222,7 +222,7 @@ HOOK pthread_t pthread_self(void)
 
 HOOK int pthread_setname_np(pthread_t t, const char *name)
 {
-    struct sched *s = thread_gate(__builtin_return_address(0));
+    struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_setname_np)(t, name);
     if (strlen(name) > 15)        /* the kernel's limit, kept for the same errors */
@@ -232,7 +232,7 @@ HOOK int pthread_setname_np(pthread_t t, const char *name)
 
 HOOK int pthread_getname_np(pthread_t t, char *buf, size_t len)
 {
-    struct sched *s = thread_gate(__builtin_return_address(0));
+    struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_getname_np)(t, buf, len);
     const char *n = CO(t)->name;
@@ -246,9 +246,10 @@ HOOK int pthread_getname_np(pthread_t t, char *buf, size_t len)
 
 HOOK int sched_yield(void)
 {
-    if (!thread_gate(__builtin_return_address(0)))
+    struct sched *s = gate_thread(__builtin_return_address(0));
+    if (!s)
         return REAL(sched_yield)();
-    corun_yield();
+    sched_yield_current(s);
     return 0;
 }
 
@@ -262,7 +263,7 @@ HOOK int hook_pthread_yield(void)
 
 HOOK int pthread_once(pthread_once_t *once, void (*fn)(void))
 {
-    if (!thread_gate(__builtin_return_address(0)))
+    if (!gate_thread(__builtin_return_address(0)))
         return REAL(pthread_once)(once, fn);
     return gonce(once, fn);
 }
@@ -272,28 +273,28 @@ HOOK int pthread_once(pthread_once_t *once, void (*fn)(void))
 
 HOOK int pthread_key_create(pthread_key_t *key, void (*destructor)(void *))
 {
-    if (!threads_green(__builtin_return_address(0)))
+    if (!gate_threads_green(__builtin_return_address(0)))
         return REAL(pthread_key_create)(key, destructor);
     return gthread_key_create(key, destructor);
 }
 
 HOOK int pthread_key_delete(pthread_key_t key)
 {
-    if (!threads_green(__builtin_return_address(0)))
+    if (!gate_threads_green(__builtin_return_address(0)))
         return REAL(pthread_key_delete)(key);
     return gthread_key_delete(key);
 }
 
 HOOK void *pthread_getspecific(pthread_key_t key)
 {
-    if (!threads_green(__builtin_return_address(0)))
+    if (!gate_threads_green(__builtin_return_address(0)))
         return REAL(pthread_getspecific)(key);
     return gthread_getspecific(key);
 }
 
 HOOK int pthread_setspecific(pthread_key_t key, const void *value)
 {
-    if (!threads_green(__builtin_return_address(0)))
+    if (!gate_threads_green(__builtin_return_address(0)))
         return REAL(pthread_setspecific)(key, value);
     return gthread_setspecific(key, value);
 }
@@ -302,7 +303,7 @@ HOOK int pthread_setspecific(pthread_key_t key, const void *value)
 
 HOOK int pthread_cancel(pthread_t t)
 {
-    struct sched *s = thread_gate(__builtin_return_address(0));
+    struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_cancel)(t);
     if (CO(t)->state == CO_DONE)
@@ -312,7 +313,7 @@ HOOK int pthread_cancel(pthread_t t)
 
 HOOK void pthread_testcancel(void)
 {
-    if (!thread_gate(__builtin_return_address(0))) {
+    if (!gate_thread(__builtin_return_address(0))) {
         REAL(pthread_testcancel)();
         return;
     }
@@ -321,7 +322,7 @@ HOOK void pthread_testcancel(void)
 
 HOOK int pthread_setcancelstate(int state, int *old)
 {
-    if (!thread_gate(__builtin_return_address(0)))
+    if (!gate_thread(__builtin_return_address(0)))
         return REAL(pthread_setcancelstate)(state, old);
     if (state != PTHREAD_CANCEL_ENABLE && state != PTHREAD_CANCEL_DISABLE)
         return EINVAL;
@@ -336,7 +337,7 @@ HOOK int pthread_setcancelstate(int state, int *old)
  * be stopped where it waits. */
 HOOK int pthread_setcanceltype(int type, int *old)
 {
-    if (!thread_gate(__builtin_return_address(0)))
+    if (!gate_thread(__builtin_return_address(0)))
         return REAL(pthread_setcanceltype)(type, old);
     if (type != PTHREAD_CANCEL_DEFERRED && type != PTHREAD_CANCEL_ASYNCHRONOUS)
         return EINVAL;
@@ -347,7 +348,7 @@ HOOK int pthread_setcanceltype(int type, int *old)
 
 HOOK void __pthread_register_cancel(__pthread_unwind_buf_t *buf)
 {
-    if (!thread_gate(__builtin_return_address(0))) {
+    if (!gate_thread(__builtin_return_address(0))) {
         REAL(__pthread_register_cancel)(buf);
         return;
     }
@@ -356,7 +357,7 @@ HOOK void __pthread_register_cancel(__pthread_unwind_buf_t *buf)
 
 HOOK void __pthread_unregister_cancel(__pthread_unwind_buf_t *buf)
 {
-    if (!thread_gate(__builtin_return_address(0))) {
+    if (!gate_thread(__builtin_return_address(0))) {
         REAL(__pthread_unregister_cancel)(buf);
         return;
     }
@@ -365,7 +366,7 @@ HOOK void __pthread_unregister_cancel(__pthread_unwind_buf_t *buf)
 
 HOOK void __pthread_unwind_next(__pthread_unwind_buf_t *buf)
 {
-    if (!thread_gate(__builtin_return_address(0)))
+    if (!gate_thread(__builtin_return_address(0)))
         REAL(__pthread_unwind_next)(buf);
     gthread_cleanup_next(buf);
 }
@@ -377,7 +378,7 @@ HOOK void __pthread_unwind_next(__pthread_unwind_buf_t *buf)
  * interrupts its parked call as a handler would. */
 HOOK int pthread_kill(pthread_t t, int sig)
 {
-    struct sched *s = thread_gate(__builtin_return_address(0));
+    struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_kill)(t, sig);
     return gsignal_kill(s, CO(t), sig);
@@ -387,7 +388,7 @@ HOOK int pthread_kill(pthread_t t, int sig)
 
 HOOK int pthread_getattr_np(pthread_t t, pthread_attr_t *attr)
 {
-    struct sched *s = thread_gate(__builtin_return_address(0));
+    struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_getattr_np)(t, attr);
     int r = REAL(pthread_getattr_np)(REAL(pthread_self)(), attr);
@@ -403,7 +404,7 @@ HOOK int pthread_getattr_np(pthread_t t, pthread_attr_t *attr)
 
 #define ON_KERNEL_THREAD(call, t, ...)                                   \
     do {                                                                 \
-        struct sched *s_ = thread_gate(__builtin_return_address(0));     \
+        struct sched *s_ = gate_thread(__builtin_return_address(0));     \
         if (s_ && green_id(s_, t))                                       \
             t = REAL(pthread_self)();                                    \
         return REAL(call)(t, __VA_ARGS__);                               \

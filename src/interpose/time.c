@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "gthread.h"
+#include "gate.h"
 #include "real.h"
 #include "sched.h"
 
@@ -20,7 +21,7 @@ static uint64_t sleep_until(struct sched *s, uint64_t deadline)
     int why;
     do {
         sched_wait_on(s, WAIT_SLEEP, NULL, -1);
-        why = sched_park_interruptible(s, deadline, INTR_ALWAYS);
+        why = sched_park(s, deadline, PARK_INTR_ALWAYS);
     } while (why == WAKE_SIGNALED);        /* nothing else wakes a sleeper: be safe */
     gthread_act_on_cancel(why);
     if (why != WAKE_INTERRUPTED)
@@ -31,7 +32,7 @@ static uint64_t sleep_until(struct sched *s, uint64_t deadline)
 
 HOOK unsigned sleep(unsigned sec)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(sleep)(sec);
     uint64_t left = sleep_until(s, deadline_after((int64_t)sec * 1000000000));
@@ -41,7 +42,7 @@ HOOK unsigned sleep(unsigned sec)
 
 HOOK int usleep(useconds_t us)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(usleep)(us);
     if (sleep_until(s, deadline_after((int64_t)us * 1000))) {
@@ -54,7 +55,7 @@ HOOK int usleep(useconds_t us)
 HOOK int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req,
                          struct timespec *rem)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME &&
                clock != CLOCK_TAI))
         return REAL(clock_nanosleep)(clock, flags, req, rem);   /* its own errors, e.g. CPU clocks */
@@ -83,7 +84,7 @@ HOOK int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req,
 
 HOOK int nanosleep(const struct timespec *req, struct timespec *rem)
 {
-    struct sched *s = sched_for_blocking_hook();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(nanosleep)(req, rem);
     int r = clock_nanosleep(CLOCK_MONOTONIC, 0, req, rem);

@@ -1,0 +1,127 @@
+/*
+ * The poller: each scheduler's epoll set holds libuv's backend fd and the
+ * fds of registered poll sources (the fd table's fds, the signal and dump
+ * eventfds), so one epoll_pwait2 serves all; libuv runs (without blocking)
+ * only when its fd is ready or it has work due. libuv stays the loop for
+ * everything it owns (thread pool, async wakeups, its handles).
+ *
+ * An fd's epoll data is its source's tag (the source's index in the
+ * registry, plus one, in the top 8 bits) and the source's own 56 bits; tag
+ * 0 is libuv's backend fd.
+ *
+ * Timers: deadlines are CLOCK_MONOTONIC nanoseconds in a heap; the poll
+ * sleeps until the earliest with nanosecond resolution, and expiry is
+ * judged against a fresh clock reading, never libuv's cached loop time, so a
+ * timeout cannot fire early.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "diag.h"
+#include "sched_int.h"
+
+#define TAG_SHIFT 56
+#define UV_BACKEND_DATA 0              /* tag 0: libuv's backend fd */
+#define POLL_BATCH 256
+
+uint64_t sched_poll_data(const struct poll_source *src, uint64_t data)
+{
+    uint64_t tag = 0;
+    REGISTRY_FOREACH(poll_sources, p) {
+        tag++;
+        if (*p == src)
+            return tag << TAG_SHIFT | (data & POLL_DATA_MASK);
+    }
+    diag_fatal("internal error: a poll source that was not registered");
+}
+
+int sched_watch_fd(struct sched *s, int fd, uint32_t events, const struct poll_source *src,
+                   uint64_t data)
+{
+    struct epoll_event ev = { .events = events, .data.u64 = sched_poll_data(src, data) };
+    return syscall(SYS_epoll_ctl, s->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : errno;
+}
+
+void poller_open(struct sched *s)
+{
+    s->epfd = (int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
+    if (s->epfd < 0)
+        diag_fatal("epoll_create1 failed: %s", strerror(errno));
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = UV_BACKEND_DATA };
+    if (syscall(SYS_epoll_ctl, s->epfd, EPOLL_CTL_ADD, uv_backend_fd(&s->loop), &ev) != 0)
+        diag_fatal("cannot watch libuv's backend fd: %s", strerror(errno));
+}
+
+void poller_close(struct sched *s)
+{
+    syscall(SYS_close, s->epfd);
+    s->epfd = -1;
+}
+
+static void timers_expire(struct sched *s)
+{
+    struct timer_node *t = timerheap_min(&s->timers);
+    if (!t)
+        return;
+    uint64_t now = clock_now_ns();
+    while ((t = timerheap_min(&s->timers)) && t->deadline <= now)
+        sched_wake(container_of(t, struct corun, timer), WAKE_TIMEOUT);
+}
+
+static int epoll_wait_ns(int epfd, struct epoll_event *ev, int n, int64_t timeout_ns)
+{
+    static int have_pwait2 = 1;
+    if (have_pwait2) {
+        struct timespec ts = ns_to_ts(timeout_ns);
+        int r = (int)syscall(SYS_epoll_pwait2, epfd, ev, n, timeout_ns < 0 ? NULL : &ts, NULL, 8);
+        if (r >= 0 || errno != ENOSYS)
+            return r;
+        have_pwait2 = 0;
+    }
+    /* Millisecond fallback, rounded up so a timeout never fires early. */
+    return (int)syscall(SYS_epoll_pwait, epfd, ev, n, ns_to_ms_up(timeout_ns), NULL, 8);
+}
+
+static void dispatch(struct sched *s, uint64_t data, uint32_t events)
+{
+    unsigned tag = (unsigned)(data >> TAG_SHIFT);
+    if (tag == 0 || tag > REGISTRY_COUNT(poll_sources))
+        return;
+    const struct poll_source *src = __start_cr_set_poll_sources[tag - 1];
+    src->ready(s, data & POLL_DATA_MASK, events);
+}
+
+void poller_poll(struct sched *s, bool block)
+{
+    int64_t timeout = 0;
+    bool uv_alive = uv_loop_alive(&s->loop);
+    if (block) {
+        timeout = -1;
+        struct timer_node *t = timerheap_min(&s->timers);
+        if (t)
+            timeout = deadline_left(t->deadline);
+        if (uv_alive) {
+            int64_t uv = ms_to_ns(uv_backend_timeout(&s->loop));
+            if (uv >= 0 && (timeout < 0 || uv < timeout))
+                timeout = uv;
+        }
+    }
+    struct epoll_event ev[POLL_BATCH];
+    bool uv_ready = false;
+    __atomic_store_n(&s->polling, timeout != 0, __ATOMIC_RELAXED);
+    int n = epoll_wait_ns(s->epfd, ev, POLL_BATCH, timeout);
+    __atomic_store_n(&s->polling, false, __ATOMIC_RELAXED);
+    for (int i = 0; i < n; i++) {
+        if (ev[i].data.u64 == UV_BACKEND_DATA)
+            uv_ready = true;
+        else
+            dispatch(s, ev[i].data.u64, ev[i].events);
+    }
+    OBSERVERS_CALL(polled, s);
+    timers_expire(s);
+    if (uv_ready || (uv_alive && uv_backend_timeout(&s->loop) == 0))
+        uv_run(&s->loop, UV_RUN_NOWAIT);
+}

@@ -1,0 +1,52 @@
+/* The core's own internals, shared by its files (sched.c, poller.c,
+ * overflow.c): never included outside src/core. */
+#ifndef CR_SCHED_INT_H
+#define CR_SCHED_INT_H
+
+#include "sched.h"
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define STACK_CANARY 0xC0DE5AFEF00DFACEull
+
+/* Size of the coroutine header (struct corun and the parts) at the top of
+ * its stack slot; fixed once the parts are laid out. */
+extern size_t co_hdr_size;
+/* ... and of struct sched with its parts. */
+extern size_t sched_size;
+
+/* Lay out the registered parts (once, before the first scheduler). */
+void parts_layout(void);
+
+/* Observers: call member `fn` of every registered observer. */
+#define OBSERVERS_CALL(fn, ...)                                   \
+    REGISTRY_FOREACH(sched_observers, o_)                        \
+        if ((*o_)->fn)                                           \
+            (*o_)->fn(__VA_ARGS__)
+
+/* ---- overflow.c */
+__attribute__((noreturn)) void overflow_abort(const struct corun *co, const char *how);
+void overflow_install(void);       /* the SIGSEGV handler: once per process */
+void altstack_ensure(void);        /* an alternate signal stack: once per OS thread */
+
+static inline void stack_check(const struct corun *co)
+{
+    if (unlikely(co->canary && *co->canary != STACK_CANARY))
+        overflow_abort(co, "its stack canary was overwritten");
+}
+
+/* ---- poller.c */
+/* Collect readiness, due timers and libuv work; wait for some if `block`
+ * and nothing is due. Runs in the loop context. */
+void poller_poll(struct sched *s, bool block);
+/* A new epoll set holding libuv's backend fd (a new scheduler, a fork
+ * child). */
+void poller_open(struct sched *s);
+void poller_close(struct sched *s);
+
+/* ---- stats (sched.c) */
+void stats_note_switch(struct sched *s, struct corun *from);
+void stats_note_loop_turn(struct sched *s);
+
+#endif
