@@ -24,6 +24,7 @@ void *real_resolve_version(const char *name, const char *version)
  * Inside libcorun.so a plain call would bind to corun's own hook. */
 
 #include <pthread.h>
+#include <stdio.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -49,6 +50,22 @@ int libc_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(vo
     if (__builtin_expect(!f, 0))
         f = (__typeof__(f))real_resolve("pthread_create");
     return f(t, attr, fn, arg);
+}
+
+FILE *libc_fdopen(int fd, const char *mode)
+{
+    static FILE *(*f)(int, const char *);
+    if (__builtin_expect(!f, 0))
+        f = (__typeof__(f))real_resolve("fdopen");
+    return f(fd, mode);
+}
+
+int libc_fclose(FILE *stream)
+{
+    static int (*f)(FILE *);
+    if (__builtin_expect(!f, 0))
+        f = (__typeof__(f))real_resolve("fclose");
+    return f(stream);
 }
 
 void *libc_dlopen(const char *file, int mode)

@@ -41,6 +41,9 @@ void *real_resolve_version(const char *name, const char *version);
 int libc_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 int libc_pthread_sigmask(int how, const sigset_t *set, sigset_t *old);
 void *libc_dlopen(const char *file, int mode);
+#include <stdio.h>
+FILE *libc_fdopen(int fd, const char *mode);
+int libc_fclose(FILE *stream);
 #include <pthread.h>
 int libc_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
 

@@ -68,7 +68,7 @@ void offload_run(struct sched *s, void (*fn)(void *), void *arg)
 {
     struct offload o = { .fn = fn, .arg = arg, .waiter = s->current };
     o.req.data = &o;
-    if (pool_queue(&s->loop, &o.req) != 0) {
+    if (pool_queue(s->loop, &o.req) != 0) {
         fn(arg);                /* no pool: the call blocks here, still correct */
         return;
     }

@@ -23,6 +23,8 @@
 #include "diag.h"
 #include "sched_int.h"
 
+#include <uv.h>
+
 #define TAG_SHIFT 56
 #define UV_BACKEND_DATA 0              /* tag 0: libuv's backend fd */
 #define POLL_BATCH 256
@@ -51,7 +53,7 @@ void poller_open(struct sched *s)
     if (s->epfd < 0)
         diag_fatal("epoll_create1 failed: %s", strerror(errno));
     struct epoll_event ev = { .events = EPOLLIN, .data.u64 = UV_BACKEND_DATA };
-    if (syscall(SYS_epoll_ctl, s->epfd, EPOLL_CTL_ADD, uv_backend_fd(&s->loop), &ev) != 0)
+    if (syscall(SYS_epoll_ctl, s->epfd, EPOLL_CTL_ADD, uv_backend_fd(s->loop), &ev) != 0)
         diag_fatal("cannot watch libuv's backend fd: %s", strerror(errno));
 }
 
@@ -97,14 +99,14 @@ static void dispatch(struct sched *s, uint64_t data, uint32_t events)
 void poller_poll(struct sched *s, bool block)
 {
     int64_t timeout = 0;
-    bool uv_alive = uv_loop_alive(&s->loop);
+    bool uv_alive = uv_loop_alive(s->loop);
     if (block) {
         timeout = -1;
         struct timer_node *t = timerheap_min(&s->timers);
         if (t)
             timeout = deadline_left(t->deadline);
         if (uv_alive) {
-            int64_t uv = ms_to_ns(uv_backend_timeout(&s->loop));
+            int64_t uv = ms_to_ns(uv_backend_timeout(s->loop));
             if (uv >= 0 && (timeout < 0 || uv < timeout))
                 timeout = uv;
         }
@@ -122,6 +124,6 @@ void poller_poll(struct sched *s, bool block)
     }
     OBSERVERS_CALL(polled, s);
     timers_expire(s);
-    if (uv_ready || (uv_alive && uv_backend_timeout(&s->loop) == 0))
-        uv_run(&s->loop, UV_RUN_NOWAIT);
+    if (uv_ready || (uv_alive && uv_backend_timeout(s->loop) == 0))
+        uv_run(s->loop, UV_RUN_NOWAIT);
 }

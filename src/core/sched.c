@@ -12,6 +12,8 @@
  */
 #include "sched_int.h"
 
+#include <uv.h>
+
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -71,7 +73,7 @@ void parts_layout(void)
         s += (*p)->sched_size;
     }
     co_hdr_size = ALIGN_UP(t, 64);   /* the header is 64-aligned at the top of its stack */
-    sched_size = s;
+    sched_size = ALIGN_UP(s, 16);     /* libuv's loop follows */
 }
 
 /* ---- stats ----------------------------------------------------------------*/
@@ -295,7 +297,7 @@ void sched_hooks_resume(struct sched *s, struct corun *was)
 bool sched_alone(struct sched *s)
 {
     return s->alive == 1 && coq_empty(&s->runq) && !timerheap_min(&s->timers) &&
-           !uv_loop_alive(&s->loop);
+           !uv_loop_alive(s->loop);
 }
 
 bool sched_wake(struct corun *co, int reason)
@@ -488,9 +490,9 @@ static void sched_destroy(void *arg)
     OBSERVERS_CALL(sched_destroyed, s);
     OBSERVERS_CALL(thread_released, s, s->main_co);
     poller_close(s);
-    if (uv_loop_close(&s->loop) != 0) {
-        uv_run(&s->loop, UV_RUN_NOWAIT);
-        uv_loop_close(&s->loop);
+    if (uv_loop_close(s->loop) != 0) {
+        uv_run(s->loop, UV_RUN_NOWAIT);
+        uv_loop_close(s->loop);
     }
     coroutine_release(s->loop_co);
     free(s->timers.v);
@@ -519,7 +521,7 @@ static void fork_child(void)
     struct sched *s = sched_tls;
     if (s) {
         poller_close(s);
-        int r = uv_loop_fork(&s->loop);
+        int r = uv_loop_fork(s->loop);
         if (r)
             diag_fatal("uv_loop_fork failed: %s", uv_strerror(r));
         poller_open(s);
@@ -552,15 +554,16 @@ static void process_init(void)
 static struct sched *sched_create(void)
 {
     cr_once(&process_once, process_init);
-    struct sched *s = calloc(1, sched_size);
+    struct sched *s = calloc(1, sched_size + sizeof(uv_loop_t));
     struct corun *main_co = calloc(1, co_hdr_size);
     if (!s || !main_co)
         diag_fatal("out of memory creating a scheduler");
     s->errno_loc = &errno;
-    int r = uv_loop_init(&s->loop);
+    s->loop = (uv_loop_t *)((char *)s + sched_size);
+    int r = uv_loop_init(s->loop);
     if (r)
         diag_fatal("uv_loop_init failed: %s", uv_strerror(r));
-    s->loop.data = s;
+    s->loop->data = s;
     poller_open(s);
     s->tid = (pid_t)syscall(SYS_gettid);
 

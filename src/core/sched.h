@@ -20,7 +20,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <signal.h>
-#include <uv.h>
 
 #include "corun.h"
 #include "clock.h"
@@ -28,6 +27,9 @@
 #include "registry.h"
 #include "stack.h"
 #include "timerheap.h"
+
+/* libuv stays inside the core: the rest sees the loop as an opaque type. */
+typedef struct uv_loop_s uv_loop_t;
 
 enum co_state {
     CO_RUNNING,      /* the scheduler's current coroutine */
@@ -151,7 +153,7 @@ struct sched {
     struct timerheap timers;
     struct dlist interruptible;   /* coroutines parked interruptibly */
     struct dlist all;             /* every coroutine not yet released, main included */
-    uv_loop_t loop;
+    uv_loop_t *loop;              /* libuv's loop, allocated with the scheduler */
     unsigned long turns;          /* loop turns, read by the blocking detector */
     bool polling;                 /* the loop is waiting for events, not blocked */
     volatile sig_atomic_t loop_work;  /* nonzero: observers' loop_turn() runs at the next turn */

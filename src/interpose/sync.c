@@ -1,6 +1,6 @@
 /*
  * Hooks: mutexes, condition variables, rwlocks, spinlocks, barriers and
- * POSIX semaphores, as green objects (src/runtime/gsync.h) living in the
+ * POSIX semaphores, as green objects (src/green/gsync.h) living in the
  * program's own pthread/sem storage. The pthread_cond_* hooks serve both of
  * glibc's ABIs (GLIBC_2.2.5 and GLIBC_2.3.2): the objects are corun's, so
  * the layout difference does not matter; in native mode the current ABI is
@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <time.h>
