@@ -34,21 +34,4 @@ static inline void cr_unlock(cr_lock_t *l)
         syscall(SYS_futex, &l->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-/* Run fn once per process, whoever calls first; the others wait for it.
- * (Not pthread_once: that is a hook.) */
-typedef struct { atomic_int done; cr_lock_t lock; } cr_once_t;
-#define CR_ONCE_INIT { 0, CR_LOCK_INIT }
-
-static inline void cr_once(cr_once_t *o, void (*fn)(void))
-{
-    if (atomic_load_explicit(&o->done, memory_order_acquire))
-        return;
-    cr_lock(&o->lock);
-    if (!atomic_load_explicit(&o->done, memory_order_relaxed)) {
-        fn();
-        atomic_store_explicit(&o->done, 1, memory_order_release);
-    }
-    cr_unlock(&o->lock);
-}
-
 #endif

@@ -68,6 +68,16 @@ int libc_fclose(FILE *stream)
     return f(stream);
 }
 
+/* glibc's once, not a lock of corun's own: it is fork-safe (a child forked
+ * while another thread runs the init gets a fresh once). */
+int libc_pthread_once(pthread_once_t *once, void (*fn)(void))
+{
+    static int (*f)(pthread_once_t *, void (*)(void));
+    if (__builtin_expect(!f, 0))
+        f = (__typeof__(f))real_resolve("pthread_once");
+    return f(once, fn);
+}
+
 void *libc_dlopen(const char *file, int mode)
 {
     static void *(*f)(const char *, int);

@@ -27,6 +27,7 @@
 #include "context.h"
 #include "diag.h"
 #include "lock.h"
+#include "real.h"
 
 #ifdef CORUN_SANITIZERS
 #include <pthread.h>
@@ -475,7 +476,7 @@ static void loop_main(void *arg, void *xfer)
 
 /* ---- scheduler -----------------------------------------------------------*/
 
-static cr_once_t process_once = CR_ONCE_INIT;
+static pthread_once_t process_once = PTHREAD_ONCE_INIT;
 static tss_t sched_exit_key;
 
 /* The OS thread is exiting: give back its loop, epoll set and stacks. If
@@ -553,7 +554,7 @@ static void process_init(void)
 
 static struct sched *sched_create(void)
 {
-    cr_once(&process_once, process_init);
+    libc_pthread_once(&process_once, process_init);
     struct sched *s = calloc(1, sched_size + sizeof(uv_loop_t));
     struct corun *main_co = calloc(1, co_hdr_size);
     if (!s || !main_co)

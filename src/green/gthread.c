@@ -1,12 +1,15 @@
 #include "gthread.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "lock.h"
+#include "stack.h"
 #include "sched.h"
 
 /* ---- keys -----------------------------------------------------------------*/
@@ -261,4 +264,102 @@ void gthread_act_on_cancel(int wake_reason)
 {
     if (wake_reason == WAKE_CANCELED)
         gthread_exit(GTHREAD_CANCELED);
+}
+
+/* ---- sleeping -------------------------------------------------------------------*/
+
+uint64_t gthread_sleep_until(struct sched *s, uint64_t deadline)
+{
+    int why;
+    do {
+        sched_wait_on(s, WAIT_SLEEP, NULL, -1);
+        why = sched_park(s, deadline, PARK_INTR_ALWAYS);
+    } while (why == WAKE_SIGNALED);        /* nothing else wakes a sleeper: be safe */
+    gthread_act_on_cancel(why);
+    if (why != WAKE_INTERRUPTED)
+        return 0;
+    uint64_t now = clock_now_ns();
+    return deadline > now ? deadline - now : 1;   /* interrupted: some time was left */
+}
+
+int gthread_clock_sleep(struct sched *s, clockid_t clock, int flags, const struct timespec *req,
+                        struct timespec *rem)
+{
+    if (!ts_valid(req))                    /* absolute times too */
+        return EINVAL;
+    uint64_t deadline;
+    if (flags & TIMER_ABSTIME) {
+        struct timespec now;
+        clock_gettime(clock, &now);
+        int64_t left = (int64_t)(req->tv_sec - now.tv_sec) * NS_PER_SEC + (req->tv_nsec - now.tv_nsec);
+        if (left <= 0)
+            return 0;
+        deadline = deadline_after(left);
+    } else {
+        deadline = deadline_after((int64_t)ts_to_ns(req));
+    }
+    uint64_t left = gthread_sleep_until(s, deadline);
+    if (!left)
+        return 0;
+    if (rem && !(flags & TIMER_ABSTIME))
+        *rem = ns_to_ts((int64_t)left);
+    return EINTR;
+}
+
+/* ---- creation -------------------------------------------------------------------*/
+
+/*
+ * What glibc's attribute object says beyond its public getters: whether the
+ * program set a stack size (unset reads back as the default, which then
+ * means corun's default) or a stack of its own. glibc's struct pthread_attr
+ * (stable since 2.x): sched_param, policy, flags (0x8: stack address set),
+ * guardsize, stackaddr, stacksize (0 when unset).
+ */
+struct glibc_attr {
+    int sched_priority, policy, flags;
+    size_t guardsize;
+    void *stackaddr;
+    size_t stacksize;
+};
+
+struct attr_view {
+    bool size_set, user_stack;
+};
+
+static struct attr_view attr_view(const pthread_attr_t *attr)
+{
+    const struct glibc_attr *g = (const struct glibc_attr *)(const void *)attr;
+    size_t sz = 0;
+    pthread_attr_getstacksize(attr, &sz);
+    struct attr_view v = { .size_set = true };
+    if (g->stacksize == 0 || g->stacksize == sz) {   /* the layout is as expected */
+        v.size_set = g->stacksize != 0;
+        v.user_stack = (g->flags & 0x8) != 0;
+    }
+    return v;
+}
+
+int gthread_create(struct sched *s, const pthread_attr_t *attr, void *(*fn)(void *), void *arg,
+                   struct corun **out)
+{
+    size_t stack = cr_config.stack_size, guard = stack_page_size();
+    int detach = PTHREAD_CREATE_JOINABLE;
+    void *user_stack = NULL;
+    size_t user_size = 0;
+    if (attr) {
+        struct attr_view v = attr_view(attr);
+        if (v.user_stack && pthread_attr_getstack(attr, &user_stack, &user_size) != 0)
+            return EINVAL;
+        size_t sz;
+        if (v.size_set && pthread_attr_getstacksize(attr, &sz) == 0)
+            stack = sz < CORUN_STACK_MIN ? CORUN_STACK_MIN : sz;   /* an explicit size is honoured */
+        size_t g;
+        if (pthread_attr_getguardsize(attr, &g) == 0)
+            guard = g;
+        pthread_attr_getdetachstate(attr, &detach);
+    }
+    bool detached = detach == PTHREAD_CREATE_DETACHED;
+    int r = user_stack ? sched_spawn_on_stack(s, user_stack, user_size, detached, fn, arg, out)
+                       : sched_spawn(s, stack, guard, NULL, detached, fn, arg, out);
+    return r == ENOMEM ? EAGAIN : r;
 }

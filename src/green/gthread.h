@@ -9,8 +9,11 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 struct corun;
+struct sched;
 
 #define GTHREAD_KEYS_MAX 1024
 #define GTHREAD_CANCELED ((void *)-1)   /* the value a canceled thread returns */
@@ -37,5 +40,21 @@ void gthread_testcancel(void);
 int gthread_setcancelstate(bool disabled, bool *was_disabled);
 /* After a cancellable wait: act on a cancellation it reported. */
 void gthread_act_on_cancel(int wake_reason);
+
+/* Sleep until the monotonic deadline: a cancellation point, interrupted by
+ * any handler. Returns the nanoseconds left when a handler interrupted it,
+ * else 0. */
+uint64_t gthread_sleep_until(struct sched *s, uint64_t deadline);
+
+/* clock_nanosleep on one of the wall or monotonic clocks: 0, EINVAL or
+ * EINTR (with *rem for a relative sleep). */
+int gthread_clock_sleep(struct sched *s, clockid_t clock, int flags, const struct timespec *req,
+                        struct timespec *rem);
+
+/* pthread_create for a green thread: the attributes' stack size, guard,
+ * own stack and detach state honoured. 0, EINVAL or EAGAIN. */
+#include <pthread.h>
+int gthread_create(struct sched *s, const pthread_attr_t *attr, void *(*fn)(void *), void *arg,
+                   struct corun **out);
 
 #endif

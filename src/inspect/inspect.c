@@ -977,7 +977,7 @@ static void watchdog_start(void)
 
 /* ---- schedulers (core observer) ---------------------------------------------*/
 
-static cr_once_t process_once = CR_ONCE_INIT;
+static pthread_once_t process_once = PTHREAD_ONCE_INIT;
 
 static void process_setup(void)
 {
@@ -996,7 +996,7 @@ static void stats_start(struct sched *s)
 
 static void on_sched_created(struct sched *s)
 {
-    cr_once(&process_once, process_setup);
+    libc_pthread_once(&process_once, process_setup);
     is(s)->s = s;
     stats_start(s);
     is(s)->dump_efd = -1;

@@ -62,37 +62,6 @@ static bool green_id(struct sched *s, pthread_t t)
 
 /* ---- creation and ending ----------------------------------------------------*/
 
-/*
- * What glibc's attribute object says beyond its public getters: whether the
- * program set a stack size (unset reads back as the default, which then
- * means corun's default) or a stack of its own. glibc's struct pthread_attr
- * (stable since 2.x): sched_param, policy, flags (0x8: stack address set),
- * guardsize, stackaddr, stacksize (0 when unset).
- */
-struct glibc_attr {
-    int sched_priority, policy, flags;
-    size_t guardsize;
-    void *stackaddr;
-    size_t stacksize;
-};
-
-struct attr_view {
-    bool size_set, user_stack;
-};
-
-static struct attr_view attr_view(const pthread_attr_t *attr)
-{
-    const struct glibc_attr *g = (const struct glibc_attr *)(const void *)attr;
-    size_t sz = 0;
-    pthread_attr_getstacksize(attr, &sz);
-    struct attr_view v = { .size_set = true };
-    if (g->stacksize == 0 || g->stacksize == sz) {   /* the layout is as expected */
-        v.size_set = g->stacksize != 0;
-        v.user_stack = (g->flags & 0x8) != 0;
-    }
-    return v;
-}
-
 /* CORUN_THREADS=native: the program's kernel threads get schedulers of their
  * own (its blocking calls park only green threads of that thread: those it
  * makes with the explicit API). */
@@ -123,28 +92,10 @@ HOOK int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(vo
             free(st);
         return r;
     }
-    size_t stack = cr_config.stack_size, guard = stack_page_size();
-    int detach = PTHREAD_CREATE_JOINABLE;
-    void *user_stack = NULL;
-    size_t user_size = 0;
-    if (attr) {
-        struct attr_view v = attr_view(attr);
-        if (v.user_stack && pthread_attr_getstack(attr, &user_stack, &user_size) != 0)
-            return EINVAL;
-        size_t sz;
-        if (v.size_set && pthread_attr_getstacksize(attr, &sz) == 0)
-            stack = sz < CORUN_STACK_MIN ? CORUN_STACK_MIN : sz;   /* an explicit size is honoured */
-        size_t g;
-        if (pthread_attr_getguardsize(attr, &g) == 0)
-            guard = g;
-        pthread_attr_getdetachstate(attr, &detach);
-    }
     struct corun *co;
-    bool detached = detach == PTHREAD_CREATE_DETACHED;
-    int r = user_stack ? sched_spawn_on_stack(s, user_stack, user_size, detached, fn, arg, &co)
-                       : sched_spawn(s, stack, guard, NULL, detached, fn, arg, &co);
+    int r = gthread_create(s, attr, fn, arg, &co);
     if (r)
-        return r == ENOMEM ? EAGAIN : r;
+        return r;
     *t = (pthread_t)co;
     return 0;
 }
@@ -200,7 +151,7 @@ HOOK int pthread_detach(pthread_t t)
     struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_detach)(t);
-    return corun_detach(CO(t));
+    return sched_detach(CO(t));
 }
 
 HOOK void pthread_exit(void *ret)
