@@ -1,0 +1,276 @@
+/* The live dump (CORUN_DUMP_SIGNAL): every green thread, what it waits
+ * for, its backtrace, and the wait-for graph with its deadlock cycles. */
+#include "inspect_int.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <execinfo.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "diag.h"
+#include "gsignal.h"
+#include "gsync.h"
+#include "lock.h"
+#include "rawsys.h"
+#include "real.h"
+
+/* ---- live dump -----------------------------------------------------------*/
+
+static const char *state_word(int st)
+{
+    switch (st) {
+    case CO_RUNNING: return "running";
+    case CO_RUNNABLE: return "runnable";
+    case CO_PARKED: return "parked";
+    case CO_SUSPENDED: return "suspended in corun_switch";
+    case CO_DONE: return "finished, not joined";
+    default: return "?";
+    }
+}
+
+void co_label(const struct corun *co, char *buf, size_t n)
+{
+    if (co->name[0])
+        snprintf(buf, n, "%llu '%s'", (unsigned long long)co->id, co->name);
+    else
+        snprintf(buf, n, "%llu", (unsigned long long)co->id);
+}
+
+/* The coroutine co waits for (the owner of its mutex, the thread it joins),
+ * or NULL; *what says what for. */
+static const struct corun *waits_for(const struct sched *s, const struct corun *co,
+                                     char *what, size_t n)
+{
+    if (co->state != CO_PARKED)
+        return NULL;
+    if (co->wait_kind == WAIT_MUTEX && co->wait_obj) {
+        const struct corun *owner = ((const struct gmutex *)co->wait_obj)->owner;
+        snprintf(what, n, "mutex %p held by", co->wait_obj);
+        return owner;
+    }
+    if (co->wait_kind == WAIT_JOIN && co->wait_obj) {
+        /* The target is still listed unless it has been released. */
+        ALL_FOREACH(s, const struct corun, c)
+            if (c == co->wait_obj) {
+                snprintf(what, n, "join of");
+                return c;
+            }
+    }
+    return NULL;
+}
+
+static void describe_wait(const struct corun *co, uint64_t now, char *buf, size_t n)
+{
+    int len = snprintf(buf, n, "%s", inspect_wait_name(co->wait_kind));
+    switch (co->wait_kind) {
+    case WAIT_READ: case WAIT_WRITE: case WAIT_ACCEPT: case WAIT_CONNECT: case WAIT_CHILD:
+        len += snprintf(buf + len, n - (size_t)len, " on fd %d", co->wait_fd);
+        break;
+    case WAIT_POLL:
+        if (co->wait_fd >= 0)
+            len += snprintf(buf + len, n - (size_t)len, " on fd %d", co->wait_fd);
+        else
+            len += snprintf(buf + len, n - (size_t)len, " on several fds");
+        break;
+    case WAIT_MUTEX: {
+        const struct corun *owner = co->wait_obj ? ((const struct gmutex *)co->wait_obj)->owner : NULL;
+        char who[64] = "nobody";
+        if (owner)
+            co_label(owner, who, sizeof who);
+        len += snprintf(buf + len, n - (size_t)len, " %p held by green thread %s", co->wait_obj,
+                        who);
+        break;
+    }
+    case WAIT_COND: case WAIT_RWLOCK: case WAIT_SEM: case WAIT_BARRIER: case WAIT_CHAN:
+        len += snprintf(buf + len, n - (size_t)len, " %p", co->wait_obj);
+        break;
+    case WAIT_JOIN: {
+        char who[64];
+        co_label((const struct corun *)co->wait_obj, who, sizeof who);
+        len += snprintf(buf + len, n - (size_t)len, " of green thread %s", who);
+        break;
+    }
+    default:
+        break;
+    }
+    if (len < (int)n && timer_queued(&co->timer)) {
+        int64_t left = (int64_t)(co->timer.deadline - now);
+        len += snprintf(buf + len, n - (size_t)len, ", timeout in %.3f s", (double)left / 1e9);
+    }
+    if (len < (int)n && co->wait_since)
+        snprintf(buf + len, n - (size_t)len, ", for %.3f s",
+                 (double)(now - co->wait_since) / 1e9);
+}
+
+void dump_sched(struct sched *s)
+{
+    int fd = diag_fd();
+    uint64_t now = clock_now_ns();
+    unsigned long count = 0;
+    ALL_FOREACH(s, struct corun, co)
+        count++;
+    diag_printf_fd(fd, "corun: dump of the green threads of OS thread %d (pid %d): %lu\n",
+                   (int)s->tid, (int)getpid(), count);
+    ALL_FOREACH(s, struct corun, co) {
+        char who[64], what[256] = "";
+        co_label(co, who, sizeof who);
+        if (co->state == CO_PARKED)
+            describe_wait(co, now, what, sizeof what);
+        diag_printf_fd(fd, "  green thread %s%s: %s%s%s\n", who,
+                       co->flags & CO_MAIN ? " (main)" : "", state_word(co->state),
+                       what[0] ? ": " : "", what);
+        if (co->state != CO_DONE) {
+            void *frames[MAX_FRAMES];
+            int n = parked_backtrace(co, frames, MAX_FRAMES);
+            print_parked_frames(fd, frames, n);
+        }
+    }
+    /* Wait-for graph: each parked thread has at most one edge, so following
+     * edges from any thread either ends or enters a cycle. */
+    diag_printf_fd(fd, "corun: wait-for graph:\n");
+    unsigned long edges = 0, cycles = 0;
+    ALL_FOREACH(s, struct corun, co) {
+        char what[128], a[64], b[64];
+        const struct corun *to = waits_for(s, co, what, sizeof what);
+        if (!to)
+            continue;
+        edges++;
+        co_label(co, a, sizeof a);
+        co_label(to, b, sizeof b);
+        diag_printf_fd(fd, "  %s -> %s (%s %s)\n", a, b, what, b);
+    }
+    if (!edges)
+        diag_printf_fd(fd, "  (no green thread waits for another)\n");
+    /* A cycle is reported once, from its member with the lowest id. */
+    ALL_FOREACH(s, struct corun, co) {
+        char what[128];
+        const struct corun *x = co;
+        bool cyclic = false, lowest = true;
+        for (unsigned long steps = 0; steps <= count; steps++) {
+            x = waits_for(s, x, what, sizeof what);
+            if (!x)
+                break;
+            if (x->id < co->id)
+                lowest = false;
+            if (x == co) {
+                cyclic = true;
+                break;
+            }
+        }
+        if (!cyclic || !lowest)
+            continue;
+        cycles++;
+        char line[1024];
+        int len = snprintf(line, sizeof line, "corun: DEADLOCK: ");
+        x = co;
+        do {
+            char a[64], b[64];
+            const struct corun *to = waits_for(s, x, what, sizeof what);
+            co_label(x, a, sizeof a);
+            co_label(to, b, sizeof b);
+            if (len < (int)sizeof line)
+                len += snprintf(line + len, sizeof line - (size_t)len, "%s%s waits for %s %s",
+                                x == co ? "" : ", ", a, what, b);
+            x = to;
+        } while (x != co);
+        if (len > (int)sizeof line - 2)
+            len = (int)sizeof line - 2;
+        line[len++] = '\n';
+        diag_write_all(fd, line, (size_t)len);
+    }
+    if (!cycles)
+        diag_printf_fd(fd, "corun: no deadlock cycle\n");
+    diag_printf_fd(fd, "corun: (backtraces follow frame pointers: they stop at code built "
+                       "without them)\n");
+}
+
+/* The dump is written at the loop's next turn (the core's loop_work), out
+ * of signal context, where the scheduler's state is consistent. */
+void on_loop_turn(struct sched *s)
+{
+    if (!is(s)->dump_pending)
+        return;
+    is(s)->dump_pending = 0;
+    uint64_t v;
+    syscall(SYS_read, is(s)->dump_efd, &v, sizeof v);
+    dump_sched(s);
+}
+
+/* The dump's eventfd in the scheduler's epoll set: its readiness only ends
+ * the poll, so that the loop turns. */
+static void dump_ready(struct sched *s, uint64_t data, uint32_t events)
+{
+    (void)s;
+    (void)data;
+    (void)events;
+}
+
+static const struct poll_source dump_source = { dump_ready };
+POLL_SOURCE(dump_source);
+
+void dump_efd_open(struct sched *s)
+{
+    int fd = (int)syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
+    is(s)->dump_efd = fd;
+    int r = fd < 0 ? errno : sched_watch_fd(s, fd, EPOLLIN, &dump_source, 0);
+    if (r)
+        diag_log(LOG_WARN, "cannot set up the live dump (CORUN_DUMP_SIGNAL): %s", strerror(r));
+}
+
+static void dump_signal_handler(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    /* The registry lock: another thread holding it lets go soon; if the
+     * interrupted thread itself holds it, waiting would never end. */
+    static const char note[] = "corun: live dump asked for: each loop writes its green threads "
+                               "when it next turns (a loop stuck in a call corun does not "
+                               "intercept writes nothing)\n";
+    diag_write_all(diag_fd(), note, sizeof note - 1);
+    pid_t self = (pid_t)syscall(SYS_gettid);
+    for (int tries = 0; tries < 200 && __atomic_load_n(&reg_holder, __ATOMIC_ACQUIRE) != self;
+         tries++) {
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&reg_lock.state, &expected, 1)) {
+            REG_FOREACH(s) {
+                uint64_t one = 1;
+                is(s)->dump_pending = 1;
+                s->loop_work = 1;
+                syscall(SYS_write, is(s)->dump_efd, &one, sizeof one);
+            }
+            cr_unlock(&reg_lock);
+            break;
+        }
+        struct timespec ms = { 0, 1000000 };
+        syscall(SYS_nanosleep, &ms, NULL);
+    }
+    errno = saved;
+}
+
+/* corun's own actions go through libc's sigaction (libc_sigaction): the
+ * hook would take them for the program taking corun's signals. */
+
+void dump_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = dump_signal_handler;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    libc_sigaction(cr_config.dump_signal, &sa, NULL);
+}

@@ -1,0 +1,123 @@
+/* CORUN_STATS: the table printed at exit, summed over the live schedulers
+ * and those already gone. */
+#include "inspect_int.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <execinfo.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "diag.h"
+#include "gsignal.h"
+#include "gsync.h"
+#include "lock.h"
+#include "rawsys.h"
+#include "real.h"
+
+/* ---- stats ---------------------------------------------------------------*/
+
+void stats_add(struct sched_stats *sum, const struct sched_stats *x)
+{
+    sum->created += x->created;
+    sum->peak_alive += x->peak_alive;
+    sum->switches += x->switches;
+    for (int k = 0; k < WAIT_KINDS; k++)
+        sum->parks[k] += x->parks[k];
+    sum->offloads += x->offloads;
+    sum->fds_registered += x->fds_registered;
+    if (x->max_block_ns > sum->max_block_ns) {
+        sum->max_block_ns = x->max_block_ns;
+        sum->max_block_dispatches = x->max_block_dispatches;
+        sum->max_block_top_ns = x->max_block_top_ns;
+        sum->max_block_top_id = x->max_block_top_id;
+        memcpy(sum->max_block_top_name, x->max_block_top_name, sizeof sum->max_block_top_name);
+    }
+    if (x->max_slice_ns > sum->max_slice_ns) {
+        sum->max_slice_ns = x->max_slice_ns;
+        sum->max_slice_id = x->max_slice_id;
+        memcpy(sum->max_slice_name, x->max_slice_name, sizeof sum->max_slice_name);
+    }
+}
+
+static void stats_who(char *buf, size_t n, uint64_t ns, uint64_t id, const char *name)
+{
+    if (!ns)
+        snprintf(buf, n, "-");
+    else if (name[0])
+        snprintf(buf, n, "green thread %llu '%s'", (unsigned long long)id, name);
+    else
+        snprintf(buf, n, "green thread %llu", (unsigned long long)id);
+}
+
+void stats_print(void)
+{
+    struct sched_stats sum;
+    reg_acquire();
+    sum = gone;
+    /* The process may exit while green threads run without the loop having
+     * turned (the calling thread's scheduler, at least): that stretch counts. */
+    struct sched *self = sched_tls;
+    if (self && self->stats.loop_left_ns && self->current) {
+        sched_stats_flush(self);
+    }
+    REG_FOREACH(s)
+        stats_add(&sum, &s->stats);
+    unsigned long nsched = sched_count;
+    reg_release();
+
+    int fd = diag_fd();
+    unsigned long parks = 0;
+    for (int k = 0; k < WAIT_KINDS; k++)
+        parks += sum.parks[k];
+    diag_printf_fd(fd, "corun stats (pid %d, %lu scheduler%s)\n", (int)getpid(), nsched,
+                   nsched == 1 ? "" : "s");
+    diag_printf_fd(fd, "  %-28s %12lu\n", "green threads created", sum.created);
+    diag_printf_fd(fd, "  %-28s %12lu\n", "green threads peak alive", sum.peak_alive);
+    diag_printf_fd(fd, "  %-28s %12lu\n", "switches", sum.switches);
+    diag_printf_fd(fd, "  %-28s %12lu\n", "parks", parks);
+    /* The reasons users ask about first, always; the rest when seen. */
+    static const int always[] = { WAIT_READ, WAIT_WRITE, WAIT_ACCEPT, WAIT_CONNECT, WAIT_POLL,
+                                  WAIT_SLEEP, WAIT_DNS, WAIT_MUTEX, WAIT_COND, WAIT_JOIN,
+                                  WAIT_CHILD };
+    bool shown[WAIT_KINDS] = { false };
+    for (size_t i = 0; i < sizeof always / sizeof always[0]; i++) {
+        char label[40];
+        snprintf(label, sizeof label, "  parks: %s", inspect_wait_name(always[i]));
+        diag_printf_fd(fd, "  %-28s %12lu\n", label, sum.parks[always[i]]);
+        shown[always[i]] = true;
+    }
+    for (int k = 0; k < WAIT_KINDS; k++) {
+        if (shown[k] || !sum.parks[k])
+            continue;
+        char label[40];
+        snprintf(label, sizeof label, "  parks: %s", inspect_wait_name(k));
+        diag_printf_fd(fd, "  %-28s %12lu\n", label, sum.parks[k]);
+    }
+    diag_printf_fd(fd, "  %-28s %12lu\n", "offloads (pool calls)", sum.offloads);
+    diag_printf_fd(fd, "  %-28s %12lu\n", "fds tracked (registered)", sum.fds_registered);
+    /* The block is blamed on the green thread that ran longest in it. */
+    char who[80] = "-";
+    stats_who(who, sizeof who, sum.max_block_top_ns, sum.max_block_top_id, sum.max_block_top_name);
+    diag_printf_fd(fd, "  %-28s %9.3f ms  (by %s, %.3f ms of it; %lu green thread run%s)\n",
+                   "longest loop block", (double)sum.max_block_ns / 1e6, who,
+                   (double)sum.max_block_top_ns / 1e6, sum.max_block_dispatches,
+                   sum.max_block_dispatches == 1 ? "" : "s");
+    stats_who(who, sizeof who, sum.max_slice_ns, sum.max_slice_id, sum.max_slice_name);
+    diag_printf_fd(fd, "  %-28s %9.3f ms  (by %s)\n", "longest run without a switch",
+                   (double)sum.max_slice_ns / 1e6, who);
+}
