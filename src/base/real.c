@@ -78,6 +78,25 @@ int libc_pthread_once(pthread_once_t *once, void (*fn)(void))
     return f(once, fn);
 }
 
+/* The kernel thread's own stack (the sanitizers' view of the main green
+ * thread). */
+int libc_thread_stack(void **lo, size_t *size)
+{
+    static pthread_t (*self)(void);
+    static int (*getattr)(pthread_t, pthread_attr_t *);
+    if (__builtin_expect(!self, 0)) {
+        getattr = (__typeof__(getattr))real_resolve("pthread_getattr_np");
+        self = (__typeof__(self))real_resolve("pthread_self");
+    }
+    pthread_attr_t pa;
+    int r = getattr(self(), &pa);
+    if (r == 0) {
+        r = pthread_attr_getstack(&pa, lo, size);
+        pthread_attr_destroy(&pa);
+    }
+    return r;
+}
+
 void *libc_dlopen(const char *file, int mode)
 {
     static void *(*f)(const char *, int);

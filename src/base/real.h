@@ -45,6 +45,7 @@ void *libc_dlopen(const char *file, int mode);
 FILE *libc_fdopen(int fd, const char *mode);
 int libc_fclose(FILE *stream);
 #include <pthread.h>
+int libc_thread_stack(void **lo, size_t *size);
 int libc_pthread_once(pthread_once_t *once, void (*fn)(void));
 int libc_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
 

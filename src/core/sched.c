@@ -30,7 +30,6 @@
 #include "real.h"
 
 #ifdef CORUN_SANITIZERS
-#include <pthread.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -573,14 +572,11 @@ static struct sched *sched_create(void)
     main_co->flags = CO_MAIN;
     main_co->id = atomic_fetch_add(&next_id, 1);
 #ifdef CORUN_SANITIZERS
-    pthread_attr_t pa;
-    if (pthread_getattr_np(pthread_self(), &pa) == 0) {
-        void *lo;
-        size_t sz;
-        pthread_attr_getstack(&pa, &lo, &sz);
+    void *lo;
+    size_t sz;
+    if (libc_thread_stack(&lo, &sz) == 0) {
         main_co->asan_bottom = lo;
         main_co->asan_size = sz;
-        pthread_attr_destroy(&pa);
     }
 #endif
     s->main_co = main_co;
