@@ -291,6 +291,46 @@ static int epoll_wait_ns(int epfd, struct epoll_event *ev, int n, int64_t timeou
     return (int)syscall(SYS_epoll_pwait, epfd, ev, n, ms, NULL, 8);
 }
 
+void sched_xwake_post(struct sched_xwake *xw)
+{
+    struct sched *s = xw->co->sched;
+    /* Counted from before the push, so that the scheduler is not destroyed
+     * (its eventfd closed) while this thread is still about to poke it. */
+    __atomic_add_fetch(&s->xwake_posters, 1, __ATOMIC_SEQ_CST);
+    struct sched_xwake *head = __atomic_load_n(&s->xwakes, __ATOMIC_RELAXED);
+    do
+        xw->next = head;
+    while (!__atomic_compare_exchange_n(&s->xwakes, &head, xw, true, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED));
+    uint64_t one = 1;
+    int saved = errno;
+    syscall(SYS_write, s->sigfd, &one, sizeof one);
+    errno = saved;
+    __atomic_sub_fetch(&s->xwake_posters, 1, __ATOMIC_RELEASE);
+}
+
+/* Deliver the wakes other threads posted, oldest first. */
+static void xwakes_drain(struct sched *s)
+{
+    if (!__atomic_load_n(&s->xwakes, __ATOMIC_RELAXED))
+        return;
+    struct sched_xwake *xw = __atomic_exchange_n(&s->xwakes, NULL, __ATOMIC_ACQUIRE), *fifo = NULL;
+    while (xw) {
+        struct sched_xwake *next = xw->next;
+        xw->next = fifo;
+        fifo = xw;
+        xw = next;
+    }
+    while (fifo) {
+        struct sched_xwake *next = fifo->next;
+        struct corun *co = fifo->co;
+        /* Once delivered, the waiter may leave and its record go. */
+        __atomic_store_n(&fifo->delivered, 1, __ATOMIC_RELEASE);
+        sched_wake(co, WAKE_SIGNALED);
+        fifo = next;
+    }
+}
+
 /* Collect readiness, due timers and libuv work; wait for some if `block`
  * and nothing is due. Runs in the loop context. */
 static void sched_poll(struct sched *s, bool block)
@@ -324,6 +364,7 @@ static void sched_poll(struct sched *s, bool block)
         } else
             fdtab_event(ev[i].data.u64, ev[i].events);
     }
+    xwakes_drain(s);              /* before timers: a handoff beats a timeout */
     if (s->sig_arrived)
         gsignal_dispatch(s);
     timers_expire(s);
@@ -554,6 +595,8 @@ static void sched_destroy(void *arg)
     if (!s || s->alive > 1 || s->current != s->main_co)
         return;
     corun_tls_sched = NULL;
+    while (__atomic_load_n(&s->xwake_posters, __ATOMIC_ACQUIRE))
+        syscall(SYS_sched_yield);      /* a poster is about to poke sigfd */
     inspect_sched_destroyed(s);
     fdtab_forget_sched(s);
     syscall(SYS_close, s->epfd);
@@ -605,6 +648,8 @@ static void sched_after_fork_child(void)
     s->alive = 1;
     s->dead = NULL;
     s->intr_head = NULL;
+    s->xwakes = NULL;                /* their waiters stayed behind */
+    s->xwake_posters = 0;
     gsignal_reset(s);
     inspect_after_fork_child(s);
 }

@@ -77,6 +77,16 @@ struct sched_stats {
 
 struct sched;
 
+/* A wake of a parked green thread posted from another OS thread (a kernel
+ * thread unlocking a mutex a green thread waits for). It lives with the
+ * waiter, which must not leave its wait before `delivered` is set: the
+ * scheduler's loop sets it, and wakes co, when it drains its list. */
+struct sched_xwake {
+    struct sched_xwake *next;
+    struct corun *co;
+    unsigned delivered;           /* atomic */
+};
+
 struct corun {
     void *sp;                     /* saved stack pointer while not running */
     struct corun *next, *prev;    /* link on `queue` */
@@ -146,6 +156,8 @@ struct sched {
     bool has_kick_timer;
     volatile uint64_t sig_arrived;    /* signals for gsignal_dispatch */
     volatile uint64_t sig_norestart;  /* ... of which the handler lacks SA_RESTART */
+    struct sched_xwake *xwakes;   /* atomic: posted by other OS threads, LIFO */
+    unsigned xwake_posters;       /* atomic: other threads posting (they poke sigfd) */
     uv_loop_t loop;
     /* Introspection (inspect.c). */
     struct corun *all;            /* every coroutine not yet released, main included */
@@ -277,6 +289,11 @@ static inline struct sched *sched_for_blocking_hook(void)
 /* Make a parked coroutine runnable with `reason` (taking it off its wait
  * queue and timer). Returns false if it was not parked. */
 bool sched_wake(struct corun *co, int reason);
+
+/* Post xw (xw->co set, parked on its own scheduler's OS thread) from any
+ * thread: the loop of xw->co->sched wakes it with WAKE_SIGNALED. Lock-free,
+ * async-signal-safe. */
+void sched_xwake_post(struct sched_xwake *xw);
 
 /* ---- queues ---------------------------------------------------------------*/
 

@@ -262,7 +262,8 @@ HOOK int hook_pthread_yield(void)
 
 HOOK int pthread_once(pthread_once_t *once, void (*fn)(void))
 {
-    if (!thread_gate(__builtin_return_address(0)))
+    /* corun's for every caller in green mode, as the sync objects are. */
+    if (!threads_green(__builtin_return_address(0)))
         return REAL(pthread_once)(once, fn);
     return gonce(once, fn);
 }
