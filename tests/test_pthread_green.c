@@ -371,6 +371,7 @@ PT(pt_sync, sem_timed)
 PT(pt_sync, sem_named)
 /* A process-shared semaphore: a child's sem_post wakes the parent. */
 PT(pt_sync, sem_pshared)
+PT(pt_sync, pshared_objects)
 
 /* ---- 100,000 threads; CORUN_THREADS (tests/pt_many.c) -------------------------------*/
 
