@@ -592,6 +592,64 @@ static void m_sem_pshared(void)
     CHECK(sem_destroy(s) == 0);
 }
 
+/* Process-shared mutex, condvar and rwlock in shared memory: a forked child
+ * locks, changes and signals; the parent waits for it on the condvar. */
+struct shared_objs {
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    pthread_rwlock_t rw;
+    int flag;
+};
+
+static void m_pshared_objects(void)
+{
+    struct shared_objs *o = mmap(NULL, sizeof *o, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                                 -1, 0);
+    CHECK(o != MAP_FAILED);
+    pthread_mutexattr_t ma;
+    pthread_condattr_t ca;
+    pthread_rwlockattr_t ra;
+    OK(pthread_mutexattr_init(&ma));
+    OK(pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED));
+    OK(pthread_condattr_init(&ca));
+    OK(pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED));
+    OK(pthread_rwlockattr_init(&ra));
+    OK(pthread_rwlockattr_setpshared(&ra, PTHREAD_PROCESS_SHARED));
+    OK(pthread_mutex_init(&o->m, &ma));
+    OK(pthread_cond_init(&o->c, &ca));
+    OK(pthread_rwlock_init(&o->rw, &ra));
+    OK(pthread_rwlock_wrlock(&o->rw));      /* held by the parent: the child must wait */
+    pid_t pid = fork();
+    if (pid == 0) {
+        usleep(50000);
+        int bad = pthread_rwlock_tryrdlock(&o->rw) != EBUSY;
+        bad |= pthread_mutex_lock(&o->m) != 0;
+        o->flag = 1;
+        bad |= pthread_cond_signal(&o->c) != 0;
+        bad |= pthread_mutex_unlock(&o->m) != 0;
+        bad |= pthread_rwlock_rdlock(&o->rw) != 0;   /* once the parent lets go */
+        bad |= o->flag != 2;
+        bad |= pthread_rwlock_unlock(&o->rw) != 0;
+        _exit(bad);
+    }
+    OK(pthread_mutex_lock(&o->m));
+    struct timespec abs = abs_in(CLOCK_REALTIME, 5000 * MS);
+    int rc = 0;
+    while (!o->flag && rc == 0)
+        rc = pthread_cond_timedwait(&o->c, &o->m, &abs);
+    RC(rc, 0);
+    CHECK(o->flag == 1);
+    o->flag = 2;
+    OK(pthread_mutex_unlock(&o->m));
+    OK(pthread_rwlock_unlock(&o->rw));
+    int st = 0;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child saw wrong results (status %#x)", st);
+    OK(pthread_rwlock_destroy(&o->rw));
+    OK(pthread_cond_destroy(&o->c));
+    OK(pthread_mutex_destroy(&o->m));
+}
+
 /* ---- dispatch -------------------------------------------------------------------------------*/
 
 static const struct pt_mode modes[] = {
@@ -607,6 +665,7 @@ static const struct pt_mode modes[] = {
     { "sem_timed", m_sem_timed },
     { "sem_named", m_sem_named },
     { "sem_pshared", m_sem_pshared },
+    { "pshared_objects", m_pshared_objects },
 };
 
 int main(int argc, char **argv)

@@ -319,6 +319,41 @@ Test(pthread_green, pt_process_exit_thread) { exit_thread_check(PT_GREEN); }
 Test(pthread_native, pt_process_exit_thread) { exit_thread_check(PT_NATIVE); }
 Test(pthread_plain, pt_process_exit_thread) { exit_thread_check(PT_PLAIN); }
 
+/* ---- objects shared with kernel threads made behind corun's back (tests/pt_mixed.c) --
+ * Those threads are real in every run, so the green run is checked for green
+ * threads being used (green=1), not for one OS thread. */
+
+static void pt_mixed_check(const char *mode, enum pt_how how)
+{
+    struct tu_child *c = calloc(1, sizeof *c);
+    cr_assert_not_null(c);
+    const char *args[] = { mode, NULL };
+    pt_run("pt_mixed", args, how, NULL, c);
+    char st[128], pass[128];
+    snprintf(pass, sizeof pass, "PASS %s\n", mode);
+    cr_assert(WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0 && strstr(c->out, pass),
+              PT_FMT, PT_ARGS("pt_mixed", mode, how, c, st));
+    const char *want = how == PT_PLAIN ? "corun=0 green=0" : how == PT_NATIVE ? "corun=1 green=0"
+                                                                          : "corun=1 green=1";
+    cr_assert(strstr(c->out, want), "expected %s: " PT_FMT, want,
+              PT_ARGS("pt_mixed", mode, how, c, st));
+    free(c);
+}
+
+#define PT_MIXED(mode)                                                                       \
+    Test(pthread_green, pt_mixed_##mode) { pt_mixed_check(#mode, PT_GREEN); }               \
+    Test(pthread_native, pt_mixed_##mode) { pt_mixed_check(#mode, PT_NATIVE); }             \
+    Test(pthread_plain, pt_mixed_##mode) { pt_mixed_check(#mode, PT_PLAIN); }
+
+PT_MIXED(pingpong)
+PT_MIXED(cond)
+PT_MIXED(cond_timeout)
+PT_MIXED(mutex)
+PT_MIXED(sem)
+PT_MIXED(rwlock)
+PT_MIXED(barrier)
+PT_MIXED(once)
+
 /* ---- rwlocks, spinlocks, barriers, semaphores (tests/pt_sync.c) -------------------*/
 
 PT(pt_sync, rwlock_shared)
@@ -336,6 +371,7 @@ PT(pt_sync, sem_timed)
 PT(pt_sync, sem_named)
 /* A process-shared semaphore: a child's sem_post wakes the parent. */
 PT(pt_sync, sem_pshared)
+PT(pt_sync, pshared_objects)
 
 /* ---- 100,000 threads; CORUN_THREADS (tests/pt_many.c) -------------------------------*/
 

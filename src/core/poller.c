@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -26,7 +27,8 @@
 #include <uv.h>
 
 #define TAG_SHIFT 56
-#define UV_BACKEND_DATA 0              /* tag 0: libuv's backend fd */
+#define UV_BACKEND_DATA 0              /* tag 0: libuv's backend fd, */
+#define WAKE_DATA 1                    /* and the cross-thread wake eventfd */
 #define POLL_BATCH 256
 
 uint64_t sched_poll_data(const struct poll_source *src, uint64_t data)
@@ -55,12 +57,59 @@ void poller_open(struct sched *s)
     struct epoll_event ev = { .events = EPOLLIN, .data.u64 = UV_BACKEND_DATA };
     if (syscall(SYS_epoll_ctl, s->epfd, EPOLL_CTL_ADD, uv_backend_fd(s->loop), &ev) != 0)
         diag_fatal("cannot watch libuv's backend fd: %s", strerror(errno));
+    s->wake_fd = (int)syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event wev = { .events = EPOLLIN, .data.u64 = WAKE_DATA };
+    if (s->wake_fd < 0 || syscall(SYS_epoll_ctl, s->epfd, EPOLL_CTL_ADD, s->wake_fd, &wev) != 0)
+        diag_fatal("cannot set up the wake eventfd: %s", strerror(errno));
 }
 
 void poller_close(struct sched *s)
 {
     syscall(SYS_close, s->epfd);
-    s->epfd = -1;
+    syscall(SYS_close, s->wake_fd);
+    s->epfd = s->wake_fd = -1;
+}
+
+/* ---- wakes from other OS threads --------------------------------------------*/
+
+void sched_xwake_post(struct sched_xwake *xw)
+{
+    struct sched *s = xw->co->sched;
+    /* Counted from before the push, so that the scheduler is not destroyed
+     * (its eventfd closed) while this thread is still about to poke it. */
+    __atomic_add_fetch(&s->xwake_posters, 1, __ATOMIC_SEQ_CST);
+    struct sched_xwake *head = __atomic_load_n(&s->xwakes, __ATOMIC_RELAXED);
+    do
+        xw->next = head;
+    while (!__atomic_compare_exchange_n(&s->xwakes, &head, xw, true, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED));
+    uint64_t one = 1;
+    int saved = errno;
+    syscall(SYS_write, s->wake_fd, &one, sizeof one);
+    errno = saved;
+    __atomic_sub_fetch(&s->xwake_posters, 1, __ATOMIC_RELEASE);
+}
+
+/* Deliver the wakes other threads posted, oldest first. */
+static void xwakes_drain(struct sched *s)
+{
+    if (!__atomic_load_n(&s->xwakes, __ATOMIC_RELAXED))
+        return;
+    struct sched_xwake *xw = __atomic_exchange_n(&s->xwakes, NULL, __ATOMIC_ACQUIRE), *fifo = NULL;
+    while (xw) {
+        struct sched_xwake *next = xw->next;
+        xw->next = fifo;
+        fifo = xw;
+        xw = next;
+    }
+    while (fifo) {
+        struct sched_xwake *next = fifo->next;
+        struct corun *co = fifo->co;
+        /* Once delivered, the waiter may leave and its record go. */
+        __atomic_store_n(&fifo->delivered, 1, __ATOMIC_RELEASE);
+        sched_wake(co, WAKE_SIGNALED);
+        fifo = next;
+    }
 }
 
 static void timers_expire(struct sched *s)
@@ -117,11 +166,15 @@ void poller_poll(struct sched *s, bool block)
     int n = epoll_wait_ns(s->epfd, ev, POLL_BATCH, timeout);
     __atomic_store_n(&s->polling, false, __ATOMIC_RELAXED);
     for (int i = 0; i < n; i++) {
-        if (ev[i].data.u64 == UV_BACKEND_DATA)
+        if (ev[i].data.u64 == UV_BACKEND_DATA) {
             uv_ready = true;
-        else
+        } else if (ev[i].data.u64 == WAKE_DATA) {
+            uint64_t v;
+            syscall(SYS_read, s->wake_fd, &v, sizeof v);
+        } else
             dispatch(s, ev[i].data.u64, ev[i].events);
     }
+    xwakes_drain(s);              /* before timers: a handoff beats a timeout */
     OBSERVERS_CALL(polled, s);
     timers_expire(s);
     if (uv_ready || (uv_alive && uv_backend_timeout(s->loop) == 0))

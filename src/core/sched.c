@@ -487,6 +487,8 @@ static void sched_destroy(void *arg)
     if (!s || s->alive > 1 || s->current != s->main_co)
         return;
     sched_tls = NULL;
+    while (__atomic_load_n(&s->xwake_posters, __ATOMIC_ACQUIRE))
+        syscall(SYS_sched_yield);      /* a poster is about to poke wake_fd */
     OBSERVERS_CALL(sched_destroyed, s);
     OBSERVERS_CALL(thread_released, s, s->main_co);
     poller_close(s);
@@ -533,6 +535,8 @@ static void fork_child(void)
         s->alive = 1;
         s->dead = NULL;
         s->interruptible.head = NULL;
+        s->xwakes = NULL;                /* their waiters stayed behind */
+        s->xwake_posters = 0;
         s->all.head = NULL;
         dlist_push(&s->all, &s->current->all_link);
         s->tid = (pid_t)syscall(SYS_gettid);

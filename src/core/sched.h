@@ -96,6 +96,16 @@ struct sched_stats {
 
 struct sched;
 
+/* A wake of a parked green thread posted from another OS thread (a kernel
+ * thread unlocking a mutex a green thread waits for). It lives with the
+ * waiter, which must not leave its wait before `delivered` is set: the
+ * scheduler's loop sets it, and wakes co, when it drains its list. */
+struct sched_xwake {
+    struct sched_xwake *next;
+    struct corun *co;
+    unsigned delivered;           /* atomic */
+};
+
 struct corun {
     void *sp;                     /* saved stack pointer while not running */
     struct corun *next, *prev;    /* link on `queue` */
@@ -149,6 +159,9 @@ struct sched {
     unsigned dispatches;          /* since events were last polled */
     uint64_t polled_tick;         /* coarse clock at that poll */
     int epfd;                     /* fds waited on, plus libuv's own backend fd */
+    int wake_fd;                  /* eventfd in epfd: other OS threads posted wakes */
+    struct sched_xwake *xwakes;   /* atomic: posted by other OS threads, LIFO */
+    unsigned xwake_posters;       /* atomic: other threads posting (they poke wake_fd) */
     unsigned long alive;          /* coroutines not finished, main included */
     struct timerheap timers;
     struct dlist interruptible;   /* coroutines parked interruptibly */
@@ -284,6 +297,11 @@ int sched_park(struct sched *s, uint64_t deadline, enum park_mode mode);
  * queue, timer and the interruptible list). Returns false if it was not
  * parked. */
 bool sched_wake(struct corun *co, int reason);
+
+/* Post xw (xw->co set, parked on its own scheduler's OS thread) from any
+ * thread: the loop of xw->co->sched wakes it with WAKE_SIGNALED. Lock-free,
+ * async-signal-safe. */
+void sched_xwake_post(struct sched_xwake *xw);
 
 /* Let other runnable coroutines run, and the loop poll when it is due: the
  * current coroutine goes to the back of the run queue. */

@@ -31,6 +31,7 @@
 #include "diag.h"
 #include "fdtab.h"
 #include "gthread.h"
+#include "lock.h"
 #include "sched.h"
 
 #define NSIG_KERNEL 64
@@ -74,17 +75,16 @@ static inline struct sig_sched *ss(const struct sched *s)
 
 static struct sigaction prog_act[NSIG_KERNEL + 1];
 static uint64_t managed;            /* signals whose kernel handler is the trampoline */
-static int act_lock;
+static cr_lock_t act_lock = CR_LOCK_INIT;   /* prog_act and managed, outside handlers */
 
 static void lock(void)
 {
-    while (__atomic_exchange_n(&act_lock, 1, __ATOMIC_ACQUIRE))
-        __builtin_ia32_pause();
+    cr_lock(&act_lock);
 }
 
 static void unlock(void)
 {
-    __atomic_store_n(&act_lock, 0, __ATOMIC_RELEASE);
+    cr_unlock(&act_lock);
 }
 
 static bool is_managed(int sig)

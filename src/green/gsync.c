@@ -1,16 +1,21 @@
 /*
- * Green synchronisation objects. All waiting is FIFO and ownership is handed
- * straight to the first waiter (no barging), which keeps handoff cheap (one
- * switch) and fair. Waits are parks on the object's own queue, so a timeout
- * or cancellation takes the waiter off the queue before anyone can hand it
- * the object.
+ * Synchronisation objects for any caller (see gsync.h). All waiting is FIFO
+ * and what is waited for is handed straight to the first waiter (no
+ * barging while anyone waits), which keeps handoff cheap and fair.
+ *
+ * Memory order: QLOCK is taken with an acquire CAS and released with a
+ * release store of the whole word; while it is held nobody else changes the
+ * word (every other transition is a CAS from a value without QLOCK).
  */
 #include "gsync.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <linux/futex.h>
 #include <semaphore.h>
 #include <stddef.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "gthread.h"
 #include "sched.h"
@@ -19,8 +24,205 @@ _Static_assert(sizeof(struct gmutex) <= 40, "gmutex must fit pthread_mutex_t");
 _Static_assert(offsetof(struct gmutex, kind) == 16, "kind where glibc's initialisers put it");
 _Static_assert(sizeof(struct gcond) <= 48, "gcond must fit pthread_cond_t");
 _Static_assert(sizeof(struct grwlock) <= 56, "grwlock must fit pthread_rwlock_t");
+_Static_assert(offsetof(struct grwlock, shared) == 28, "glibc's rwlock __shared");
 _Static_assert(sizeof(struct gsem) <= 32, "gsem must fit sem_t");
 _Static_assert(sizeof(struct gbarrier) <= 32, "gbarrier must fit pthread_barrier_t");
+_Static_assert(offsetof(struct gbarrier, shared) == 12, "glibc's barrier shared");
+
+#define GS_LOCKED 1u            /* mutex: held */
+#define GS_WAITERS 2u           /* the queue is not empty */
+#define GS_QLOCK 4u             /* the queue (and the rest of the object) is being changed */
+#define GRW_WRITER 8u           /* rwlock: held for writing */
+#define GRW_READER 16u          /* rwlock: one reader */
+#define GSEM_UNIT ((uint64_t)1 << 32)
+
+/* ---- waiters ---------------------------------------------------------------*/
+
+enum { GW_WAITING, GW_CLAIMED, GW_DONE };   /* gwaiter.state */
+
+struct gwaiter {
+    struct gwaiter *next, *prev;    /* on the object's queue */
+    struct sched *s;                /* a green waiter's scheduler, or NULL: a kernel thread */
+    void *self;                     /* who waits (see caller()) */
+    uint32_t state;                 /* atomic: futex word of a kernel waiter */
+    int wants_write;                /* rwlock */
+    struct sched_xwake xw;
+};
+
+/* A kernel thread's identity as an owner: tagged (bit 0) so that it is never
+ * taken for a struct corun. */
+static __thread uint64_t kernel_self_token __attribute__((tls_model("initial-exec")));
+#define KERNEL_TAG 1u
+
+/* The caller: *s is its scheduler when it is a green thread, else NULL. */
+static void *caller(struct sched **s)
+{
+    *s = sched_for_program();
+    if (*s)
+        return (*s)->current;
+    return (void *)((uintptr_t)&kernel_self_token | KERNEL_TAG);
+}
+
+const struct corun *gmutex_green_owner(const struct gmutex *m)
+{
+    void *o = __atomic_load_n(&m->owner, __ATOMIC_RELAXED);
+    return ((uintptr_t)o & KERNEL_TAG) ? NULL : o;
+}
+
+static void gw_init(struct gwaiter *w, struct sched *s, void *self)
+{
+    *w = (struct gwaiter){ .s = s, .self = self };
+    w->xw.co = s ? s->current : NULL;
+}
+
+static void gwq_push(struct gwq *q, struct gwaiter *w)
+{
+    w->next = NULL;
+    w->prev = q->tail;
+    if (q->tail)
+        q->tail->next = w;
+    else
+        q->head = w;
+    q->tail = w;
+}
+
+static void gwq_remove(struct gwq *q, struct gwaiter *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        q->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        q->tail = w->prev;
+    w->next = w->prev = NULL;
+}
+
+/* Take w off q and mark it handed over (under QLOCK); gw_wake it after. */
+static void gw_claim(struct gwq *q, struct gwaiter *w)
+{
+    gwq_remove(q, w);
+    __atomic_store_n(&w->state, GW_CLAIMED, __ATOMIC_RELAXED);
+}
+
+static long futex(uint32_t *word, int op, uint32_t val, const struct timespec *ts)
+{
+    return syscall(SYS_futex, word, op, val, ts, NULL, FUTEX_BITSET_MATCH_ANY);
+}
+
+/* Wake a claimed waiter (QLOCK released). After this w may be gone. */
+static void gw_wake(struct gwaiter *w)
+{
+    if (!w->s) {
+        __atomic_store_n(&w->state, GW_DONE, __ATOMIC_RELEASE);
+        int saved = errno;
+        futex(&w->state, FUTEX_WAKE_PRIVATE, 1, NULL);
+        errno = saved;
+        return;
+    }
+    struct sched *mine = sched_tls;
+    if (mine == w->s && mine->current != mine->loop_co) {
+        __atomic_store_n(&w->state, GW_DONE, __ATOMIC_RELEASE);
+        sched_wake(w->xw.co, WAKE_SIGNALED);
+    } else {
+        sched_xwake_post(&w->xw);       /* another OS thread, or a signal handler */
+    }
+}
+
+static bool gw_done(struct gwaiter *w)
+{
+    return __atomic_load_n(&w->state, __ATOMIC_ACQUIRE) == GW_DONE ||
+           (w->s && __atomic_load_n(&w->xw.delivered, __ATOMIC_ACQUIRE));
+}
+
+enum gw_how { GW_PLAIN, GW_CANCELLABLE, GW_INTERRUPTIBLE };
+
+/*
+ * Wait, QLOCK released, until w is handed what it waits for (WAKE_SIGNALED)
+ * or the deadline, a cancellation or a signal handler ends the wait early
+ * (then the caller must gw_withdraw). A kernel thread waits on its own
+ * futex; a signal interrupts it only in GW_INTERRUPTIBLE (the kernel
+ * restarts the futex wait after an SA_RESTART handler itself).
+ */
+static int gw_wait(struct gwaiter *w, uint64_t deadline, enum gw_how how, enum wait_kind kind,
+                   const void *obj)
+{
+    struct sched *s = w->s;
+    if (s) {
+        for (;;) {
+            sched_wait_on(s, kind, obj, -1);
+            int why = how == GW_PLAIN ? sched_park(s, deadline, PARK_PLAIN)
+                    : how == GW_CANCELLABLE ? sched_park(s, deadline, PARK_CANCEL)
+                                            : sched_park(s, deadline, PARK_INTR_RESTART);
+            if (gw_done(w))
+                return WAKE_SIGNALED;
+            if (why != WAKE_SIGNALED)
+                return why;
+        }
+    }
+    struct timespec abs = { (time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u) };
+    int saved = errno, why = WAKE_SIGNALED;
+    for (;;) {
+        uint32_t v = __atomic_load_n(&w->state, __ATOMIC_ACQUIRE);
+        if (v == GW_DONE)
+            break;
+        long r = futex(&w->state, FUTEX_WAIT_BITSET_PRIVATE, v,
+                       deadline == DEADLINE_NONE ? NULL : &abs);
+        if (r != 0 && errno == ETIMEDOUT) {
+            why = WAKE_TIMEOUT;
+            break;
+        }
+        if (r != 0 && errno == EINTR && how == GW_INTERRUPTIBLE) {
+            why = WAKE_INTERRUPTED;
+            break;
+        }
+    }
+    errno = saved;
+    return why;
+}
+
+/* After gw_wait handed it nothing: w is still queued (the caller took it
+ * off) or was claimed meanwhile, and then it waits for the wake. */
+static void gw_wait_handed(struct gwaiter *w)
+{
+    while (!gw_done(w))
+        gw_wait(w, DEADLINE_NONE, GW_PLAIN, WAIT_OTHER, NULL);
+}
+
+static void cpu_relax(unsigned *spins)
+{
+    if (++*spins < 100)
+        __builtin_ia32_pause();
+    else
+        syscall(SYS_sched_yield);       /* the holder may be a preempted kernel thread */
+}
+
+/* Take the QLOCK of a 32-bit state word; returns the word (without QLOCK). */
+static uint32_t qlock32(uint32_t *word)
+{
+    unsigned spins = 0;
+    uint32_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
+    for (;;) {
+        if (!(v & GS_QLOCK) && __atomic_compare_exchange_n(word, &v, v | GS_QLOCK, true,
+                                                           __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            return v;
+        if (v & GS_QLOCK) {
+            cpu_relax(&spins);
+            v = __atomic_load_n(word, __ATOMIC_RELAXED);
+        }
+    }
+}
+
+static void qunlock32(uint32_t *word, uint32_t v)
+{
+    __atomic_store_n(word, v & ~GS_QLOCK, __ATOMIC_RELEASE);
+}
+
+static uint32_t waiters_bit(const struct gwq *q)
+{
+    return q->head ? GS_WAITERS : 0;
+}
 
 int deadline_from_abstime(clockid_t clock, const struct timespec *abs, uint64_t *deadline)
 {
@@ -35,11 +237,6 @@ int deadline_from_abstime(clockid_t clock, const struct timespec *abs, uint64_t 
     return 0;
 }
 
-/* A deadline already reached means "try once": no park. */
-static bool expired(uint64_t deadline)
-{
-    return deadline != DEADLINE_NONE && deadline <= clock_now_ns();
-}
 
 /* ---- mutex -----------------------------------------------------------------*/
 
@@ -48,16 +245,38 @@ void gmutex_init(struct gmutex *m, int kind)
     *m = (struct gmutex){ .kind = kind };
 }
 
+static void mutex_take(struct gmutex *m, void *self)
+{
+    __atomic_store_n(&m->owner, self, __ATOMIC_RELAXED);
+    m->count = 1;
+}
+
+/* Take m off the queue after a wait that ended early: false if it was
+ * handed m first (then the caller holds it). */
+static bool mutex_withdraw(struct gmutex *m, struct gwaiter *w)
+{
+    uint32_t v = qlock32(&m->state);
+    if (__atomic_load_n(&w->state, __ATOMIC_RELAXED) == GW_WAITING) {
+        gwq_remove(&m->waiters, w);
+        qunlock32(&m->state, (v & ~GS_WAITERS) | waiters_bit(&m->waiters));
+        return true;
+    }
+    qunlock32(&m->state, v);
+    gw_wait_handed(w);
+    return false;
+}
+
 int gmutex_lock(struct gmutex *m, uint64_t deadline, bool try)
 {
-    struct sched *s = sched_self();
-    struct corun *cur = s->current;
-    if (!m->owner) {
-        m->owner = cur;
-        m->count = 1;
+    struct sched *s;
+    void *self = caller(&s);
+    uint32_t v = 0;
+    if (__atomic_compare_exchange_n(&m->state, &v, GS_LOCKED, false, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED)) {
+        mutex_take(m, self);
         return 0;
     }
-    if (m->owner == cur) {
+    if (__atomic_load_n(&m->owner, __ATOMIC_RELAXED) == self) {
         switch (m->kind & 3) {
         case GMUTEX_RECURSIVE:
             if (m->count == UINT_MAX)
@@ -70,41 +289,75 @@ int gmutex_lock(struct gmutex *m, uint64_t deadline, bool try)
             break;                /* a normal mutex relocked by its owner deadlocks, as natively */
         }
     }
-    if (try)
-        return EBUSY;
-    if (expired(deadline))
+    struct gwaiter w;
+    gw_init(&w, s, self);
+    unsigned spins = 0;
+    for (;;) {
+        if (!(v & (GS_LOCKED | GS_QLOCK))) {
+            if (__atomic_compare_exchange_n(&m->state, &v, v | GS_LOCKED, true, __ATOMIC_ACQUIRE,
+                                            __ATOMIC_RELAXED)) {
+                mutex_take(m, self);
+                return 0;
+            }
+            continue;
+        }
+        if (try)
+            return EBUSY;
+        if (v & GS_QLOCK) {
+            cpu_relax(&spins);
+            v = __atomic_load_n(&m->state, __ATOMIC_RELAXED);
+            continue;
+        }
+        if (__atomic_compare_exchange_n(&m->state, &v, v | GS_QLOCK, true, __ATOMIC_ACQUIRE,
+                                        __ATOMIC_RELAXED))
+            break;
+    }
+    /* QLOCK held, m locked. A deadline already reached means "try once". */
+    if (deadline != DEADLINE_NONE && deadline <= clock_now_ns()) {
+        qunlock32(&m->state, v);
         return ETIMEDOUT;
-    coq_push(&m->waiters, cur);
-    sched_wait_on(s, WAIT_MUTEX, m, -1);
-    if (sched_park(s, deadline, PARK_PLAIN) == WAKE_TIMEOUT)
+    }
+    gwq_push(&m->waiters, &w);
+    qunlock32(&m->state, v | GS_WAITERS);
+    if (gw_wait(&w, deadline, GW_PLAIN, WAIT_MUTEX, m) != WAKE_SIGNALED && mutex_withdraw(m, &w))
         return ETIMEDOUT;
-    return 0;                     /* handed over by the unlocker: owner == cur */
+    return 0;                     /* handed over by the unlocker: owner == self */
 }
 
 int gmutex_unlock(struct gmutex *m)
 {
-    struct corun *cur = sched_self()->current;
-    if (m->owner != cur) {
-        if ((m->kind & 3) != GMUTEX_NORMAL || !m->owner)
-            return (m->kind & 3) != GMUTEX_NORMAL ? EPERM : 0;
+    struct sched *s;
+    void *self = caller(&s);
+    int kind = m->kind & 3;
+    if (__atomic_load_n(&m->owner, __ATOMIC_RELAXED) != self) {
+        if (kind != GMUTEX_NORMAL)
+            return EPERM;
+        if (!(__atomic_load_n(&m->state, __ATOMIC_RELAXED) & GS_LOCKED))
+            return 0;             /* as glibc: unlocking a free normal mutex does nothing */
     }
-    if (--m->count > 0 && (m->kind & 3) == GMUTEX_RECURSIVE)
+    if (kind == GMUTEX_RECURSIVE && --m->count > 0)
         return 0;
-    struct corun *next = m->waiters.head;
-    if (next) {
-        m->owner = next;
-        m->count = 1;
-        sched_wake(next, WAKE_SIGNALED);
-    } else {
-        m->owner = NULL;
-        m->count = 0;
+    __atomic_store_n(&m->owner, NULL, __ATOMIC_RELAXED);
+    m->count = 0;
+    uint32_t v = GS_LOCKED;
+    if (__atomic_compare_exchange_n(&m->state, &v, 0, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+        return 0;
+    v = qlock32(&m->state);
+    struct gwaiter *next = m->waiters.head;
+    if (!next) {
+        qunlock32(&m->state, 0);
+        return 0;
     }
+    gw_claim(&m->waiters, next);
+    mutex_take(m, next->self);
+    qunlock32(&m->state, GS_LOCKED | waiters_bit(&m->waiters));
+    gw_wake(next);
     return 0;
 }
 
 int gmutex_destroy(struct gmutex *m)
 {
-    return m->owner ? EBUSY : 0;
+    return __atomic_load_n(&m->state, __ATOMIC_RELAXED) & GS_LOCKED ? EBUSY : 0;
 }
 
 /* ---- condition variable ------------------------------------------------------*/
@@ -116,17 +369,34 @@ void gcond_init(struct gcond *c, clockid_t clock)
 
 int gcond_wait(struct gcond *c, struct gmutex *m, uint64_t deadline)
 {
-    struct sched *s = sched_self();
-    struct corun *cur = s->current;
-    if (m->owner != cur && (m->kind & 3) != GMUTEX_NORMAL)
+    struct sched *s;
+    void *self = caller(&s);
+    if (__atomic_load_n(&m->owner, __ATOMIC_RELAXED) != self && (m->kind & 3) != GMUTEX_NORMAL)
         return EPERM;
+    struct gwaiter w;
+    gw_init(&w, s, self);
+    /* Queued before m is released: a signal sent under m reaches it. */
+    uint32_t v = qlock32(&c->state);
+    gwq_push(&c->waiters, &w);
+    qunlock32(&c->state, v | GS_WAITERS);
     uint32_t depth = m->count;
     m->count = 1;                 /* release it whole, get it back whole */
     gmutex_unlock(m);
-    int why;
-    coq_push(&c->waiters, cur);
-    sched_wait_on(s, WAIT_COND, c, -1);
-    why = sched_park(s, deadline, PARK_CANCEL);
+    int why = gw_wait(&w, deadline, GW_CANCELLABLE, WAIT_COND, c);
+    if (why != WAKE_SIGNALED) {
+        v = qlock32(&c->state);
+        if (__atomic_load_n(&w.state, __ATOMIC_RELAXED) == GW_WAITING) {
+            gwq_remove(&c->waiters, &w);
+            qunlock32(&c->state, (v & ~GS_WAITERS) | waiters_bit(&c->waiters));
+        } else {
+            qunlock32(&c->state, v);
+            gw_wait_handed(&w);
+            if (why == WAKE_CANCELED)
+                gcond_signal(c);  /* a canceled waiter must not consume a signal */
+            else
+                why = WAKE_SIGNALED;
+        }
+    }
     gmutex_lock(m, DEADLINE_NONE, false);
     m->count = depth;
     gthread_act_on_cancel(why);   /* a canceled waiter leaves holding the mutex, per POSIX */
@@ -135,161 +405,302 @@ int gcond_wait(struct gcond *c, struct gmutex *m, uint64_t deadline)
 
 void gcond_signal(struct gcond *c)
 {
-    if (c->waiters.head)
-        sched_wake(c->waiters.head, WAKE_SIGNALED);
+    if (!(__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) & GS_WAITERS))
+        return;
+    uint32_t v = qlock32(&c->state);
+    struct gwaiter *w = c->waiters.head;
+    if (w)
+        gw_claim(&c->waiters, w);
+    qunlock32(&c->state, (v & ~GS_WAITERS) | waiters_bit(&c->waiters));
+    if (w)
+        gw_wake(w);
 }
 
 void gcond_broadcast(struct gcond *c)
 {
-    while (c->waiters.head)
-        sched_wake(c->waiters.head, WAKE_SIGNALED);
+    if (!(__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) & GS_WAITERS))
+        return;
+    uint32_t v = qlock32(&c->state);
+    struct gwaiter *all = c->waiters.head;
+    for (struct gwaiter *w = all; w; w = w->next)
+        __atomic_store_n(&w->state, GW_CLAIMED, __ATOMIC_RELAXED);
+    c->waiters.head = c->waiters.tail = NULL;
+    qunlock32(&c->state, v & ~GS_WAITERS);
+    while (all) {
+        struct gwaiter *next = all->next;   /* read before the wake: then it may be gone */
+        gw_wake(all);
+        all = next;
+    }
 }
 
 int gcond_destroy(struct gcond *c)
 {
-    return c->waiters.head ? EBUSY : 0;
+    return __atomic_load_n(&c->state, __ATOMIC_RELAXED) & GS_WAITERS ? EBUSY : 0;
 }
 
 /* ---- rwlock ------------------------------------------------------------------*/
-
-#define WANTS_WRITE 1
 
 void grwlock_init(struct grwlock *l)
 {
     *l = (struct grwlock){ 0 };
 }
 
-/* The lock became free: the first waiter gets it, and if that is a reader,
- * so do all readers queued behind it up to the next writer. */
-static void grwlock_grant(struct grwlock *l)
+/* Under QLOCK, with the lock state v: hand a free lock to the first waiter,
+ * and if that is a reader, to all readers queued behind it up to the next
+ * writer. Returns the new state; the claimed waiters are put on *woken. */
+static uint32_t rw_grant(struct grwlock *l, uint32_t v, struct gwaiter **woken)
 {
-    struct corun *co = l->waiters.head;
-    if (!co || l->writer || l->readers)
-        return;
-    if (co->wait_want == WANTS_WRITE) {
-        l->writer = co;
-        sched_wake(co, WAKE_SIGNALED);
-        return;
+    struct gwaiter *w = l->waiters.head, *list = NULL, **tail = &list;
+    if (!w || (v & GRW_WRITER) || v >= GRW_READER)
+        goto out;
+    if (w->wants_write) {
+        gw_claim(&l->waiters, w);
+        __atomic_store_n(&l->writer, w->self, __ATOMIC_RELAXED);
+        v |= GRW_WRITER;
+        *tail = w;
+        tail = &w->next;
+        goto out;
     }
-    while ((co = l->waiters.head) && co->wait_want != WANTS_WRITE) {
-        l->readers++;
-        sched_wake(co, WAKE_SIGNALED);
+    while ((w = l->waiters.head) && !w->wants_write) {
+        gw_claim(&l->waiters, w);
+        v += GRW_READER;
+        *tail = w;
+        tail = &w->next;
+    }
+out:
+    *tail = NULL;
+    *woken = list;
+    return (v & ~GS_WAITERS) | waiters_bit(&l->waiters);
+}
+
+static void rw_wake_all(struct gwaiter *w)
+{
+    while (w) {
+        struct gwaiter *next = w->next;
+        gw_wake(w);
+        w = next;
     }
 }
 
-static int grwlock_wait(struct sched *s, struct grwlock *l, short mode, uint64_t deadline)
+static int rw_lock(struct grwlock *l, bool write, uint64_t deadline, bool try)
 {
-    struct corun *cur = s->current;
-    if (expired(deadline))
+    struct sched *s;
+    void *self = caller(&s);
+    if (__atomic_load_n(&l->writer, __ATOMIC_RELAXED) == self)
+        return try ? EBUSY : EDEADLK;
+    unsigned spins = 0;
+    uint32_t v = __atomic_load_n(&l->state, __ATOMIC_RELAXED);
+    for (;;) {
+        /* Readers go first while no writer holds it (glibc's default policy). */
+        bool free = write ? !(v & (GRW_WRITER | GS_QLOCK)) && v < GRW_READER
+                          : !(v & (GRW_WRITER | GS_QLOCK));
+        if (free) {
+            if (!write && v >= UINT32_MAX - GRW_READER + 1)
+                return EAGAIN;
+            if (__atomic_compare_exchange_n(&l->state, &v, write ? v | GRW_WRITER : v + GRW_READER,
+                                            true, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+                if (write)
+                    __atomic_store_n(&l->writer, self, __ATOMIC_RELAXED);
+                return 0;
+            }
+            continue;
+        }
+        if (try)
+            return EBUSY;
+        if (v & GS_QLOCK) {
+            cpu_relax(&spins);
+            v = __atomic_load_n(&l->state, __ATOMIC_RELAXED);
+            continue;
+        }
+        if (__atomic_compare_exchange_n(&l->state, &v, v | GS_QLOCK, true, __ATOMIC_ACQUIRE,
+                                        __ATOMIC_RELAXED))
+            break;
+    }
+    if (deadline != DEADLINE_NONE && deadline <= clock_now_ns()) {
+        qunlock32(&l->state, v);
         return ETIMEDOUT;
-    cur->wait_want = mode;
-    coq_push(&l->waiters, cur);
-    sched_wait_on(s, WAIT_RWLOCK, l, -1);
-    return sched_park(s, deadline, PARK_PLAIN) == WAKE_TIMEOUT ? ETIMEDOUT : 0;
+    }
+    struct gwaiter w;
+    gw_init(&w, s, self);
+    w.wants_write = write;
+    gwq_push(&l->waiters, &w);
+    qunlock32(&l->state, v | GS_WAITERS);
+    if (gw_wait(&w, deadline, GW_PLAIN, WAIT_RWLOCK, l) == WAKE_SIGNALED)
+        return 0;
+    v = qlock32(&l->state);
+    if (__atomic_load_n(&w.state, __ATOMIC_RELAXED) == GW_WAITING) {
+        gwq_remove(&l->waiters, &w);
+        /* A writer leaving may let the readers queued behind it in. */
+        struct gwaiter *woken;
+        qunlock32(&l->state, rw_grant(l, v, &woken));
+        rw_wake_all(woken);
+        return ETIMEDOUT;
+    }
+    qunlock32(&l->state, v);
+    gw_wait_handed(&w);
+    return 0;
 }
 
 int grwlock_rdlock(struct grwlock *l, uint64_t deadline, bool try)
 {
-    struct sched *s = sched_self();
-    if (l->writer == s->current)
-        return try ? EBUSY : EDEADLK;
-    /* Readers go first while no writer holds it (glibc's default policy). */
-    if (!l->writer) {
-        if (l->readers == UINT32_MAX)
-            return EAGAIN;
-        l->readers++;
-        return 0;
-    }
-    if (try)
-        return EBUSY;
-    return grwlock_wait(s, l, 0, deadline);
+    return rw_lock(l, false, deadline, try);
 }
 
 int grwlock_wrlock(struct grwlock *l, uint64_t deadline, bool try)
 {
-    struct sched *s = sched_self();
-    if (l->writer == s->current)
-        return try ? EBUSY : EDEADLK;
-    if (!l->writer && !l->readers) {
-        l->writer = s->current;
-        return 0;
-    }
-    if (try)
-        return EBUSY;
-    return grwlock_wait(s, l, WANTS_WRITE, deadline);
+    return rw_lock(l, true, deadline, try);
 }
 
 int grwlock_unlock(struct grwlock *l)
 {
-    struct corun *cur = sched_self()->current;
-    if (l->writer == cur)
-        l->writer = NULL;
-    else if (l->readers)
-        l->readers--;
-    else
-        return EPERM;
-    grwlock_grant(l);
+    struct sched *s;
+    void *self = caller(&s);
+    bool writer = __atomic_load_n(&l->writer, __ATOMIC_RELAXED) == self;
+    if (writer)
+        __atomic_store_n(&l->writer, NULL, __ATOMIC_RELAXED);
+    uint32_t v = __atomic_load_n(&l->state, __ATOMIC_RELAXED);
+    unsigned spins = 0;
+    for (;;) {
+        if (!writer && v < GRW_READER)
+            return EPERM;
+        if (v & GS_QLOCK) {
+            cpu_relax(&spins);
+            v = __atomic_load_n(&l->state, __ATOMIC_RELAXED);
+            continue;
+        }
+        uint32_t n = writer ? v & ~GRW_WRITER : v - GRW_READER;
+        if ((n & GS_WAITERS) && n < GRW_READER)
+            break;                /* the lock becomes free with waiters: grant it */
+        if (__atomic_compare_exchange_n(&l->state, &v, n, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+            return 0;
+    }
+    v = qlock32(&l->state);
+    v = writer ? v & ~GRW_WRITER : v - GRW_READER;
+    struct gwaiter *woken;
+    qunlock32(&l->state, rw_grant(l, v, &woken));
+    rw_wake_all(woken);
     return 0;
 }
 
 int grwlock_destroy(struct grwlock *l)
 {
-    return l->writer || l->readers ? EBUSY : 0;
+    uint32_t v = __atomic_load_n(&l->state, __ATOMIC_RELAXED);
+    return (v & GRW_WRITER) || v >= GRW_READER ? EBUSY : 0;
 }
 
 /* ---- semaphore -------------------------------------------------------------*/
 
 void gsem_init(struct gsem *s, unsigned value)
 {
-    *s = (struct gsem){ .value = value };
+    *s = (struct gsem){ .state = value * GSEM_UNIT };
+}
+
+static uint64_t qlock64(uint64_t *word)
+{
+    unsigned spins = 0;
+    uint64_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
+    for (;;) {
+        if (!(v & GS_QLOCK) && __atomic_compare_exchange_n(word, &v, v | GS_QLOCK, true,
+                                                           __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            return v;
+        if (v & GS_QLOCK) {
+            cpu_relax(&spins);
+            v = __atomic_load_n(word, __ATOMIC_RELAXED);
+        }
+    }
+}
+
+static void qunlock64(uint64_t *word, uint64_t v)
+{
+    __atomic_store_n(word, v & ~(uint64_t)GS_QLOCK, __ATOMIC_RELEASE);
 }
 
 int gsem_wait(struct gsem *sem, uint64_t deadline, bool try)
 {
+    struct sched *s;
+    void *self = caller(&s);
+    uint64_t v = __atomic_load_n(&sem->state, __ATOMIC_RELAXED);
     for (;;) {
-        if (sem->value > 0) {
-            sem->value--;
-            return 0;
+        while (v >= GSEM_UNIT && !(v & GS_QLOCK)) {
+            if (__atomic_compare_exchange_n(&sem->state, &v, v - GSEM_UNIT, true, __ATOMIC_ACQUIRE,
+                                            __ATOMIC_RELAXED))
+                return 0;
         }
         if (try)
             return EAGAIN;
-        struct sched *s = sched_self();
-        if (expired(deadline))
+        v = qlock64(&sem->state);
+        if (v >= GSEM_UNIT) {
+            qunlock64(&sem->state, v - GSEM_UNIT);
+            return 0;
+        }
+        if (deadline != DEADLINE_NONE && deadline <= clock_now_ns()) {
+            qunlock64(&sem->state, v);
             return ETIMEDOUT;
-        coq_push(&sem->waiters, s->current);
+        }
+        struct gwaiter w;
+        gw_init(&w, s, self);
+        gwq_push(&sem->waiters, &w);
+        qunlock64(&sem->state, v | GS_WAITERS);
         /* Linux restarts a semaphore's futex wait after an SA_RESTART handler
          * (signal(7) says otherwise; the kernel's -ERESTARTSYS wins). */
-        sched_wait_on(s, WAIT_SEM, sem, -1);
-        int why = sched_park(s, deadline, PARK_INTR_RESTART);
+        int why = gw_wait(&w, deadline, GW_INTERRUPTIBLE, WAIT_SEM, sem);
+        if (why == WAKE_SIGNALED)
+            return 0;             /* the poster handed us its unit */
+        v = qlock64(&sem->state);
+        if (__atomic_load_n(&w.state, __ATOMIC_RELAXED) != GW_WAITING) {
+            qunlock64(&sem->state, v);
+            gw_wait_handed(&w);
+            if (why == WAKE_CANCELED)
+                gsem_post(sem);   /* a canceled waiter passes the unit on */
+            gthread_act_on_cancel(why);
+            return 0;
+        }
+        gwq_remove(&sem->waiters, &w);
+        v = (v & ~(uint64_t)GS_WAITERS) | waiters_bit(&sem->waiters);
+        qunlock64(&sem->state, v);
         gthread_act_on_cancel(why);
         if (why == WAKE_RESTART)
-            continue;          /* a handler ran; a post meanwhile left its unit in value */
+            continue;             /* a handler ran; a post meanwhile left its unit in value */
         if (why == WAKE_INTERRUPTED)
             return EINTR;
-        return why == WAKE_TIMEOUT ? ETIMEDOUT : 0;   /* woken: the poster handed us its unit */
+        return ETIMEDOUT;
     }
 }
 
 int gsem_post(struct gsem *sem)
 {
-    if (sem->waiters.head) {
-        sched_wake(sem->waiters.head, WAKE_SIGNALED);
+    uint64_t v = __atomic_load_n(&sem->state, __ATOMIC_RELAXED);
+    while (!(v & (GS_WAITERS | GS_QLOCK))) {
+        if (v / GSEM_UNIT >= SEM_VALUE_MAX)
+            return EOVERFLOW;
+        if (__atomic_compare_exchange_n(&sem->state, &v, v + GSEM_UNIT, true, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED))
+            return 0;
+    }
+    v = qlock64(&sem->state);
+    struct gwaiter *w = sem->waiters.head;
+    if (w) {
+        gw_claim(&sem->waiters, w);
+        qunlock64(&sem->state, (v & ~(uint64_t)GS_WAITERS) | waiters_bit(&sem->waiters));
+        gw_wake(w);
         return 0;
     }
-    if (sem->value >= SEM_VALUE_MAX)
+    if (v / GSEM_UNIT >= SEM_VALUE_MAX) {
+        qunlock64(&sem->state, v);
         return EOVERFLOW;
-    sem->value++;
+    }
+    qunlock64(&sem->state, v + GSEM_UNIT);
     return 0;
 }
 
 unsigned gsem_value(const struct gsem *sem)
 {
-    return sem->value;
+    return (unsigned)(__atomic_load_n(&sem->state, __ATOMIC_RELAXED) / GSEM_UNIT);
 }
 
 int gsem_destroy(struct gsem *sem)
 {
-    return sem->waiters.head ? EBUSY : 0;
+    return __atomic_load_n(&sem->state, __ATOMIC_RELAXED) & GS_WAITERS ? EBUSY : 0;
 }
 
 /* ---- barrier ---------------------------------------------------------------*/
@@ -304,22 +715,35 @@ int gbarrier_init(struct gbarrier *b, unsigned count)
 
 int gbarrier_wait(struct gbarrier *b)
 {
+    struct sched *s;
+    void *self = caller(&s);
+    uint32_t v = qlock32(&b->state);
     if (++b->arrived == b->count) {
         b->arrived = 0;
-        while (b->waiters.head)
-            sched_wake(b->waiters.head, WAKE_SIGNALED);
+        struct gwaiter *all = b->waiters.head;
+        for (struct gwaiter *w = all; w; w = w->next)
+            __atomic_store_n(&w->state, GW_CLAIMED, __ATOMIC_RELAXED);
+        b->waiters.head = b->waiters.tail = NULL;
+        qunlock32(&b->state, v & ~GS_WAITERS);
+        while (all) {
+            struct gwaiter *next = all->next;
+            gw_wake(all);
+            all = next;
+        }
         return GBARRIER_SERIAL;
     }
-    struct sched *s = sched_self();
-    coq_push(&b->waiters, s->current);
-    sched_wait_on(s, WAIT_BARRIER, b, -1);
-    sched_park(s, DEADLINE_NONE, PARK_PLAIN);
+    struct gwaiter w;
+    gw_init(&w, s, self);
+    gwq_push(&b->waiters, &w);
+    qunlock32(&b->state, v | GS_WAITERS);
+    while (gw_wait(&w, DEADLINE_NONE, GW_PLAIN, WAIT_BARRIER, b) != WAKE_SIGNALED)
+        ;
     return 0;
 }
 
 int gbarrier_destroy(struct gbarrier *b)
 {
-    return b->waiters.head ? EBUSY : 0;
+    return __atomic_load_n(&b->state, __ATOMIC_RELAXED) & GS_WAITERS ? EBUSY : 0;
 }
 
 /* ---- spinlock and once -------------------------------------------------------*/
@@ -343,19 +767,43 @@ int gspin_unlock(int *lock)
 
 #define ONCE_RUNNING 1
 #define ONCE_DONE 2
+#define ONCE_WAITERS 4          /* a kernel thread sleeps on the word */
 
 int gonce(int *once, void (*fn)(void))
 {
-    int v = __atomic_load_n(once, __ATOMIC_ACQUIRE);
+    uint32_t *word = (uint32_t *)once;
+    uint32_t v = __atomic_load_n(word, __ATOMIC_ACQUIRE);
     if (v == ONCE_DONE)
         return 0;
-    if (v == 0) {
-        __atomic_store_n(once, ONCE_RUNNING, __ATOMIC_RELAXED);
+    if (v == 0 && __atomic_compare_exchange_n(word, &v, ONCE_RUNNING, false, __ATOMIC_ACQUIRE,
+                                              __ATOMIC_ACQUIRE)) {
         fn();
-        __atomic_store_n(once, ONCE_DONE, __ATOMIC_RELEASE);
+        if (__atomic_exchange_n(word, ONCE_DONE, __ATOMIC_RELEASE) & ONCE_WAITERS) {
+            int saved = errno;
+            futex(word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+            errno = saved;
+        }
         return 0;
     }
-    while (__atomic_load_n(once, __ATOMIC_ACQUIRE) != ONCE_DONE)
-        sched_yield_current(sched_self());   /* another green thread is running fn */
+    /* Another thread runs fn. A green thread lets the others of its OS thread
+     * run meanwhile (the runner may be one of them); a kernel thread sleeps. */
+    struct sched *s = sched_for_program();
+    int saved = errno;
+    unsigned rounds = 0;
+    while ((v = __atomic_load_n(word, __ATOMIC_ACQUIRE)) != ONCE_DONE) {
+        if (s && ++rounds % 64) {
+            sched_yield_current(sched_self());
+            continue;
+        }
+        /* A kernel thread, or a green one that yielded for long: the runner is
+         * on another OS thread, so sleep briefly (a green one) or until woken. */
+        if (!(v & ONCE_WAITERS) &&
+            !__atomic_compare_exchange_n(word, &v, v | ONCE_WAITERS, false, __ATOMIC_RELAXED,
+                                         __ATOMIC_RELAXED))
+            continue;
+        struct timespec ms = { 0, 1000000 };
+        futex(word, FUTEX_WAIT_PRIVATE, v | ONCE_WAITERS, s ? &ms : NULL);
+    }
+    errno = saved;
     return 0;
 }

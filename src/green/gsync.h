@@ -1,10 +1,26 @@
 /*
- * Green synchronisation objects: mutexes, condition variables, rwlocks,
- * semaphores, barriers, spinlocks and once-controls whose owners and waiters
- * are green threads, not kernel threads (glibc records owners by TID, which
- * all green threads of an OS thread share). Each fits inside, and is laid
- * out to agree with the static initialisers of, the pthread type whose
- * storage it uses (an all-zero object is a valid, unlocked one).
+ * Synchronisation objects: mutexes, condition variables, rwlocks,
+ * semaphores, barriers, spinlocks and once-controls, one representation for
+ * every caller: green threads (which park on their scheduler), and kernel
+ * threads without one (libuv's pool running program code, a thread made by
+ * a pthread_create found with dlsym(RTLD_NEXT), a raw clone), which wait on
+ * a futex of their own. glibc records owners by TID, which all green threads
+ * of an OS thread share, so the objects are corun's, in the storage of the
+ * pthread type they stand for: each fits inside it, agrees with its static
+ * initialisers (an all-zero object is a valid, unlocked one; a mutex's kind
+ * is where glibc's initialisers put it), and leaves zero the field where
+ * glibc marks a process-shared object, which the hooks leave to glibc.
+ *
+ * Each object has one atomic word: fast paths are one CAS on it; the rest is
+ * done under its QLOCK bit (a few instructions, never held across a wait),
+ * which guards a FIFO queue of waiters (struct gwaiter, on each waiter's
+ * stack, green and kernel alike). Waiting ends by handoff: the waker takes
+ * the waiter off the queue, gives it what it waited for (the mutex, a
+ * semaphore unit, a signal), then wakes it: a FUTEX_WAKE for a kernel
+ * thread, sched_wake on the waker's own scheduler, or a wake posted to the
+ * waiter's scheduler from any other thread (sched_xwake_post). A waiter that
+ * times out or is canceled takes itself off the queue under QLOCK, unless it
+ * was handed the object first: then it has it, and waits for the wake.
  *
  * Functions return 0 or an errno value. Deadlines are CLOCK_MONOTONIC ns
  * (DEADLINE_NONE: no limit); `try` means do not wait at all.
@@ -16,47 +32,62 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "list.h"
+#include "sched.h"
 
-struct corun;
+struct gwaiter;
+
+struct gwq {                    /* FIFO of waiters, under the object's QLOCK */
+    struct gwaiter *head, *tail;
+};
 
 enum gmutex_kind { GMUTEX_NORMAL = 0, GMUTEX_RECURSIVE = 1, GMUTEX_ERRORCHECK = 2 };
 
+/* The kind bit glibc sets in a process-shared mutex (left to glibc). */
+#define GMUTEX_PSHARED_BIT 128
+
 struct gmutex {                 /* 40 bytes, as pthread_mutex_t */
-    struct coq waiters;         /* 0 */
+    uint32_t state;             /* 0: atomic GS_LOCKED | GS_WAITERS | GS_QLOCK */
+    uint32_t spare0;
+    void *owner;                /* 8: atomic; a struct corun, or a kernel thread's tagged token */
     int32_t kind;               /* 16: where glibc's initialisers put the type */
     uint32_t count;             /* 20: recursion depth */
-    struct corun *owner;        /* 24 */
-    uint64_t spare;
+    struct gwq waiters;         /* 24 */
 };
 
 struct gcond {                  /* 48 bytes, as pthread_cond_t */
-    struct coq waiters;
+    uint32_t state;             /* 0: atomic GS_WAITERS | GS_QLOCK */
     int32_t clock;              /* CLOCK_REALTIME (0) unless set by init */
-    int32_t spare0;
-    uint64_t spare[3];
+    struct gwq waiters;         /* 8 */
+    uint32_t spare[4];          /* 24; [3] (36) is glibc's __wrefs: bit 0 = process-shared */
+    uint64_t spare1;
 };
 
 struct grwlock {                /* 56 bytes, as pthread_rwlock_t */
-    struct coq waiters;         /* wait_want: 1 = wants to write */
-    struct corun *writer;
-    uint32_t readers;
+    uint32_t state;             /* 0: atomic GS_*, GRW_WRITER, readers * GRW_READER */
     uint32_t spare0;
-    uint64_t spare[3];
+    struct gwq waiters;         /* 8 */
+    uint32_t spare1;
+    uint32_t shared;            /* 28: glibc's __shared; nonzero only in glibc's objects */
+    void *writer;               /* 32: atomic; who holds it for writing */
+    uint64_t spare2[2];
 };
 
 struct gsem {                   /* 32 bytes, as sem_t */
-    struct coq waiters;
-    uint32_t value;
-    uint32_t spare0;
+    uint64_t state;             /* 0: atomic GS_WAITERS | GS_QLOCK, value * GSEM_UNIT */
+    struct gwq waiters;         /* 8 */
     uint64_t spare;
 };
 
 struct gbarrier {               /* 32 bytes, as pthread_barrier_t */
-    struct coq waiters;
-    uint32_t count, arrived;
-    uint64_t spare;
+    uint32_t state;             /* 0: atomic GS_QLOCK */
+    uint32_t count;
+    uint32_t arrived;
+    uint32_t shared;            /* 12: glibc's `shared`; nonzero only in glibc's objects */
+    struct gwq waiters;         /* 16 */
 };
+
+/* The green thread holding m, or NULL (free, or held by a kernel thread). */
+const struct corun *gmutex_green_owner(const struct gmutex *m);
 
 /* Absolute time on `clock` -> monotonic deadline. EINVAL for a bad
  * timespec or clock. */

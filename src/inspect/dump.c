@@ -59,7 +59,7 @@ static const struct corun *waits_for(const struct sched *s, const struct corun *
     if (co->state != CO_PARKED)
         return NULL;
     if (co->wait_kind == WAIT_MUTEX && co->wait_obj) {
-        const struct corun *owner = ((const struct gmutex *)co->wait_obj)->owner;
+        const struct corun *owner = gmutex_green_owner(co->wait_obj);
         snprintf(what, n, "mutex %p held by", co->wait_obj);
         return owner;
     }
@@ -88,7 +88,7 @@ static void describe_wait(const struct corun *co, uint64_t now, char *buf, size_
             len += snprintf(buf + len, n - (size_t)len, " on several fds");
         break;
     case WAIT_MUTEX: {
-        const struct corun *owner = co->wait_obj ? ((const struct gmutex *)co->wait_obj)->owner : NULL;
+        const struct corun *owner = co->wait_obj ? gmutex_green_owner(co->wait_obj) : NULL;
         char who[64] = "nobody";
         if (owner)
             co_label(owner, who, sizeof who);

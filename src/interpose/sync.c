@@ -1,10 +1,18 @@
 /*
  * Hooks: mutexes, condition variables, rwlocks, spinlocks, barriers and
- * POSIX semaphores, as green objects (src/green/gsync.h) living in the
- * program's own pthread/sem storage. The pthread_cond_* hooks serve both of
- * glibc's ABIs (GLIBC_2.2.5 and GLIBC_2.3.2): the objects are corun's, so
- * the layout difference does not matter; in native mode the current ABI is
- * called.
+ * POSIX semaphores, as corun's objects (src/green/gsync.h) living in the
+ * program's own pthread/sem storage. In green mode they are corun's for
+ * every caller that reaches these hooks, green or kernel thread (one made
+ * behind corun's back with a dlsym'd pthread_create included): one object,
+ * one representation. Left to glibc: native mode, calls from libuv or a
+ * sanitizer runtime (their own objects), and process-shared objects, which
+ * other processes use too (glibc's init marks them: the hooks look at that
+ * mark); a green thread waiting on one of those blocks its OS thread, as
+ * the real call does. Spinlocks have the same 0/1 word either way.
+ *
+ * The pthread_cond_* hooks serve both of glibc's ABIs (GLIBC_2.2.5 and
+ * GLIBC_2.3.2): the objects are corun's, so the layout difference does not
+ * matter; in native mode the current ABI is called.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,7 +30,17 @@
 #include "sched.h"
 #include "gate.h"
 
-#define GREEN() gate_thread(__builtin_return_address(0))
+#define GREEN() gate_threads_green(__builtin_return_address(0))
+#define SPIN_GREEN() gate_thread(__builtin_return_address(0))   /* it yields: green threads only */
+/* Process-shared: initialised by glibc, which left its mark. */
+#define PSHARED_MUTEX(m) ((M(m)->kind & GMUTEX_PSHARED_BIT) != 0)
+#define PSHARED_COND(c) ((((const uint32_t *)(const void *)(c))[9] & 1) != 0)
+#define PSHARED_RWLOCK(l) (RW(l)->shared != 0)
+#define PSHARED_BARRIER(b) (B(b)->shared != 0)
+#define MUTEX_OURS(m) (GREEN() && !PSHARED_MUTEX(m))
+#define COND_OURS(c) (GREEN() && !PSHARED_COND(c))
+#define RWLOCK_OURS(l) (GREEN() && !PSHARED_RWLOCK(l))
+#define BARRIER_OURS(b) (GREEN() && !PSHARED_BARRIER(b))
 #define M(m) ((struct gmutex *)(void *)(m))
 #define C(c) ((struct gcond *)(void *)(c))
 #define RW(l) ((struct grwlock *)(void *)(l))
@@ -76,9 +94,11 @@ REAL_DECL(int, sem_getvalue, (sem_t *, int *));
 
 HOOK int pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *attr)
 {
-    if (!GREEN())
+    int kind = PTHREAD_MUTEX_NORMAL, pshared = PTHREAD_PROCESS_PRIVATE;
+    if (attr)
+        pthread_mutexattr_getpshared(attr, &pshared);
+    if (!GREEN() || pshared != PTHREAD_PROCESS_PRIVATE)
         return REAL(pthread_mutex_init)(m, attr);
-    int kind = PTHREAD_MUTEX_NORMAL;
     if (attr && pthread_mutexattr_gettype(attr, &kind) != 0)
         return EINVAL;
     gmutex_init(M(m), kind);
@@ -87,28 +107,28 @@ HOOK int pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *attr)
 
 HOOK int pthread_mutex_destroy(pthread_mutex_t *m)
 {
-    if (!GREEN())
+    if (!MUTEX_OURS(m))
         return REAL(pthread_mutex_destroy)(m);
     return gmutex_destroy(M(m));
 }
 
 HOOK int pthread_mutex_lock(pthread_mutex_t *m)
 {
-    if (!GREEN())
+    if (!MUTEX_OURS(m))
         return REAL(pthread_mutex_lock)(m);
     return gmutex_lock(M(m), DEADLINE_NONE, false);
 }
 
 HOOK int pthread_mutex_trylock(pthread_mutex_t *m)
 {
-    if (!GREEN())
+    if (!MUTEX_OURS(m))
         return REAL(pthread_mutex_trylock)(m);
     return gmutex_lock(M(m), DEADLINE_NONE, true);
 }
 
 HOOK int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clock, const struct timespec *abs)
 {
-    if (!GREEN())
+    if (!MUTEX_OURS(m))
         return REAL(pthread_mutex_clocklock)(m, clock, abs);
     uint64_t deadline;
     int r = deadline_from_abstime(clock, abs, &deadline);
@@ -122,14 +142,14 @@ HOOK int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clock, const stru
 
 HOOK int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abs)
 {
-    if (!GREEN())
+    if (!MUTEX_OURS(m))
         return REAL(pthread_mutex_timedlock)(m, abs);
     return pthread_mutex_clocklock(m, CLOCK_REALTIME, abs);
 }
 
 HOOK int pthread_mutex_unlock(pthread_mutex_t *m)
 {
-    if (!GREEN())
+    if (!MUTEX_OURS(m))
         return REAL(pthread_mutex_unlock)(m);
     return gmutex_unlock(M(m));
 }
@@ -138,7 +158,10 @@ HOOK int pthread_mutex_unlock(pthread_mutex_t *m)
 
 HOOK int pthread_cond_init(pthread_cond_t *c, const pthread_condattr_t *attr)
 {
-    if (!GREEN())
+    int pshared = PTHREAD_PROCESS_PRIVATE;
+    if (attr)
+        pthread_condattr_getpshared(attr, &pshared);
+    if (!GREEN() || pshared != PTHREAD_PROCESS_PRIVATE)
         return REAL_V(pthread_cond_init, "GLIBC_2.3.2")(c, attr);
     clockid_t clock = CLOCK_REALTIME;
     if (attr && pthread_condattr_getclock(attr, &clock) != 0)
@@ -149,14 +172,14 @@ HOOK int pthread_cond_init(pthread_cond_t *c, const pthread_condattr_t *attr)
 
 HOOK int pthread_cond_destroy(pthread_cond_t *c)
 {
-    if (!GREEN())
+    if (!COND_OURS(c))
         return REAL_V(pthread_cond_destroy, "GLIBC_2.3.2")(c);
     return gcond_destroy(C(c));
 }
 
 HOOK int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 {
-    if (!GREEN())
+    if (!COND_OURS(c))
         return REAL_V(pthread_cond_wait, "GLIBC_2.3.2")(c, m);
     return gcond_wait(C(c), M(m), DEADLINE_NONE);
 }
@@ -164,7 +187,7 @@ HOOK int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 HOOK int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock,
                                 const struct timespec *abs)
 {
-    if (!GREEN())
+    if (!COND_OURS(c))
         return REAL(pthread_cond_clockwait)(c, m, clock, abs);
     uint64_t deadline;
     int r = deadline_from_abstime(clock, abs, &deadline);
@@ -173,7 +196,7 @@ HOOK int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t
 
 HOOK int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abs)
 {
-    if (!GREEN())
+    if (!COND_OURS(c))
         return REAL_V(pthread_cond_timedwait, "GLIBC_2.3.2")(c, m, abs);
     uint64_t deadline;
     int r = deadline_from_abstime(C(c)->clock, abs, &deadline);
@@ -182,7 +205,7 @@ HOOK int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const str
 
 HOOK int pthread_cond_signal(pthread_cond_t *c)
 {
-    if (!GREEN())
+    if (!COND_OURS(c))
         return REAL_V(pthread_cond_signal, "GLIBC_2.3.2")(c);
     gcond_signal(C(c));
     return 0;
@@ -190,7 +213,7 @@ HOOK int pthread_cond_signal(pthread_cond_t *c)
 
 HOOK int pthread_cond_broadcast(pthread_cond_t *c)
 {
-    if (!GREEN())
+    if (!COND_OURS(c))
         return REAL_V(pthread_cond_broadcast, "GLIBC_2.3.2")(c);
     gcond_broadcast(C(c));
     return 0;
@@ -200,7 +223,10 @@ HOOK int pthread_cond_broadcast(pthread_cond_t *c)
 
 HOOK int pthread_rwlock_init(pthread_rwlock_t *l, const pthread_rwlockattr_t *attr)
 {
-    if (!GREEN())
+    int pshared = PTHREAD_PROCESS_PRIVATE;
+    if (attr)
+        pthread_rwlockattr_getpshared(attr, &pshared);
+    if (!GREEN() || pshared != PTHREAD_PROCESS_PRIVATE)
         return REAL(pthread_rwlock_init)(l, attr);
     grwlock_init(RW(l));
     return 0;
@@ -208,28 +234,28 @@ HOOK int pthread_rwlock_init(pthread_rwlock_t *l, const pthread_rwlockattr_t *at
 
 HOOK int pthread_rwlock_destroy(pthread_rwlock_t *l)
 {
-    if (!GREEN())
+    if (!RWLOCK_OURS(l))
         return REAL(pthread_rwlock_destroy)(l);
     return grwlock_destroy(RW(l));
 }
 
 HOOK int pthread_rwlock_rdlock(pthread_rwlock_t *l)
 {
-    if (!GREEN())
+    if (!RWLOCK_OURS(l))
         return REAL(pthread_rwlock_rdlock)(l);
     return grwlock_rdlock(RW(l), DEADLINE_NONE, false);
 }
 
 HOOK int pthread_rwlock_tryrdlock(pthread_rwlock_t *l)
 {
-    if (!GREEN())
+    if (!RWLOCK_OURS(l))
         return REAL(pthread_rwlock_tryrdlock)(l);
     return grwlock_rdlock(RW(l), DEADLINE_NONE, true);
 }
 
 HOOK int pthread_rwlock_clockrdlock(pthread_rwlock_t *l, clockid_t clock, const struct timespec *abs)
 {
-    if (!GREEN())
+    if (!RWLOCK_OURS(l))
         return REAL(pthread_rwlock_clockrdlock)(l, clock, abs);
     uint64_t deadline;
     int r = deadline_from_abstime(clock, abs, &deadline);
@@ -238,28 +264,28 @@ HOOK int pthread_rwlock_clockrdlock(pthread_rwlock_t *l, clockid_t clock, const 
 
 HOOK int pthread_rwlock_timedrdlock(pthread_rwlock_t *l, const struct timespec *abs)
 {
-    if (!GREEN())
+    if (!RWLOCK_OURS(l))
         return REAL(pthread_rwlock_timedrdlock)(l, abs);
     return pthread_rwlock_clockrdlock(l, CLOCK_REALTIME, abs);
 }
 
 HOOK int pthread_rwlock_wrlock(pthread_rwlock_t *l)
 {
-    if (!GREEN())
+    if (!RWLOCK_OURS(l))
         return REAL(pthread_rwlock_wrlock)(l);
     return grwlock_wrlock(RW(l), DEADLINE_NONE, false);
 }
 
 HOOK int pthread_rwlock_trywrlock(pthread_rwlock_t *l)
 {
-    if (!GREEN())
+    if (!RWLOCK_OURS(l))
         return REAL(pthread_rwlock_trywrlock)(l);
     return grwlock_wrlock(RW(l), DEADLINE_NONE, true);
 }
 
 HOOK int pthread_rwlock_clockwrlock(pthread_rwlock_t *l, clockid_t clock, const struct timespec *abs)
 {
-    if (!GREEN())
+    if (!RWLOCK_OURS(l))
         return REAL(pthread_rwlock_clockwrlock)(l, clock, abs);
     uint64_t deadline;
     int r = deadline_from_abstime(clock, abs, &deadline);
@@ -268,14 +294,14 @@ HOOK int pthread_rwlock_clockwrlock(pthread_rwlock_t *l, clockid_t clock, const 
 
 HOOK int pthread_rwlock_timedwrlock(pthread_rwlock_t *l, const struct timespec *abs)
 {
-    if (!GREEN())
+    if (!RWLOCK_OURS(l))
         return REAL(pthread_rwlock_timedwrlock)(l, abs);
     return pthread_rwlock_clockwrlock(l, CLOCK_REALTIME, abs);
 }
 
 HOOK int pthread_rwlock_unlock(pthread_rwlock_t *l)
 {
-    if (!GREEN())
+    if (!RWLOCK_OURS(l))
         return REAL(pthread_rwlock_unlock)(l);
     return grwlock_unlock(RW(l));
 }
@@ -284,7 +310,7 @@ HOOK int pthread_rwlock_unlock(pthread_rwlock_t *l)
 
 HOOK int pthread_spin_init(pthread_spinlock_t *l, int pshared)
 {
-    if (!GREEN())
+    if (!SPIN_GREEN())
         return REAL(pthread_spin_init)(l, pshared);
     *l = 0;
     return 0;
@@ -292,28 +318,28 @@ HOOK int pthread_spin_init(pthread_spinlock_t *l, int pshared)
 
 HOOK int pthread_spin_destroy(pthread_spinlock_t *l)
 {
-    if (!GREEN())
+    if (!SPIN_GREEN())
         return REAL(pthread_spin_destroy)(l);
     return 0;
 }
 
 HOOK int pthread_spin_lock(pthread_spinlock_t *l)
 {
-    if (!GREEN())
+    if (!SPIN_GREEN())
         return REAL(pthread_spin_lock)(l);
     return gspin_lock((int *)l, false);
 }
 
 HOOK int pthread_spin_trylock(pthread_spinlock_t *l)
 {
-    if (!GREEN())
+    if (!SPIN_GREEN())
         return REAL(pthread_spin_trylock)(l);
     return gspin_lock((int *)l, true);
 }
 
 HOOK int pthread_spin_unlock(pthread_spinlock_t *l)
 {
-    if (!GREEN())
+    if (!SPIN_GREEN())
         return REAL(pthread_spin_unlock)(l);
     return gspin_unlock((int *)l);
 }
@@ -322,21 +348,24 @@ HOOK int pthread_spin_unlock(pthread_spinlock_t *l)
 
 HOOK int pthread_barrier_init(pthread_barrier_t *b, const pthread_barrierattr_t *attr, unsigned n)
 {
-    if (!GREEN())
+    int pshared = PTHREAD_PROCESS_PRIVATE;
+    if (attr)
+        pthread_barrierattr_getpshared(attr, &pshared);
+    if (!GREEN() || pshared != PTHREAD_PROCESS_PRIVATE)
         return REAL(pthread_barrier_init)(b, attr, n);
     return gbarrier_init(B(b), n);
 }
 
 HOOK int pthread_barrier_destroy(pthread_barrier_t *b)
 {
-    if (!GREEN())
+    if (!BARRIER_OURS(b))
         return REAL(pthread_barrier_destroy)(b);
     return gbarrier_destroy(B(b));
 }
 
 HOOK int pthread_barrier_wait(pthread_barrier_t *b)
 {
-    if (!GREEN())
+    if (!BARRIER_OURS(b))
         return REAL(pthread_barrier_wait)(b);
     int r = gbarrier_wait(B(b));
     return r == GBARRIER_SERIAL ? PTHREAD_BARRIER_SERIAL_THREAD : r;

@@ -214,7 +214,8 @@ HOOK int hook_pthread_yield(void)
 
 HOOK int pthread_once(pthread_once_t *once, void (*fn)(void))
 {
-    if (!gate_thread(__builtin_return_address(0)))
+    /* corun's for every caller in green mode, as the sync objects are. */
+    if (!gate_threads_green(__builtin_return_address(0)))
         return REAL(pthread_once)(once, fn);
     return gonce(once, fn);
 }
