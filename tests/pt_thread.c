@@ -324,6 +324,7 @@ static void *names_fn(void *arg)
     gate_wait(&g[0]);
     OK(pthread_getname_np(pthread_self(), self_name, sizeof self_name));
     OK(pthread_setname_np(pthread_self(), "self-named"));
+    gate_open(&g[2], 1);
     gate_wait(&g[1]);
     return NULL;
 }
@@ -342,9 +343,10 @@ static void m_names(void)
     OK(pthread_getname_np(pthread_self(), b, sizeof b));
     CHECKF(!strcmp(b, proc_name()), "main's name is '%s'", b);
 
-    struct gate g[2];
+    struct gate g[3];
     gate_init(&g[0]);
     gate_init(&g[1]);
+    gate_init(&g[2]);
     pthread_t t;
     OK(pthread_create(&t, NULL, names_fn, g));
     OK(pthread_setname_np(t, "worker-7"));
@@ -357,7 +359,7 @@ static void m_names(void)
     RC(pthread_getname_np(t, small, sizeof small), ERANGE);
     OK(pthread_setname_np(t, "worker-7"));
     gate_open(&g[0], 1);
-    usleep(20000);
+    gate_wait(&g[2]);         /* it has read and set its name (a sleep was not enough under load) */
     CHECKF(!strcmp(self_name, "worker-7"), "the thread read its own name as '%s'", self_name);
     OK(pthread_getname_np(t, b, sizeof b));
     CHECKF(!strcmp(b, "self-named"), "name set by the thread itself read back as '%s'", b);
