@@ -608,7 +608,9 @@ struct sched *sched_self(void)
         return s;
     bool off = tls_hooks_off;
     tls_hooks_off = true;             /* hooks called while building it pass through */
+    int saved = errno;                /* a hook's call may well succeed: errno is the program's */
     s = sched_create();
+    errno = saved;
     tls_hooks_off = off;
     return s;
 }

@@ -22,11 +22,6 @@ REAL_DECL(int, gethostbyname_r, (const char *, struct hostent *, char *, size_t,
 REAL_DECL(int, gethostbyname2_r, (const char *, int, struct hostent *, char *, size_t, struct hostent **, int *));
 REAL_DECL(int, gethostbyaddr_r, (const void *, socklen_t, int, struct hostent *, char *, size_t, struct hostent **, int *));
 
-static struct sched *dns_gate(void)
-{
-    return gate_blocking();
-}
-
 /* One lookup's arguments and results, carried to the pool thread. */
 struct lookup {
     int kind;
@@ -96,7 +91,7 @@ static void dns_offload(struct sched *s, struct lookup *l)
 HOOK int getaddrinfo(const char *name, const char *service, const struct addrinfo *hints,
                      struct addrinfo **res)
 {
-    struct sched *s = dns_gate();
+    struct sched *s = gate_blocking();
     if (!s || numeric(name, service))
         return REAL(getaddrinfo)(name, service, hints, res);
     struct lookup l = { .kind = GAI, .name = name, .service = service, .hints = hints, .res = res };
@@ -107,7 +102,7 @@ HOOK int getaddrinfo(const char *name, const char *service, const struct addrinf
 HOOK int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, socklen_t hostlen,
                      char *serv, socklen_t servlen, int flags)
 {
-    struct sched *s = dns_gate();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(getnameinfo)(sa, salen, host, hostlen, serv, servlen, flags);
     struct lookup l = { .kind = GNI, .sa = sa, .salen = salen, .host = host, .hostlen = hostlen,
@@ -121,7 +116,7 @@ HOOK int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, soc
  * pool thread's value is copied back. */
 HOOK struct hostent *gethostbyname(const char *name)
 {
-    struct sched *s = dns_gate();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(gethostbyname)(name);
     struct lookup l = { .kind = GHBN, .name = name };
@@ -132,7 +127,7 @@ HOOK struct hostent *gethostbyname(const char *name)
 
 HOOK struct hostent *gethostbyname2(const char *name, int af)
 {
-    struct sched *s = dns_gate();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(gethostbyname2)(name, af);
     struct lookup l = { .kind = GHBN2, .name = name, .af = af };
@@ -143,7 +138,7 @@ HOOK struct hostent *gethostbyname2(const char *name, int af)
 
 HOOK struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type)
 {
-    struct sched *s = dns_gate();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(gethostbyaddr)(addr, len, type);
     struct lookup l = { .kind = GHBA, .addr = addr, .salen = len, .af = type };
@@ -155,7 +150,7 @@ HOOK struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type)
 HOOK int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
                          struct hostent **result, int *h_errnop)
 {
-    struct sched *s = dns_gate();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(gethostbyname_r)(name, ret, buf, buflen, result, h_errnop);
     struct lookup l = { .kind = GHBN_R, .name = name, .hbuf = ret, .buf = buf, .buflen = buflen,
@@ -168,7 +163,7 @@ HOOK int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_
 HOOK int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf, size_t buflen,
                           struct hostent **result, int *h_errnop)
 {
-    struct sched *s = dns_gate();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(gethostbyname2_r)(name, af, ret, buf, buflen, result, h_errnop);
     struct lookup l = { .kind = GHBN2_R, .name = name, .af = af, .hbuf = ret, .buf = buf,
@@ -181,7 +176,7 @@ HOOK int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *b
 HOOK int gethostbyaddr_r(const void *addr, socklen_t len, int type, struct hostent *ret, char *buf,
                          size_t buflen, struct hostent **result, int *h_errnop)
 {
-    struct sched *s = dns_gate();
+    struct sched *s = gate_blocking();
     if (!s)
         return REAL(gethostbyaddr_r)(addr, len, type, ret, buf, buflen, result, h_errnop);
     struct lookup l = { .kind = GHBA_R, .addr = addr, .salen = len, .af = type, .hbuf = ret,

@@ -34,19 +34,9 @@ REAL_DECL(void, __chk_fail, (void));
  * real call: not a regular file (pipes and sockets say ESPIPE themselves),
  * a negative offset (EINVAL), or flags with RWF_NOWAIT (the program wants
  * EAGAIN). */
-/* The gate, keeping errno: its first use on a thread sets up the loop,
- * which may leave errno changed, and the real call may well succeed. */
-static struct sched *gate(void)
-{
-    int saved = errno;
-    struct sched *s = gate_blocking();
-    errno = saved;
-    return s;
-}
-
 static struct sched *file_gate(int fd, off_t off, int flags, struct fd_entry **e)
 {
-    struct sched *s = gate();
+    struct sched *s = gate_blocking();
     if (!s || off < -1 || (flags & RWF_NOWAIT) || !fileio_is_file(fd, e))
         return NULL;
     return s;
@@ -149,7 +139,7 @@ static struct sched *offload_gate(void)
 {
     if (cr_config.file_io != FILE_IO_OFFLOAD)
         return NULL;
-    return gate();
+    return gate_blocking();
 }
 
 #define L(x) ((long)(x))

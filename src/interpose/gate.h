@@ -11,6 +11,11 @@
  *                      (with its own EINTR and cancellation) is made
  *   gate_thread(ra)    pthread objects and threads; ra is the hook's return
  *                      address (__builtin_return_address(0))
+ *   gate_thread_blocking(ra)  both: waits of green threads (sigwait...)
+ *
+ * None changes errno (the first use on a thread builds its scheduler).
+ * Hooks whose arguments decide too (a regular file, a zero timeout,
+ * WNOHANG) wrap one of these in a local gate named for the family.
  *
  * A hook is then: gate, one call into the layer below, return. */
 #ifndef CR_GATE_H
@@ -51,6 +56,11 @@ static inline bool gate_threads_green(const void *ra)
 static inline struct sched *gate_thread(const void *ra)
 {
     return gate_threads_green(ra) ? sched_for_program() : NULL;
+}
+
+static inline struct sched *gate_thread_blocking(const void *ra)
+{
+    return gate_threads_green(ra) ? gate_blocking() : NULL;
 }
 
 #endif

@@ -135,12 +135,10 @@ HOOK int raise(int sig)
 
 /* ---- waiting for signals ------------------------------------------------------*/
 
-#define wait_gate() \
-    (gate_threads_green(__builtin_return_address(0)) ? gate_blocking() : NULL)
 
 HOOK int sigwait(const sigset_t *set, int *sig)
 {
-    struct sched *s = wait_gate();
+    struct sched *s = gate_thread_blocking(__builtin_return_address(0));
     if (!s)
         return REAL(sigwait)(set, sig);
     int saved = errno;
@@ -155,7 +153,7 @@ HOOK int sigwait(const sigset_t *set, int *sig)
 
 HOOK int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 {
-    struct sched *s = wait_gate();
+    struct sched *s = gate_thread_blocking(__builtin_return_address(0));
     if (!s)
         return REAL(sigwaitinfo)(set, info);
     return gsignal_wait(s, set, info, DEADLINE_NONE, true);
@@ -163,7 +161,7 @@ HOOK int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 
 HOOK int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *ts)
 {
-    struct sched *s = wait_gate();
+    struct sched *s = gate_thread_blocking(__builtin_return_address(0));
     if (!s)
         return REAL(sigtimedwait)(set, info, ts);
     if (ts && (ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 || ts->tv_sec < 0)) {
@@ -177,7 +175,7 @@ HOOK int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespe
 
 HOOK int sigsuspend(const sigset_t *mask)
 {
-    struct sched *s = wait_gate();
+    struct sched *s = gate_thread_blocking(__builtin_return_address(0));
     if (!s)
         return REAL(sigsuspend)(mask);
     return gsignal_suspend(s, mask);
@@ -185,7 +183,7 @@ HOOK int sigsuspend(const sigset_t *mask)
 
 HOOK int pause(void)
 {
-    struct sched *s = wait_gate();
+    struct sched *s = gate_thread_blocking(__builtin_return_address(0));
     if (!s)
         return REAL(pause)();
     return gsignal_suspend(s, NULL);
