@@ -8,6 +8,8 @@
 #ifndef CORUN_PRELOAD_RUN_H
 #define CORUN_PRELOAD_RUN_H
 
+#include "preload_how.h"
+
 #ifndef TEST_BUILDDIR
 #error "TEST_BUILDDIR must name the build directory"
 #endif
@@ -92,5 +94,87 @@ static inline long pr_value(const struct tu_child *c, const char *key)
     const char *p = strstr(c->out, k);
     return p ? strtol(p + strlen(k), NULL, 10) : -1;
 }
+
+/* ---- the green / native / plain matrix -------------------------------------------*/
+
+/* How a program runs: PT_PRELOAD is libcorun preloaded with CORUN_THREADS
+ * unset (or as `extra` says). (The enum is in preload_how.h, so that a
+ * driver's MATRIX_SKIP can be defined before this file.) */
+static inline const char *pt_how_name(enum pt_how how)
+{
+    return how == PT_GREEN ? "LD_PRELOAD=libcorun.so CORUN_THREADS=green"
+         : how == PT_NATIVE ? "LD_PRELOAD=libcorun.so CORUN_THREADS=native"
+         : how == PT_PRELOAD ? "LD_PRELOAD=libcorun.so"
+                             : "without libcorun";
+}
+
+/* Run tests/PROG with args (NULL-terminated), plus what `how` needs and
+ * `extra` (NULL-terminated, may be NULL). */
+static inline void pt_run(const char *prog, const char *const *args, enum pt_how how,
+                          const char *const *extra, struct tu_child *c)
+{
+    const char *env[32];
+    int k = 0;
+    if (how == PT_GREEN || how == PT_NATIVE)
+        env[k++] = how == PT_GREEN ? "CORUN_THREADS=green" : "CORUN_THREADS=native";
+    for (int i = 0; extra && extra[i] && k < 31; i++)
+        env[k++] = extra[i];
+    env[k] = NULL;
+    pr_run(prog, args, how != PT_PLAIN, env, c);
+}
+
+/* Assertion message: what ran, how it ended, and its output. */
+#define PT_FMT "%s %s, %s: %s\n--- stdout ---\n%s--- stderr ---\n%s"
+#define PT_ARGS(prog, mode, how, c, st)                                                      \
+    prog, mode, pt_how_name(how), tu_status_str((c)->status, st, sizeof st), (c)->out, (c)->err
+
+#ifndef MATRIX_SKIP
+#define MATRIX_SKIP(prog, mode, how) ((void)0)
+#endif
+
+/* Run `PROG MODE` as `how` and require a pass: exit 0 and "PASS MODE";
+ * libcorun loaded (or not, plain); green runs on one OS thread. */
+static inline void matrix_check(const char *prog, const char *mode, enum pt_how how,
+                                const char *const *extra)
+{
+    MATRIX_SKIP(prog, mode, how);
+    struct tu_child *c = calloc(1, sizeof *c);
+    cr_assert_not_null(c);
+    const char *args[] = { mode, NULL };
+    pt_run(prog, args, how, extra, c);
+    char st[128], pass[128];
+    snprintf(pass, sizeof pass, "PASS %s\n", mode);
+    cr_assert(WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0 && strstr(c->out, pass),
+              PT_FMT, PT_ARGS(prog, mode, how, c, st));
+    if (how == PT_PLAIN)
+        cr_assert(strstr(c->out, "corun=0 green=0"), PT_FMT, PT_ARGS(prog, mode, how, c, st));
+    else if (how == PT_NATIVE)
+        cr_assert(strstr(c->out, "corun=1 green=0"),
+                  "libcorun was not loaded (preload failed?): " PT_FMT,
+                  PT_ARGS(prog, mode, how, c, st));
+    else
+        cr_assert(strstr(c->out, "corun=1 green=1 max_tasks=1\n"),
+                  "not green threads on one OS thread: " PT_FMT, PT_ARGS(prog, mode, how, c, st));
+    free(c);
+}
+
+/* One mode of PROG as three tests, in suites SUITE_green, SUITE_native and
+ * SUITE_plain; the variadic part is extra environment entries (NULL: none). */
+#define MATRIX(suite, name, prog, mode, ...)                                                 \
+    Test(suite##_green, name)                                                                \
+    {                                                                                        \
+        const char *const extra_[] = { __VA_ARGS__ };                                        \
+        matrix_check(#prog, #mode, PT_GREEN, extra_);                                        \
+    }                                                                                        \
+    Test(suite##_native, name)                                                               \
+    {                                                                                        \
+        const char *const extra_[] = { __VA_ARGS__ };                                        \
+        matrix_check(#prog, #mode, PT_NATIVE, extra_);                                       \
+    }                                                                                        \
+    Test(suite##_plain, name)                                                                \
+    {                                                                                        \
+        const char *const extra_[] = { __VA_ARGS__ };                                        \
+        matrix_check(#prog, #mode, PT_PLAIN, extra_);                                        \
+    }
 
 #endif

@@ -10,54 +10,27 @@
  * with CORUN_THREADS=native under make check).
  */
 #include "testutil.h"
+#include "preload_run.h"
 
 #if !defined(TEST_BUILDDIR)
 #error "TEST_BUILDDIR must name the build directory"
 #endif
 
-extern char **environ;
-
 TestSuite(inspect, .timeout = 120);
 
-static bool env_is(const char *entry, const char *name)
-{
-    size_t n = strlen(name);
-    return !strncmp(entry, name, n) && entry[n] == '=';
-}
-
 /* Run tests/PROG [arg] green under the preload, with our environment minus
- * LD_PRELOAD and CORUN_*, plus `extra` (NULL-terminated). */
+ * LD_PRELOAD and CORUN_*, plus `extra` (NULL-terminated): preload_run.h. */
 static struct tu_child *run(const char *prog, const char *arg, const char *const *extra)
 {
-    static char path[1024], preload[1024], asan_opts[1024];
-    snprintf(path, sizeof path, "%s/tests/%s", TEST_BUILDDIR, prog);
-    cr_assert_eq(access(path, X_OK), 0, "%s: %s", path, strerror(errno));
-    char *argv[] = { path, (char *)arg, NULL };
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **env = calloc(n + 16, sizeof *env);
-    cr_assert_not_null(env);
-    size_t e = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!env_is(environ[i], "LD_PRELOAD") && strncmp(environ[i], "CORUN_", 6) != 0 &&
-            !env_is(environ[i], "ASAN_OPTIONS"))
-            env[e++] = environ[i];
-    snprintf(preload, sizeof preload, "LD_PRELOAD=%s/.libs/libcorun.so", TEST_BUILDDIR);
-    env[e++] = preload;
-    env[e++] = "CORUN_THREADS=green";
-    /* Sanitizer builds: the instrumented program loads the ASan runtime. */
-    const char *ao = getenv("ASAN_OPTIONS");
-    snprintf(asan_opts, sizeof asan_opts, "ASAN_OPTIONS=%s%sdetect_leaks=0:verify_asan_link_order=0",
-             ao ? ao : "", ao && *ao ? ":" : "");
-    env[e++] = asan_opts;
-    for (int i = 0; extra && extra[i]; i++)
-        env[e++] = (char *)extra[i];
-    env[e] = NULL;
+    const char *env[32] = { "CORUN_THREADS=green" };
+    int k = 1;
+    for (int i = 0; extra && extra[i] && k < 31; i++)
+        env[k++] = extra[i];
+    env[k] = NULL;
+    const char *const args[] = { arg, NULL };
     struct tu_child *c = calloc(1, sizeof *c);
     cr_assert_not_null(c);
-    tu_exec_run(path, argv, env, c);
-    free(env);
+    pr_run(prog, arg ? args : NULL, true, env, c);
     return c;
 }
 

@@ -23,51 +23,8 @@ TestSuite(wait_green, .timeout = 60);
 TestSuite(wait_native, .timeout = 60);
 TestSuite(wait_plain, .timeout = 60);
 
-enum how { GREEN, NATIVE, PLAIN };
-
-static const char *how_name(enum how how)
-{
-    return how == GREEN ? "LD_PRELOAD=libcorun.so CORUN_THREADS=green"
-         : how == NATIVE ? "LD_PRELOAD=libcorun.so CORUN_THREADS=native"
-                         : "without libcorun";
-}
-
-/* Run tests/pt_wait MODE (see preload_run.h for the environment). */
-static void run(const char *mode, enum how how, struct tu_child *c)
-{
-    const char *const args[] = { mode, NULL };
-    const char *const threads[] = { how == GREEN ? "CORUN_THREADS=green" : "CORUN_THREADS=native",
-                                    NULL };
-    pr_run("pt_wait", args, how != PLAIN, how == PLAIN ? NULL : threads, c);
-}
-
-static void check(const char *mode, enum how how)
-{
-    struct tu_child *c = calloc(1, sizeof *c);
-    cr_assert_not_null(c);
-    run(mode, how, c);
-    char st[128], pass[128];
-    snprintf(pass, sizeof pass, "PASS %s\n", mode);
-#define FMT "pt_wait %s, %s: %s\n--- stdout ---\n%s--- stderr ---\n%s"
-#define ARGS mode, how_name(how), tu_status_str(c->status, st, sizeof st), c->out, c->err
-    cr_assert(WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0 && strstr(c->out, pass), FMT, ARGS);
-    if (how == GREEN)
-        cr_assert(strstr(c->out, "corun=1 green=1 max_tasks=1\n"),
-                  "not green on one OS thread: " FMT, ARGS);
-    else if (how == NATIVE)
-        cr_assert(strstr(c->out, "corun=1 green=0"), "libcorun not loaded: " FMT, ARGS);
-    else
-        cr_assert(strstr(c->out, "corun=0"), "libcorun loaded: " FMT, ARGS);
-#undef FMT
-#undef ARGS
-    free(c);
-}
-
-/* A mode run all three ways. */
-#define WAIT(mode)                                             \
-    Test(wait_green, mode) { check(#mode, GREEN); }            \
-    Test(wait_native, mode) { check(#mode, NATIVE); }          \
-    Test(wait_plain, mode) { check(#mode, PLAIN); }
+/* A mode run all three ways (preload_run.h). */
+#define WAIT(mode) MATRIX(wait, mode, pt_wait, mode, NULL)
 
 /* poll, ppoll, select, pselect, epoll_wait, epoll_pwait and epoll_pwait2
  * with zero timeouts: the right answer at once, without parking (a second

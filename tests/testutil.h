@@ -26,7 +26,7 @@
 #include "corun.h"
 
 /* Integer <-> pointer round trips for coroutine arguments and results. */
-#define IP(x) ((void *)(uintptr_t)(x))
+#define IP(x) ((void *)(intptr_t)(x))   /* as pt_common.h's */
 #define PI(p) ((uintptr_t)(p))
 
 /* Monotonic clock in nanoseconds, the clock corun's timeouts are measured on. */
