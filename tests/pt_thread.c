@@ -4,7 +4,8 @@
  * attributes), join, tryjoin/timedjoin/clockjoin, detach, exit (also from
  * main), self, equal, names, sched_yield, once, keys and their destructors,
  * deferred cancellation and cleanup handlers, per-thread signal masks and
- * pthread_kill.
+ * pthread_kill, thread ids (gettid, tgkill), and the stack a thread reports
+ * being the program's to use.
  *
  * tests/test_pthread_green runs it as `pt_thread MODE`, natively and under
  * LD_PRELOAD=libcorun.so (CORUN_THREADS=green and native): every check is
@@ -32,6 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1263,6 +1266,248 @@ static void m_guard_none(void)
     CHECK(q.local_inside);
 }
 
+/* ---- thread ids: gettid(), syscall(SYS_gettid), tgkill/tkill ------------------------*/
+
+#define NTID 8
+static pid_t tid_libc[NTID], tid_sys[NTID], tid_later[NTID];
+
+static void *tid_fn(void *arg)
+{
+    intptr_t i = (intptr_t)arg;
+    tid_libc[i] = gettid();
+    tid_sys[i] = (pid_t)syscall(SYS_gettid);
+    usleep(20000);               /* all alive at once, and other threads ran meanwhile */
+    tid_later[i] = gettid();
+    note_tasks();
+    return NULL;
+}
+
+/* Each thread has its own id, the same through libc and syscall(), for its
+ * whole life; the main thread's is the process id. */
+static void m_tid(void)
+{
+    CHECKF(gettid() == getpid(), "main thread: gettid() %d, getpid() %d", gettid(), getpid());
+    CHECKF(syscall(SYS_gettid) == getpid(), "main thread: syscall(SYS_gettid) %ld, getpid() %d",
+           syscall(SYS_gettid), getpid());
+    pthread_t t[NTID];
+    for (intptr_t i = 0; i < NTID; i++)
+        OK(pthread_create(&t[i], NULL, tid_fn, IP(i)));
+    for (int i = 0; i < NTID; i++)
+        OK(pthread_join(t[i], NULL));
+    for (int i = 0; i < NTID; i++) {
+        CHECKF(tid_libc[i] == tid_sys[i] && tid_libc[i] == tid_later[i],
+               "thread %d: gettid() %d, syscall(SYS_gettid) %d, gettid() later %d", i,
+               tid_libc[i], tid_sys[i], tid_later[i]);
+        CHECKF(tid_libc[i] > 0 && tid_libc[i] != getpid(),
+               "thread %d has id %d (the process is %d)", i, tid_libc[i], getpid());
+        for (int j = 0; j < i; j++)
+            CHECKF(tid_libc[i] != tid_libc[j], "threads %d and %d both have id %d", j, i,
+                   tid_libc[i]);
+    }
+    CHECK(gettid() == getpid());
+}
+
+/* tgkill(getpid(), id, sig) with an id a thread got from gettid() runs the
+ * handler in that thread and interrupts its read() (no SA_RESTART: EINTR);
+ * so do syscall(SYS_tgkill) and syscall(SYS_tkill). */
+static atomic_int tk_tid;
+
+static void *tk_reader(void *arg)
+{
+    atomic_store(&kill_read_rc, 0);
+    atomic_store(&tk_tid, (int)gettid());
+    return read_for_sig(arg);
+}
+
+static void tk_one(int how)
+{
+    static const char *const names[] = { "tgkill", "syscall(SYS_tgkill)", "syscall(SYS_tkill)" };
+    int p[2];
+    CHECK(pipe(p) == 0);
+    got_sig = 0;
+    atomic_store(&cwaiting, 0);
+    atomic_store(&tk_tid, 0);
+    pthread_t t;
+    OK(pthread_create(&t, NULL, tk_reader, &p[0]));
+    while (!atomic_load(&cwaiting))
+        usleep(1000);
+    usleep(30000);                        /* in read() by now */
+    pid_t id = atomic_load(&tk_tid);
+    long r = how == 0 ? tgkill(getpid(), id, SIGUSR1)
+           : how == 1 ? syscall(SYS_tgkill, getpid(), id, SIGUSR1)
+                      : syscall(SYS_tkill, id, SIGUSR1);
+    CHECKF(r == 0, "%s(%d, SIGUSR1) returned %ld (%s)", names[how], id, r, ename(errno));
+    for (int i = 0; i < 200 && pthread_tryjoin_np(t, NULL) == EBUSY; i++)
+        usleep(1000);
+    bool stuck = pthread_kill(t, 0) == 0 && atomic_load(&kill_read_rc) == 0;
+    if (stuck)
+        CHECK(write(p[1], "x", 1) == 1);  /* let it go */
+    pthread_join(t, NULL);
+    CHECKF(got_sig == SIGUSR1, "%s: the handler did not run", names[how]);
+    CHECKF(pthread_equal(handler_thread, t), "%s: the handler ran in another thread (%s)",
+           names[how], pthread_equal(handler_thread, pthread_self()) ? "the sender" : "not the sender");
+    CHECKF(!stuck && atomic_load(&kill_read_rc) == -1 && atomic_load(&kill_read_errno) == EINTR,
+           "%s: the target's read() %s (rc %d, errno %s), natively it fails with EINTR",
+           names[how], stuck ? "was not interrupted" : "returned", atomic_load(&kill_read_rc),
+           ename(atomic_load(&kill_read_errno)));
+    close(p[0]);
+    close(p[1]);
+    /* The thread is gone, and so is its id (the kernel may take a moment
+     * to reap a thread that was joined). */
+    int e = 0;
+    for (int i = 0; i < 100 && e != ESRCH; i++) {
+        errno = 0;
+        e = tgkill(getpid(), id, 0) == -1 ? errno : 0;
+        if (e != ESRCH)
+            usleep(1000);
+    }
+    CHECKF(e == ESRCH, "tgkill to a joined thread's id %d: errno %s, expected ESRCH", id,
+           ename(e));
+}
+
+static void *tk_to_main(void *arg)
+{
+    long r = syscall(SYS_tgkill, getpid(), *(pid_t *)arg, SIGUSR1);
+    return IP(r == 0 ? 0 : errno);
+}
+
+static void m_tid_kill(void)
+{
+    install(SIGUSR1, 0);
+    for (int how = 0; how < 3; how++)
+        tk_one(how);
+    /* The main thread's id (the process id) names the main thread. */
+    got_sig = 0;
+    pid_t main_tid = gettid();
+    pthread_t t;
+    OK(pthread_create(&t, NULL, tk_to_main, &main_tid));
+    void *r = NULL;
+    OK(pthread_join(t, &r));
+    CHECKF(r == NULL, "tgkill to the main thread failed: %s", ename((int)(intptr_t)r));
+    for (int i = 0; i < 100 && !got_sig; i++)
+        usleep(1000);
+    CHECKF(got_sig == SIGUSR1 && pthread_equal(handler_thread, pthread_self()),
+           "tgkill to the main thread's id: handler %s", got_sig ? "ran in another thread" : "did not run");
+    /* An id no thread has. */
+    errno = 0;
+    CHECKF(tgkill(getpid(), 0x7ffffff0, SIGUSR1) == -1 && errno == ESRCH,
+           "tgkill to no thread: errno %s, expected ESRCH", ename(errno));
+    errno = 0;
+    CHECKF(syscall(SYS_tkill, 0x7ffffff0, 0) == -1 && errno == ESRCH,
+           "tkill to no thread: errno %s, expected ESRCH", ename(errno));
+}
+
+/* Calls that take a thread id accept a thread's own: affinity, scheduling
+ * and priority (of the OS thread behind it under corun). */
+static void *tid_sched_fn(void *arg)
+{
+    (void)arg;
+    pid_t me = gettid();
+    cpu_set_t mine, self;
+    CPU_ZERO(&mine);
+    CPU_ZERO(&self);
+    CHECKF(sched_getaffinity(me, sizeof mine, &mine) == 0, "sched_getaffinity(gettid()): %s",
+           ename(errno));
+    CHECK(sched_getaffinity(0, sizeof self, &self) == 0);
+    CHECK(CPU_EQUAL(&mine, &self));
+    CHECKF(sched_setaffinity(me, sizeof mine, &mine) == 0, "sched_setaffinity(gettid()): %s",
+           ename(errno));
+    CHECKF(sched_getscheduler(me) == SCHED_OTHER, "sched_getscheduler(gettid()): %s",
+           ename(errno));
+    struct sched_param sp;
+    CHECKF(sched_getparam(me, &sp) == 0 && sp.sched_priority == 0, "sched_getparam(gettid()): %s",
+           ename(errno));
+    errno = 0;
+    int nice0 = getpriority(PRIO_PROCESS, 0);
+    int nice = getpriority(PRIO_PROCESS, (id_t)me);
+    CHECKF(errno == 0 && nice == nice0, "getpriority(PRIO_PROCESS, gettid()): %d, errno %s "
+           "(the caller's: %d)", nice, ename(errno), nice0);
+    CHECKF(setpriority(PRIO_PROCESS, (id_t)me, nice0) == 0, "setpriority(gettid()): %s",
+           ename(errno));
+    note_tasks();
+    return NULL;
+}
+
+static void m_tid_sched(void)
+{
+    pthread_t t;
+    OK(pthread_create(&t, NULL, tid_sched_fn, NULL));
+    OK(pthread_join(t, NULL));
+}
+
+/* ---- the stack a thread reports is the program's ---------------------------------------
+ * (HotSpot puts its own guard pages over the lowest pages of it; a program
+ * may use all of it.) */
+
+struct own_stack {
+    size_t guard;       /* asked for */
+    bool fill;          /* write every byte not in use, else mprotect the lowest 16 KiB */
+    int rc;             /* mprotect's result */
+};
+
+static void *own_stack_fn(void *arg)
+{
+    struct own_stack *q = arg;
+    void *lo;
+    size_t size = stack_of_self(&lo);
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    if (q->fill) {
+        char *end = (char *)(here - (32 << 10));   /* memset's own frames stay above this */
+        if (end > (char *)lo)
+            memset(lo, 0xa5, (size_t)(end - (char *)lo));
+    } else {
+        q->rc = mprotect(lo, 16 << 10, PROT_NONE) == 0 ? 0 : errno;
+    }
+    for (int i = 0; i < 5; i++) {     /* blocks and switches */
+        usleep(2000);
+        sched_yield();
+    }
+    note_tasks();
+    /* As HotSpot does when its thread ends (glibc caches stacks as they are). */
+    if (!q->fill && q->rc == 0)
+        CHECK(mprotect(lo, 16 << 10, PROT_READ | PROT_WRITE) == 0);
+    (void)size;
+    return IP(1);
+}
+
+static void own_stack_run(size_t guard, bool fill)
+{
+    struct own_stack q = { .guard = guard, .fill = fill };
+    pthread_attr_t a;
+    OK(pthread_attr_init(&a));
+    OK(pthread_attr_setstacksize(&a, 1 << 20));
+    if (guard != (size_t)-1)
+        OK(pthread_attr_setguardsize(&a, guard));
+    pthread_t t[2];
+    OK(pthread_create(&t[0], &a, own_stack_fn, &q));
+    struct own_stack other = { .guard = guard, .fill = true };
+    OK(pthread_create(&t[1], &a, own_stack_fn, &other));   /* two at once, switching */
+    OK(pthread_attr_destroy(&a));
+    void *r0 = NULL, *r1 = NULL;
+    OK(pthread_join(t[0], &r0));
+    OK(pthread_join(t[1], &r1));
+    CHECKF(r0 == IP(1) && r1 == IP(1), "guard %zd: the threads returned %p and %p",
+           (ssize_t)guard, r0, r1);
+    CHECKF(q.rc == 0, "guard %zd: mprotect of the stack's lowest 16 KiB: %s", (ssize_t)guard,
+           ename(q.rc));
+}
+
+/* mprotect(PROT_NONE) over the lowest 16 KiB of the reported stack, as
+ * HotSpot does (its threads ask for no guard), then block and return. */
+static void m_stack_guard_own(void)
+{
+    own_stack_run(0, false);
+    own_stack_run((size_t)-1, false);       /* the default guard */
+}
+
+/* Write every byte of the reported stack not in use, then block and return. */
+static void m_stack_fill(void)
+{
+    own_stack_run(0, true);
+    own_stack_run((size_t)-1, true);
+    own_stack_run(64 << 10, true);
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------*/
 
 static const struct pt_mode modes[] = {
@@ -1302,6 +1547,11 @@ static const struct pt_mode modes[] = {
     { "attr_setstack", m_attr_setstack },
     { "guard", m_guard },
     { "guard_none", m_guard_none },
+    { "tid", m_tid },
+    { "tid_kill", m_tid_kill },
+    { "tid_sched", m_tid_sched },
+    { "stack_guard_own", m_stack_guard_own },
+    { "stack_fill", m_stack_fill },
 };
 
 int main(int argc, char **argv)

@@ -118,6 +118,13 @@ PT_ENV(pt_thread, attr_stack_default_size, "CORUN_STACK_SIZE=64K", NULL)
 /* A stack given with pthread_attr_setstack is the one the thread runs on. */
 PT(pt_thread, attr_setstack)
 PT(pt_thread, guard_none)
+PT(pt_thread, tid)
+PT(pt_thread, tid_kill)
+PT(pt_thread, tid_sched)
+/* The stack pthread_getattr_np reports is the thread's own, corun's canary
+ * outside it (HotSpot guards its lowest pages). */
+PT(pt_thread, stack_guard_own)
+PT(pt_thread, stack_fill)
 
 /* main calls pthread_exit while 5 threads run: its cleanup handler and key
  * destructor run, the process lives until the last thread ends, then exits

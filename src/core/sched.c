@@ -366,24 +366,32 @@ void *sched_switch_to(struct sched *s, struct corun *target, void *value)
 /* ---- coroutines ----------------------------------------------------------*/
 
 /* Header at the top of the stack slot, and an initial context running
- * entry(arg) below it. */
+ * entry(arg) below it. The stack proper starts `below` bytes above the
+ * slot's lowest byte. */
 static struct corun *coroutine_on_slot(struct sched *s, const struct stack_slot *slot,
-                                       size_t stack_size, ctx_entry_fn entry, void *arg)
+                                       size_t below, size_t stack_size, ctx_entry_fn entry,
+                                       void *arg)
 {
     struct corun *co =
         (struct corun *)(((uintptr_t)slot->lo + slot->size - co_hdr_size) & ~(uintptr_t)63);
     memset(co, 0, co_hdr_size);
     co->stack = *slot;
-    co->stack_lo = slot->lo;
+    co->stack_lo = slot->lo + below;
     co->stack_size = stack_size;
     co->sched = s;
     if (!slot->guarded) {
-        co->canary = (uint64_t *)(((uintptr_t)slot->lo + 7) & ~(uintptr_t)7);
+        /* A pooled stack has room below the range the thread reports as its
+         * stack (an uninstalled guard, or a page of its own): the canary
+         * goes there, out of the way of a program that writes or guards
+         * the bottom of its stack (HotSpot mprotects its lowest pages). On
+         * a program's own stack it must take the lowest word. */
+        co->canary = slot->cls ? (uint64_t *)co->stack_lo - 1
+                               : (uint64_t *)(((uintptr_t)slot->lo + 7) & ~(uintptr_t)7);
         *co->canary = STACK_CANARY;
     }
 #ifdef CORUN_SANITIZERS
-    co->asan_bottom = slot->lo;
-    co->asan_size = (size_t)((char *)co - slot->lo);
+    co->asan_bottom = co->stack_lo;
+    co->asan_size = (size_t)((char *)co - co->stack_lo);
 #endif
     co->sp = ctx_make(co, entry, arg ? arg : co);
     return co;
@@ -392,11 +400,13 @@ static struct corun *coroutine_on_slot(struct sched *s, const struct stack_slot 
 static int coroutine_new(struct sched *s, size_t stack_size, size_t guard, ctx_entry_fn entry,
                          void *arg, struct corun **out)
 {
+    /* Without a guard region the canary needs a page below the stack. */
+    size_t below = guard ? 0 : stack_page_size();
     struct stack_slot slot;
-    int r = stack_alloc(stack_size + co_hdr_size, guard, &slot);
+    int r = stack_alloc(stack_size + co_hdr_size + below, guard, &slot);
     if (r)
         return r;
-    *out = coroutine_on_slot(s, &slot, stack_size, entry, arg);
+    *out = coroutine_on_slot(s, &slot, below, stack_size, entry, arg);
     return 0;
 }
 
@@ -540,6 +550,9 @@ static void fork_child(void)
         s->all.head = NULL;
         dlist_push(&s->all, &s->current->all_link);
         s->tid = (pid_t)syscall(SYS_gettid);
+        /* The child's one thread has the tid getpid() returns. */
+        s->main_co->flags &= ~CO_KERNEL_TID;
+        s->current->flags |= CO_KERNEL_TID;
     }
     OBSERVERS_CALL(fork_child, s);
 }
@@ -573,7 +586,7 @@ static struct sched *sched_create(void)
 
     main_co->sched = s;
     main_co->state = CO_RUNNING;
-    main_co->flags = CO_MAIN;
+    main_co->flags = CO_MAIN | CO_KERNEL_TID;
     main_co->id = atomic_fetch_add(&next_id, 1);
 #ifdef CORUN_SANITIZERS
     void *lo;
@@ -673,7 +686,7 @@ int sched_spawn_on_stack(struct sched *s, void *lo, size_t size, bool detached, 
     if (size < co_hdr_size + 4096)
         return EINVAL;
     struct stack_slot slot = { .lo = lo, .size = size, .cls = NULL, .guarded = false };
-    struct corun *co = coroutine_on_slot(s, &slot, size, coroutine_entry, NULL);
+    struct corun *co = coroutine_on_slot(s, &slot, 0, size, coroutine_entry, NULL);
     coroutine_start(s, co, NULL, detached, fn, arg);
     *out = co;
     return 0;

@@ -93,6 +93,7 @@ struct sched_stats {
 
 #define CO_DETACHED 0x1u
 #define CO_MAIN 0x2u        /* runs on the OS thread's own stack */
+#define CO_KERNEL_TID 0x4u  /* has the kernel thread's tid (see gthread_tid) */
 
 struct sched;
 
@@ -170,7 +171,7 @@ struct sched {
     unsigned long turns;          /* loop turns, read by the blocking detector */
     bool polling;                 /* the loop is waiting for events, not blocked */
     volatile sig_atomic_t loop_work;  /* nonzero: observers' loop_turn() runs at the next turn */
-    pid_t tid;
+    pid_t tid;                    /* the OS thread's kernel tid */
     struct sched_stats stats;
     _Alignas(16) unsigned char ext[];   /* the parts of upper layers */
 };

@@ -363,3 +363,26 @@ int gthread_create(struct sched *s, const pthread_attr_t *attr, void *(*fn)(void
                        : sched_spawn(s, stack, guard, NULL, detached, fn, arg, out);
     return r == ENOMEM ? EAGAIN : r;
 }
+
+/* ---- thread ids -------------------------------------------------------------*/
+
+#define TID_SPAN (0x7fffffff - GTHREAD_TID_BASE)
+
+pid_t gthread_tid(const struct corun *co)
+{
+    if (co->flags & CO_KERNEL_TID)
+        return co->sched->tid;
+    return GTHREAD_TID_BASE + (pid_t)(co->id % TID_SPAN);
+}
+
+struct corun *gthread_by_tid(struct sched *s, pid_t tid)
+{
+    if (tid != s->tid && tid < GTHREAD_TID_BASE)
+        return NULL;
+    dlist_foreach(&s->all, it) {
+        struct corun *co = container_of(it, struct corun, all_link);
+        if (gthread_tid(co) == tid)
+            return co;
+    }
+    return NULL;
+}

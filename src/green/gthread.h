@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 struct corun;
@@ -56,5 +57,21 @@ int gthread_clock_sleep(struct sched *s, clockid_t clock, int flags, const struc
 #include <pthread.h>
 int gthread_create(struct sched *s, const pthread_attr_t *attr, void *(*fn)(void *), void *arg,
                    struct corun **out);
+
+/*
+ * Thread ids (gettid). The green thread on the kernel thread's own stack
+ * (main, or the one that forked) has the kernel thread's tid, as natively
+ * gettid() == getpid() in the main thread. Every other green thread has
+ * GTHREAD_TID_BASE plus a number taken from its coroutine id: far above
+ * the kernel's PID_MAX_LIMIT (2^22), so no kernel thread of any process
+ * ever has it. It is stable for the thread's life and is reused only after
+ * about 2^30 more threads were made.
+ */
+#define GTHREAD_TID_BASE 0x40000000
+pid_t gthread_tid(const struct corun *co);
+
+/* The green thread of scheduler s whose id is tid, or NULL (then tid is
+ * the kernel's business: another thread, or none). Walks s's threads. */
+struct corun *gthread_by_tid(struct sched *s, pid_t tid);
 
 #endif

@@ -58,3 +58,44 @@ bool caller_is_foreign(const void *ra)
             return true;
     return false;
 }
+
+/* ---- corun's own code ----------------------------------------------------------
+ * Some hooked functions are also the runtime's way to the kernel (syscall()):
+ * its own calls must reach libc. libcorun's text range is found once. */
+
+static uintptr_t own_lo, own_hi;
+
+static int collect_own(struct dl_phdr_info *info, size_t size, void *base)
+{
+    (void)size;
+    if ((void *)info->dlpi_addr != base)
+        return 0;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+            if (a < lo)
+                lo = a;
+            if (a + ph->p_memsz > hi)
+                hi = a + ph->p_memsz;
+        }
+    }
+    __atomic_store_n(&own_lo, lo, __ATOMIC_RELAXED);
+    __atomic_store_n(&own_hi, hi, __ATOMIC_RELEASE);
+    return 1;
+}
+
+__attribute__((constructor)) static void own_range_find(void)
+{
+    Dl_info di;
+    if (!__atomic_load_n(&own_hi, __ATOMIC_ACQUIRE) && dladdr((void *)own_range_find, &di))
+        dl_iterate_phdr(collect_own, di.dli_fbase);
+}
+
+bool caller_is_corun(const void *ra)
+{
+    if (__builtin_expect(!__atomic_load_n(&own_hi, __ATOMIC_ACQUIRE), 0))
+        own_range_find();
+    return (uintptr_t)ra >= __atomic_load_n(&own_lo, __ATOMIC_RELAXED) && (uintptr_t)ra < own_hi;
+}

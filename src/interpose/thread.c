@@ -6,10 +6,15 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "gsync.h"
@@ -50,6 +55,18 @@ REAL_DECL(int, pthread_setschedparam, (pthread_t, int, const struct sched_param 
 REAL_DECL(int, pthread_setschedprio, (pthread_t, int));
 REAL_DECL(int, pthread_getaffinity_np, (pthread_t, size_t, cpu_set_t *));
 REAL_DECL(int, pthread_setaffinity_np, (pthread_t, size_t, const cpu_set_t *));
+REAL_DECL(pid_t, gettid, (void));
+REAL_DECL(long, syscall, (long, ...));
+REAL_DECL(int, tgkill, (pid_t, pid_t, int));
+REAL_DECL(int, sched_setaffinity, (pid_t, size_t, const cpu_set_t *));
+REAL_DECL(int, sched_getaffinity, (pid_t, size_t, cpu_set_t *));
+REAL_DECL(int, sched_setparam, (pid_t, const struct sched_param *));
+REAL_DECL(int, sched_getparam, (pid_t, struct sched_param *));
+REAL_DECL(int, sched_setscheduler, (pid_t, int, const struct sched_param *));
+REAL_DECL(int, sched_getscheduler, (pid_t));
+REAL_DECL(int, sched_rr_get_interval, (pid_t, struct timespec *));
+REAL_DECL(int, getpriority, (__priority_which_t, id_t));
+REAL_DECL(int, setpriority, (__priority_which_t, id_t, int));
 
 #define CO(t) ((struct corun *)(t))
 
@@ -170,6 +187,66 @@ HOOK pthread_t pthread_self(void)
 }
 
 /* pthread_equal compares the ids, whatever they are: glibc's is right. */
+
+/* Thread ids: each green thread has its own (gthread_tid), wherever the
+ * program asks: gettid() and syscall(SYS_gettid). /proc/self/task still
+ * lists only kernel threads. */
+HOOK pid_t gettid(void)
+{
+    struct sched *s = gate_thread(__builtin_return_address(0));
+    return s ? gthread_tid(s->current) : REAL(gettid)();
+}
+
+/* tgkill/tkill naming a green thread of this scheduler (or the kernel
+ * thread's tid, which names the green thread that has it) reach that green
+ * thread, as pthread_kill does. Returns 1 with *ret set when handled, 0 to
+ * leave the call to the kernel. */
+static int thread_kill(struct sched *s, pid_t tgid, pid_t tid, int sig, long *ret)
+{
+    if (tgid != getpid())
+        return 0;
+    struct corun *co = gthread_by_tid(s, tid);
+    if (!co)
+        return 0;
+    int r = gsignal_kill(s, co, sig);
+    if (r)
+        errno = r;
+    *ret = r ? -1 : 0;
+    return 1;
+}
+
+HOOK int tgkill(pid_t tgid, pid_t tid, int sig)
+{
+    struct sched *s = gate_thread(__builtin_return_address(0));
+    long r;
+    if (s && thread_kill(s, tgid, tid, sig, &r))
+        return (int)r;
+    return REAL(tgkill)(tgid, tid, sig);
+}
+
+/* syscall(): the numbers that name or take a thread id are answered as
+ * above; every other one, and corun's own calls, go to libc unchanged. */
+HOOK long syscall(long nr, ...)
+{
+    va_list ap;
+    va_start(ap, nr);
+    long a[6];
+    for (int i = 0; i < 6; i++)
+        a[i] = va_arg(ap, long);
+    va_end(ap);
+    if (nr == SYS_gettid || nr == SYS_tgkill || nr == SYS_tkill) {
+        void *ra = __builtin_return_address(0);
+        struct sched *s = caller_is_corun(ra) ? NULL : gate_thread(ra);
+        long r;
+        if (s && nr == SYS_gettid)
+            return gthread_tid(s->current);
+        if (s && nr == SYS_tgkill && thread_kill(s, (pid_t)a[0], (pid_t)a[1], (int)a[2], &r))
+            return r;
+        if (s && nr == SYS_tkill && thread_kill(s, getpid(), (pid_t)a[0], (int)a[1], &r))
+            return r;
+    }
+    return REAL(syscall)(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
 
 HOOK int pthread_setname_np(pthread_t t, const char *name)
 {
@@ -390,4 +467,69 @@ HOOK int pthread_getaffinity_np(pthread_t t, size_t n, cpu_set_t *set)
 HOOK int pthread_setaffinity_np(pthread_t t, size_t n, const cpu_set_t *set)
 {
     ON_KERNEL_THREAD(pthread_setaffinity_np, t, n, set);
+}
+
+/* The same for calls that take a thread id: a green thread's id stands for
+ * the kernel thread that runs it (its affinity, priority and scheduling
+ * are that thread's, shared by its green threads); other ids are passed
+ * on as they are. */
+static pid_t kernel_tid(pid_t id, const void *ra)
+{
+    struct sched *s = id >= GTHREAD_TID_BASE ? gate_thread(ra) : NULL;
+    return s && gthread_by_tid(s, id) ? s->tid : id;
+}
+
+#define ON_KERNEL_TID(call, id, ...) \
+    return REAL(call)(kernel_tid(id, __builtin_return_address(0)), __VA_ARGS__)
+
+/* (glibc 2.3.3's versions of the affinity calls are an older ABI.) */
+HOOK int sched_setaffinity(pid_t id, size_t n, const cpu_set_t *set)
+{
+    return REAL_V(sched_setaffinity, "GLIBC_2.3.4")(kernel_tid(id, __builtin_return_address(0)),
+                                                    n, set);
+}
+
+HOOK int sched_getaffinity(pid_t id, size_t n, cpu_set_t *set)
+{
+    return REAL_V(sched_getaffinity, "GLIBC_2.3.4")(kernel_tid(id, __builtin_return_address(0)),
+                                                    n, set);
+}
+
+HOOK int sched_setparam(pid_t id, const struct sched_param *p)
+{
+    ON_KERNEL_TID(sched_setparam, id, p);
+}
+
+HOOK int sched_getparam(pid_t id, struct sched_param *p)
+{
+    ON_KERNEL_TID(sched_getparam, id, p);
+}
+
+HOOK int sched_setscheduler(pid_t id, int policy, const struct sched_param *p)
+{
+    ON_KERNEL_TID(sched_setscheduler, id, policy, p);
+}
+
+HOOK int sched_getscheduler(pid_t id)
+{
+    return REAL(sched_getscheduler)(kernel_tid(id, __builtin_return_address(0)));
+}
+
+HOOK int sched_rr_get_interval(pid_t id, struct timespec *t)
+{
+    ON_KERNEL_TID(sched_rr_get_interval, id, t);
+}
+
+HOOK int getpriority(__priority_which_t which, id_t who)
+{
+    if (which == PRIO_PROCESS)
+        who = (id_t)kernel_tid((pid_t)who, __builtin_return_address(0));
+    return REAL(getpriority)(which, who);
+}
+
+HOOK int setpriority(__priority_which_t which, id_t who, int prio)
+{
+    if (which == PRIO_PROCESS)
+        who = (id_t)kernel_tid((pid_t)who, __builtin_return_address(0));
+    return REAL(setpriority)(which, who, prio);
 }
