@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Integration: OpenJDK 17 (Debian's openjdk-17-jdk-headless) under coro-run.
+# `java -version` must exit 0 with the same output as natively, and a
+# thread-per-connection echo server (EchoServer.java, compiled with javac
+# into the work directory) must serve 50 concurrent clients (a Python
+# client run natively, echo_clients.py, every byte compared) and exit 0.
+# Both run with CORUN_THREADS=native (the JVM's threads stay kernel
+# threads, its blocking I/O goes through corun) and with green threads.
+#
+# Green threads: HotSpot keeps Thread::current() in a thread_local
+# variable, which the green threads of one OS thread share (README,
+# "Limitations"), so today the JVM stops at start-up in an internal check
+# of its own (seen: "guarantee(Heap_lock->owned_by_self()) failed"). When
+# that happens (HotSpot wrote its error report, corun said nothing) this
+# part is reported as a known limitation and, if nothing else failed, the
+# test exits 77. Anything else (corun's stack-overflow abort, which
+# HotSpot's own guard pages used to trigger, a timeout) fails the test.
+. "$(dirname "$0")/lib.sh"
+needs java javac python3
+conns=50 per_conn=262144
+
+classes="$work/classes"
+mkdir -p "$classes"
+timeout 120 javac -d "$classes" "$here/EchoServer.java" || { echo "FAIL: javac"; exit 1; }
+native_version=$(timeout 60 java -version 2>&1) || { echo "FAIL: java -version natively"; exit 1; }
+limitation=
+
+# Is a failed JVM run under corun the known limitation? ($1: its output,
+# $2: its error-report file)
+known_limitation() {
+    [ -f "$2" ] && ! grep -q '^corun:' <<<"$1"
+}
+
+# java -version under coro-run with CORUN_THREADS=$1; true if it passed.
+version_under() {
+    local out rc=0 report="$work/hs_err_version_$1.log"
+    out=$(timeout 60 "${corun[@]}" --threads "$1" java -XX:ErrorFile="$report" -version 2>&1) || rc=$?
+    if [ "$rc" = 0 ] && [ "$out" = "$native_version" ]; then
+        echo "java -version, $1 threads: same output as natively, exit 0"
+        return 0
+    fi
+    if [ "$1" = green ] && [ "$rc" != 124 ] && known_limitation "$out" "$report"; then
+        local seen
+        seen=$(grep -m2 -E '^#  (Internal Error|SIGSEGV|guarantee)' "$report" | sed 's/^#  //' | paste -sd ';' || true)
+        limitation="java -version under green threads exits $rc: HotSpot's Thread::current() is a thread_local shared by the green threads of one OS thread; HotSpot reported: $seen"
+        return 1
+    fi
+    echo "FAIL: java -version, $1 threads: exit $rc (124: timed out), output:"
+    echo "$out"
+    [ -f "$report" ] && sed -n '1,40p' "$report"
+    fail=1
+    return 1
+}
+
+# The echo server under coro-run with CORUN_THREADS=$1.
+echo_under() {
+    local out="$work/server.$1" report="$work/hs_err_echo_$1.log" port= line rc=0
+    spawn_bg timeout 90 "${corun[@]}" --threads "$1" java -XX:ErrorFile="$report" \
+        -cp "$classes" EchoServer "$conns" > "$out" 2>&1
+    local server=${pids[-1]}
+    for _ in $(seq 600); do   # up to 60 s: the JVM starts slowly on a busy machine
+        port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$out")
+        [ -n "$port" ] || ! kill -0 "$server" 2>/dev/null && break
+        sleep 0.1
+    done
+    if [ -z "$port" ]; then
+        echo "FAIL: echo server, $1 threads: not listening; its output:"; cat "$out"
+        fail=1
+        return
+    fi
+    line=$(timeout 60 python3 "$here/echo_clients.py" "$port" "$conns" "$per_conn" 2>&1) || true
+    wait "$server" || rc=$?
+    echo "echo server, $1 threads: clients: $line; server: $(tail -n1 "$out"), exit $rc"
+    check '[[ $line == *"conns=$conns bytes=$((conns * per_conn)) errors=0"* ]]' \
+        "echo server, $1 threads: bytes lost or wrong"
+    check '[ "$rc" = 0 ] && grep -q "^served $conns connections, $((conns * per_conn)) bytes$" "$out"' \
+        "echo server, $1 threads: exit $rc, output: $(cat "$out")"
+}
+
+for mode in native green; do
+    if version_under "$mode"; then
+        echo_under "$mode"
+    fi
+done
+if [ "$fail" = 0 ] && [ -n "$limitation" ]; then
+    echo "SKIP (known limitation, the rest passed): $limitation"
+    exit 77
+fi
+finish
