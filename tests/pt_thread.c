@@ -35,6 +35,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1282,6 +1283,21 @@ static void *tid_fn(void *arg)
     return NULL;
 }
 
+static void *tid_fork_fn(void *arg)
+{
+    (void)arg;
+    pid_t before = gettid();
+    pid_t c = fork();
+    if (c == 0)
+        _exit(gettid() == getpid() && syscall(SYS_gettid) == getpid() ? 0 : 1);
+    int st = 0;
+    if (c < 0 || waitpid(c, &st, 0) != c)
+        return "fork or waitpid failed";
+    if (gettid() != before)
+        return "the parent thread's id changed";
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? IP(0) : "gettid() != getpid()";
+}
+
 /* Each thread has its own id, the same through libc and syscall(), for its
  * whole life; the main thread's is the process id. */
 static void m_tid(void)
@@ -1305,6 +1321,12 @@ static void m_tid(void)
                    tid_libc[i]);
     }
     CHECK(gettid() == getpid());
+    /* A child forked by a thread is a process of one thread: gettid() == getpid(). */
+    pthread_t f;
+    OK(pthread_create(&f, NULL, tid_fork_fn, NULL));
+    void *r = NULL;
+    OK(pthread_join(f, &r));
+    CHECKF(r == IP(0), "in a child forked by a thread, %s", (const char *)r);
 }
 
 /* tgkill(getpid(), id, sig) with an id a thread got from gettid() runs the
