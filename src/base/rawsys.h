@@ -14,6 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* What the layers' syscall() calls are (rawsys.c). */
+long raw_syscall(long nr, ...);
+
 static inline ssize_t rs_readv(int fd, const struct iovec *iov, int cnt)
 {
     return syscall(SYS_readv, fd, iov, cnt);

@@ -43,8 +43,6 @@ static inline struct sched *gate_blocking(void)
 
 /* Is the code at `ra` (a return address) libuv's or a sanitizer runtime's? */
 bool caller_is_foreign(const void *ra);
-/* Is it corun's own? */
-bool caller_is_corun(const void *ra);
 
 /* Green pthreads for a call from `ra`? (Keys are corun's on every thread
  * then, so that keys made and used on different threads agree.) */

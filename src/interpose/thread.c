@@ -225,10 +225,11 @@ HOOK int tgkill(pid_t tgid, pid_t tid, int sig)
 }
 
 /* syscall(): the numbers that name or take a thread id are answered as
- * above; every other one, and corun's own calls, go to libc unchanged.
- * Six arguments are always passed on, as libc's syscall() loads six
- * whatever the call takes: reading those the caller did not pass touches
- * its frame, which AddressSanitizer would report. */
+ * above; every other one goes to libc unchanged. (corun's own layers call
+ * raw_syscall instead, see rawsys.c.) Six arguments are always passed on,
+ * as libc's syscall() loads six whatever the call takes: reading those the
+ * caller did not pass touches its frame, which AddressSanitizer would
+ * report. */
 HOOK __attribute__((no_sanitize_address)) long syscall(long nr, ...)
 {
     va_list ap;
@@ -238,8 +239,7 @@ HOOK __attribute__((no_sanitize_address)) long syscall(long nr, ...)
         a[i] = va_arg(ap, long);
     va_end(ap);
     if (nr == SYS_gettid || nr == SYS_tgkill || nr == SYS_tkill) {
-        void *ra = __builtin_return_address(0);
-        struct sched *s = caller_is_corun(ra) ? NULL : gate_thread(ra);
+        struct sched *s = gate_thread(__builtin_return_address(0));
         long r;
         if (s && nr == SYS_gettid)
             return gthread_tid(s->current);
