@@ -504,6 +504,12 @@ int gsignal_kill(struct sched *s, struct corun *target, int sig)
     return 0;
 }
 
+int gsignal_kill_tid(struct sched *s, pid_t tgid, pid_t tid, int sig)
+{
+    struct corun *co = tgid == getpid() ? gthread_by_tid(s, tid) : NULL;
+    return co ? gsignal_kill(s, co, sig) : -1;
+}
+
 /* ---- waiting for signals -----------------------------------------------------*/
 
 int gsignal_wait(struct sched *s, const sigset_t *set, siginfo_t *info, uint64_t deadline,

@@ -9,6 +9,7 @@
 #define CR_GSIGNAL_H
 
 #include <signal.h>
+#include <sys/types.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -54,6 +55,11 @@ void gsignal_run_pending(struct sched *s, struct corun *co);
 
 /* pthread_kill/raise aimed at a green thread of this scheduler. */
 int gsignal_kill(struct sched *s, struct corun *target, int sig);
+
+/* tgkill(tgid, tid, sig) naming a green thread of s (gthread_by_tid):
+ * gsignal_kill on it, 0 or an error number; -1 when tid is not one, for
+ * the kernel. */
+int gsignal_kill_tid(struct sched *s, pid_t tgid, pid_t tid, int sig);
 
 /* Wait for a signal of `set` to be pending and take it (sigtimedwait).
  * Returns the signal, or -1 with errno EAGAIN (deadline), EINTR (a handler

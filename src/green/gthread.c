@@ -386,3 +386,8 @@ struct corun *gthread_by_tid(struct sched *s, pid_t tid)
     }
     return NULL;
 }
+
+pid_t gthread_kernel_tid(struct sched *s, pid_t id)
+{
+    return id >= GTHREAD_TID_BASE && gthread_by_tid(s, id) ? s->tid : id;
+}

@@ -74,4 +74,9 @@ pid_t gthread_tid(const struct corun *co);
  * the kernel's business: another thread, or none). Walks s's threads. */
 struct corun *gthread_by_tid(struct sched *s, pid_t tid);
 
+/* For calls that take a thread id (affinity, priority, scheduling): a green
+ * thread's id of s stands for the kernel thread that runs it; any other id
+ * is returned as it is. */
+pid_t gthread_kernel_tid(struct sched *s, pid_t id);
+
 #endif

@@ -199,29 +199,16 @@ HOOK pid_t gettid(void)
 
 /* tgkill/tkill naming a green thread of this scheduler (or the kernel
  * thread's tid, which names the green thread that has it) reach that green
- * thread, as pthread_kill does. Returns 1 with *ret set when handled, 0 to
- * leave the call to the kernel. */
-static int thread_kill(struct sched *s, pid_t tgid, pid_t tid, int sig, long *ret)
-{
-    if (tgid != getpid())
-        return 0;
-    struct corun *co = gthread_by_tid(s, tid);
-    if (!co)
-        return 0;
-    int r = gsignal_kill(s, co, sig);
-    if (r)
-        errno = r;
-    *ret = r ? -1 : 0;
-    return 1;
-}
-
+ * thread, as pthread_kill does; other ids are the kernel's. */
 HOOK int tgkill(pid_t tgid, pid_t tid, int sig)
 {
     struct sched *s = gate_thread(__builtin_return_address(0));
-    long r;
-    if (s && thread_kill(s, tgid, tid, sig, &r))
-        return (int)r;
-    return REAL(tgkill)(tgid, tid, sig);
+    int r = s ? gsignal_kill_tid(s, tgid, tid, sig) : -1;
+    if (r < 0)
+        return REAL(tgkill)(tgid, tid, sig);
+    if (r)
+        errno = r;
+    return r ? -1 : 0;
 }
 
 /* syscall(): the numbers that name or take a thread id are answered as
@@ -238,16 +225,19 @@ HOOK __attribute__((no_sanitize_address)) long syscall(long nr, ...)
     for (int i = 0; i < 6; i++)
         a[i] = va_arg(ap, long);
     va_end(ap);
-    if (nr == SYS_gettid || nr == SYS_tgkill || nr == SYS_tkill) {
-        struct sched *s = gate_thread(__builtin_return_address(0));
-        long r;
-        if (s && nr == SYS_gettid)
-            return gthread_tid(s->current);
-        if (s && nr == SYS_tgkill && thread_kill(s, (pid_t)a[0], (pid_t)a[1], (int)a[2], &r))
-            return r;
-        if (s && nr == SYS_tkill && thread_kill(s, getpid(), (pid_t)a[0], (int)a[1], &r))
-            return r;
+    struct sched *s = nr == SYS_gettid || nr == SYS_tgkill || nr == SYS_tkill
+                          ? gate_thread(__builtin_return_address(0)) : NULL;
+    if (s && nr == SYS_gettid)
+        return gthread_tid(s->current);
+    int r = !s ? -1
+          : nr == SYS_tgkill ? gsignal_kill_tid(s, (pid_t)a[0], (pid_t)a[1], (int)a[2])
+                             : gsignal_kill_tid(s, getpid(), (pid_t)a[0], (int)a[1]);
+    if (r > 0) {
+        errno = r;
+        return -1;
     }
+    if (r == 0)
+        return 0;
     return REAL(syscall)(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
@@ -478,8 +468,8 @@ HOOK int pthread_setaffinity_np(pthread_t t, size_t n, const cpu_set_t *set)
  * on as they are. */
 static pid_t kernel_tid(pid_t id, const void *ra)
 {
-    struct sched *s = id >= GTHREAD_TID_BASE ? gate_thread(ra) : NULL;
-    return s && gthread_by_tid(s, id) ? s->tid : id;
+    struct sched *s = gate_thread(ra);
+    return s ? gthread_kernel_tid(s, id) : id;
 }
 
 #define ON_KERNEL_TID(call, id, ...) \
