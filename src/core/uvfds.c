@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "diag.h"
-#include "lock.h"
 #include "ownfd.h"
+#include "real.h"
 
 /* libuv's process-wide signal lock pipe lives in a static of libuv's; found
  * once by its two fd values in libuv's writable data, so that it can be
@@ -108,7 +108,7 @@ static void register_late_fork_handler(void)
 
 int uvfds_loop_init(uv_loop_t *loop)
 {
-    static cr_once_t once = CR_ONCE_INIT;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     static bool first = true;
     ownfd_internal_begin();
     int r = uv_loop_init(loop);
@@ -122,7 +122,7 @@ int uvfds_loop_init(uv_loop_t *loop)
     }
     ownfd_internal_end();
     /* Right after libuv's own (registered by the first uv_loop_init). */
-    cr_once(&once, register_late_fork_handler);
+    libc_pthread_once(&once, register_late_fork_handler);
     return r;
 }
 
