@@ -28,6 +28,27 @@ static __thread int section_fds[SECTION_LOG] __attribute__((tls_model("initial-e
 static __thread unsigned section_n __attribute__((tls_model("initial-exec")));
 
 static cr_lock_t reg_lock = CR_LOCK_INIT;
+/* Set while this thread holds reg_lock: a signal handler of the program
+ * that closes or dup2s then (both async-signal-safe) must not wait for a
+ * lock its own thread holds. It reads the registry unlocked instead. */
+static __thread bool reg_held __attribute__((tls_model("initial-exec")));
+
+static bool reg_acquire(void)
+{
+    if (reg_held)
+        return false;
+    cr_lock(&reg_lock);
+    reg_held = true;
+    return true;
+}
+
+static void reg_release(bool took)
+{
+    if (!took)
+        return;
+    reg_held = false;
+    cr_unlock(&reg_lock);
+}
 static int **slots;                  /* tracked slots; NULL entries are free */
 static size_t nslots;
 /* Slots that live as long as the process, tracked without the lock. */
@@ -164,9 +185,9 @@ static void track_locked(int *slot)
 
 void ownfd_track(int *slot)
 {
-    cr_lock(&reg_lock);
+    bool took = reg_acquire();
     track_locked(slot);
-    cr_unlock(&reg_lock);
+    reg_release(took);
 }
 
 void ownfd_track_static(int *slot)
@@ -182,11 +203,11 @@ void ownfd_track_static(int *slot)
 
 void ownfd_untrack(int *slot)
 {
-    cr_lock(&reg_lock);
+    bool took = reg_acquire();
     for (size_t i = 0; i < nslots; i++)
         if (slots[i] == slot)
             slots[i] = NULL;
-    cr_unlock(&reg_lock);
+    reg_release(took);
 }
 
 void ownfd_own(int *slot)
@@ -198,7 +219,7 @@ void ownfd_own(int *slot)
 
 void ownfd_release(int *slot)
 {
-    cr_lock(&reg_lock);
+    bool took = reg_acquire();
     for (size_t i = 0; i < nslots; i++)
         if (slots[i] == slot)
             slots[i] = NULL;
@@ -210,7 +231,7 @@ void ownfd_release(int *slot)
         errno = saved;
     }
     *slot = -1;
-    cr_unlock(&reg_lock);
+    reg_release(took);
 }
 
 void ownfd_forget(int fd)
@@ -221,11 +242,11 @@ void ownfd_forget(int fd)
 void ownfd_resync(void)
 {
     int saved = errno;
-    cr_lock(&reg_lock);
+    bool took = reg_acquire();
     for (int fd = ownfd_floor_; fd < OWNFD_MAX; fd++)
         if (ownfd_is(fd) && syscall(SYS_fcntl, fd, F_GETFD) < 0 && errno == EBADF)
             unmark(fd);
-    cr_unlock(&reg_lock);
+    reg_release(took);
     errno = saved;
 }
 
@@ -234,7 +255,7 @@ void ownfd_evict(int fd)
     if (!ownfd_is(fd))
         return;
     int saved = errno;
-    cr_lock(&reg_lock);
+    bool took = reg_acquire();
     if (ownfd_is(fd)) {
         int r = dup_high(fd);
         if (r >= 0) {
@@ -254,7 +275,7 @@ void ownfd_evict(int fd)
         }
         unmark(fd);
     }
-    cr_unlock(&reg_lock);
+    reg_release(took);
     errno = saved;
 }
 
@@ -262,8 +283,9 @@ int ownfd_close_range(unsigned first, unsigned last, unsigned flags)
 {
     if (first > last || (unsigned)ownfd_floor_ > last)
         return (int)syscall(SYS_close_range, first, last, flags);
-    /* Locked: a thread adopting a new fd meanwhile must not see it closed. */
-    cr_lock(&reg_lock);
+    /* Locked against a move (ownfd_evict) in another thread. An fd another
+     * thread is just making (not yet adopted) can still be caught. */
+    bool took = reg_acquire();
     long r = 0;
     unsigned from = first;
     for (unsigned fd = first < (unsigned)ownfd_floor_ ? (unsigned)ownfd_floor_ : first;
@@ -277,7 +299,7 @@ int ownfd_close_range(unsigned first, unsigned last, unsigned flags)
     if (r == 0 && from <= last)
         r = syscall(SYS_close_range, from, last, flags);
     int e = errno;
-    cr_unlock(&reg_lock);
+    reg_release(took);
     errno = e;
     return (int)r;
 }
@@ -318,14 +340,14 @@ void ownfd_dir_opened(const void *dir, int dirfd)
     if (!dir || !lists_own_fds(dirfd))
         return;
     int saved = errno;
-    cr_lock(&reg_lock);
+    bool took = reg_acquire();
     for (int i = 0; i < FD_DIRS; i++)
         if (!fd_dirs[i]) {
             fd_dirs[i] = dir;
             __atomic_add_fetch(&ownfd_fd_dirs_, 1, __ATOMIC_RELAXED);
             break;
         }
-    cr_unlock(&reg_lock);
+    reg_release(took);
     errno = saved;
 }
 
@@ -333,13 +355,13 @@ void ownfd_dir_closed(const void *dir)
 {
     if (!__atomic_load_n(&ownfd_fd_dirs_, __ATOMIC_RELAXED))
         return;
-    cr_lock(&reg_lock);
+    bool took = reg_acquire();
     for (int i = 0; i < FD_DIRS; i++)
         if (fd_dirs[i] == dir) {
             fd_dirs[i] = NULL;
             __atomic_sub_fetch(&ownfd_fd_dirs_, 1, __ATOMIC_RELAXED);
         }
-    cr_unlock(&reg_lock);
+    reg_release(took);
 }
 
 bool ownfd_dir_hides_slow(const void *dir, const char *name)
@@ -353,10 +375,10 @@ bool ownfd_dir_hides_slow(const void *dir, const char *name)
     if (!name[0] || !ownfd_hidden(fd))
         return false;
     bool listed = false;
-    cr_lock(&reg_lock);
+    bool took = reg_acquire();
     for (int i = 0; i < FD_DIRS && !listed; i++)
         listed = fd_dirs[i] == dir;
-    cr_unlock(&reg_lock);
+    reg_release(took);
     return listed;
 }
 
