@@ -17,15 +17,17 @@ hooks=$(nm -D --defined-only "$so" | awk '$2 ~ /^[TWi]$/ { sub(/@.*/, "", $3); p
         grep -v '^corun_' | sort -u)
 [ -n "$hooks" ] || { echo "FAIL: no hooks exported by $so"; exit 1; }
 for layer in base core green inspect; do
-    objs=("$build/src/$layer"/.libs/libcr_"$layer"_la-*.o)
-    [ -e "${objs[0]}" ] || { echo "FAIL: no objects for src/$layer in $build"; bad=1; continue; }
-    for o in "${objs[@]}"; do
-        calls=$(nm -u "$o" | awk '{ sub(/@.*/, "", $2); print $2 }' | sort -u | comm -12 - <(echo "$hooks"))
+    # The convenience library's archive: exactly the objects linked in.
+    archive="$build/.libs/libcr_$layer.a"
+    [ -f "$archive" ] || { echo "FAIL: $archive not built"; bad=1; continue; }
+    while read -r member calls; do
         for c in $calls; do
-            echo "layer $layer: $(basename "$o") calls the hooked $c (use the libc_* function or a raw syscall)"
+            echo "layer $layer: $member calls the hooked $c (use the libc_* function or a raw syscall)"
             bad=1
         done
-    done
+    done < <(nm -u -A "$archive" 2>/dev/null | awk -F: '{ split($NF, w, " "); sub(/@.*/, "", w[2]); print $2, w[2] }' |
+             sort -u | awk 'NR == FNR { hook[$1] = 1; next } ($2 in hook) { c[$1] = c[$1] " " $2 } END { for (m in c) print m, c[m] }' \
+                 <(echo "$hooks") -)
 done
 # Layer order: a file may include headers of its own layer and those below.
 order=(base core green inspect interpose)

@@ -244,6 +244,39 @@ PT(pt_process, fork_while_parked)
 PT(pt_process, prefork_accept)
 PT(pt_process, main_pthread_exit)
 
+/* ---- corun's own fds are not the program's (tests/pt_fds.c) ------------------------*/
+
+PT(pt_fds, first_fd)
+PT(pt_fds, scan)
+PT(pt_fds, close_range)
+PT(pt_fds, closefrom)
+PT(pt_fds, lowered_limit)
+PT(pt_fds, listing)
+PT(pt_fds, exec_child)
+
+/* dup_onto makes name lookups, which start corun's thread pool: the thread
+ * count is not checked. */
+static void fds_pool_check(enum pt_how how, const char *mode)
+{
+    struct tu_child *c = calloc(1, sizeof *c);
+    cr_assert_not_null(c);
+    const char *args[] = { mode, NULL };
+    const char *const extra[] = { NULL };
+    pt_run("pt_fds", args, how, extra, c);
+    char st[128], pass[64];
+    snprintf(pass, sizeof pass, "PASS %s\n", mode);
+    cr_assert(WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0 && strstr(c->out, pass) &&
+                  strstr(c->out, how == PT_PLAIN    ? "corun=0 green=0"
+                                 : how == PT_GREEN ? "corun=1 green=1"
+                                                   : "corun=1 green=0"),
+              PT_FMT, PT_ARGS("pt_fds", mode, how, c, st));
+    free(c);
+}
+
+Test(pthread_green, pt_fds_dup_onto) { fds_pool_check(PT_GREEN, "dup_onto"); }
+Test(pthread_native, pt_fds_dup_onto) { fds_pool_check(PT_NATIVE, "dup_onto"); }
+Test(pthread_plain, pt_fds_dup_onto) { fds_pool_check(PT_PLAIN, "dup_onto"); }
+
 /* exit() from a thread while others are parked: the process ends at once
  * with the status, each atexit handler runs once. */
 static void exit_thread_check(enum pt_how how)

@@ -9,6 +9,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "ownfd.h"
+
 void diag_write_all(int fd, const char *buf, size_t n)
 {
     for (size_t off = 0; off < n;) {
@@ -40,13 +42,19 @@ int diag_fd(void)
                          "logging to stderr\n", cr_config.log_file, e);
         diag_write_all(2, msg, n > 0 && n < (int)sizeof msg ? (size_t)n : 0);
     }
+    if (nfd != 2)
+        nfd = ownfd_adopt(nfd);         /* out of the program's sight */
     int expected = -1;
     if (!__atomic_compare_exchange_n(&log_fd, &expected, nfd, false, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE)) {
-        if (nfd != 2)
+        if (nfd != 2) {
+            ownfd_forget(nfd);
             syscall(SYS_close, nfd);    /* another thread opened it first */
+        }
         return expected;
     }
+    if (nfd != 2)
+        ownfd_track_static(&log_fd);   /* lock-free: this may be a signal handler */
     return nfd;
 }
 

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "diag.h"
+#include "ownfd.h"
 #include "sched_int.h"
 
 #include <uv.h>
@@ -54,10 +55,12 @@ void poller_open(struct sched *s)
     s->epfd = (int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
     if (s->epfd < 0)
         diag_fatal("epoll_create1 failed: %s", strerror(errno));
+    ownfd_own(&s->epfd);
     struct epoll_event ev = { .events = EPOLLIN, .data.u64 = UV_BACKEND_DATA };
     if (syscall(SYS_epoll_ctl, s->epfd, EPOLL_CTL_ADD, uv_backend_fd(s->loop), &ev) != 0)
         diag_fatal("cannot watch libuv's backend fd: %s", strerror(errno));
     s->wake_fd = (int)syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
+    ownfd_own(&s->wake_fd);
     struct epoll_event wev = { .events = EPOLLIN, .data.u64 = WAKE_DATA };
     if (s->wake_fd < 0 || syscall(SYS_epoll_ctl, s->epfd, EPOLL_CTL_ADD, s->wake_fd, &wev) != 0)
         diag_fatal("cannot set up the wake eventfd: %s", strerror(errno));
@@ -65,9 +68,8 @@ void poller_open(struct sched *s)
 
 void poller_close(struct sched *s)
 {
-    syscall(SYS_close, s->epfd);
-    syscall(SYS_close, s->wake_fd);
-    s->epfd = s->wake_fd = -1;
+    ownfd_release(&s->epfd);
+    ownfd_release(&s->wake_fd);
 }
 
 /* ---- wakes from other OS threads --------------------------------------------*/

@@ -27,7 +27,9 @@
 #include "context.h"
 #include "diag.h"
 #include "lock.h"
+#include "ownfd.h"
 #include "real.h"
+#include "uvfds.h"
 
 #ifdef CORUN_SANITIZERS
 #include <sanitizer/common_interface_defs.h>
@@ -502,9 +504,9 @@ static void sched_destroy(void *arg)
     OBSERVERS_CALL(sched_destroyed, s);
     OBSERVERS_CALL(thread_released, s, s->main_co);
     poller_close(s);
-    if (uv_loop_close(s->loop) != 0) {
+    if (uvfds_loop_close(s->loop) != 0) {
         uv_run(s->loop, UV_RUN_NOWAIT);
-        uv_loop_close(s->loop);
+        uvfds_loop_close(s->loop);
     }
     coroutine_release(s->loop_co);
     free(s->timers.v);
@@ -515,10 +517,12 @@ static void sched_destroy(void *arg)
 static void fork_prepare(void)
 {
     OBSERVERS_CALL(fork_prepare);
+    ownfd_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+    ownfd_fork_parent();
     OBSERVERS_CALL(fork_parent);
 }
 
@@ -530,10 +534,12 @@ static void fork_parent(void)
  */
 static void fork_child(void)
 {
+    ownfd_fork_child();
+    uvfds_fork_child_begin();
     struct sched *s = sched_tls;
     if (s) {
         poller_close(s);
-        int r = uv_loop_fork(s->loop);
+        int r = uvfds_loop_fork(s->loop);
         if (r)
             diag_fatal("uv_loop_fork failed: %s", uv_strerror(r));
         poller_open(s);
@@ -577,7 +583,7 @@ static struct sched *sched_create(void)
         diag_fatal("out of memory creating a scheduler");
     s->errno_loc = &errno;
     s->loop = (uv_loop_t *)((char *)s + sched_size);
-    int r = uv_loop_init(s->loop);
+    int r = uvfds_loop_init(s->loop);
     if (r)
         diag_fatal("uv_loop_init failed: %s", uv_strerror(r));
     s->loop->data = s;

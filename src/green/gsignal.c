@@ -32,6 +32,7 @@
 #include "fdtab.h"
 #include "gthread.h"
 #include "lock.h"
+#include "ownfd.h"
 #include "sched.h"
 
 #define NSIG_KERNEL 64
@@ -300,6 +301,8 @@ static void signal_fd_open(struct sched *s)
 {
     int fd = (int)syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
     ss(s)->fd = fd;
+    ownfd_own(&ss(s)->fd);
+    fd = ss(s)->fd;
     int r = fd < 0 ? errno : sched_watch_fd(s, fd, EPOLLIN, &signal_source, 0);
     if (r)
         diag_fatal("cannot set up the signal eventfd: %s", strerror(r));
@@ -314,14 +317,14 @@ static void on_sched_created(struct sched *s)
 
 static void on_sched_destroyed(struct sched *s)
 {
-    syscall(SYS_close, ss(s)->fd);
+    ownfd_release(&ss(s)->fd);
 }
 
 static void on_fork_child(struct sched *s)
 {
     if (!s)
         return;
-    syscall(SYS_close, ss(s)->fd);     /* the parent's; the new epoll set lacks it */
+    ownfd_release(&ss(s)->fd);         /* the parent's; the new epoll set lacks it */
     signal_fd_open(s);
     sched_reset(s);
 }
@@ -544,11 +547,12 @@ int gsignal_wait(struct sched *s, const sigset_t *set, siginfo_t *info, uint64_t
         int fd = (int)syscall(SYS_signalfd4, -1, &want, 8, SFD_CLOEXEC | SFD_NONBLOCK);
         if (fd < 0)
             return -1;
-        fdtab_opened(fd);
         struct pollfd p = { .fd = fd, .events = POLLIN };
+        ownfd_own(&p.fd);                 /* hidden from the program while it waits */
+        fdtab_opened(p.fd);
         int err = fd_wait_any(s, &p, 1, deadline, PARK_INTR_ALWAYS);
-        fdtab_close(fd);
-        syscall(SYS_close, fd);
+        fdtab_close(p.fd);
+        ownfd_release(&p.fd);
         if (err == ECANCELED)
             gthread_act_on_cancel(WAKE_CANCELED);
         if (err == EINTR && interruptible) {

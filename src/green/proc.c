@@ -20,6 +20,7 @@
 #include "gsignal.h"
 #include "gthread.h"
 #include "lock.h"
+#include "ownfd.h"
 #include "rawsys.h"
 #include "real.h"
 #include "sched.h"
@@ -100,8 +101,9 @@ int proc_wait_change(struct sched *s, pid_t pid, bool stops)
         int pfd = (int)syscall(SYS_pidfd_open, kids[i], 0);
         if (pfd < 0)
             continue;
-        fdtab_opened(pfd);
-        fds[watched++] = (struct pollfd){ .fd = pfd, .events = POLLIN };
+        fds[watched] = (struct pollfd){ .fd = pfd, .events = POLLIN };
+        ownfd_own(&fds[watched].fd);      /* hidden from the program while it waits */
+        fdtab_opened(fds[watched++].fd);
     }
     /* One child's exit is all a pidfd can tell; anything else needs a look. */
     uint64_t deadline = DEADLINE_NONE;
@@ -120,7 +122,7 @@ int proc_wait_change(struct sched *s, pid_t pid, bool stops)
     sched_wait_hint(s, WAIT_OTHER);
     for (unsigned i = 0; i < watched; i++) {
         fdtab_close(fds[i].fd);
-        syscall(SYS_close, fds[i].fd);
+        ownfd_release(&fds[i].fd);
     }
     errno = saved;
     if (err == ECANCELED)

@@ -26,6 +26,7 @@
 #include "gsignal.h"
 #include "gsync.h"
 #include "lock.h"
+#include "ownfd.h"
 #include "rawsys.h"
 #include "real.h"
 
@@ -227,6 +228,8 @@ void dump_efd_open(struct sched *s)
 {
     int fd = (int)syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
     is(s)->dump_efd = fd;
+    ownfd_own(&is(s)->dump_efd);
+    fd = is(s)->dump_efd;
     int r = fd < 0 ? errno : sched_watch_fd(s, fd, EPOLLIN, &dump_source, 0);
     if (r)
         diag_log(LOG_WARN, "cannot set up the live dump (CORUN_DUMP_SIGNAL): %s", strerror(r));

@@ -57,6 +57,7 @@
 #include "gsignal.h"
 #include "gsync.h"
 #include "lock.h"
+#include "ownfd.h"
 #include "rawsys.h"
 #include "real.h"
 
@@ -142,7 +143,7 @@ static void on_sched_destroyed(struct sched *s)
     stats_add(&gone, &s->stats);
     reg_release();
     if (is(s)->dump_efd >= 0)
-        syscall(SYS_close, is(s)->dump_efd);
+        ownfd_release(&is(s)->dump_efd);
 }
 
 static void on_fork_child(struct sched *s)
@@ -161,7 +162,7 @@ static void on_fork_child(struct sched *s)
         stats_start(s);
         if (cr_config.dump_signal) {       /* the eventfd is shared with the parent */
             if (is(s)->dump_efd >= 0)
-                syscall(SYS_close, is(s)->dump_efd);
+                ownfd_release(&is(s)->dump_efd);
             dump_efd_open(s);
         }
     }

@@ -1,7 +1,10 @@
 /* Hooks: positioned reads and writes of regular files (pread family), and
  * the path and sync calls that CORUN_FILE_IO=offload runs on the pool
  * (stat family, access, fsync, truncate, unlink, rename, mkdir). The
- * offloaded calls are the system calls glibc itself makes for them. */
+ * offloaded calls are the system calls glibc itself makes for them. The
+ * stat family and directory listings of /proc/self/fd do not show corun's
+ * own fds. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -196,29 +199,118 @@ HOOK int lstat64(const char *path, struct stat64 *st)
               0);
 }
 
+/* An fd of corun's, for a path relative to it (an absolute one ignores
+ * the fd). */
+static bool hidden_at(int fd, const char *path)
+{
+    return ownfd_hidden(fd) && !(path && path[0] == '/');
+}
+
+#define HIDDEN_AT(fd, path)                     \
+    do {                                        \
+        if (hidden_at(fd, path)) {              \
+            errno = EBADF;                      \
+            return -1;                          \
+        }                                       \
+    } while (0)
+
 HOOK int fstat(int fd, struct stat *st)
 {
+    GATE_HIDDEN_FD(fd);
     OFFLOADED(REAL(fstat)(fd, st), SYS_fstat, fd, L(st), 0, 0, 0);
 }
 
 HOOK int fstat64(int fd, struct stat64 *st)
 {
+    GATE_HIDDEN_FD(fd);
     OFFLOADED(REAL(fstat64)(fd, st), SYS_fstat, fd, L(st), 0, 0, 0);
 }
 
 HOOK int fstatat(int dir, const char *path, struct stat *st, int flags)
 {
+    HIDDEN_AT(dir, path);
     OFFLOADED(REAL(fstatat)(dir, path, st, flags), SYS_newfstatat, dir, L(path), L(st), flags, 0);
 }
 
 HOOK int fstatat64(int dir, const char *path, struct stat64 *st, int flags)
 {
+    HIDDEN_AT(dir, path);
     OFFLOADED(REAL(fstatat64)(dir, path, st, flags), SYS_newfstatat, dir, L(path), L(st), flags, 0);
 }
 
 HOOK int statx(int dir, const char *path, int flags, unsigned mask, struct statx *buf)
 {
+    HIDDEN_AT(dir, path);
     OFFLOADED(REAL(statx)(dir, path, flags, mask, buf), SYS_statx, dir, L(path), flags, mask, L(buf));
+}
+
+/* ---- listings of /proc/self/fd: corun's entries skipped (ownfd.h) --------------*/
+
+REAL_DECL(DIR *, opendir, (const char *));
+REAL_DECL(DIR *, fdopendir, (int));
+REAL_DECL(struct dirent *, readdir, (DIR *));
+REAL_DECL(struct dirent64 *, readdir64, (DIR *));
+REAL_DECL(int, readdir_r, (DIR *, struct dirent *, struct dirent **));
+REAL_DECL(int, readdir64_r, (DIR *, struct dirent64 *, struct dirent64 **));
+REAL_DECL(int, closedir, (DIR *));
+
+HOOK DIR *opendir(const char *path)
+{
+    DIR *d = REAL(opendir)(path);
+    if (d)
+        ownfd_dir_opened(d, dirfd(d));
+    return d;
+}
+
+HOOK DIR *fdopendir(int fd)
+{
+    if (ownfd_hidden(fd)) {
+        errno = EBADF;
+        return NULL;
+    }
+    DIR *d = REAL(fdopendir)(fd);
+    if (d)
+        ownfd_dir_opened(d, fd);
+    return d;
+}
+
+HOOK struct dirent *readdir(DIR *d)
+{
+    struct dirent *e;
+    while ((e = REAL(readdir)(d)) && ownfd_dir_hides(d, e->d_name))
+        ;
+    return e;
+}
+
+HOOK struct dirent64 *readdir64(DIR *d)
+{
+    struct dirent64 *e;
+    while ((e = REAL(readdir64)(d)) && ownfd_dir_hides(d, e->d_name))
+        ;
+    return e;
+}
+
+HOOK int readdir_r(DIR *d, struct dirent *buf, struct dirent **out)
+{
+    int r;
+    while ((r = REAL(readdir_r)(d, buf, out)) == 0 && *out && ownfd_dir_hides(d, (*out)->d_name))
+        ;
+    return r;
+}
+
+HOOK int readdir64_r(DIR *d, struct dirent64 *buf, struct dirent64 **out)
+{
+    int r;
+    while ((r = REAL(readdir64_r)(d, buf, out)) == 0 && *out &&
+           ownfd_dir_hides(d, (*out)->d_name))
+        ;
+    return r;
+}
+
+HOOK int closedir(DIR *d)
+{
+    ownfd_dir_closed(d);
+    return REAL(closedir)(d);
 }
 
 HOOK int access(const char *path, int mode)

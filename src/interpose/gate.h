@@ -24,6 +24,7 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "ownfd.h"
 #include "real.h"
 #include "sched.h"
 
@@ -40,6 +41,17 @@ static inline struct sched *gate_blocking(void)
     struct sched *s = sched_for_program();
     return s && !sched_alone(s) ? s : NULL;
 }
+
+/* corun's own fds (ownfd.h) do not exist for the program: a hook taking an
+ * fd fails as for one never opened. Whoever calls (no gate): a kernel
+ * thread made behind corun's back must not close them either. */
+#define GATE_HIDDEN_FD(fd)              \
+    do {                                \
+        if (ownfd_hidden(fd)) {         \
+            errno = EBADF;              \
+            return -1;                  \
+        }                               \
+    } while (0)
 
 /* Is the code at `ra` (a return address) libuv's or a sanitizer runtime's? */
 bool caller_is_foreign(const void *ra);

@@ -81,6 +81,7 @@ HOOK ssize_t writev(int fd, const struct iovec *iov, int cnt)
 
 HOOK int close(int fd)
 {
+    GATE_HIDDEN_FD(fd);
     if (gate_any())
         fdtab_close(fd);
     return REAL(close)(fd);
@@ -88,6 +89,7 @@ HOOK int close(int fd)
 
 HOOK int dup(int fd)
 {
+    GATE_HIDDEN_FD(fd);
     int r = REAL(dup)(fd);
     if (r >= 0 && gate_any())
         fdtab_dup(fd, r);
@@ -96,6 +98,8 @@ HOOK int dup(int fd)
 
 HOOK int dup2(int fd, int to)
 {
+    GATE_HIDDEN_FD(fd);
+    ownfd_evict(to);                   /* corun's file moves out of its way */
     struct sched *s = gate_any();
     if (s && fd != to)
         fdtab_close(to);
@@ -107,6 +111,8 @@ HOOK int dup2(int fd, int to)
 
 HOOK int dup3(int fd, int to, int flags)
 {
+    GATE_HIDDEN_FD(fd);
+    ownfd_evict(to);
     struct sched *s = gate_any();
     if (s && fd != to)
         fdtab_close(to);
@@ -116,8 +122,13 @@ HOOK int dup3(int fd, int to, int flags)
     return r;
 }
 
-static void pipe_created(const int p[2], int flags)
+static void pipe_created(int p[2], int flags)
 {
+    if (ownfd_internal()) {            /* libuv's, made for corun */
+        p[0] = ownfd_adopt(p[0]);
+        p[1] = ownfd_adopt(p[1]);
+        return;
+    }
     if (!gate_any())
         return;
     fdtab_created(p[0], FD_PIPE, false, flags & O_NONBLOCK);
@@ -162,6 +173,7 @@ static int fcntl_common(int r, int fd, int cmd, long arg)
 
 HOOK int fcntl(int fd, int cmd, ...)
 {
+    GATE_HIDDEN_FD(fd);
     va_list ap;
     va_start(ap, cmd);
     long arg = va_arg(ap, long);
@@ -171,6 +183,7 @@ HOOK int fcntl(int fd, int cmd, ...)
 
 HOOK int fcntl64(int fd, int cmd, ...)
 {
+    GATE_HIDDEN_FD(fd);
     va_list ap;
     va_start(ap, cmd);
     long arg = va_arg(ap, long);
@@ -197,6 +210,8 @@ HOOK int ioctl(int fd, unsigned long req, ...)
 
 static int opened(int fd)
 {
+    if (fd >= 0 && ownfd_internal())
+        return ownfd_adopt(fd);        /* libuv's, made for corun */
     if (fd >= 0 && gate_any())
         fdtab_opened(fd);
     return fd;
@@ -240,7 +255,6 @@ REAL_DECL(FILE *, fdopen, (int, const char *));
 REAL_DECL(FILE *, freopen, (const char *, const char *, FILE *));
 REAL_DECL(FILE *, freopen64, (const char *, const char *, FILE *));
 REAL_DECL(int, fclose, (FILE *));
-REAL_DECL(int, close_range, (unsigned, unsigned, int));
 REAL_DECL(void, closefrom, (int));
 
 HOOK int open(const char *path, int flags, ...)
@@ -368,7 +382,7 @@ HOOK int close_range(unsigned first, unsigned last, int flags)
     if (gate_any() && !(flags & CLOSE_RANGE_CLOEXEC))
         for (unsigned fd = first; fd <= last && fd < (1u << 20); fd++)
             fdtab_close((int)fd);
-    return REAL(close_range)(first, last, flags);
+    return ownfd_close_range(first, last, (unsigned)flags);
 }
 
 HOOK void closefrom(int low)
@@ -376,7 +390,13 @@ HOOK void closefrom(int low)
     if (gate_any())
         for (int fd = low < 0 ? 0 : low; fd < (1 << 20); fd++)
             fdtab_close(fd);
-    REAL(closefrom)(low);
+    /* glibc's closefrom is close_range(low, ~0U): it would take corun's fds
+     * along. Its fallback (no close_range: before Linux 5.9) walks
+     * /proc/self/fd and does too. */
+    int saved = errno;
+    if (ownfd_close_range(low < 0 ? 0 : (unsigned)low, ~0U, 0) != 0)
+        REAL(closefrom)(low);
+    errno = saved;
 }
 
 REAL_DECL(int, eventfd, (unsigned, int));
