@@ -394,12 +394,19 @@ int sched_park_interruptible(struct sched *s, uint64_t deadline, enum intr_mode 
 struct corun *sched_hooks_suspend(struct sched *s)
 {
     struct corun *was = s->current;
+    /* The handler's mutex calls act for the thread it interrupted (for
+     * the main one if it interrupted the loop), as natively they would be
+     * that kernel thread's. */
+    if (s->handler_depth++ == 0)
+        s->handler_co = was != s->loop_co ? was : s->main_co;
     s->current = s->loop_co;       /* the hook gate's "corun's own code" */
     return was;
 }
 
 void sched_hooks_resume(struct sched *s, struct corun *was)
 {
+    if (--s->handler_depth == 0)
+        s->handler_co = NULL;
     s->current = was;
 }
 
@@ -699,6 +706,15 @@ struct sched *sched_for_hook_slow(void)
         return NULL;
     }
     return sched_self();
+}
+
+/* The main thread's scheduler is built as the library loads, before the
+ * program's own code runs: the synchronisation hooks never build one (see
+ * sched_for_sync_hook), so an object locked before it existed would be
+ * glibc's and unlocked as corun's. */
+__attribute__((constructor)) static void sched_on_load(void)
+{
+    sched_for_hook_slow();
 }
 
 /* ---- public API ----------------------------------------------------------*/

@@ -146,6 +146,10 @@ struct sched {
     bool has_kick_timer;
     volatile uint64_t sig_arrived;    /* signals for gsignal_dispatch */
     volatile uint64_t sig_norestart;  /* ... of which the handler lacks SA_RESTART */
+    /* While a program's signal handler runs with the hooks off: the green
+     * thread its lock and unlock calls act for (sched_for_sync_hook). */
+    struct corun *handler_co;
+    unsigned handler_depth;
     uv_loop_t loop;
     /* Introspection (inspect.c). */
     struct corun *all;            /* every coroutine not yet released, main included */
@@ -264,6 +268,25 @@ int sched_join(struct corun *co, void **retval, uint64_t deadline, bool try, boo
  * coroutine alive, no timer, no libuv work): a real blocking call would
  * behave exactly as parking does, faster and with the kernel's own EINTR. */
 bool sched_alone(struct sched *s);
+
+/*
+ * The gate of the pthread synchronisation hooks (mutex, rwlock, condvar,
+ * once, pthread_self...): like sched_for_hook(), but it never creates a
+ * scheduler, since these calls come from inside allocators (jemalloc's own
+ * initialisation locks a mutex: building a scheduler there, which mallocs,
+ * re-enters that initialisation). Before a scheduler exists there is one
+ * thread and glibc's objects are right. It also answers inside a signal
+ * handler of the program, so that an object is never handled by glibc
+ * there and by corun elsewhere (whose layouts differ): the handler acts
+ * for the green thread it interrupted and must not park (gsync.c).
+ */
+static inline struct sched *sched_for_sync_hook(void)
+{
+    struct sched *s = corun_tls_sched;
+    if (__builtin_expect(s == NULL, 0))
+        return NULL;
+    return s->current != s->loop_co || s->handler_co ? s : NULL;
+}
 
 /* The gate of hooks for calls that may block: like sched_for_hook(), but
  * NULL also when the caller is the only thing that could run, so the real

@@ -12,6 +12,7 @@
 #include <semaphore.h>
 #include <stddef.h>
 
+#include "diag.h"
 #include "gthread.h"
 #include "sched.h"
 
@@ -35,6 +36,26 @@ int deadline_from_abstime(clockid_t clock, const struct timespec *abs, uint64_t 
     return 0;
 }
 
+/* Who is calling: the current green thread, or, inside a signal handler
+ * of the program (the hooks are off there), the thread it interrupted. */
+static struct corun *caller(struct sched *s)
+{
+    return s->current != s->loop_co ? s->current : s->handler_co;
+}
+
+/* A wait is about to park. A signal handler cannot: it runs on top of
+ * whatever it interrupted (maybe corun's own switch) and the green thread
+ * that would let go of the object cannot run until it returns. Natively
+ * the handler would wait for another thread or deadlock on its own: say so
+ * instead of corrupting the scheduler. */
+static void park_allowed(struct sched *s, const char *what, const void *obj)
+{
+    if (__builtin_expect(s->current == s->loop_co, 0))
+        diag_fatal("a signal handler waits for %s %p, which green thread %llu holds or is "
+                   "waited for; a green thread cannot be switched away from inside a handler",
+                   what, obj, (unsigned long long)s->handler_co->id);
+}
+
 /* A deadline already reached means "try once": no park. */
 static bool expired(uint64_t deadline)
 {
@@ -51,7 +72,7 @@ void gmutex_init(struct gmutex *m, int kind)
 int gmutex_lock(struct gmutex *m, uint64_t deadline, bool try)
 {
     struct sched *s = sched_self();
-    struct corun *cur = s->current;
+    struct corun *cur = caller(s);
     if (!m->owner) {
         m->owner = cur;
         m->count = 1;
@@ -74,6 +95,7 @@ int gmutex_lock(struct gmutex *m, uint64_t deadline, bool try)
         return EBUSY;
     if (expired(deadline))
         return ETIMEDOUT;
+    park_allowed(s, "mutex", m);
     coq_push(&m->waiters, cur);
     sched_wait_on(s, WAIT_MUTEX, m, -1);
     if (sched_park(s, deadline) == WAKE_TIMEOUT)
@@ -83,7 +105,7 @@ int gmutex_lock(struct gmutex *m, uint64_t deadline, bool try)
 
 int gmutex_unlock(struct gmutex *m)
 {
-    struct corun *cur = sched_self()->current;
+    struct corun *cur = caller(sched_self());
     if (m->owner != cur) {
         if ((m->kind & 3) != GMUTEX_NORMAL || !m->owner)
             return (m->kind & 3) != GMUTEX_NORMAL ? EPERM : 0;
@@ -117,9 +139,10 @@ void gcond_init(struct gcond *c, clockid_t clock)
 int gcond_wait(struct gcond *c, struct gmutex *m, uint64_t deadline)
 {
     struct sched *s = sched_self();
-    struct corun *cur = s->current;
+    struct corun *cur = caller(s);
     if (m->owner != cur && (m->kind & 3) != GMUTEX_NORMAL)
         return EPERM;
+    park_allowed(s, "condition variable", c);
     uint32_t depth = m->count;
     m->count = 1;                 /* release it whole, get it back whole */
     gmutex_unlock(m);
@@ -182,6 +205,7 @@ static int grwlock_wait(struct sched *s, struct grwlock *l, short mode, uint64_t
     struct corun *cur = s->current;
     if (expired(deadline))
         return ETIMEDOUT;
+    park_allowed(s, "rwlock", l);
     cur->wait_events = mode;
     coq_push(&l->waiters, cur);
     sched_wait_on(s, WAIT_RWLOCK, l, -1);
@@ -191,7 +215,7 @@ static int grwlock_wait(struct sched *s, struct grwlock *l, short mode, uint64_t
 int grwlock_rdlock(struct grwlock *l, uint64_t deadline, bool try)
 {
     struct sched *s = sched_self();
-    if (l->writer == s->current)
+    if (l->writer == caller(s))
         return try ? EBUSY : EDEADLK;
     /* Readers go first while no writer holds it (glibc's default policy). */
     if (!l->writer) {
@@ -208,10 +232,11 @@ int grwlock_rdlock(struct grwlock *l, uint64_t deadline, bool try)
 int grwlock_wrlock(struct grwlock *l, uint64_t deadline, bool try)
 {
     struct sched *s = sched_self();
-    if (l->writer == s->current)
+    struct corun *cur = caller(s);
+    if (l->writer == cur)
         return try ? EBUSY : EDEADLK;
     if (!l->writer && !l->readers) {
-        l->writer = s->current;
+        l->writer = cur;
         return 0;
     }
     if (try)
@@ -221,7 +246,7 @@ int grwlock_wrlock(struct grwlock *l, uint64_t deadline, bool try)
 
 int grwlock_unlock(struct grwlock *l)
 {
-    struct corun *cur = sched_self()->current;
+    struct corun *cur = caller(sched_self());
     if (l->writer == cur)
         l->writer = NULL;
     else if (l->readers)
@@ -256,6 +281,7 @@ int gsem_wait(struct gsem *sem, uint64_t deadline, bool try)
         struct sched *s = sched_self();
         if (expired(deadline))
             return ETIMEDOUT;
+        park_allowed(s, "semaphore", sem);
         coq_push(&sem->waiters, s->current);
         /* Linux restarts a semaphore's futex wait after an SA_RESTART handler
          * (signal(7) says otherwise; the kernel's -ERESTARTSYS wins). */
@@ -311,6 +337,7 @@ int gbarrier_wait(struct gbarrier *b)
         return GBARRIER_SERIAL;
     }
     struct sched *s = sched_self();
+    park_allowed(s, "barrier", b);
     coq_push(&b->waiters, s->current);
     sched_wait_on(s, WAIT_BARRIER, b, -1);
     sched_park(s, DEADLINE_NONE);
@@ -330,6 +357,7 @@ int gspin_lock(int *lock, bool try)
     while (__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE)) {
         if (try)
             return EBUSY;
+        park_allowed(sched_self(), "spinlock", lock);
         corun_yield();
     }
     return 0;
@@ -355,7 +383,9 @@ int gonce(int *once, void (*fn)(void))
         __atomic_store_n(once, ONCE_DONE, __ATOMIC_RELEASE);
         return 0;
     }
-    while (__atomic_load_n(once, __ATOMIC_ACQUIRE) != ONCE_DONE)
+    while (__atomic_load_n(once, __ATOMIC_ACQUIRE) != ONCE_DONE) {
+        park_allowed(sched_self(), "pthread_once", once);
         corun_yield();            /* another green thread is running fn */
+    }
     return 0;
 }

@@ -21,7 +21,7 @@
 #include "sched.h"
 #include "thread_gate.h"
 
-#define GREEN() thread_gate(__builtin_return_address(0))
+#define GREEN() sync_gate(__builtin_return_address(0))
 #define M(m) ((struct gmutex *)(void *)(m))
 #define C(c) ((struct gcond *)(void *)(c))
 #define RW(l) ((struct grwlock *)(void *)(l))

@@ -214,8 +214,10 @@ HOOK void pthread_exit(void *ret)
 
 HOOK pthread_t pthread_self(void)
 {
-    struct sched *s = thread_gate(__builtin_return_address(0));
-    return s ? (pthread_t)s->current : REAL(pthread_self)();
+    struct sched *s = sync_gate(__builtin_return_address(0));
+    if (!s)
+        return REAL(pthread_self)();
+    return (pthread_t)(s->current != s->loop_co ? s->current : s->handler_co);
 }
 
 /* pthread_equal compares the ids, whatever they are: glibc's is right. */
@@ -262,7 +264,7 @@ HOOK int hook_pthread_yield(void)
 
 HOOK int pthread_once(pthread_once_t *once, void (*fn)(void))
 {
-    if (!thread_gate(__builtin_return_address(0)))
+    if (!sync_gate(__builtin_return_address(0)))
         return REAL(pthread_once)(once, fn);
     return gonce(once, fn);
 }

@@ -28,4 +28,11 @@ static inline struct sched *thread_gate(const void *ra)
     return threads_green(ra) ? sched_for_hook() : NULL;
 }
 
+/* The same for synchronisation objects and pthread_self: never builds a
+ * scheduler, and answers inside signal handlers (see sched_for_sync_hook). */
+static inline struct sched *sync_gate(const void *ra)
+{
+    return threads_green(ra) ? sched_for_sync_hook() : NULL;
+}
+
 #endif
