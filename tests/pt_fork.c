@@ -383,8 +383,13 @@ static void m_environ_rewrite(void)
     }
     char path[256];
     snprintf(path, sizeof path, "%s", getenv("CORUN_LOG_FILE"));
+    const char *t = getenv("CORUN_THREADS");
+    char threads[16];
+    snprintf(threads, sizeof threads, "%s", t ? t : "");
     for (char **e = environ; *e; e++)      /* as setproctitle clears the area */
         memset(*e, 0, strlen(*e));
+    if (threads[0])
+        setenv("CORUN_THREADS", threads, 1);   /* for green() and the summary */
     if (!green()) {                        /* no corun (or no loop to dump): nothing to log */
         unlink(path);
         return;
