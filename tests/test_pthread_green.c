@@ -277,6 +277,27 @@ Test(pthread_green, pt_fds_dup_onto) { fds_pool_check(PT_GREEN, "dup_onto"); }
 Test(pthread_native, pt_fds_dup_onto) { fds_pool_check(PT_NATIVE, "dup_onto"); }
 Test(pthread_plain, pt_fds_dup_onto) { fds_pool_check(PT_PLAIN, "dup_onto"); }
 
+/* ---- fork, signal handlers and settings as real servers use them (tests/pt_fork.c) ------*/
+
+/* PostgreSQL's postmaster: select's EINTR survives the sigprocmask after it. */
+PT(pt_fork, select_sigchld_fork)
+PT(pt_fork, select_sigchld_fork_busy)
+PT(pt_fork, sigmask_errno)
+/* OpenSSL's locks first used in a handler, then in main, then at exit from a handler. */
+PT(pt_fork, locks_in_handler)
+/* Redis/jemalloc: mutexes locked in an atfork prepare handler, released in parent and child. */
+PT(pt_fork, atfork_mutexes)
+PT(pt_fork, fork_mutex_held)
+/* setproctitle: CORUN_LOG_FILE still names the log after the environment is wiped. */
+PT(pt_fork, environ_rewrite)
+
+/* A jemalloc-like allocator initialised under a mutex: initialised once,
+ * its atfork handlers registered once (tests/pt_alloc.c). It replaces
+ * malloc, which an ASan-built program cannot. */
+#ifndef CORUN_SANITIZERS
+PT(pt_alloc, atfork_once)
+#endif
+
 /* exit() from a thread while others are parked: the process ends at once
  * with the status, each atexit handler runs once. */
 static void exit_thread_check(enum pt_how how)

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -106,6 +107,25 @@ static const char *setting(const char *name)
 {
     const char *v = getenv(name);
     return v && *v ? v : NULL;
+}
+
+/* A string setting kept for later: a copy, since the program may rewrite
+ * its environment block in place (setproctitle in Redis and PostgreSQL
+ * overwrites the strings getenv points into). Static storage, not malloc:
+ * this can run inside the program's allocator (a hook it calls). */
+static const char *setting_kept(const char *name, char *store, size_t size)
+{
+    const char *v = setting(name);
+    if (!v)
+        return NULL;
+    size_t n = strlen(v);
+    if (n >= size) {
+        char allowed[96];
+        snprintf(allowed, sizeof allowed, "expected at most %zu characters", size - 1);
+        config_invalid(name, v, allowed);
+    }
+    memcpy(store, v, n + 1);
+    return store;
 }
 
 /* One of several words; returns its index. */
@@ -220,10 +240,12 @@ void config_load(void)
         c->threads_native = setting_choice("CORUN_THREADS", v, (const char *const[]){ "green", "native", NULL },
                                            "expected 'green' (threads become green threads, the "
                                            "default) or 'native' (threads stay kernel threads)");
-    if ((v = setting("CORUN_POOL_SIZE")))
+    if ((v = setting("CORUN_POOL_SIZE"))) {
         c->pool_size = setting_uint("CORUN_POOL_SIZE", v, 1, POOL_SIZE_MAX,
                                     "expected the number of offload threads, 1 to 1024 "
                                     "(default 64)");
+        c->pool_size_set = 1;
+    }
     if ((v = setting("CORUN_INHERIT")))
         c->inherit = setting_bool("CORUN_INHERIT", v);
     if ((v = setting("CORUN_FILE_IO")))
@@ -232,7 +254,8 @@ void config_load(void)
             "expected 'auto' (the default: regular-file reads and writes run inline when "
             "they would not block, else on the pool), 'inline' (never offloaded) or "
             "'offload' (as auto, and open, stat, fsync and the like run on the pool too)");
-    if ((c->offload = setting("CORUN_OFFLOAD"))) {
+    static char offload_store[4096], log_file_store[PATH_MAX];
+    if ((c->offload = setting_kept("CORUN_OFFLOAD", offload_store, sizeof offload_store))) {
         char what[600], allowed[1400];
         REGISTRY_FOREACH(setting_checks, chk) {
             if (strcmp((*chk)->name, "CORUN_OFFLOAD") == 0 &&
@@ -272,7 +295,7 @@ void config_load(void)
         c->log_level = (enum log_level)setting_choice(
             "CORUN_LOG_LEVEL", v, (const char *const[]){ "error", "warn", "info", "debug", NULL },
             "expected 'error', 'warn' (the default), 'info' or 'debug'");
-    if ((c->log_file = setting("CORUN_LOG_FILE"))) {
+    if ((c->log_file = setting_kept("CORUN_LOG_FILE", log_file_store, sizeof log_file_store))) {
         /* Found out now, not when the first message is lost. */
         int fd = (int)syscall(SYS_openat, AT_FDCWD, c->log_file,
                               O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

@@ -24,6 +24,7 @@ struct cr_config {
     size_t stack_size;        /* CORUN_STACK_SIZE: default coroutine stack, bytes */
     int threads_native;       /* CORUN_THREADS=native: pthreads stay kernel threads */
     unsigned pool_size;       /* CORUN_POOL_SIZE: libuv worker threads */
+    int pool_size_set;        /* ... given (else the program's UV_THREADPOOL_SIZE wins) */
     int inherit;              /* CORUN_INHERIT: children keep the preload */
     enum file_io_policy file_io; /* CORUN_FILE_IO */
     const char *offload;      /* CORUN_OFFLOAD: "lib:function:signature,..." or NULL */

@@ -45,7 +45,7 @@ static int pool_queue(uv_loop_t *loop, uv_work_t *req)
     if (__atomic_load_n(&sized, __ATOMIC_ACQUIRE))
         return uv_queue_work(loop, req, offload_work, offload_done);
     const char *user = getenv("UV_THREADPOOL_SIZE");
-    bool ours = getenv("CORUN_POOL_SIZE") || !user;
+    bool ours = cr_config.pool_size_set || !user;
     char *saved = user ? strdup(user) : NULL;
     if (ours) {
         char n[16];

@@ -574,6 +574,14 @@ static void process_init(void)
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
+/* At load: corun's fork handlers must come before the program's, whose
+ * child handlers may unlock mutexes other threads waited on (the waiters
+ * are gone in the child: the green layer forgets them in its handler). */
+__attribute__((constructor)) static void process_init_on_load(void)
+{
+    libc_pthread_once(&process_once, process_init);
+}
+
 static struct sched *sched_create(void)
 {
     libc_pthread_once(&process_once, process_init);

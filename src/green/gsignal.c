@@ -362,17 +362,16 @@ int gsignal_setmask(struct sched *s, int how, const sigset_t *set, sigset_t *old
         switch (how) {
         case SIG_BLOCK: sigorset(&next, &next, set); break;
         case SIG_UNBLOCK:
-            for (int sig = 1; sig < NSIG; sig++)
-                if (sigismember(set, sig) == 1)
-                    sigdelset(&next, sig);
+            for (size_t i = 0; i < sizeof next.__val / sizeof next.__val[0]; i++)
+                next.__val[i] &= ~set->__val[i];
             break;
         case SIG_SETMASK: next = *set; break;
         default: return EINVAL;
         }
-        sigdelset(&next, SIGKILL);
-        sigdelset(&next, SIGSTOP);
-        sigdelset(&next, 32);
-        sigdelset(&next, 33);
+        /* By hand, not sigdelset: glibc's refuses its internal signals with
+         * EINVAL in errno, which a successful pthread_sigmask must not touch
+         * (PostgreSQL reads select's errno after one). */
+        next.__val[0] &= ~(SIGBIT(SIGKILL) | SIGBIT(SIGSTOP) | GLIBC_INTERNAL);
         st(co)->mask = next;
         uint64_t ow = sigword(&prev), nw = sigword(&next);
         if (ow != nw) {

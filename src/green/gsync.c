@@ -42,6 +42,7 @@ enum { GW_WAITING, GW_CLAIMED, GW_DONE };   /* gwaiter.state */
 
 struct gwaiter {
     struct gwaiter *next, *prev;    /* on the object's queue */
+    unsigned gen;                   /* fork generation it was queued in */
     struct sched *s;                /* a green waiter's scheduler, or NULL: a kernel thread */
     void *self;                     /* who waits (see caller()) */
     uint32_t state;                 /* atomic: futex word of a kernel waiter */
@@ -69,9 +70,24 @@ const struct corun *gmutex_green_owner(const struct gmutex *m)
     return ((uintptr_t)o & KERNEL_TAG) ? NULL : o;
 }
 
+/* Bumped in a fork child: the waiters queued before the fork were other
+ * threads', which the child does not have (their records stay readable in
+ * the child's copy of their stacks). They are dropped from a queue's head
+ * when next looked at, so nothing is handed to a thread that is not there. */
+static unsigned fork_gen;
+
+static void on_fork_child(struct sched *s)
+{
+    (void)s;
+    __atomic_add_fetch(&fork_gen, 1, __ATOMIC_RELAXED);
+}
+
+static const struct sched_observer observer = { .fork_child = on_fork_child };
+SCHED_OBSERVER(observer);
+
 static void gw_init(struct gwaiter *w, struct sched *s, void *self)
 {
-    *w = (struct gwaiter){ .s = s, .self = self };
+    *w = (struct gwaiter){ .s = s, .self = self, .gen = __atomic_load_n(&fork_gen, __ATOMIC_RELAXED) };
     w->xw.co = s ? s->current : NULL;
 }
 
@@ -97,6 +113,16 @@ static void gwq_remove(struct gwq *q, struct gwaiter *w)
     else
         q->tail = w->prev;
     w->next = w->prev = NULL;
+}
+
+/* The queue's first waiter that still exists (under QLOCK). Waiters queued
+ * before a fork are at the head: later ones are pushed behind them. */
+static struct gwaiter *gwq_live(struct gwq *q)
+{
+    unsigned gen = __atomic_load_n(&fork_gen, __ATOMIC_RELAXED);
+    while (__builtin_expect(q->head && q->head->gen != gen, 0))
+        gwq_remove(q, q->head);
+    return q->head;
 }
 
 /* Take w off q and mark it handed over (under QLOCK); gw_wake it after. */
@@ -219,9 +245,9 @@ static void qunlock32(uint32_t *word, uint32_t v)
     __atomic_store_n(word, v & ~GS_QLOCK, __ATOMIC_RELEASE);
 }
 
-static uint32_t waiters_bit(const struct gwq *q)
+static uint32_t waiters_bit(struct gwq *q)
 {
-    return q->head ? GS_WAITERS : 0;
+    return gwq_live(q) ? GS_WAITERS : 0;
 }
 
 int deadline_from_abstime(clockid_t clock, const struct timespec *abs, uint64_t *deadline)
@@ -343,7 +369,7 @@ int gmutex_unlock(struct gmutex *m)
     if (__atomic_compare_exchange_n(&m->state, &v, 0, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
         return 0;
     v = qlock32(&m->state);
-    struct gwaiter *next = m->waiters.head;
+    struct gwaiter *next = gwq_live(&m->waiters);
     if (!next) {
         qunlock32(&m->state, 0);
         return 0;
@@ -408,7 +434,7 @@ void gcond_signal(struct gcond *c)
     if (!(__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) & GS_WAITERS))
         return;
     uint32_t v = qlock32(&c->state);
-    struct gwaiter *w = c->waiters.head;
+    struct gwaiter *w = gwq_live(&c->waiters);
     if (w)
         gw_claim(&c->waiters, w);
     qunlock32(&c->state, (v & ~GS_WAITERS) | waiters_bit(&c->waiters));
@@ -421,7 +447,7 @@ void gcond_broadcast(struct gcond *c)
     if (!(__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) & GS_WAITERS))
         return;
     uint32_t v = qlock32(&c->state);
-    struct gwaiter *all = c->waiters.head;
+    struct gwaiter *all = gwq_live(&c->waiters);
     for (struct gwaiter *w = all; w; w = w->next)
         __atomic_store_n(&w->state, GW_CLAIMED, __ATOMIC_RELAXED);
     c->waiters.head = c->waiters.tail = NULL;
@@ -450,7 +476,7 @@ void grwlock_init(struct grwlock *l)
  * writer. Returns the new state; the claimed waiters are put on *woken. */
 static uint32_t rw_grant(struct grwlock *l, uint32_t v, struct gwaiter **woken)
 {
-    struct gwaiter *w = l->waiters.head, *list = NULL, **tail = &list;
+    struct gwaiter *w = gwq_live(&l->waiters), *list = NULL, **tail = &list;
     if (!w || (v & GRW_WRITER) || v >= GRW_READER)
         goto out;
     if (w->wants_write) {
@@ -461,7 +487,7 @@ static uint32_t rw_grant(struct grwlock *l, uint32_t v, struct gwaiter **woken)
         tail = &w->next;
         goto out;
     }
-    while ((w = l->waiters.head) && !w->wants_write) {
+    while ((w = gwq_live(&l->waiters)) && !w->wants_write) {
         gw_claim(&l->waiters, w);
         v += GRW_READER;
         *tail = w;
@@ -678,7 +704,7 @@ int gsem_post(struct gsem *sem)
             return 0;
     }
     v = qlock64(&sem->state);
-    struct gwaiter *w = sem->waiters.head;
+    struct gwaiter *w = gwq_live(&sem->waiters);
     if (w) {
         gw_claim(&sem->waiters, w);
         qunlock64(&sem->state, (v & ~(uint64_t)GS_WAITERS) | waiters_bit(&sem->waiters));
@@ -720,7 +746,7 @@ int gbarrier_wait(struct gbarrier *b)
     uint32_t v = qlock32(&b->state);
     if (++b->arrived == b->count) {
         b->arrived = 0;
-        struct gwaiter *all = b->waiters.head;
+        struct gwaiter *all = gwq_live(&b->waiters);
         for (struct gwaiter *w = all; w; w = w->next)
             __atomic_store_n(&w->state, GW_CLAIMED, __ATOMIC_RELAXED);
         b->waiters.head = b->waiters.tail = NULL;

@@ -29,6 +29,15 @@ static struct {
 static cr_lock_t keys_lock = CR_LOCK_INIT;
 
 static __thread struct gthread_tsd *tls_tsd __attribute__((tls_model("initial-exec")));
+/* The first values of such a thread live in place, not on the heap (as
+ * glibc keeps its first 32): jemalloc sets a key in the middle of its own
+ * initialisation, where a malloc would re-enter it. */
+#define TSD_INLINE 32
+static __thread union {
+    struct gthread_tsd t;
+    char room[sizeof(struct gthread_tsd) + TSD_INLINE * 2 * sizeof(uint64_t)];
+} tls_inline __attribute__((tls_model("initial-exec")));
+_Static_assert(sizeof tls_inline.t.v[0] == 2 * sizeof(uint64_t), "room for TSD_INLINE values");
 
 /* The pthread-level state of a green thread. */
 struct gthread_part {
@@ -56,8 +65,16 @@ static struct gthread_tsd **tsd_slot(void)
 /* A new scheduler's main green thread keeps the values its OS thread had. */
 static void on_sched_created(struct sched *s)
 {
-    gt(s->main_co)->tsd = tls_tsd;
+    struct gthread_tsd *t = tls_tsd;
     tls_tsd = NULL;
+    if (t == &tls_inline.t) {            /* the coroutine's must be freeable */
+        size_t size = sizeof *t + t->n * sizeof t->v[0];
+        struct gthread_tsd *g = malloc(size);
+        if (g)
+            memcpy(g, t, size);
+        t = g;
+    }
+    gt(s->main_co)->tsd = t;
 }
 
 static void on_thread_released(struct sched *s, struct corun *co)
@@ -127,15 +144,24 @@ int gthread_setspecific(unsigned key, const void *value)
     if (key >= GTHREAD_KEYS_MAX || !(keys[key].seq & 1))
         return EINVAL;
     struct gthread_tsd **slot = tsd_slot(), *t = *slot;
+    if (!t && slot == &tls_tsd && key < TSD_INLINE) {
+        t = &tls_inline.t;
+        memset(t, 0, sizeof tls_inline);
+        t->n = TSD_INLINE;
+        *slot = t;
+    }
     if (!t || key >= t->n) {
         size_t n = t ? t->n : 0, want = key + 1 > 8 ? (size_t)key + 1 : 8;
         if (want < 2 * n)
             want = 2 * n;
         if (want > GTHREAD_KEYS_MAX)
             want = GTHREAD_KEYS_MAX;
-        struct gthread_tsd *g = realloc(t, sizeof *g + want * sizeof g->v[0]);
+        bool inline_block = t == &tls_inline.t;
+        struct gthread_tsd *g = realloc(inline_block ? NULL : t, sizeof *g + want * sizeof g->v[0]);
         if (!g)
             return ENOMEM;
+        if (inline_block)
+            memcpy(g, t, sizeof *g + n * sizeof g->v[0]);
         memset(&g->v[n], 0, (want - n) * sizeof g->v[0]);
         g->n = want;
         *slot = t = g;
