@@ -3,13 +3,13 @@
  * mutexes, condition variables, semaphores, rwlocks, barriers and once
  * controls are shared by its ordinary threads (green under corun) and by
  * kernel threads made behind corun's back, with the pthread_create a
- * library finds by dlsym(RTLD_NEXT) (tests/ktest_lib.c), as jemalloc does
+ * library finds by dlsym(RTLD_NEXT) (tests/preload/ktest_lib.c), as jemalloc does
  * in Redis. Each mode checks counts that only come out right if every
  * wait, wake, handoff and error is right whichever kind of thread is on
  * either side.
  *
  * Run by tests/test_pthread_green as `pt_mixed MODE`, natively and under
- * LD_PRELOAD=libcorun.so; see tests/pt_thread.c for the output conventions.
+ * LD_PRELOAD=libcorun.so; see tests/preload/pt_thread.c for the output conventions.
  * The kernel threads are real ones in every run, so there is no one-OS-
  * thread check; "kernel threads: N" in the output says how many ran.
  */

@@ -8,7 +8,7 @@
  * across a blocking call while other threads run.
  *
  * Run by tests/test_pthread_green as `pt_mutex MODE`, natively and under
- * LD_PRELOAD=libcorun.so; see tests/pt_thread.c for the output conventions.
+ * LD_PRELOAD=libcorun.so; see tests/preload/pt_thread.c for the output conventions.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

@@ -7,7 +7,7 @@
  * it; EPERM, EINVAL.
  *
  * Run by tests/test_pthread_green as `pt_cond MODE`, natively and under
- * LD_PRELOAD=libcorun.so; see tests/pt_thread.c for the output conventions.
+ * LD_PRELOAD=libcorun.so; see tests/preload/pt_thread.c for the output conventions.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

@@ -85,7 +85,7 @@ Test(inspect, stats_match_a_known_workload)
     expect_exit0("pt_stats", NULL, c, "done\n");
     const char *e = c->err;
     cr_assert(strstr(e, "corun stats (pid "), "no stats table: %s", e);
-    /* See tests/pt_stats.c for where each figure comes from. */
+    /* See tests/preload/pt_stats.c for where each figure comes from. */
     struct { const char *label; long want; } exact[] = {
         { "green threads created", 13 }, { "green threads peak alive", 6 },
         { "parks: read", 1 }, { "parks: write", 1 }, { "parks: accept", 1 },

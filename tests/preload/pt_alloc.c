@@ -11,7 +11,7 @@
  * program (before any other hooked call); a fork then runs the prepare
  * handler exactly once, and the allocator initialised once.
  *
- * Run by tests/test_pthread_green as `pt_alloc MODE`; see tests/pt_thread.c
+ * Run by tests/test_pthread_green as `pt_alloc MODE`; see tests/preload/pt_thread.c
  * for the output conventions.
  */
 #ifndef _GNU_SOURCE

@@ -5,7 +5,7 @@
  * its environment (setproctitle).
  *
  * Run by tests/test_pthread_green as `pt_fork MODE`, natively and under
- * LD_PRELOAD=libcorun.so; see tests/pt_thread.c for the output conventions.
+ * LD_PRELOAD=libcorun.so; see tests/preload/pt_thread.c for the output conventions.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

@@ -5,7 +5,7 @@
  * sem_clockwait, sem_post, sem_getvalue), with the exact errors.
  *
  * Run by tests/test_pthread_green as `pt_sync MODE`, natively and under
- * LD_PRELOAD=libcorun.so; see tests/pt_thread.c for the output conventions.
+ * LD_PRELOAD=libcorun.so; see tests/preload/pt_thread.c for the output conventions.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

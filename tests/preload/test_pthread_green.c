@@ -67,7 +67,7 @@ static void pt_skip(const char *prog, const char *mode, enum pt_how how)
 #define PT_ENV(prog, mode, ...) MATRIX(pthread, prog##_##mode, prog, mode, __VA_ARGS__)
 #define PT(prog, mode) PT_ENV(prog, mode, NULL)
 
-/* ---- thread lifecycle (tests/pt_thread.c) --------------------------------------*/
+/* ---- thread lifecycle (tests/preload/pt_thread.c) --------------------------------------*/
 
 PT(pt_thread, create_join)
 PT(pt_thread, join_errors)
@@ -191,7 +191,7 @@ Test(pthread_green, pt_thread_guard) { guard(PT_GREEN); }
 Test(pthread_native, pt_thread_guard) { guard(PT_NATIVE); }
 Test(pthread_plain, pt_thread_guard) { guard(PT_PLAIN); }
 
-/* ---- mutexes (tests/pt_mutex.c) ------------------------------------------------*/
+/* ---- mutexes (tests/preload/pt_mutex.c) ------------------------------------------------*/
 
 PT(pt_mutex, normal)
 PT(pt_mutex, recursive)
@@ -205,7 +205,7 @@ PT(pt_mutex, timed)
 PT(pt_mutex, across_block)
 PT(pt_mutex, contention)
 
-/* ---- condition variables (tests/pt_cond.c) -----------------------------------------*/
+/* ---- condition variables (tests/preload/pt_cond.c) -----------------------------------------*/
 
 PT(pt_cond, signal)
 PT(pt_cond, broadcast)
@@ -217,7 +217,7 @@ PT(pt_cond, timeout_contended)
 PT(pt_cond, errors)
 PT(pt_cond, pingpong)
 
-/* ---- signals: EINTR, SA_RESTART, which thread, waits (tests/pt_signal.c) ----------*/
+/* ---- signals: EINTR, SA_RESTART, which thread, waits (tests/preload/pt_signal.c) ----------*/
 
 PT(pt_signal, accept_eintr)
 PT(pt_signal, accept_restart)
@@ -234,7 +234,7 @@ PT(pt_signal, sigsuspend)
 PT(pt_signal, pause)
 PT(pt_signal, signal_siginterrupt)
 
-/* ---- child processes and exit (tests/pt_process.c) ---------------------------------*/
+/* ---- child processes and exit (tests/preload/pt_process.c) ---------------------------------*/
 
 PT(pt_process, system_many)
 PT(pt_process, popen_many)
@@ -244,7 +244,7 @@ PT(pt_process, fork_while_parked)
 PT(pt_process, prefork_accept)
 PT(pt_process, main_pthread_exit)
 
-/* ---- corun's own fds are not the program's (tests/pt_fds.c) ------------------------*/
+/* ---- corun's own fds are not the program's (tests/preload/pt_fds.c) ------------------------*/
 
 PT(pt_fds, first_fd)
 PT(pt_fds, scan)
@@ -277,7 +277,7 @@ Test(pthread_green, pt_fds_dup_onto) { fds_pool_check(PT_GREEN, "dup_onto"); }
 Test(pthread_native, pt_fds_dup_onto) { fds_pool_check(PT_NATIVE, "dup_onto"); }
 Test(pthread_plain, pt_fds_dup_onto) { fds_pool_check(PT_PLAIN, "dup_onto"); }
 
-/* ---- fork, signal handlers and settings as real servers use them (tests/pt_fork.c) ------*/
+/* ---- fork, signal handlers and settings as real servers use them (tests/preload/pt_fork.c) ------*/
 
 /* PostgreSQL's postmaster: select's EINTR survives the sigprocmask after it. */
 PT(pt_fork, select_sigchld_fork)
@@ -292,7 +292,7 @@ PT(pt_fork, fork_mutex_held)
 PT(pt_fork, environ_rewrite)
 
 /* A jemalloc-like allocator initialised under a mutex: initialised once,
- * its atfork handlers registered once (tests/pt_alloc.c). It replaces
+ * its atfork handlers registered once (tests/preload/pt_alloc.c). It replaces
  * malloc, which an ASan-built program cannot. */
 #ifndef CORUN_SANITIZERS
 PT(pt_alloc, atfork_once)
@@ -319,7 +319,7 @@ Test(pthread_green, pt_process_exit_thread) { exit_thread_check(PT_GREEN); }
 Test(pthread_native, pt_process_exit_thread) { exit_thread_check(PT_NATIVE); }
 Test(pthread_plain, pt_process_exit_thread) { exit_thread_check(PT_PLAIN); }
 
-/* ---- objects shared with kernel threads made behind corun's back (tests/pt_mixed.c) --
+/* ---- objects shared with kernel threads made behind corun's back (tests/preload/pt_mixed.c) --
  * Those threads are real in every run, so the green run is checked for green
  * threads being used (green=1), not for one OS thread. */
 
@@ -354,7 +354,7 @@ PT_MIXED(rwlock)
 PT_MIXED(barrier)
 PT_MIXED(once)
 
-/* ---- rwlocks, spinlocks, barriers, semaphores (tests/pt_sync.c) -------------------*/
+/* ---- rwlocks, spinlocks, barriers, semaphores (tests/preload/pt_sync.c) -------------------*/
 
 PT(pt_sync, rwlock_shared)
 PT(pt_sync, rwlock_errors)
@@ -373,7 +373,7 @@ PT(pt_sync, sem_named)
 PT(pt_sync, sem_pshared)
 PT(pt_sync, pshared_objects)
 
-/* ---- 100,000 threads; CORUN_THREADS (tests/pt_many.c) -------------------------------*/
+/* ---- 100,000 threads; CORUN_THREADS (tests/preload/pt_many.c) -------------------------------*/
 
 TestSuite(pthread_scale, .timeout = 300);
 

@@ -1,6 +1,6 @@
 /*
  * test_ffi_offload.c - CORUN_OFFLOAD: functions of a library built by the
- * tests (tests/offtest_lib.c) run on the pool through libffi closures,
+ * tests (tests/preload/offtest_lib.c) run on the pool through libffi closures,
  * called by tests/pt_offload (linked with the library) and
  * tests/pt_offload_dl (loads a library that calls it, with dlopen).
  *

@@ -6,7 +6,7 @@
  * flags (poll, nanosleep, sem_wait, pselect with its mask).
  *
  * Run by tests/test_pthread_green as `pt_signal MODE`, natively and under
- * LD_PRELOAD=libcorun.so; see tests/pt_thread.c for the output conventions.
+ * LD_PRELOAD=libcorun.so; see tests/preload/pt_thread.c for the output conventions.
  * Other threads are kept parked or busy during each wait, so that under corun
  * the call really parks (a lone thread would make the real call).
  */

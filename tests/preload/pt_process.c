@@ -5,7 +5,7 @@
  * and exit semantics (exit from a thread runs atexit handlers once).
  *
  * Run by tests/test_pthread_green as `pt_process MODE`, natively and under
- * LD_PRELOAD=libcorun.so; see tests/pt_thread.c for the output conventions.
+ * LD_PRELOAD=libcorun.so; see tests/preload/pt_thread.c for the output conventions.
  * A ticker thread counts 10 ms sleeps throughout: under corun it keeps
  * counting while the others wait for children (the waits park, they do not
  * block the one OS thread).
