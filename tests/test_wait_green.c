@@ -27,9 +27,19 @@ TestSuite(wait_plain, .timeout = 60);
 #define WAIT(mode) MATRIX(wait, mode, pt_wait, mode, NULL)
 
 /* poll, ppoll, select, pselect, epoll_wait, epoll_pwait and epoll_pwait2
- * with zero timeouts: the right answer at once, without parking (a second
- * thread's tick counter does not move in green mode). */
+ * with zero timeouts: the right answer at once; with something ready the
+ * caller goes on without letting others run (a second thread's tick
+ * counter does not move in green mode). */
 WAIT(zero_timeout)
+
+/* A thread looping on each of those with a zero timeout (and on
+ * sched_yield) until another thread sets a flag: the other thread runs,
+ * whether it is runnable, asleep (a timer) or blocked reading a pipe (I/O
+ * the loop must poll). In green mode it never ran before: the loop spun
+ * until its bound. */
+WAIT(zero_spin_runnable)
+WAIT(zero_spin_sleeper)
+WAIT(zero_spin_reader)
 
 /* revents: POLLIN, POLLOUT, POLLHUP, POLLERR, POLLNVAL, POLLRDHUP, ignored
  * negative fds, fields overwritten, the count, EFAULT. */

@@ -1179,6 +1179,13 @@ static int epoll_wait_green(struct sched *s, int epfd, struct epoll_event *ev, i
     }
 }
 
+int fdio_polled_now(struct sched *s, int r)
+{
+    if (s && r == 0)
+        corun_yield();
+    return r;
+}
+
 int fdio_wait_input(struct sched *s, int fd)
 {
     struct fd_entry *e = fdtab_get(fd);

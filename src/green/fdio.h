@@ -43,6 +43,13 @@ ssize_t fdio_splice(struct sched *s, int in, loff_t *inoff, int out, loff_t *out
 ssize_t fdio_tee(struct sched *s, int in, int out, size_t len, unsigned flags);
 ssize_t fdio_vmsplice(struct sched *s, int fd, const struct iovec *iov, size_t cnt, unsigned flags);
 
+/* The result r of a poll-family call with a zero timeout, made for real
+ * (s: the scheduler, NULL for a lone thread). A thread that found nothing
+ * ready may be spinning on such calls until another thread acts: it yields,
+ * so the others run and the loop polls I/O and timers (a yield does every
+ * POLL_EVERY dispatches or clock tick). Returns r. */
+int fdio_polled_now(struct sched *s, int r);
+
 /* poll(2)/ppoll(2) with a timeout in ns (< 0: none); mask as ppoll's. */
 /* Park until a read of fd would not block (it has input, end of file or an
  * error): for reads corun does not see, such as stdio's own. Returns 0 or
