@@ -1129,6 +1129,8 @@ static int poll_wait(struct sched *s, struct pollfd *fds, unsigned long n, int64
     struct timespec zero = { 0, 0 };
     for (;;) {
         int r = (int)syscall(SYS_ppoll, fds, n, &zero, mask, 8);
+        if (r > 0)
+            sched_yield_if_due(s);     /* ready at once: maybe a loop that never waits */
         if (r != 0 || timeout_ns == 0)
             return r;
         int saved = errno;
@@ -1159,6 +1161,8 @@ static int epoll_wait_green(struct sched *s, int epfd, struct epoll_event *ev, i
     uint64_t deadline = deadline_after(timeout_ns);
     for (;;) {
         int r = (int)syscall(SYS_epoll_pwait, epfd, ev, max, 0, mask, 8);
+        if (r > 0)
+            sched_yield_if_due(s);     /* ready at once: maybe a loop that never waits */
         if (r != 0 || timeout_ns == 0)
             return r;
         int saved = errno;
@@ -1182,7 +1186,9 @@ static int epoll_wait_green(struct sched *s, int epfd, struct epoll_event *ev, i
 int fdio_polled_now(struct sched *s, int r)
 {
     if (s && r == 0)
-        corun_yield();
+        sched_yield_current(s);
+    else if (s && r > 0)
+        sched_yield_if_due(s);
     return r;
 }
 

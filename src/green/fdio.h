@@ -47,7 +47,8 @@ ssize_t fdio_vmsplice(struct sched *s, int fd, const struct iovec *iov, size_t c
  * (s: the scheduler, NULL for a lone thread). A thread that found nothing
  * ready may be spinning on such calls until another thread acts: it yields,
  * so the others run and the loop polls I/O and timers (a yield does every
- * POLL_EVERY dispatches or clock tick). Returns r. */
+ * POLL_EVERY dispatches or clock tick); one that found something yields
+ * once its time is up (sched_yield_if_due). Returns r. */
 int fdio_polled_now(struct sched *s, int r);
 
 /* poll(2)/ppoll(2) with a timeout in ns (< 0: none); mask as ppoll's. */
