@@ -333,6 +333,12 @@ void sched_yield_current(struct sched *s)
     sched_switch(s, cur, next);
 }
 
+void sched_yield_if_due(struct sched *s)
+{
+    if (poll_due(s))
+        sched_yield_current(s);
+}
+
 static const char *state_name(int st)
 {
     switch (st) {

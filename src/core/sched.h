@@ -308,6 +308,12 @@ void sched_xwake_post(struct sched_xwake *xw);
  * current coroutine goes to the back of the run queue. */
 void sched_yield_current(struct sched *s);
 
+/* For calls that could have waited but return at once (poll, epoll_wait):
+ * yield as sched_yield_current() does if the loop has not polled for a
+ * coarse clock tick (or POLL_EVERY dispatches), so that a coroutine
+ * looping on such a call cannot starve the others. */
+void sched_yield_if_due(struct sched *s);
+
 /* Switch to target (runnable or suspended in sched_switch_to), leaving the
  * current coroutine suspended; returns the value it is switched back with.
  * See corun_switch(). Aborts on a target that cannot be switched to. */

@@ -34,10 +34,22 @@ int fdio_recvmmsg(struct sched *s, int fd, struct mmsghdr *v, unsigned n, int fl
 int fdio_sendmmsg(struct sched *s, int fd, struct mmsghdr *v, unsigned n, int flags);
 int fdio_accept(struct sched *s, int fd, struct sockaddr *addr, socklen_t *len, int flags);
 int fdio_connect(struct sched *s, int fd, const struct sockaddr *addr, socklen_t len);
-/* sendfile(2) and splice(2): wait until out (or in) is ready, then call. */
+/* sendfile(2), splice(2), tee(2), vmsplice(2) with their blocking semantics:
+ * sendfile into a socket sends all of count (unless end of file, an error,
+ * SO_SNDTIMEO or a signal); the others return once they moved something. */
 ssize_t fdio_sendfile(struct sched *s, int out, int in, off_t *off, size_t count);
 ssize_t fdio_splice(struct sched *s, int in, loff_t *inoff, int out, loff_t *outoff, size_t len,
                     unsigned flags);
+ssize_t fdio_tee(struct sched *s, int in, int out, size_t len, unsigned flags);
+ssize_t fdio_vmsplice(struct sched *s, int fd, const struct iovec *iov, size_t cnt, unsigned flags);
+
+/* The result r of a poll-family call with a zero timeout, made for real
+ * (s: the scheduler, NULL for a lone thread). A thread that found nothing
+ * ready may be spinning on such calls until another thread acts: it yields,
+ * so the others run and the loop polls I/O and timers (a yield does every
+ * POLL_EVERY dispatches or clock tick); one that found something yields
+ * once its time is up (sched_yield_if_due). Returns r. */
+int fdio_polled_now(struct sched *s, int r);
 
 /* poll(2)/ppoll(2) with a timeout in ns (< 0: none); mask as ppoll's. */
 /* Park until a read of fd would not block (it has input, end of file or an

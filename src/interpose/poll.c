@@ -1,6 +1,8 @@
 /* Hooks: poll, ppoll, select, pselect and the epoll_wait family park the
  * green thread until one of the fds is ready or the timeout passes. A zero
- * timeout never parks; a lone green thread makes the real call. */
+ * timeout never parks (the real call), but lets the other threads run when
+ * nothing was ready (fdio_polled_now); a lone green thread makes the real
+ * call. */
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
@@ -50,6 +52,8 @@ static bool timeout_valid(const struct timespec *ts)
 
 HOOK int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
+    if (timeout == 0)
+        return fdio_polled_now(gate_blocking(), REAL(poll)(fds, n, 0));
     struct sched *s = poll_gate(ms_to_ns(timeout));
     if (!s)
         return REAL(poll)(fds, n, timeout);
@@ -65,6 +69,8 @@ HOOK int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
 
 HOOK int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask)
 {
+    if (ts_ns(ts) == 0)
+        return fdio_polled_now(gate_blocking(), REAL(ppoll)(fds, n, ts, mask));
     struct sched *s = poll_gate(ts_ns(ts));
     if (!s || !timeout_valid(ts))
         return REAL(ppoll)(fds, n, ts, mask);
@@ -184,6 +190,8 @@ HOOK int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
         if (sec <= FOREVER_SEC)
             t = sec * 1000000000 + (int64_t)(tv->tv_usec % 1000000) * 1000;
     }
+    if (t == 0)
+        return fdio_polled_now(gate_blocking(), REAL(select)(nfds, r, w, e, tv));
     struct sched *s = poll_gate(t);
     if (!s || bad)
         return REAL(select)(nfds, r, w, e, tv);
@@ -201,6 +209,8 @@ HOOK int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
 HOOK int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts,
                  const sigset_t *mask)
 {
+    if (ts_ns(ts) == 0)
+        return fdio_polled_now(gate_blocking(), REAL(pselect)(nfds, r, w, e, ts, mask));
     struct sched *s = poll_gate(ts_ns(ts));
     if (!s || !timeout_valid(ts))
         return REAL(pselect)(nfds, r, w, e, ts, mask);
@@ -209,6 +219,8 @@ HOOK int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespe
 
 HOOK int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 {
+    if (timeout == 0)
+        return fdio_polled_now(gate_blocking(), REAL(epoll_wait)(epfd, ev, max, 0));
     struct sched *s = poll_gate(ms_to_ns(timeout));
     if (!s || max <= 0)
         return REAL(epoll_wait)(epfd, ev, max, timeout);
@@ -217,6 +229,8 @@ HOOK int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 
 HOOK int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask)
 {
+    if (timeout == 0)
+        return fdio_polled_now(gate_blocking(), REAL(epoll_pwait)(epfd, ev, max, 0, mask));
     struct sched *s = poll_gate(ms_to_ns(timeout));
     if (!s || max <= 0)
         return REAL(epoll_pwait)(epfd, ev, max, timeout, mask);
@@ -226,6 +240,8 @@ HOOK int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, con
 HOOK int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *ts,
                       const sigset_t *mask)
 {
+    if (ts && ts_ns(ts) == 0)
+        return fdio_polled_now(gate_blocking(), REAL(epoll_pwait2)(epfd, ev, max, ts, mask));
     struct sched *s = poll_gate(ts_ns(ts));
     if (!s || max <= 0 || !timeout_valid(ts))
         return REAL(epoll_pwait2)(epfd, ev, max, ts, mask);

@@ -30,6 +30,8 @@ REAL_DECL(int, getsockopt, (int, int, int, void *, socklen_t *));
 REAL_DECL(ssize_t, sendfile, (int, int, off_t *, size_t));
 REAL_DECL(ssize_t, sendfile64, (int, int, off_t *, size_t));
 REAL_DECL(ssize_t, splice, (int, loff_t *, int, loff_t *, size_t, unsigned));
+REAL_DECL(ssize_t, tee, (int, int, size_t, unsigned));
+REAL_DECL(ssize_t, vmsplice, (int, const struct iovec *, size_t, unsigned));
 REAL_DECL(void, __chk_fail, (void));
 
 static bool is_stream(int type)
@@ -249,4 +251,20 @@ HOOK ssize_t splice(int in, loff_t *inoff, int out, loff_t *outoff, size_t len, 
     if (!s)
         return REAL(splice)(in, inoff, out, outoff, len, flags);
     return fdio_splice(s, in, inoff, out, outoff, len, flags);
+}
+
+HOOK ssize_t tee(int in, int out, size_t len, unsigned flags)
+{
+    struct sched *s = gate_blocking();
+    if (!s)
+        return REAL(tee)(in, out, len, flags);
+    return fdio_tee(s, in, out, len, flags);
+}
+
+HOOK ssize_t vmsplice(int fd, const struct iovec *iov, size_t cnt, unsigned flags)
+{
+    struct sched *s = gate_blocking();
+    if (!s)
+        return REAL(vmsplice)(fd, iov, cnt, flags);
+    return fdio_vmsplice(s, fd, iov, cnt, flags);
 }

@@ -27,9 +27,25 @@ TestSuite(wait_plain, .timeout = 60);
 #define WAIT(mode) MATRIX(wait, mode, pt_wait, mode, NULL)
 
 /* poll, ppoll, select, pselect, epoll_wait, epoll_pwait and epoll_pwait2
- * with zero timeouts: the right answer at once, without parking (a second
- * thread's tick counter does not move in green mode). */
+ * with zero timeouts: the right answer at once, whether something is ready
+ * or not. */
 WAIT(zero_timeout)
+
+/* A thread looping on each of those with a zero timeout (and on
+ * sched_yield) until another thread sets a flag: the other thread runs,
+ * whether it is runnable, asleep (a timer) or blocked reading a pipe (I/O
+ * the loop must poll). In green mode it never ran before: the loop spun
+ * until its bound. */
+WAIT(zero_spin_runnable)
+WAIT(zero_spin_sleeper)
+WAIT(zero_spin_reader)
+/* The same with a timeout of 1 s on an fd that is always ready (an event
+ * the program never consumes: the calls never wait), as in redis-benchmark
+ * --threads, whose threads that issued their share of requests loop on
+ * epoll_wait returning EPOLLOUT until the others have their replies. */
+WAIT(ready_spin_runnable)
+WAIT(ready_spin_sleeper)
+WAIT(ready_spin_reader)
 
 /* revents: POLLIN, POLLOUT, POLLHUP, POLLERR, POLLNVAL, POLLRDHUP, ignored
  * negative fds, fields overwritten, the count, EFAULT. */
