@@ -34,6 +34,8 @@ for ((i = 1; i <= reps; i++)); do
         note "switch, same call site (ns)" $side "$(result switch_same_site_ns <<<"$out")"
         note "corun_yield (ns)" $side "$(result yield_ns <<<"$out")"
         out=$(cd "$d" && CORUN_THREADS=native taskset -c 0 ./bench/hookcost 2>&1)
+        note "hooked read(), data ready (ns)" $side "$(sed -n 's/.*corun hook *\([-0-9.]*\) ns.*/\1/p' <<<"$out")"
+        note "raw read syscall, same run (ns)" $side "$(sed -n 's/.*raw syscall *\([-0-9.]*\) ns.*/\1/p' <<<"$out")"
         note "hooked read(), data ready, over the raw syscall (ns)" $side \
             "$(sed -n 's/.*hook overhead *\([-0-9.]*\) ns.*/\1/p' <<<"$out")"
         out=$(cd "$d" && CORUN_THREADS=native taskset -c 0 ./bench/spawn 2>&1)

@@ -63,4 +63,19 @@ int fdio_poll(struct sched *s, struct pollfd *fds, unsigned long n, int64_t time
 int fdio_epoll_wait(struct sched *s, int epfd, struct epoll_event *ev, int max,
                     int64_t timeout_ns, const sigset_t *mask);
 
+/* select's timeout as Linux reads it: *ns (-1: none, the call waits for
+ * ever); false when the kernel would refuse it (EINVAL). */
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/select.h>
+#include <sys/time.h>
+bool fdio_select_timeout(const struct timeval *tv, int64_t *ns);
+
+/* select/pselect over fdio_poll: the sets (any size the program made, nfds
+ * cut to the fd table's size as the kernel does) become a pollfd array and
+ * back; EBADF for a closed fd with the sets untouched; the time left
+ * written to *left when it is not NULL (select). */
+int fdio_select(struct sched *s, int nfds, fd_set *r, fd_set *w, fd_set *e, int64_t timeout_ns,
+                const sigset_t *mask, struct timeval *left);
+
 #endif

@@ -2,6 +2,9 @@
  * stdio's wait for input. */
 #include "fdio_int.h"
 
+#include <stdlib.h>
+#include <sys/select.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -154,4 +157,127 @@ int fdio_wait_input(struct sched *s, int fd)
             return err;
     }
     return 0;
+}
+
+/* ---- select ----------------------------------------------------------------*/
+
+/* fd_set bits by hand: programs may pass sets larger than FD_SETSIZE
+ * (allocated themselves), where FD_ISSET would be out of bounds. */
+#define SET_WORD_BITS (8 * (int)sizeof(unsigned long))
+
+static bool set_has(const fd_set *set, int fd)
+{
+    const unsigned long *w = (const unsigned long *)set;
+    return set && (w[fd / SET_WORD_BITS] >> (fd % SET_WORD_BITS)) & 1;
+}
+
+static void set_add(fd_set *set, int fd)
+{
+    ((unsigned long *)set)[fd / SET_WORD_BITS] |= 1UL << (fd % SET_WORD_BITS);
+}
+
+static void set_clear(fd_set *set, int nfds)
+{
+    if (set)
+        memset(set, 0, (size_t)(nfds + SET_WORD_BITS - 1) / SET_WORD_BITS * sizeof(unsigned long));
+}
+
+/* The size of the process's fd table (FDSize in /proc/self/status), or -1. */
+static int fd_table_size(void)
+{
+    char buf[4096];
+    if (rs_read_file("/proc/self/status", buf, sizeof buf) <= 0)
+        return -1;
+    const char *p = strstr(buf, "\nFDSize:");
+    return p ? atoi(p + 8) : -1;
+}
+
+/* select on top of poll: the sets become a pollfd array and back. */
+static int select_via_poll(struct sched *s, int nfds, fd_set *r, fd_set *w, fd_set *e,
+                           int64_t timeout_ns, const sigset_t *mask)
+{
+    if (nfds < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* The kernel looks at no more fds than its fd table holds: programs
+     * pass getdtablesize() with a FD_SETSIZE set and rely on that. */
+    if (nfds > FD_SETSIZE) {
+        int size = fd_table_size();
+        if (size > 0 && size < nfds)
+            nfds = size;
+    }
+    struct pollfd local[64], *p = local;
+    int n = 0;
+    for (int fd = 0; fd < nfds; fd++)
+        if (set_has(r, fd) || set_has(w, fd) || set_has(e, fd))
+            n++;
+    if (n > 64 && !(p = malloc((size_t)n * sizeof *p))) {
+        errno = ENOMEM;
+        return -1;
+    }
+    n = 0;
+    for (int fd = 0; fd < nfds; fd++) {
+        short ev = (short)((set_has(r, fd) ? POLLIN : 0) | (set_has(w, fd) ? POLLOUT : 0) |
+                           (set_has(e, fd) ? POLLPRI : 0));
+        if (ev)
+            p[n++] = (struct pollfd){ .fd = fd, .events = ev };
+    }
+    int res = fdio_poll(s, p, (unsigned long)n, timeout_ns, mask);
+    if (res >= 0) {
+        int bad = 0;
+        for (int i = 0; i < n; i++)
+            if (p[i].revents & POLLNVAL)
+                bad = 1;
+        if (bad) {                     /* select says EBADF and leaves the sets alone */
+            errno = EBADF;
+            res = -1;
+        } else {
+            res = 0;
+            set_clear(r, nfds);
+            set_clear(w, nfds);
+            set_clear(e, nfds);
+            for (int i = 0; i < n; i++) {
+                short rv = p[i].revents;
+                /* As select(2) on Linux: errors and hang-ups count as readable/writable. */
+                if (r && (p[i].events & POLLIN) && (rv & (POLLIN | POLLHUP | POLLERR)))
+                    set_add(r, p[i].fd), res++;
+                if (w && (p[i].events & POLLOUT) && (rv & (POLLOUT | POLLERR)))
+                    set_add(w, p[i].fd), res++;
+                if (e && (p[i].events & POLLPRI) && (rv & POLLPRI))
+                    set_add(e, p[i].fd), res++;
+            }
+        }
+    }
+    if (p != local)
+        free(p);
+    return res;
+}
+
+/* Seconds beyond this are forever (as the kernel's saturating deadline). */
+#define SELECT_FOREVER_SEC (INT64_MAX / NS_PER_SEC - 1)
+
+bool fdio_select_timeout(const struct timeval *tv, int64_t *ns)
+{
+    /* Linux carries whole seconds out of tv_usec (0.1200000 is 1.2 s) and
+     * refuses what is negative after that. */
+    int64_t sec = 0;
+    *ns = -1;
+    if (!tv)
+        return true;
+    bool bad = __builtin_add_overflow((int64_t)tv->tv_sec, (int64_t)(tv->tv_usec / 1000000), &sec) ||
+               sec < 0 || tv->tv_usec % 1000000 < 0;
+    if (sec <= SELECT_FOREVER_SEC)
+        *ns = sec * NS_PER_SEC + (int64_t)(tv->tv_usec % 1000000) * NS_PER_US;
+    return !bad;
+}
+
+int fdio_select(struct sched *s, int nfds, fd_set *r, fd_set *w, fd_set *e, int64_t timeout_ns,
+                const sigset_t *mask, struct timeval *left)
+{
+    uint64_t deadline = deadline_after(timeout_ns);
+    int res = select_via_poll(s, nfds, r, w, e, timeout_ns, mask);
+    if (left && deadline != DEADLINE_NONE)   /* Linux reports the time left */
+        *left = ns_to_tv(deadline_left(deadline));
+    return res;
 }
