@@ -56,11 +56,6 @@ void sched_mark_program_thread(void)
 }
 static atomic_uint_fast64_t next_id = 1;
 
-size_t sched_thread_header_size(void)
-{
-    return co_hdr_size;
-}
-
 /* ---- parts ----------------------------------------------------------------*/
 
 #define ALIGN_UP(x, a) (((x) + (a) - 1) & ~(size_t)((a) - 1))

@@ -359,10 +359,6 @@ void sched_stats_flush(struct sched *s);
 /* Record park start times (the live dump shows how long each waits). */
 extern bool sched_park_times;
 
-/* The header a coroutine's stack slot begins with, from its top: for
- * whoever must find a coroutine from its stack (overflow reports). */
-size_t sched_thread_header_size(void);
-
 /* ---- queues ---------------------------------------------------------------*/
 
 static inline bool coq_empty(const struct coq *q)

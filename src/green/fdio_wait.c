@@ -92,7 +92,7 @@ static int poll_wait(struct sched *s, struct pollfd *fds, unsigned long n, int64
         }
         if (err == ENOMEM) {               /* the real call, for what time is left */
             int64_t left = deadline == DEADLINE_NONE ? -1 : (int64_t)(deadline - clock_now_ns());
-            struct timespec ts = { (time_t)(left / 1000000000), (long)(left % 1000000000) };
+            struct timespec ts = ns_to_ts((int64_t)left);
             return (int)syscall(SYS_ppoll, fds, n, left < 0 ? NULL : &ts, mask, 8);
         }
         errno = saved;

@@ -44,18 +44,13 @@ static struct fd_entry *entry_at(int fd, bool create)
     return &chunk[(unsigned)fd & (CHUNK_SIZE - 1)];
 }
 
-static int64_t timeval_ns(const struct timeval *tv)
-{
-    return (int64_t)tv->tv_sec * 1000000000 + (int64_t)tv->tv_usec * 1000;
-}
-
 static void socket_timeouts(int fd, struct fd_entry *e)
 {
     struct timeval tv;
     socklen_t len = sizeof tv;
-    e->rcvtimeo = syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0 ? timeval_ns(&tv) : 0;
+    e->rcvtimeo = syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0 ? tv_to_ns(&tv) : 0;
     len = sizeof tv;
-    e->sndtimeo = syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0 ? timeval_ns(&tv) : 0;
+    e->sndtimeo = syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0 ? tv_to_ns(&tv) : 0;
 }
 
 /* Wake everyone waiting on e (the fd is going away) and forget it. */

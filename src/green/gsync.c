@@ -187,7 +187,7 @@ static int gw_wait(struct gwaiter *w, uint64_t deadline, enum gw_how how, enum w
                 return why;
         }
     }
-    struct timespec abs = { (time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u) };
+    struct timespec abs = ns_to_ts((int64_t)deadline);
     int saved = errno, why = WAKE_SIGNALED;
     for (;;) {
         uint32_t v = __atomic_load_n(&w->state, __ATOMIC_ACQUIRE);
@@ -252,13 +252,13 @@ static uint32_t waiters_bit(struct gwq *q)
 
 int deadline_from_abstime(clockid_t clock, const struct timespec *abs, uint64_t *deadline)
 {
-    if (!abs || abs->tv_nsec < 0 || abs->tv_nsec >= 1000000000)
+    if (!abs || abs->tv_nsec < 0 || abs->tv_nsec >= NS_PER_SEC)
         return EINVAL;
     if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)
         return EINVAL;
     struct timespec now;
     clock_gettime(clock, &now);
-    int64_t left = (int64_t)(abs->tv_sec - now.tv_sec) * 1000000000 + (abs->tv_nsec - now.tv_nsec);
+    int64_t left = (int64_t)(abs->tv_sec - now.tv_sec) * NS_PER_SEC + (abs->tv_nsec - now.tv_nsec);
     *deadline = left <= 0 ? clock_now_ns() : deadline_after(left);
     return 0;
 }

@@ -328,7 +328,7 @@ static void *watchdog_main(void *arg)
     uint64_t step = limit / 4;
     if (step < 1000000)
         step = 1000000;
-    struct timespec ts = { (time_t)(step / 1000000000), (long)(step % 1000000000) };
+    struct timespec ts = ns_to_ts((int64_t)step);
     for (;;) {
         syscall(SYS_nanosleep, &ts, NULL);
         uint64_t now = clock_now_ns();

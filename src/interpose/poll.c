@@ -35,13 +35,13 @@ static struct sched *poll_gate(int64_t timeout_ns)
 }
 
 /* Seconds beyond this are forever (as the kernel's saturating deadline). */
-#define FOREVER_SEC (INT64_MAX / 1000000000 - 1)
+#define FOREVER_SEC (INT64_MAX / NS_PER_SEC - 1)
 
 static int64_t ts_ns(const struct timespec *ts)
 {
     if (!ts || ts->tv_sec > FOREVER_SEC)
         return -1;
-    return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+    return (int64_t)ts_to_ns(ts);
 }
 
 /* No timeout (NULL) or one the kernel accepts. */

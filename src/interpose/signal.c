@@ -164,11 +164,11 @@ HOOK int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespe
     struct sched *s = gate_thread_blocking(__builtin_return_address(0));
     if (!s)
         return REAL(sigtimedwait)(set, info, ts);
-    if (ts && (ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 || ts->tv_sec < 0)) {
+    if (ts && !ts_valid(ts)) {
         errno = EINVAL;
         return -1;
     }
-    uint64_t deadline = ts ? deadline_after((int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec)
+    uint64_t deadline = ts ? deadline_after((int64_t)ts_to_ns(ts))
                            : DEADLINE_NONE;
     return gsignal_wait(s, set, info, deadline, true);
 }

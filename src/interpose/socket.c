@@ -201,7 +201,7 @@ static bool timeout_ns(int name, const void *val, socklen_t len, bool *write, in
         if (len < sizeof(struct timeval))
             return false;
         const struct timeval *tv = val;
-        *ns = (int64_t)tv->tv_sec * 1000000000 + (int64_t)tv->tv_usec * 1000;
+        *ns = tv_to_ns(tv);
     } else if (name == SO_RCVTIMEO_NEW || name == SO_SNDTIMEO_NEW) {
         if (len < 2 * sizeof(long long))
             return false;
