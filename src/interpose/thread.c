@@ -8,7 +8,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -56,7 +55,6 @@ REAL_DECL(int, pthread_setschedprio, (pthread_t, int));
 REAL_DECL(int, pthread_getaffinity_np, (pthread_t, size_t, cpu_set_t *));
 REAL_DECL(int, pthread_setaffinity_np, (pthread_t, size_t, const cpu_set_t *));
 REAL_DECL(pid_t, gettid, (void));
-REAL_DECL(long, syscall, (long, ...));
 REAL_DECL(int, tgkill, (pid_t, pid_t, int));
 REAL_DECL(int, sched_setaffinity, (pid_t, size_t, const cpu_set_t *));
 REAL_DECL(int, sched_getaffinity, (pid_t, size_t, cpu_set_t *));
@@ -209,36 +207,6 @@ HOOK int tgkill(pid_t tgid, pid_t tid, int sig)
     if (r)
         errno = r;
     return r ? -1 : 0;
-}
-
-/* syscall(): the numbers that name or take a thread id are answered as
- * above; every other one goes to libc unchanged. (corun's own layers call
- * raw_syscall instead, see rawsys.c.) Six arguments are always passed on,
- * as libc's syscall() loads six whatever the call takes: reading those the
- * caller did not pass touches its frame, which AddressSanitizer would
- * report. */
-HOOK __attribute__((no_sanitize_address)) long syscall(long nr, ...)
-{
-    va_list ap;
-    va_start(ap, nr);
-    long a[6];
-    for (int i = 0; i < 6; i++)
-        a[i] = va_arg(ap, long);
-    va_end(ap);
-    struct sched *s = nr == SYS_gettid || nr == SYS_tgkill || nr == SYS_tkill
-                          ? gate_thread(__builtin_return_address(0)) : NULL;
-    if (s && nr == SYS_gettid)
-        return gthread_tid(s->current);
-    int r = !s ? -1
-          : nr == SYS_tgkill ? gsignal_kill_tid(s, (pid_t)a[0], (pid_t)a[1], (int)a[2])
-                             : gsignal_kill_tid(s, getpid(), (pid_t)a[0], (int)a[1]);
-    if (r > 0) {
-        errno = r;
-        return -1;
-    }
-    if (r == 0)
-        return 0;
-    return REAL(syscall)(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
 HOOK int pthread_setname_np(pthread_t t, const char *name)

@@ -1,0 +1,20 @@
+/* Routing of system calls by number, for the calls corun sees only as a
+ * number and six arguments: libc's syscall() (a hook) and, where armed,
+ * syscall instructions caught outside corun. One table, so both reach the
+ * same green primitives as the named hooks. */
+#ifndef CR_SYSCALL_ROUTE_H
+#define CR_SYSCALL_ROUTE_H
+
+#include <stdbool.h>
+
+/*
+ * Make system call `nr` with arguments a[0..5] the way the named hook for it
+ * would (parking the green thread instead of blocking), if corun routes that
+ * number and `ra` (the caller's return address, for the thread gates) lets
+ * it. Returns true and the kernel's convention in *ret (a result, or
+ * -errno) when routed; false, with nothing done, when the caller must make
+ * the call itself. errno is left as it was either way.
+ */
+bool syscall_route(long nr, const long a[6], const void *ra, long *ret);
+
+#endif
