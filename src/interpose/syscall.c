@@ -23,6 +23,7 @@
 
 #include "clock.h"
 
+#include "gfutex.h"
 #include "gsignal.h"
 #include "gthread.h"
 #include "real.h"
@@ -244,9 +245,21 @@ static bool route_fd_books(long nr, const long a[6], long *ret)
     }
 }
 
+/* futex(2): a green thread's wait parks on the address; a wake from any
+ * thread reaches green waiters, then the kernel's (gfutex.h). Waits of a
+ * thread without green threads, or from libuv or a sanitizer, are the
+ * kernel's. */
+static bool route_futex(const long a[6], const void *ra, long *ret)
+{
+    return gfutex_op(gate_thread_blocking(ra), (uint32_t *)a[0], (int)a[1], (uint32_t)a[2],
+                     (const void *)a[3], (uint32_t *)a[4], (uint32_t)a[5], ret);
+}
+
 bool syscall_route(long nr, const long a[6], const void *ra, long *ret)
 {
     switch (nr) {
+    case SYS_futex:
+        return route_futex(a, ra, ret);
     case SYS_gettid:
     case SYS_tgkill:
     case SYS_tkill:

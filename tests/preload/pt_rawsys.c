@@ -15,6 +15,8 @@
 #define _GNU_SOURCE
 #endif
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -287,6 +289,348 @@ static void mode_raw_hidden_fds(void)
     close(p[0]);
 }
 
+
+/* ---- futexes by number ------------------------------------------------------ */
+
+int ktest_create(pthread_t *t, void *(*fn)(void *), void *arg);
+int ktest_join(pthread_t t);
+
+static long futex(uint32_t *w, int op, uint32_t val, const struct timespec *ts, uint32_t *w2,
+                  uint32_t val3)
+{
+    return syscall(SYS_futex, w, op, val, ts, w2, val3);
+}
+
+/* A waiter: futex(w, op, val, ts, NULL, bitset), its result and errno. */
+struct fwait {
+    uint32_t *w;
+    int op;
+    uint32_t val, bitset;
+    const struct timespec *ts;
+    pid_t tid;                 /* its kernel tid (meaningful for kernel threads) */
+    atomic_bool arrived, done;
+    long result;
+    int err;
+};
+
+static void *fwait_main(void *arg)
+{
+    struct fwait *f = arg;
+    f->tid = (pid_t)inline_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0);
+    atomic_store(&f->arrived, true);
+    errno = 0;
+    f->result = futex(f->w, f->op, f->val, f->ts, NULL, f->bitset);
+    f->err = errno;
+    atomic_store(&f->done, true);
+    return NULL;
+}
+
+/* Until f is waiting in the futex call: a kernel thread is seen doing
+ * system call 202 in /proc; a green one waits as soon as it ran (the main
+ * thread's sleep lets it run). */
+static void await_waiting(struct fwait *f, bool kernel_thread)
+{
+    while (!atomic_load(&f->arrived))
+        sleep_ms(1);
+    if (green() && !kernel_thread) {
+        sleep_ms(20);
+        return;
+    }
+    char path[64], buf[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", f->tid);
+    for (int i = 0; i < 2000; i++) {
+        FILE *fp = fopen(path, "r");
+        bool in_futex = fp && fgets(buf, sizeof buf, fp) && !strncmp(buf, "202 ", 4);
+        if (fp)
+            fclose(fp);
+        if (in_futex)
+            return;
+        sleep_ms(1);
+    }
+    failf(__LINE__, "thread %d never waited in futex", f->tid);
+}
+
+static void start_waiter(pthread_t *t, struct fwait *f, uint32_t *w, int op, uint32_t val,
+                         uint32_t bitset)
+{
+    *f = (struct fwait){ .w = w, .op = op, .val = val, .bitset = bitset };
+    OK(pthread_create(t, NULL, fwait_main, f));
+    await_waiting(f, false);
+}
+
+static int count_done(struct fwait *f, int n)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        k += atomic_load(&f[i].done);
+    return k;
+}
+
+/* EAGAIN on a mismatch, ETIMEDOUT after relative and absolute timeouts
+ * (parked: the ticker ticks), EINVAL for a zero bitset, 0 woken when none
+ * waits; private and shared. */
+static void mode_futex_basic(void)
+{
+    static uint32_t w;
+    ticker_start();
+    for (int priv = 0; priv <= FUTEX_PRIVATE_FLAG; priv += FUTEX_PRIVATE_FLAG) {
+        errno = 0;
+        CHECK(futex(&w, FUTEX_WAIT | priv, 1, NULL, NULL, 0) == -1 && errno == EAGAIN);
+        errno = 0;
+        CHECK(futex(&w, FUTEX_WAIT_BITSET | priv, 1, NULL, NULL, ~0u) == -1 && errno == EAGAIN);
+
+        struct timespec rel = { 0, 30 * MS };
+        long t0 = atomic_load(&ticks);
+        int64_t start = mono_ns();
+        errno = 0;
+        CHECK(futex(&w, FUTEX_WAIT | priv, 0, &rel, NULL, 0) == -1 && errno == ETIMEDOUT);
+        CHECK(mono_ns() - start >= 30 * MS);
+        TICKED_DURING(t0, "FUTEX_WAIT timeout");
+
+        struct timespec until = abs_in(CLOCK_MONOTONIC, 30 * MS);
+        t0 = atomic_load(&ticks);
+        errno = 0;
+        CHECK(futex(&w, FUTEX_WAIT_BITSET | priv, 0, &until, NULL, ~0u) == -1 && errno == ETIMEDOUT);
+        CHECK(mono_ns() >= (int64_t)until.tv_sec * 1000000000 + until.tv_nsec);
+        TICKED_DURING(t0, "FUTEX_WAIT_BITSET timeout");
+
+        until = abs_in(CLOCK_REALTIME, 30 * MS);
+        t0 = atomic_load(&ticks);
+        errno = 0;
+        CHECK(futex(&w, FUTEX_WAIT_BITSET | FUTEX_CLOCK_REALTIME | priv, 0, &until, NULL, ~0u) == -1 &&
+              errno == ETIMEDOUT);
+        CHECK(ns_on(CLOCK_REALTIME) >= (int64_t)until.tv_sec * 1000000000 + until.tv_nsec);
+        TICKED_DURING(t0, "FUTEX_WAIT_BITSET realtime timeout");
+
+        /* A deadline already past: the word is compared first. */
+        until = abs_in(CLOCK_MONOTONIC, -MS);
+        errno = 0;
+        CHECK(futex(&w, FUTEX_WAIT_BITSET | priv, 0, &until, NULL, ~0u) == -1 && errno == ETIMEDOUT);
+        errno = 0;
+        CHECK(futex(&w, FUTEX_WAIT_BITSET | priv, 1, &until, NULL, ~0u) == -1 && errno == EAGAIN);
+
+        errno = 0;
+        CHECK(futex(&w, FUTEX_WAIT_BITSET | priv, 0, NULL, NULL, 0) == -1 && errno == EINVAL);
+        struct timespec bad = { 0, -1 };
+        errno = 0;
+        CHECK(futex(&w, FUTEX_WAIT | priv, 0, &bad, NULL, 0) == -1 && errno == EINVAL);
+        CHECK(futex(&w, FUTEX_WAKE | priv, 1, NULL, NULL, 0) == 0);
+    }
+    ticker_end();
+}
+
+/* Three green waiters: a wake of 2 returns 2 and wakes two, the next
+ * wake wakes the last; private and shared. */
+static void mode_futex_wake(void)
+{
+    static uint32_t w;
+    ticker_start();
+    for (int priv = 0; priv <= FUTEX_PRIVATE_FLAG; priv += FUTEX_PRIVATE_FLAG) {
+        w = 0;
+        pthread_t t[3];
+        struct fwait f[3];
+        long t0 = atomic_load(&ticks);
+        for (int i = 0; i < 3; i++)
+            start_waiter(&t[i], &f[i], &w, FUTEX_WAIT | priv, 0, 0);
+        TICKED_DURING(t0, "three waiters");
+        /* A wake of the other kind (private/shared) is another futex. */
+        CHECK(futex(&w, FUTEX_WAKE | (priv ^ FUTEX_PRIVATE_FLAG), INT_MAX, NULL, NULL, 0) == 0);
+        CHECK(count_done(f, 3) == 0);
+        CHECK(futex(&w, FUTEX_WAKE | priv, 2, NULL, NULL, 0) == 2);
+        sleep_ms(30);
+        CHECKF(count_done(f, 3) == 2, "%d woken", count_done(f, 3));
+        w = 1;
+        CHECK(futex(&w, FUTEX_WAKE | priv, INT_MAX, NULL, NULL, 0) == 1);
+        for (int i = 0; i < 3; i++) {
+            OK(pthread_join(t[i], NULL));
+            CHECK(f[i].result == 0);
+        }
+        CHECK(futex(&w, FUTEX_WAKE | priv, INT_MAX, NULL, NULL, 0) == 0);
+    }
+    ticker_end();
+}
+
+/* WAIT_BITSET/WAKE_BITSET: a wake reaches only waiters whose bits it
+ * shares; FUTEX_WAKE (all bits) any. */
+static void mode_futex_bitset(void)
+{
+    static uint32_t w;
+    ticker_start();
+    pthread_t t[3];
+    struct fwait f[3];
+    start_waiter(&t[0], &f[0], &w, FUTEX_WAIT_BITSET_PRIVATE, 0, 0x1);
+    start_waiter(&t[1], &f[1], &w, FUTEX_WAIT_BITSET_PRIVATE, 0, 0x2);
+    start_waiter(&t[2], &f[2], &w, FUTEX_WAIT_BITSET_PRIVATE, 0, 0x6);
+    CHECK(futex(&w, FUTEX_WAKE_BITSET_PRIVATE, INT_MAX, NULL, NULL, 0x8) == 0);
+    CHECK(futex(&w, FUTEX_WAKE_BITSET_PRIVATE, INT_MAX, NULL, NULL, 0x2) == 2);
+    sleep_ms(30);
+    CHECK(!atomic_load(&f[0].done) && atomic_load(&f[1].done) && atomic_load(&f[2].done));
+    errno = 0;
+    CHECK(futex(&w, FUTEX_WAKE_BITSET_PRIVATE, 1, NULL, NULL, 0) == -1 && errno == EINVAL);
+    CHECK(futex(&w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0) == 1);
+    for (int i = 0; i < 3; i++) {
+        OK(pthread_join(t[i], NULL));
+        CHECK(f[i].result == 0);
+    }
+    ticker_end();
+}
+
+/* FUTEX_CMP_REQUEUE: one of three waiters woken, two moved to w2 (the
+ * result counts both); w's wake then finds none, w2's the two. A word that
+ * changed: EAGAIN, nobody moved. */
+static void mode_futex_requeue(void)
+{
+    static uint32_t w, w2;
+    ticker_start();
+    pthread_t t[3];
+    struct fwait f[3];
+    for (int i = 0; i < 3; i++)
+        start_waiter(&t[i], &f[i], &w, FUTEX_WAIT_PRIVATE, 0, 0);
+    errno = 0;
+    CHECK(futex(&w, FUTEX_CMP_REQUEUE_PRIVATE, 1, (const struct timespec *)2L, &w2, 5) == -1 &&
+          errno == EAGAIN);
+    CHECK(futex(&w, FUTEX_CMP_REQUEUE_PRIVATE, 1, (const struct timespec *)2L, &w2, 0) == 3);
+    sleep_ms(30);
+    CHECK(count_done(f, 3) == 1);
+    CHECK(futex(&w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0) == 0);
+    CHECK(futex(&w2, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0) == 2);
+    for (int i = 0; i < 3; i++) {
+        OK(pthread_join(t[i], NULL));
+        CHECK(f[i].result == 0);
+    }
+    ticker_end();
+}
+
+static atomic_int sigusr1_seen;
+
+static void on_sigusr1(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&sigusr1_seen, 1);
+}
+
+static void handle_sigusr1(int flags)
+{
+    struct sigaction sa = { .sa_handler = on_sigusr1, .sa_flags = flags };
+    sigemptyset(&sa.sa_mask);
+    OK(sigaction(SIGUSR1, &sa, NULL));
+}
+
+/* A handler without SA_RESTART ends an untimed wait with EINTR; with
+ * SA_RESTART the wait goes on (the kernel restarts it) until woken; a timed
+ * wait ends with EINTR after any handler. */
+static void mode_futex_eintr(void)
+{
+    static uint32_t w;
+    static const struct timespec long_ts = { 10, 0 };
+    ticker_start();
+    pthread_t t;
+    struct fwait f;
+
+    handle_sigusr1(0);
+    start_waiter(&t, &f, &w, FUTEX_WAIT_PRIVATE, 0, 0);
+    OK(pthread_kill(t, SIGUSR1));
+    OK(pthread_join(t, NULL));
+    CHECKF(f.result == -1 && f.err == EINTR, "untimed, no SA_RESTART: %ld %s", f.result, ename(f.err));
+
+    handle_sigusr1(SA_RESTART);
+    start_waiter(&t, &f, &w, FUTEX_WAIT_PRIVATE, 0, 0);
+    int seen = atomic_load(&sigusr1_seen);
+    OK(pthread_kill(t, SIGUSR1));
+    while (atomic_load(&sigusr1_seen) == seen)
+        sleep_ms(1);
+    sleep_ms(30);
+    CHECK(!atomic_load(&f.done));
+    CHECK(futex(&w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0) == 1);
+    OK(pthread_join(t, NULL));
+    CHECKF(f.result == 0, "untimed, SA_RESTART: %ld %s", f.result, ename(f.err));
+
+    f = (struct fwait){ .w = &w, .op = FUTEX_WAIT_PRIVATE, .ts = &long_ts };
+    OK(pthread_create(&t, NULL, fwait_main, &f));
+    await_waiting(&f, false);
+    OK(pthread_kill(t, SIGUSR1));
+    OK(pthread_join(t, NULL));
+    CHECKF(f.result == -1 && f.err == EINTR, "timed, SA_RESTART: %ld %s", f.result, ename(f.err));
+    ticker_end();
+}
+
+/* A kernel thread (glibc's pthread_create, behind corun's back) waits; a
+ * green thread's wake reaches it through the kernel and returns 1. */
+static void mode_futex_kernel_waiter(void)
+{
+    static uint32_t w;
+    ticker_start();
+    pthread_t t;
+    struct fwait f = { .w = &w, .op = FUTEX_WAIT_PRIVATE };
+    OK(ktest_create(&t, fwait_main, &f));
+    await_waiting(&f, true);
+    CHECK(futex(&w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0) == 1);
+    OK(ktest_join(t));
+    CHECK(f.result == 0);
+    ticker_end();
+}
+
+struct kwake {
+    uint32_t *w;
+    struct fwait *waiter;
+    bool inline_call;
+    long result;
+};
+
+static void *kwake_main(void *arg)
+{
+    struct kwake *k = arg;
+    await_waiting(k->waiter, false);
+    sleep_ms(30);                       /* the waiter's OS thread ticks meanwhile */
+    __atomic_store_n(k->w, 1, __ATOMIC_SEQ_CST);
+    if (k->inline_call)
+        k->result = inline_syscall(SYS_futex, (long)k->w, FUTEX_WAKE_PRIVATE, INT_MAX, 0, 0, 0);
+    else
+        k->result = futex(k->w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    return NULL;
+}
+
+/* A green thread waits (parked: the ticker ticks); a kernel thread's
+ * syscall(SYS_futex, FUTEX_WAKE) wakes it and returns 1. */
+static void mode_futex_kernel_waker(void)
+{
+    static uint32_t w;
+    ticker_start();
+    pthread_t kt;
+    struct fwait f = { .w = &w, .op = FUTEX_WAIT_PRIVATE };
+    struct kwake k = { .w = &w, .waiter = &f };
+    OK(ktest_create(&kt, kwake_main, &k));
+    long t0 = atomic_load(&ticks);
+    fwait_main(&f);
+    TICKED_DURING(t0, "green FUTEX_WAIT woken by a kernel thread");
+    OK(ktest_join(kt));
+    CHECK(f.result == 0);
+    CHECKF(k.result == 1, "the kernel thread's wake returned %ld", k.result);
+    ticker_end();
+}
+
+/* The same with the kernel thread's own syscall instruction, which corun
+ * does not see: the green waiter still returns (its backstop sees the
+ * word change) within a second. */
+static void mode_futex_inline_wake(void)
+{
+    static uint32_t w;
+    ticker_start();
+    pthread_t kt;
+    struct fwait f = { .w = &w, .op = FUTEX_WAIT_PRIVATE };
+    struct kwake k = { .w = &w, .waiter = &f, .inline_call = true };
+    OK(ktest_create(&kt, kwake_main, &k));
+    int64_t start = mono_ns();
+    long t0 = atomic_load(&ticks);
+    while (__atomic_load_n(&w, __ATOMIC_SEQ_CST) == 0)
+        fwait_main(&f);                 /* as every futex user: until the word says so */
+    CHECK(mono_ns() - start < 1000 * MS);
+    TICKED_DURING(t0, "green FUTEX_WAIT, woken unseen");
+    OK(ktest_join(kt));
+    CHECK(f.result == 0 || f.err == EAGAIN);
+    ticker_end();
+}
+
 int main(int argc, char **argv)
 {
     static const struct pt_mode modes[] = {
@@ -294,6 +638,14 @@ int main(int argc, char **argv)
         { "raw_poll", mode_raw_poll },
         { "raw_sleep_wait", mode_raw_sleep_wait },
         { "raw_hidden_fds", mode_raw_hidden_fds },
+        { "futex_basic", mode_futex_basic },
+        { "futex_wake", mode_futex_wake },
+        { "futex_bitset", mode_futex_bitset },
+        { "futex_requeue", mode_futex_requeue },
+        { "futex_eintr", mode_futex_eintr },
+        { "futex_kernel_waiter", mode_futex_kernel_waiter },
+        { "futex_kernel_waker", mode_futex_kernel_waker },
+        { "futex_inline_wake", mode_futex_inline_wake },
     };
     return pt_main(modes, sizeof modes / sizeof *modes, argc, argv);
 }

@@ -33,3 +33,25 @@ RAWSYS(raw_sleep_wait)
 /* A close, dup, dup3 or fcntl by number of one of corun's own fds fails
  * EBADF and leaves it open. */
 RAWSYS(raw_hidden_fds)
+
+/* syscall(SYS_futex): EAGAIN, ETIMEDOUT (relative, absolute monotonic and
+ * realtime), EINVAL, private and shared, all parked. */
+RAWSYS(futex_basic)
+/* Wake counts: 2 of 3 green waiters, then the last; the other kind
+ * (private/shared) is another futex. */
+RAWSYS(futex_wake)
+/* WAKE_BITSET wakes the waiters whose bitset it shares. */
+RAWSYS(futex_bitset)
+/* CMP_REQUEUE moves green waiters to the second word (EAGAIN on a
+ * mismatch); the result counts woken and moved. */
+RAWSYS(futex_requeue)
+/* EINTR without SA_RESTART; an untimed wait restarts after an SA_RESTART
+ * handler; a timed one fails EINTR after any. */
+RAWSYS(futex_eintr)
+/* A kernel thread made behind corun's back waits; a green wake reaches it. */
+RAWSYS(futex_kernel_waiter)
+/* A green thread waits; a kernel thread's syscall(SYS_futex) wakes it (1). */
+RAWSYS(futex_kernel_waker)
+/* A kernel thread's own syscall instruction wakes: corun does not see it;
+ * the green waiter's backstop does, in well under a second. */
+RAWSYS(futex_inline_wake)
