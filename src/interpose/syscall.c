@@ -25,6 +25,7 @@
 
 #include "gfutex.h"
 #include "gsignal.h"
+#include "guring.h"
 #include "gthread.h"
 #include "real.h"
 #include "sched.h"
@@ -260,6 +261,9 @@ bool syscall_route(long nr, const long a[6], const void *ra, long *ret)
     switch (nr) {
     case SYS_futex:
         return route_futex(a, ra, ret);
+    case SYS_io_uring_enter:   /* a wait for completions parks on the ring's fd */
+        return guring_enter(gate_blocking(), (int)a[0], (unsigned)a[1], (unsigned)a[2],
+                            (unsigned)a[3], (const void *)a[4], (size_t)a[5], ret);
     case SYS_gettid:
     case SYS_tgkill:
     case SYS_tkill:

@@ -17,6 +17,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/io_uring.h>
+#include <sys/mman.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -631,6 +633,151 @@ static void mode_futex_inline_wake(void)
     ticker_end();
 }
 
+/* ---- io_uring completion waits by number ------------------------------------ */
+
+/* A ring made with the raw calls (no liburing): its fd and mapped queues. */
+struct ring {
+    int fd;
+    unsigned *sq_tail, *sq_mask, *sq_array, *cq_head, *cq_tail, *cq_mask;
+    struct io_uring_sqe *sqes;
+    struct io_uring_cqe *cqes;
+};
+
+static bool ring_setup(struct ring *r)
+{
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    r->fd = (int)syscall(SYS_io_uring_setup, 8, &p);
+    if (r->fd < 0)
+        return false;
+    size_t sq_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+    size_t cq_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+    char *sq = mmap(NULL, sq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd,
+                    IORING_OFF_SQ_RING);
+    char *cq = mmap(NULL, cq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd,
+                    IORING_OFF_CQ_RING);
+    r->sqes = mmap(NULL, p.sq_entries * sizeof *r->sqes, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQES);
+    if (sq == MAP_FAILED || cq == MAP_FAILED || r->sqes == MAP_FAILED)
+        return false;
+    r->sq_tail = (unsigned *)(sq + p.sq_off.tail);
+    r->sq_mask = (unsigned *)(sq + p.sq_off.ring_mask);
+    r->sq_array = (unsigned *)(sq + p.sq_off.array);
+    r->cq_head = (unsigned *)(cq + p.cq_off.head);
+    r->cq_tail = (unsigned *)(cq + p.cq_off.tail);
+    r->cq_mask = (unsigned *)(cq + p.cq_off.ring_mask);
+    r->cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
+    return true;
+}
+
+static void ring_read(struct ring *r, int fd, void *buf, unsigned n, uint64_t tag)
+{
+    unsigned tail = *r->sq_tail, i = tail & *r->sq_mask;
+    struct io_uring_sqe *sqe = &r->sqes[i];
+    memset(sqe, 0, sizeof *sqe);
+    sqe->opcode = IORING_OP_READ;
+    sqe->fd = fd;
+    sqe->addr = (uint64_t)(uintptr_t)buf;
+    sqe->len = n;
+    sqe->off = (uint64_t)-1;            /* the current position: a pipe */
+    sqe->user_data = tag;
+    r->sq_array[i] = i;
+    __atomic_store_n(r->sq_tail, tail + 1, __ATOMIC_RELEASE);
+}
+
+static bool ring_reap(struct ring *r, struct io_uring_cqe *out)
+{
+    unsigned head = *r->cq_head;
+    if (head == __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE))
+        return false;
+    *out = r->cqes[head & *r->cq_mask];
+    __atomic_store_n(r->cq_head, head + 1, __ATOMIC_RELEASE);
+    return true;
+}
+
+static long ring_enter(struct ring *r, unsigned submit, unsigned wait, unsigned flags,
+                       const void *arg, size_t argsz)
+{
+    return syscall(SYS_io_uring_enter, r->fd, submit, wait, flags, arg, argsz);
+}
+
+/* A read of an empty pipe submitted and waited for in one io_uring_enter
+ * (GETEVENTS, min_complete 1) that another thread satisfies 50 ms later;
+ * two reads waited for together (min_complete 2); the EXT_ARG timeout with
+ * nothing to complete: ETIME. All parked: the ticker ticks. */
+static void mode_uring_wait(void)
+{
+    struct ring r;
+    if (!ring_setup(&r)) {
+        printf("io_uring unavailable (%s): nothing to test\n", ename(errno));
+        return;
+    }
+    int p[2];
+    make_pipe(p);
+    ticker_start();
+    char buf[16] = { 0 };
+    ring_read(&r, p[0], buf, sizeof buf, 41);
+    struct delayed_write d = { p[1], 50, "hello" };
+    pthread_t t;
+    OK(pthread_create(&t, NULL, write_later, &d));
+    long t0 = atomic_load(&ticks);
+    CHECK(ring_enter(&r, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) == 1);
+    TICKED_DURING(t0, "io_uring_enter GETEVENTS");
+    OK(pthread_join(t, NULL));
+    struct io_uring_cqe cqe;
+    CHECK(ring_reap(&r, &cqe) && cqe.user_data == 41 && cqe.res == 5 && !memcmp(buf, "hello", 5));
+    CHECK(!ring_reap(&r, &cqe));
+
+    /* Two reads, one wait for both: the first completes at 30 ms, the
+     * second at 60 ms; the call returns once both are there. */
+    char b1[4] = { 0 }, b2[4] = { 0 };
+    int q[2];
+    make_pipe(q);
+    ring_read(&r, p[0], b1, 1, 1);
+    ring_read(&r, q[0], b2, 1, 2);
+    CHECK(ring_enter(&r, 2, 0, 0, NULL, 0) == 2);
+    struct delayed_write d1 = { p[1], 30, "a" }, d2 = { q[1], 60, "b" };
+    pthread_t t1, t2;
+    OK(pthread_create(&t1, NULL, write_later, &d1));
+    OK(pthread_create(&t2, NULL, write_later, &d2));
+    t0 = atomic_load(&ticks);
+    int64_t start = mono_ns();
+    CHECK(ring_enter(&r, 0, 2, IORING_ENTER_GETEVENTS, NULL, 0) == 0);
+    CHECK(mono_ns() - start >= 50 * MS);
+    TICKED_DURING(t0, "io_uring_enter min_complete 2");
+    OK(pthread_join(t1, NULL));
+    OK(pthread_join(t2, NULL));
+    int seen = 0;
+    while (ring_reap(&r, &cqe))
+        seen |= cqe.res == 1 ? (int)cqe.user_data : 0x10;
+    CHECKF(seen == 3, "completions seen: %#x", seen);
+    CHECK(b1[0] == 'a' && b2[0] == 'b');
+
+    /* Nothing to complete: the EXT_ARG timeout ends the wait with ETIME. */
+    ring_read(&r, p[0], buf, 1, 7);
+    struct __kernel_timespec ts = { 0, 30 * MS };
+    struct io_uring_getevents_arg ext = { .ts = (uint64_t)(uintptr_t)&ts };
+    t0 = atomic_load(&ticks);
+    start = mono_ns();
+    errno = 0;
+    CHECK(ring_enter(&r, 0, 0, 0, NULL, 0) == 0);
+    CHECK(ring_enter(&r, 1, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &ext, sizeof ext) == 1);
+    errno = 0;
+    CHECK(ring_enter(&r, 0, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &ext, sizeof ext) == -1 &&
+          errno == ETIME);
+    CHECK(mono_ns() - start >= 30 * MS);
+    TICKED_DURING(t0, "io_uring_enter timeout");
+    CHECK(write(p[1], "z", 1) == 1);
+    CHECK(ring_enter(&r, 0, 1, IORING_ENTER_GETEVENTS, NULL, 0) == 0);
+    CHECK(ring_reap(&r, &cqe) && cqe.user_data == 7 && cqe.res == 1);
+    ticker_end();
+    close(r.fd);
+    close(p[0]);
+    close(p[1]);
+    close(q[0]);
+    close(q[1]);
+}
+
 int main(int argc, char **argv)
 {
     static const struct pt_mode modes[] = {
@@ -646,6 +793,7 @@ int main(int argc, char **argv)
         { "futex_kernel_waiter", mode_futex_kernel_waiter },
         { "futex_kernel_waker", mode_futex_kernel_waker },
         { "futex_inline_wake", mode_futex_inline_wake },
+        { "uring_wait", mode_uring_wait },
     };
     return pt_main(modes, sizeof modes / sizeof *modes, argc, argv);
 }

@@ -55,3 +55,8 @@ RAWSYS(futex_kernel_waker)
 /* A kernel thread's own syscall instruction wakes: corun does not see it;
  * the green waiter's backstop does, in well under a second. */
 RAWSYS(futex_inline_wake)
+
+/* io_uring_enter(GETEVENTS) by number on a ring made with the raw calls:
+ * a pipe read another thread satisfies later, two completions waited for
+ * together, the EXT_ARG timeout (ETIME); parked, the ticker ticks. */
+RAWSYS(uring_wait)
