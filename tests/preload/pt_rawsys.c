@@ -10,6 +10,8 @@
  * failure). Run as `pt_rawsys MODE` by test_rawsys_green.c green, native
  * and without corun, with the same expectations each way (results, errno
  * values, the time left the raw ppoll/pselect6 write back).
+ * Arguments the kernel reads as 64 bits are passed as such (a plain int
+ * through syscall()'s ... leaves the upper half undefined).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -98,17 +100,17 @@ static void mode_raw_read(void)
     CHECK(!memcmp(buf, "hello", 5));
     OK(pthread_join(t, NULL));
 
-    CHECK(syscall(SYS_write, p[1], "abc", 3) == 3);
+    CHECK(syscall(SYS_write, p[1], "abc", (size_t)3) == 3);
     struct iovec wv[2] = { { "de", 2 }, { "fgh", 3 } };
-    CHECK(syscall(SYS_writev, p[1], wv, 2) == 5);
+    CHECK(syscall(SYS_writev, p[1], wv, 2L) == 5);
     char x[3], y[5];
     struct iovec rv[2] = { { x, 3 }, { y, 5 } };
-    CHECK(syscall(SYS_readv, p[0], rv, 2) == 8);
+    CHECK(syscall(SYS_readv, p[0], rv, 2L) == 8);
     CHECK(!memcmp(x, "abc", 3) && !memcmp(y, "defgh", 5));
     errno = 0;
-    CHECK(syscall(SYS_pread64, p[0], buf, 1, 0L) == -1 && errno == ESPIPE);
+    CHECK(syscall(SYS_pread64, p[0], buf, (size_t)1, 0L) == -1 && errno == ESPIPE);
     errno = 0;
-    CHECK(syscall(SYS_read, -1, buf, 1) == -1 && errno == EBADF);
+    CHECK(syscall(SYS_read, -1, buf, (size_t)1) == -1 && errno == EBADF);
 
     /* A raw read on a pipe another green thread fills in pieces. */
     d.ms = 30;
@@ -133,13 +135,13 @@ static void mode_raw_poll(void)
     struct pollfd pf = { .fd = p[0], .events = POLLIN };
 
     long t0 = atomic_load(&ticks);
-    CHECK(syscall(SYS_poll, &pf, 1, 30) == 0);
+    CHECK(syscall(SYS_poll, &pf, 1L, 30) == 0);
     TICKED_DURING(t0, "SYS_poll");
 
     /* The raw ppoll writes the time left back (0 after a timeout). */
     struct timespec ts = { 0, 30 * MS };
     t0 = atomic_load(&ticks);
-    CHECK(syscall(SYS_ppoll, &pf, 1, &ts, NULL, 8) == 0);
+    CHECK(syscall(SYS_ppoll, &pf, 1, &ts, NULL, 8L) == 0);
     TICKED_DURING(t0, "SYS_ppoll");
     CHECKF(ts.tv_sec == 0 && ts.tv_nsec == 0, "ppoll left %ld.%09ld", (long)ts.tv_sec, ts.tv_nsec);
 
@@ -151,7 +153,7 @@ static void mode_raw_poll(void)
     sigemptyset(&none);
     ts = (struct timespec){ 5, 0 };
     t0 = atomic_load(&ticks);
-    CHECK(syscall(SYS_ppoll, &pf, 1, &ts, &none, 8) == 1 && (pf.revents & POLLIN));
+    CHECK(syscall(SYS_ppoll, &pf, 1, &ts, &none, 8L) == 1 && (pf.revents & POLLIN));
     TICKED_DURING(t0, "SYS_ppoll with a mask");
     CHECKF(ts.tv_sec >= 3 && ts.tv_sec < 5, "ppoll left %ld.%09ld", (long)ts.tv_sec, ts.tv_nsec);
     OK(pthread_join(t, NULL));
@@ -160,7 +162,7 @@ static void mode_raw_poll(void)
 
     /* A sigset size the kernel refuses. */
     errno = 0;
-    CHECK(syscall(SYS_ppoll, &pf, 1, &ts, &none, 128) == -1 && errno == EINVAL);
+    CHECK(syscall(SYS_ppoll, &pf, 1, &ts, &none, 128L) == -1 && errno == EINVAL);
 
     /* select by number writes the time left back too. */
     fd_set r;
@@ -196,7 +198,10 @@ static void mode_raw_poll(void)
     TICKED_DURING(t0, "SYS_epoll_wait");
     OK(pthread_create(&t, NULL, write_later, &d));
     t0 = atomic_load(&ticks);
-    CHECK(syscall(SYS_epoll_pwait, ep, &ev, 1, 5000, &none, 8) == 1 && ev.data.u64 == 7);
+    ev.data.u64 = 0;
+    long n = syscall(SYS_epoll_pwait, ep, &ev, 1, 5000, &none, 8L);
+    CHECKF(n == 1 && ev.data.u64 == 7, "epoll_pwait: %ld (%s), data %llu", n, ename(errno),
+           (unsigned long long)ev.data.u64);
     TICKED_DURING(t0, "SYS_epoll_pwait");
     OK(pthread_join(t, NULL));
     close(ep);
@@ -287,7 +292,7 @@ static void mode_raw_hidden_fds(void)
     make_pipe(p);
     CHECK(syscall(SYS_close, p[1]) == 0);
     char c;
-    CHECK(syscall(SYS_read, p[0], &c, 1) == 0);   /* end of file: the write end is gone */
+    CHECK(syscall(SYS_read, p[0], &c, (size_t)1) == 0);   /* end of file: the write end is gone */
     close(p[0]);
 }
 
