@@ -258,6 +258,10 @@ static bool route_futex(const long a[6], const void *ra, long *ret)
 
 bool syscall_route(long nr, const long a[6], const void *ra, long *ret)
 {
+    /* libuv's and the sanitizers' own calls by number (libuv closes its fds
+     * and drives its io_uring with syscall()) are corun's: never routed. */
+    if (caller_is_foreign(ra))
+        return false;
     switch (nr) {
     case SYS_futex:
         return route_futex(a, ra, ret);

@@ -1,8 +1,8 @@
 /*
  * libofftest.so - a small library whose functions test CORUN_OFFLOAD
  * (test_ffi_offload). offtest_slow blocks in a way corun cannot see (the
- * nanosleep system call made directly), so only offloading can keep the
- * other green threads running meanwhile.
+ * nanosleep system call made with its own syscall instruction), so only
+ * offloading can keep the other green threads running meanwhile.
  */
 #include <errno.h>
 #include <string.h>
@@ -10,12 +10,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "insn_syscall.h"
+
 #define SLOW_NS 200000000L
 
 long offtest_slow(int a, double d, const char *s, long b)
 {
     struct timespec ts = { 0, SLOW_NS };
-    while (syscall(SYS_nanosleep, &ts, &ts) != 0 && errno == EINTR)
+    while (insn_syscall(SYS_nanosleep, (long)&ts, (long)&ts, 0, 0, 0, 0) == -EINTR)
         ;
     return a * 1000L + (long)(d * 10) + (long)strlen(s) * 100000L + b;
 }

@@ -7,8 +7,8 @@
  * numbers gets that number; an exec'd child inherits none of them.
  *
  * Run by tests/test_pthread_green as `pt_fds MODE`, natively and under
- * corun. "What is really open" is read with raw system calls, which corun
- * cannot hide.
+ * corun. "What is really open" is read with the test's own syscall
+ * instructions (insn_syscall.h), which corun cannot hide.
  */
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 
 #include "pt_common.h"
+#include "insn_syscall.h"
 
 #define MAXFD 65536
 
@@ -29,7 +30,7 @@ static int fd_limit;
 static void raw_scan(unsigned char *set)
 {
     for (int fd = 0; fd < fd_limit; fd++)
-        set[fd] = syscall(SYS_fcntl, fd, F_GETFD) >= 0;
+        set[fd] = insn_syscall(SYS_fcntl, fd, F_GETFD, 0, 0, 0, 0) >= 0;
 }
 
 static int count(const unsigned char *set)
@@ -43,8 +44,8 @@ static int count(const unsigned char *set)
 /* The lowest number not open, by the kernel's own rule (raw dup). */
 static int raw_lowest_free(void)
 {
-    int fd = (int)syscall(SYS_dup, 0);
-    syscall(SYS_close, fd);
+    int fd = (int)insn_syscall(SYS_dup, 0, 0, 0, 0, 0, 0);
+    insn_syscall(SYS_close, fd, 0, 0, 0, 0, 0);
     return fd;
 }
 
@@ -239,7 +240,7 @@ static int corun_fds(int *out, int max, const unsigned char *mine)
 {
     int n = 0;
     for (int fd = 3; fd < fd_limit && n < max; fd++)
-        if (!at_start[fd] && !mine[fd] && syscall(SYS_fcntl, fd, F_GETFD) >= 0)
+        if (!at_start[fd] && !mine[fd] && insn_syscall(SYS_fcntl, fd, F_GETFD, 0, 0, 0, 0) >= 0)
             out[n++] = fd;
     return n;
 }
@@ -288,7 +289,7 @@ static void exec_child(const char *self)
     exercise("before the exec");
     unsigned char expect[MAXFD];
     for (int fd = 0; fd < fd_limit; fd++)
-        expect[fd] = at_start[fd] && !(syscall(SYS_fcntl, fd, F_GETFD) & FD_CLOEXEC);
+        expect[fd] = at_start[fd] && !(insn_syscall(SYS_fcntl, fd, F_GETFD, 0, 0, 0, 0) & FD_CLOEXEC);
     int p[2];
     CHECK(pipe2(p, O_CLOEXEC) == 0);
     pid_t pid = fork();

@@ -30,21 +30,7 @@
 #include <sys/wait.h>
 
 #include "pt_common.h"
-
-/* The raw system call instruction, which no hook sees: how the test looks
- * at the kernel's own view. */
-static long inline_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
-{
-    register long r10 __asm__("r10") = a4;
-    register long r8 __asm__("r8") = a5;
-    register long r9 __asm__("r9") = a6;
-    long r;
-    __asm__ volatile("syscall"
-                     : "=a"(r)
-                     : "0"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
-                     : "rcx", "r11", "memory");
-    return r;
-}
+#include "insn_syscall.h"
 
 static void make_pipe(int p[2])
 {
@@ -270,7 +256,7 @@ static void mode_raw_hidden_fds(void)
     sleep_ms(5);
     int hidden = 0;
     for (int fd = 3; fd < 1024; fd++) {
-        bool open_in_kernel = inline_syscall(SYS_fcntl, fd, F_GETFD, 0, 0, 0, 0) >= 0;
+        bool open_in_kernel = insn_syscall(SYS_fcntl, fd, F_GETFD, 0, 0, 0, 0) >= 0;
         if (!open_in_kernel || fcntl(fd, F_GETFD) >= 0)
             continue;
         /* The kernel has it, the program must not see it: corun's. */
@@ -283,7 +269,7 @@ static void mode_raw_hidden_fds(void)
         CHECKF(syscall(SYS_dup, fd) == -1 && errno == EBADF, "dup %d", fd);
         errno = 0;
         CHECKF(syscall(SYS_dup3, fd, 200, 0) == -1 && errno == EBADF, "dup3 %d", fd);
-        CHECKF(inline_syscall(SYS_fcntl, fd, F_GETFD, 0, 0, 0, 0) >= 0, "fd %d was closed", fd);
+        CHECKF(insn_syscall(SYS_fcntl, fd, F_GETFD, 0, 0, 0, 0) >= 0, "fd %d was closed", fd);
     }
     ticker_end();
     if (green())
@@ -323,7 +309,7 @@ struct fwait {
 static void *fwait_main(void *arg)
 {
     struct fwait *f = arg;
-    f->tid = (pid_t)inline_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0);
+    f->tid = (pid_t)insn_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0);
     atomic_store(&f->arrived, true);
     errno = 0;
     f->result = futex(f->w, f->op, f->val, f->ts, NULL, f->bitset);
@@ -591,7 +577,7 @@ static void *kwake_main(void *arg)
     sleep_ms(30);                       /* the waiter's OS thread ticks meanwhile */
     __atomic_store_n(k->w, 1, __ATOMIC_SEQ_CST);
     if (k->inline_call)
-        k->result = inline_syscall(SYS_futex, (long)k->w, FUTEX_WAKE_PRIVATE, INT_MAX, 0, 0, 0);
+        k->result = insn_syscall(SYS_futex, (long)k->w, FUTEX_WAKE_PRIVATE, INT_MAX, 0, 0, 0);
     else
         k->result = futex(k->w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
     return NULL;
