@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "fdtab.h"
+#include "gthread.h"
 #include "sched.h"
 
 /* The flags whose meaning this file knows. */
@@ -140,6 +141,9 @@ bool guring_enter(struct sched *s, int fd, unsigned to_submit, unsigned min_comp
     }
     long waited;
     int64_t step = RECHECK_FIRST_NS;
+    /* io_uring_enter is no cancellation point: a cancel waits for the return. */
+    bool was_disabled;
+    gthread_setcancelstate(true, &was_disabled);
     struct pollfd pfd = { .fd = fd, .events = POLLIN };
     for (;;) {
         waited = completions_ready(fd, min_complete, cq);
@@ -159,15 +163,11 @@ bool guring_enter(struct sched *s, int fd, unsigned to_submit, unsigned min_comp
         if (err == ETIMEDOUT)
             step = step * 2 > RECHECK_MAX_NS ? RECHECK_MAX_NS : step * 2;
         else if (err) {
-            /* A signal handler ran (the kernel's wait ends EINTR too); a
-             * cancellation waits until the call returns: io_uring_enter is
-             * no cancellation point. */
-            if (err == ECANCELED)
-                continue;
-            waited = -(long)err;
+            waited = -(long)err;        /* a signal handler ran: EINTR, as the kernel's wait */
             break;
         }
     }
+    gthread_setcancelstate(was_disabled, NULL);
     cq_unmap(cq, cq_len);
     *ret = submitted ? submitted : waited == 1 ? 0 : waited;
     return true;

@@ -546,6 +546,25 @@ static void mode_futex_eintr(void)
     ticker_end();
 }
 
+/* syscall() is no cancellation point: a green thread canceled while in
+ * FUTEX_WAIT stays there until woken, then returns normally. */
+static void mode_futex_cancel(void)
+{
+    static uint32_t w;
+    ticker_start();
+    pthread_t t;
+    struct fwait f;
+    start_waiter(&t, &f, &w, FUTEX_WAIT_PRIVATE, 0, 0);
+    OK(pthread_cancel(t));
+    sleep_ms(30);
+    CHECK(!atomic_load(&f.done));
+    CHECK(futex(&w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0) == 1);
+    void *r;
+    OK(pthread_join(t, &r));
+    CHECK(f.result == 0 && r == NULL);
+    ticker_end();
+}
+
 /* A kernel thread (glibc's pthread_create, behind corun's back) waits; a
  * green thread's wake reaches it through the kernel and returns 1. */
 static void mode_futex_kernel_waiter(void)
@@ -768,6 +787,71 @@ static void mode_uring_wait(void)
     close(q[1]);
 }
 
+struct uring_waiter {
+    struct ring *r;
+    atomic_bool arrived;
+    long result;
+    int err;
+};
+
+static void *uring_wait_main(void *arg)
+{
+    struct uring_waiter *u = arg;
+    atomic_store(&u->arrived, true);
+    errno = 0;
+    u->result = ring_enter(u->r, 0, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+    u->err = errno;
+    return NULL;
+}
+
+/* A completion wait ends with EINTR when a handler runs; it is no
+ * cancellation point: a canceled waiter stays until its completion comes,
+ * and returns normally. */
+static void mode_uring_eintr_cancel(void)
+{
+    struct ring r;
+    if (!ring_setup(&r)) {
+        printf("io_uring unavailable (%s): nothing to test\n", ename(errno));
+        return;
+    }
+    int p[2];
+    make_pipe(p);
+    ticker_start();
+    handle_sigusr1(0);
+    char buf[4];
+    ring_read(&r, p[0], buf, 1, 3);
+    CHECK(ring_enter(&r, 1, 0, 0, NULL, 0) == 1);
+    pthread_t t;
+    struct uring_waiter u = { .r = &r };
+    OK(pthread_create(&t, NULL, uring_wait_main, &u));
+    while (!atomic_load(&u.arrived))
+        sleep_ms(1);
+    sleep_ms(30);
+    OK(pthread_kill(t, SIGUSR1));
+    OK(pthread_join(t, NULL));
+    CHECKF(u.result == -1 && u.err == EINTR, "after a handler: %ld %s", u.result, ename(u.err));
+
+    u = (struct uring_waiter){ .r = &r };
+    OK(pthread_create(&t, NULL, uring_wait_main, &u));
+    while (!atomic_load(&u.arrived))
+        sleep_ms(1);
+    sleep_ms(30);
+    OK(pthread_cancel(t));
+    long t0 = atomic_load(&ticks);
+    sleep_ms(30);
+    TICKED_DURING(t0, "a canceled completion wait");
+    CHECK(write(p[1], "c", 1) == 1);
+    void *res;
+    OK(pthread_join(t, &res));
+    CHECKF(u.result == 0 && res == NULL, "canceled: %ld %s", u.result, ename(u.err));
+    struct io_uring_cqe cqe;
+    CHECK(ring_reap(&r, &cqe) && cqe.user_data == 3 && cqe.res == 1);
+    ticker_end();
+    close(r.fd);
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(int argc, char **argv)
 {
     static const struct pt_mode modes[] = {
@@ -784,6 +868,8 @@ int main(int argc, char **argv)
         { "futex_kernel_waker", mode_futex_kernel_waker },
         { "futex_inline_wake", mode_futex_inline_wake },
         { "uring_wait", mode_uring_wait },
+        { "uring_eintr_cancel", mode_uring_eintr_cancel },
+        { "futex_cancel", mode_futex_cancel },
     };
     return pt_main(modes, sizeof modes / sizeof *modes, argc, argv);
 }

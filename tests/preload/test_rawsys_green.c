@@ -60,3 +60,10 @@ RAWSYS(futex_inline_wake)
  * a pipe read another thread satisfies later, two completions waited for
  * together, the EXT_ARG timeout (ETIME); parked, the ticker ticks. */
 RAWSYS(uring_wait)
+
+/* A thread canceled in FUTEX_WAIT stays until woken (syscall() is no
+ * cancellation point). */
+RAWSYS(futex_cancel)
+/* A completion wait: EINTR after a handler; a cancel waits for the
+ * completion (the other threads keep running meanwhile). */
+RAWSYS(uring_eintr_cancel)
