@@ -314,6 +314,7 @@ void config_load(void)
     }
     const char *check = getenv("CORUN_CHECK_ONLY");
     check_only = check && !strcmp(check, "1");
+    c->report_tls = check && !strcmp(check, "tls");
     c->loaded = 1;
     loading = 0;
     if (!c->inherit)

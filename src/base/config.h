@@ -40,6 +40,7 @@ struct cr_config {
     int dump_signal;          /* CORUN_DUMP_SIGNAL: 0 = no live dump */
     enum log_level log_level; /* CORUN_LOG_LEVEL */
     const char *log_file;     /* CORUN_LOG_FILE: NULL = stderr */
+    int report_tls;           /* CORUN_CHECK_ONLY=tls (coro-run --doctor): print the TLS mode, exit */
     int loaded;               /* settings read: the hooks may start working */
 };
 

@@ -153,7 +153,7 @@ static void coroutine_release(struct corun *co)
     OBSERVERS_CALL(thread_released, co->sched, co);
     all_unlink(co->sched, co);
     if (co->flags & CO_OWN_TLS)
-        tls_release(co->fsbase);
+        tls_release(co->fsbase, (char *)co);
     if (!co->stack.cls)
         return;                           /* the program's own stack (pthread_attr_setstack) */
     struct stack_slot slot = co->stack;   /* the header goes with the stack */
@@ -401,6 +401,10 @@ static struct corun *coroutine_on_slot(struct sched *s, const struct stack_slot 
         co->fsbase = tp;
         co->errno_loc = tls_errno_location(tp);
         co->flags |= CO_OWN_TLS;
+        /* Its copy of corun's own thread state, so that a signal handler
+         * of corun's finds the scheduler from its first instruction. */
+        *(struct sched **)(tp - tls_offset_of(&sched_tls)) = s;
+        *(bool *)(tp - tls_offset_of(&tls_program_thread)) = tls_program_thread;
     }
     if (!slot->guarded) {
         /* A pooled stack has room below the range the thread reports as its
@@ -481,10 +485,8 @@ static void coroutine_entry(void *arg, void *xfer)
     struct sched *s = co->sched;
     ASAN_SWITCH_DONE_NEW();
     co->saved_errno = 0;                 /* a new thread starts with errno 0 */
-    if (co->flags & CO_OWN_TLS) {
-        sched_tls = s;                   /* its own copy of corun's thread state */
+    if (co->flags & CO_OWN_TLS)
         tls_started();
-    }
     after_switch(s, co);
     sched_exit_current(co->fn(co->arg));
 }
@@ -567,6 +569,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     ownfd_fork_child();
+    tls_fork_child();
     uvfds_fork_child_begin();
     struct sched *s = sched_tls;
     if (s) {
@@ -600,6 +603,13 @@ static void process_init(void)
     config_load();
     parts_layout();
     tls_decide();
+    if (cr_config.report_tls) {
+        /* coro-run --doctor: which TLS mode a program would get, and why. */
+        diag_printf_fd(1, "%s%s%s\n", tls_own ? "own" : "shared",
+                       !tls_own && tls_unavailable_reason()[0] ? ": " : "",
+                       tls_own ? "" : tls_unavailable_reason());
+        _exit(0);
+    }
     overflow_install();
     sched_park_times = cr_config.dump_signal != 0;
     if (tss_create(&sched_exit_key, sched_destroy) != thrd_success)

@@ -16,6 +16,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <ctype.h>
 #include <link.h>
 #include <locale.h>
 #include <netdb.h>
@@ -70,6 +71,7 @@ static struct {
     bool rseq;
     size_t errno_off, h_errno_off, resp_off, dlerror_off;   /* below tp */
     size_t libc_off, libc_size;        /* libc's own TLS block, below tp */
+    size_t tcache_off, arena_off;      /* malloc's tcache and thread_arena, below tp (0: unknown) */
     size_t area;                       /* bytes a TLS area takes */
     size_t lm_tls_off;                 /* link_map's l_tls_offset (0: unknown) */
 } L;
@@ -111,6 +113,61 @@ static int find_libc_block(struct dl_phdr_info *info, size_t n, void *arg)
         }
     }
     return 0;
+}
+
+/*
+ * malloc's per-thread state in libc's block: green threads of an OS thread
+ * use its tcache and arena, as they did with shared TLS. A tcache of their
+ * own would be lost at their exit (glibc frees it only for threads it
+ * made), and with the chunks it caches, about 300 bytes per thread would
+ * pile up. Neither variable is exported: the tcache is the word that points
+ * at a struct whose first bin holds a chunk just freed; the arena is what
+ * is left non-zero once the known words are set aside.
+ */
+static bool find_malloc_state(uintptr_t tp, uintptr_t lo)
+{
+    void *probe = malloc(24);
+    free(probe);                        /* now the first entry of tcache bin 0 */
+    size_t n = L.libc_size / sizeof(uintptr_t);
+    uintptr_t w[64];
+    if (n > 64)
+        return false;
+    memcpy(w, (void *)lo, n * sizeof w[0]);
+    bool known[64] = { false };
+    const void *named[] = { &errno, &h_errno, __ctype_b_loc(), __ctype_toupper_loc(),
+                            __ctype_tolower_loc() };
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+        known[((uintptr_t)named[i] - lo) / 8] = true;
+    known[(tp - L.resp_off - lo) / 8] = known[(tp - L.dlerror_off - lo) / 8] = true;
+    /* uselocale's word: the one that follows a change of locale. */
+    locale_t c = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+    if (c) {
+        uselocale(c);
+        for (size_t i = 0; i < n; i++)
+            if (*(uintptr_t *)(lo + i * 8) == (uintptr_t)c && w[i] != (uintptr_t)c)
+                known[i] = true;
+        uselocale(LC_GLOBAL_LOCALE);
+        freelocale(c);
+    }
+    size_t tc = 0, ntc = 0, ar = 0, nar = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (known[i] || !w[i])
+            continue;
+        /* struct tcache_perthread_struct: uint16_t counts[64], then entries[64]. */
+        if (!(w[i] & 15) && w[i] > 65536 && *(void **)(w[i] + 64 * 2) == probe &&
+            *(uint16_t *)w[i] >= 1) {
+            tc = i;
+            ntc++;
+        } else {
+            ar = i;
+            nar++;
+        }
+    }
+    if (ntc != 1)
+        return false;
+    L.tcache_off = tp - (lo + tc * 8);
+    L.arena_off = nar == 1 ? tp - (lo + ar * 8) : 0;
+    return true;
 }
 
 #define REFUSE(...)                                                 \
@@ -200,6 +257,9 @@ static bool layout_check(void)
                   &L.dlerror_off))
         REFUSE("libc's thread variables are not in static TLS");
 
+    if (!find_malloc_state(tp, b.lo))
+        REFUSE("malloc's per-thread cache is not where expected in libc's TLS");
+
     /* The area: static TLS with the TCB, then the resolver state below it. */
     L.area = (L.static_size + RES_STATE_SIZE + L.static_align + 128 + 63) & ~(size_t)63;
     const uint32_t *lm_off = desc("_thread_db_link_map_l_tls_offset");
@@ -245,15 +305,6 @@ void tls_decide(void)
 
 /* ---- areas ---------------------------------------------------------------*/
 
-/* libc blocks of finished threads, for the next areas: they carry malloc's
- * per-thread cache, which glibc frees only for threads it made. */
-struct retired {
-    struct retired *next;
-    unsigned char bytes[];
-};
-static cr_lock_t retired_lock = CR_LOCK_INIT;
-static struct retired *retired, *retired_free;
-
 /* Every live area, for tls_sync_static: a record at the area's bottom. */
 struct area_rec {
     struct dlink link;
@@ -261,6 +312,8 @@ struct area_rec {
 };
 static cr_lock_t areas_lock = CR_LOCK_INIT;
 static struct dlist areas;
+
+static struct area_rec *area_rec_of(char *hi);
 
 static inline void put_word(uintptr_t at, uintptr_t v)
 {
@@ -273,7 +326,7 @@ uintptr_t tls_create(char *hi)
     uintptr_t tp = (top - L.tcb_size) & ~(uintptr_t)(L.static_align - 1);
     uintptr_t blocks = tp - (L.static_size - L.tcb_size);
     uintptr_t res = (blocks - RES_STATE_SIZE) & ~(uintptr_t)15;
-    struct area_rec *rec = (struct area_rec *)(((uintptr_t)hi - L.area + 15) & ~(uintptr_t)15);
+    struct area_rec *rec = area_rec_of(hi);
     if (res < (uintptr_t)(rec + 1))
         diag_fatal("TLS area too small (%zu bytes)", L.area);
 
@@ -283,7 +336,13 @@ uintptr_t tls_create(char *hi)
         return 0;
     put_word(tp + TCB_SELF_TCB, tp);
     put_word(tp + TCB_SELF, tp);
-    memcpy((void *)(tp + TCB_MULTIPLE_THREADS), (void *)(cur + TCB_MULTIPLE_THREADS), 4);
+    /* glibc's SINGLE_THREAD_P reads this field of THREAD_SELF: 0 lets malloc
+     * use main_arena without its lock. Green threads are threads, and real
+     * ones (libuv's pool) may run beside them: set in the new TCB and, as
+     * glibc's pthread_create does, in its creator's. */
+    const int one = 1;
+    memcpy((void *)(tp + TCB_MULTIPLE_THREADS), &one, sizeof one);
+    memcpy((void *)(cur + TCB_MULTIPLE_THREADS), &one, sizeof one);
     memcpy((void *)(tp + TCB_SYSINFO), (void *)(cur + TCB_SYSINFO), 8);
     memcpy((void *)(tp + TCB_STACK_GUARD), (void *)(cur + TCB_STACK_GUARD), 8);
     memcpy((void *)(tp + TCB_POINTER_GUARD), (void *)(cur + TCB_POINTER_GUARD), 8);
@@ -300,15 +359,9 @@ uintptr_t tls_create(char *hi)
         memcpy((void *)(tp + L.rseq_off), cpu, sizeof cpu);
     }
 
-    cr_lock(&retired_lock);
-    struct retired *r = retired;
-    if (r) {
-        retired = r->next;
-        memcpy((void *)(tp - L.libc_off), r->bytes, L.libc_size);
-        r->next = retired_free;
-        retired_free = r;
-    }
-    cr_unlock(&retired_lock);
+    memcpy((void *)(tp - L.tcache_off), (void *)(cur - L.tcache_off), sizeof(void *));
+    if (L.arena_off)
+        memcpy((void *)(tp - L.arena_off), (void *)(cur - L.arena_off), sizeof(void *));
     memset((void *)(tp - L.errno_off), 0, sizeof(int));
     memset((void *)(tp - L.h_errno_off), 0, sizeof(int));
     put_word(tp - L.dlerror_off, 0);
@@ -337,38 +390,19 @@ void tls_exiting(void)
     uselocale(LC_GLOBAL_LOCALE);
 }
 
-static struct area_rec *area_of(uintptr_t tp)
+static struct area_rec *area_rec_of(char *hi)
 {
-    uintptr_t hi = ((tp + L.tcb_size + 63) & ~(uintptr_t)63);
-    /* tls_create put tp at the highest aligned place below hi: find hi back. */
-    for (; hi - tp <= L.tcb_size + L.static_align + 64; hi += 64) {
-        struct area_rec *rec = (struct area_rec *)((hi - L.area + 15) & ~(uintptr_t)15);
-        if (rec->tp == tp)
-            return rec;
-    }
-    diag_fatal("TLS area of thread pointer %#lx not found", (unsigned long)tp);
+    return (struct area_rec *)(((uintptr_t)hi - L.area + 15) & ~(uintptr_t)15);
 }
 
-void tls_release(uintptr_t tp)
+void tls_release(uintptr_t tp, char *hi)
 {
-    struct area_rec *rec = area_of(tp);
+    struct area_rec *rec = area_rec_of(hi);
+    if (rec->tp != tp)
+        diag_fatal("TLS area of thread pointer %#lx not found", (unsigned long)tp);
     cr_lock(&areas_lock);
     dlist_remove(&areas, &rec->link);
     cr_unlock(&areas_lock);
-    cr_lock(&retired_lock);
-    struct retired *r = retired_free;
-    if (r)
-        retired_free = r->next;
-    cr_unlock(&retired_lock);
-    if (!r)
-        r = malloc(sizeof *r + L.libc_size);
-    if (r) {
-        memcpy(r->bytes, (void *)(tp - L.libc_off), L.libc_size);
-        cr_lock(&retired_lock);
-        r->next = retired;
-        retired = r;
-        cr_unlock(&retired_lock);
-    }
     L.deallocate((void *)tp, false);
 }
 
@@ -429,6 +463,13 @@ static int sync_module(struct dl_phdr_info *info, size_t n, void *arg)
     }
     cr_unlock(&areas_lock);
     return 0;
+}
+
+void tls_fork_child(void)
+{
+    /* Another OS thread may have held one at fork: it is not in the child. */
+    areas_lock = (cr_lock_t)CR_LOCK_INIT;
+    sync_lock = (cr_lock_t)CR_LOCK_INIT;
 }
 
 void tls_sync_static(void)

@@ -40,7 +40,8 @@ const char *tls_unavailable_reason(void);
 /* Bytes a green thread's TLS area takes at the top of its stack slot. */
 size_t tls_area_size(void);
 
-/* Build a TCB and static TLS in the `tls_area_size()` bytes below `hi`.
+/* Build a TCB and static TLS in the `tls_area_size()` bytes below `hi`
+ * (the same `hi` goes to tls_release).
  * Returns the thread pointer (the FS base to run with), or 0 when out of
  * memory. Runs on any context. */
 uintptr_t tls_create(char *hi);
@@ -56,10 +57,11 @@ void tls_started(void);
  * thread_local destructors run, its locale goes back to the global one. */
 void tls_exiting(void);
 
-/* Free a finished thread's TLS (any context). Its libc block (malloc's
- * per-thread cache, arena) is kept for the next TLS area, so that
- * short-lived threads do not leak their caches. */
-void tls_release(uintptr_t tp);
+/* Free a finished thread's TLS (any context). */
+void tls_release(uintptr_t tp, char *hi);
+
+/* In a fork child: corun's locks of TLS areas start free. */
+void tls_fork_child(void);
 
 /* Copy the TLS image of modules given static TLS since the last call into
  * every live green thread's block (a library with initial-exec TLS
@@ -81,6 +83,13 @@ static inline void tls_write_fs(uintptr_t v)
         __asm__ volatile("wrfsbase %0" : : "r"(v) : "memory");
     else
         raw_syscall(SYS_arch_prctl, 0x1002 /* ARCH_SET_FS */, v);
+}
+
+/* Offset below the thread pointer of a static-TLS address of the calling
+ * thread (the same in every TCB). */
+static inline uintptr_t tls_offset_of(const void *addr)
+{
+    return tls_read_fs() - (uintptr_t)addr;
 }
 
 #endif

@@ -5,6 +5,31 @@
  * every expectation is also what glibc's own threads do.
  */
 #include "testutil.h"
+
+/* Green runs need CORUN_TLS=own to be had here (not in a sanitizer build):
+ * the library says which mode a program would get (CORUN_CHECK_ONLY=tls). */
+static const char *own_tls_unavailable(void)
+{
+    static char why[256];
+    if (!why[0]) {
+        FILE *p = popen("CORUN_TLS=own CORUN_CHECK_ONLY=tls LD_PRELOAD=" TEST_BUILDDIR
+                        "/.libs/libcorun.so /bin/true", "r");
+        if (!p || !fgets(why, sizeof why, p))
+            snprintf(why, sizeof why, "cannot ask libcorun for its TLS mode");
+        if (p)
+            pclose(p);
+        why[strcspn(why, "\n")] = '\0';
+    }
+    return strncmp(why, "own", 3) ? why : NULL;
+}
+
+#define MATRIX_SKIP(prog, mode, how)                                                 \
+    do {                                                                             \
+        const char *why_ = (how) == PT_GREEN ? own_tls_unavailable() : NULL;         \
+        if (why_)                                                                    \
+            cr_skip_test("no own TLS for green threads here (%s)", why_);           \
+    } while (0)
+
 #include "preload_run.h"
 
 TestSuite(tls_green, .timeout = 120);
@@ -12,8 +37,8 @@ TestSuite(tls_native, .timeout = 120);
 TestSuite(tls_plain, .timeout = 120);
 
 #define TLS(mode) \
-    MATRIX(tls, mode, pt_tls, mode, "CORUN_TLS=own", "PT_LIBDIR=" TEST_BUILDDIR "/tests/.libs")
-#define TLS_CXX(mode) MATRIX(tls, cxx_##mode, pt_tls_cxx, mode, "CORUN_TLS=own")
+    MATRIX(tls, mode, pt_tls, mode, "CORUN_TLS=own", "PT_LIBDIR=" TEST_BUILDDIR "/tests/.libs", NULL)
+#define TLS_CXX(mode) MATRIX(tls, cxx_##mode, pt_tls_cxx, mode, "CORUN_TLS=own", NULL)
 
 /* __thread variables: each thread its own, initialised from the image,
  * across sleeps while the others write theirs. */
@@ -25,6 +50,8 @@ TLS(uselocale)
 /* glibc's thread identity: a FILE lock held (across a sleep) by one thread
  * is busy for another, recursive for its holder. */
 TLS(file_lock_owner)
+/* glibc's multi-thread flag in every thread's TCB (malloc's locking). */
+TLS(multiple_threads)
 /* Stack protector canary and pointer guard (setjmp/longjmp) intact. */
 TLS(guards)
 /* fork from a thread while others live: the child runs, the parent goes on. */
