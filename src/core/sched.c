@@ -605,9 +605,12 @@ static void process_init(void)
     tls_decide();
     if (cr_config.report_tls) {
         /* coro-run --doctor: which TLS mode a program would get, and why. */
-        diag_printf_fd(1, "%s%s%s\n", tls_own ? "own" : "shared",
-                       !tls_own && tls_unavailable_reason()[0] ? ": " : "",
-                       tls_own ? "" : tls_unavailable_reason());
+        if (tls_own)
+            diag_printf_fd(1, "own\n");
+        else if (tls_unavailable_reason()[0])
+            diag_printf_fd(1, "shared: %s\n", tls_unavailable_reason());
+        else
+            diag_printf_fd(1, "shared (the default; CORUN_TLS=own gives each green thread its own)\n");
         _exit(0);
     }
     overflow_install();

@@ -114,6 +114,16 @@ for setting in CORUN_THREADS=blue CORUN_TLS=mine CORUN_STACK_SIZE=1 CORUN_POOL_S
         bad "LD_PRELOAD with $setting: status $st [$err]"
 done
 
+# ---- --doctor says which TLS mode a program would get ----------------------------
+out=$("${corun[@]}" --doctor "$build/tests/pt_tls" 2>&1) || bad "--doctor pt_tls: status $?"
+grep -q 'thread-local storage of green threads: shared' <<<"$out" || bad "--doctor: no TLS mode line [$out]"
+grep -q 'limit: has __thread' <<<"$out" || bad "--doctor: no __thread limit with shared TLS [$out]"
+if CORUN_TLS=own CORUN_CHECK_ONLY=tls LD_PRELOAD="$lib" /bin/true | grep -q '^own'; then
+    out=$("${corun[@]}" --tls own --doctor "$build/tests/pt_tls" 2>&1) || bad "--doctor --tls own: status $?"
+    grep -q 'thread-local storage of green threads: own' <<<"$out" || bad "--doctor --tls own: [$out]"
+    ! grep -q 'limit: has __thread' <<<"$out" || bad "--doctor --tls own still lists the __thread limit"
+fi
+
 # ---- a preload the loader ignores is reported --------------------------------------
 printf 'int main(void) { return 5; }\n' > "$work/five.c"
 if ${CC:-cc} -static -o "$work/static5" "$work/five.c" 2>/dev/null; then
