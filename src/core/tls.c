@@ -124,10 +124,15 @@ static int find_libc_block(struct dl_phdr_info *info, size_t n, void *arg)
  * at a struct whose first bin holds a chunk just freed; the arena is what
  * is left non-zero once the known words are set aside.
  */
+extern void *__libc_malloc(size_t size);
+extern void __libc_free(void *p);
+
 static bool find_malloc_state(uintptr_t tp, uintptr_t lo)
 {
-    void *probe = malloc(24);
-    free(probe);                        /* now the first entry of tcache bin 0 */
+    /* glibc's own malloc, even if the program brings its own (this runs in
+     * corun's constructor: a program's malloc may take a hooked lock). */
+    void *probe = __libc_malloc(24);
+    __libc_free(probe);                 /* now the first entry of tcache bin 0 */
     size_t n = L.libc_size / sizeof(uintptr_t);
     uintptr_t w[64];
     if (n > 64)

@@ -61,6 +61,10 @@ TLS(short_lived)
 /* Initial-exec and general-dynamic TLS of libraries dlopen'ed while
  * threads exist: every thread sees the initial values, then its own. */
 TLS(dlopen_tls)
+/* A program with its own malloc whose first call, from a constructor, takes
+ * a lock: corun's load-time look at glibc's malloc state must not call it
+ * (it hung in corun's own once). */
+MATRIX(tls, alloc_atfork_once, pt_alloc, atfork_once, "CORUN_TLS=own", NULL)
 /* C++: `throw;` across a blocking call rethrows the thread's own exception;
  * thread_local objects are destroyed when their thread exits. */
 TLS_CXX(rethrow)
