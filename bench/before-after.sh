@@ -5,7 +5,9 @@
 # echo server with 100 connections (native threads, coro-run, epoll), and
 # 1,000,000 sleeping pthreads. The two builds' runs alternate (A B A B ...),
 # so drift in the machine's load hits both alike. Prints a Markdown table of
-# medians with every run's figure.
+# medians with every run's figure. BA_ENV_A and BA_ENV_B, if set, are
+# settings for each side's runs (one build, two modes:
+# BA_ENV_A=CORUN_TLS=shared BA_ENV_B=CORUN_TLS=own bench/before-after.sh B B).
 #   bench/before-after.sh BUILD_A BUILD_B [REPS] [SLEEPERS]
 set -euo pipefail
 a=$(cd "${1:?usage: bench/before-after.sh BUILD_A BUILD_B [REPS] [SLEEPERS]}" && pwd)
@@ -28,6 +30,9 @@ field() { sed -n "s/.*[ @]$1=\([0-9.]*\).*/\1/p" | head -n 1; }
 for ((i = 1; i <= reps; i++)); do
     for side in A B; do
         d=$a; [ "$side" = B ] && d=$b
+        for v in ${BA_ENV_A:-} ${BA_ENV_B:-}; do unset "${v%%=*}"; done
+        if [ "$side" = A ]; then envs=${BA_ENV_A:-}; else envs=${BA_ENV_B:-}; fi
+        [ -z "$envs" ] || export $envs
         echo "before-after: run $i/$reps, build $side" >&2
         out=$(cd "$d" && CORUN_THREADS=native taskset -c 0 ./bench/switch 2>&1)
         note "switch between two functions (ns)" $side "$(result switch_ns <<<"$out")"
@@ -53,6 +58,7 @@ for ((i = 1; i <= reps; i++)); do
             note "$sleepers sleeping pthreads: completed" $side "$(field completed <<<"$out")"
         fi
     done
+    for v in ${BA_ENV_A:-} ${BA_ENV_B:-}; do unset "${v%%=*}"; done
     out=$(taskset -c 0 "$a/bench/pt_pingpong" 2>&1)
     note "mutex+condvar ping-pong, native threads pinned (ns per handoff)" N "$(field ns_per_handoff <<<"$out")"
 done

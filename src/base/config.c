@@ -240,6 +240,11 @@ void config_load(void)
         c->threads_native = setting_choice("CORUN_THREADS", v, (const char *const[]){ "green", "native", NULL },
                                            "expected 'green' (threads become green threads, the "
                                            "default) or 'native' (threads stay kernel threads)");
+    if ((v = setting("CORUN_TLS")))
+        c->tls = TLS_SHARED + setting_choice("CORUN_TLS", v, (const char *const[]){ "shared", "own", NULL },
+                                             "expected 'own' (each green thread has its own "
+                                             "thread-local storage) or 'shared' (green threads "
+                                             "share their OS thread's)");
     if ((v = setting("CORUN_POOL_SIZE"))) {
         c->pool_size = setting_uint("CORUN_POOL_SIZE", v, 1, POOL_SIZE_MAX,
                                     "expected the number of offload threads, 1 to 1024 "
@@ -309,6 +314,7 @@ void config_load(void)
     }
     const char *check = getenv("CORUN_CHECK_ONLY");
     check_only = check && !strcmp(check, "1");
+    c->report_tls = check && !strcmp(check, "tls");
     c->loaded = 1;
     loading = 0;
     if (!c->inherit)

@@ -13,6 +13,12 @@ enum file_io_policy {
     FILE_IO_OFFLOAD,   /* as auto, and open/stat/fsync... run on the pool too */
 };
 
+enum tls_mode {
+    TLS_DEFAULT,       /* unset: own where this machine and glibc allow it */
+    TLS_SHARED,        /* green threads share their OS thread's TLS and TCB */
+    TLS_OWN,           /* each green thread has its own (tls.h) */
+};
+
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* corun's own signals: the blocking detector's (inspect.c) and the one that
@@ -23,6 +29,7 @@ enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 struct cr_config {
     size_t stack_size;        /* CORUN_STACK_SIZE: default coroutine stack, bytes */
     int threads_native;       /* CORUN_THREADS=native: pthreads stay kernel threads */
+    enum tls_mode tls;        /* CORUN_TLS */
     unsigned pool_size;       /* CORUN_POOL_SIZE: libuv worker threads */
     int pool_size_set;        /* ... given (else the program's UV_THREADPOOL_SIZE wins) */
     int inherit;              /* CORUN_INHERIT: children keep the preload */
@@ -33,6 +40,7 @@ struct cr_config {
     int dump_signal;          /* CORUN_DUMP_SIGNAL: 0 = no live dump */
     enum log_level log_level; /* CORUN_LOG_LEVEL */
     const char *log_file;     /* CORUN_LOG_FILE: NULL = stderr */
+    int report_tls;           /* CORUN_CHECK_ONLY=tls (coro-run --doctor): print the TLS mode, exit */
     int loaded;               /* settings read: the hooks may start working */
 };
 

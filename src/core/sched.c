@@ -29,6 +29,7 @@
 #include "lock.h"
 #include "ownfd.h"
 #include "real.h"
+#include "tls.h"
 #include "uvfds.h"
 
 #ifdef CORUN_SANITIZERS
@@ -151,6 +152,8 @@ static void coroutine_release(struct corun *co)
         return;                           /* lives on the thread's own stack */
     OBSERVERS_CALL(thread_released, co->sched, co);
     all_unlink(co->sched, co);
+    if (co->flags & CO_OWN_TLS)
+        tls_release(co->fsbase, (char *)co);
     if (!co->stack.cls)
         return;                           /* the program's own stack (pthread_attr_setstack) */
     struct stack_slot slot = co->stack;   /* the header goes with the stack */
@@ -168,7 +171,7 @@ static void run_resumed(struct sched *s, struct corun *co)
 static inline void after_switch(struct sched *s, struct corun *self)
 {
     s->current = self;
-    *s->errno_loc = self->saved_errno;
+    *self->errno_loc = self->saved_errno;
     if (unlikely(s->dead != NULL)) {
         struct corun *d = s->dead;
         s->dead = NULL;
@@ -179,12 +182,14 @@ static inline void after_switch(struct sched *s, struct corun *self)
 static inline void sched_switch(struct sched *s, struct corun *from, struct corun *to)
 {
     stack_check(from);
-    from->saved_errno = *s->errno_loc;
+    from->saved_errno = *from->errno_loc;
     to->state = CO_RUNNING;
     s->stats.switches++;
     if (unlikely(s->stats.loop_left_ns))
         stats_note_switch(s, from);
     ASAN_SWITCH_START(from, to, 0);
+    if (from->fsbase != to->fsbase)
+        tls_write_fs(to->fsbase);
     cr_ctx_switch(&from->sp, to->sp, NULL);
     ASAN_SWITCH_DONE(from);
     after_switch(s, from);
@@ -201,6 +206,8 @@ __attribute__((noreturn)) static void sched_switch_final(struct corun *from,
     if (unlikely(from->sched->stats.loop_left_ns))
         stats_note_switch(from->sched, from);
     ASAN_SWITCH_START(from, to, 1);
+    if (from->fsbase != to->fsbase)
+        tls_write_fs(to->fsbase);
     cr_ctx_switch(&from->sp, to->sp, NULL);
     __builtin_unreachable();
 }
@@ -372,16 +379,33 @@ void *sched_switch_to(struct sched *s, struct corun *target, void *value)
  * entry(arg) below it. The stack proper starts `below` bytes above the
  * slot's lowest byte. */
 static struct corun *coroutine_on_slot(struct sched *s, const struct stack_slot *slot,
-                                       size_t below, size_t stack_size, ctx_entry_fn entry,
-                                       void *arg)
+                                       size_t below, size_t stack_size, bool own_tls,
+                                       ctx_entry_fn entry, void *arg)
 {
     struct corun *co =
         (struct corun *)(((uintptr_t)slot->lo + slot->size - co_hdr_size) & ~(uintptr_t)63);
     memset(co, 0, co_hdr_size);
     co->stack = *slot;
     co->stack_lo = slot->lo + below;
+    co->stack_hi = (char *)co;
     co->stack_size = stack_size;
     co->sched = s;
+    co->errno_loc = s->errno_loc;
+    co->fsbase = s->fsbase;
+    if (own_tls) {
+        /* Its TCB and TLS lie between its header and its stack. */
+        uintptr_t tp = tls_create((char *)co);
+        if (!tp)
+            return NULL;
+        co->stack_hi = (char *)co - tls_area_size();
+        co->fsbase = tp;
+        co->errno_loc = tls_errno_location(tp);
+        co->flags |= CO_OWN_TLS;
+        /* Its copy of corun's own thread state, so that a signal handler
+         * of corun's finds the scheduler from its first instruction. */
+        *(struct sched **)(tp - tls_offset_of(&sched_tls)) = s;
+        *(bool *)(tp - tls_offset_of(&tls_program_thread)) = tls_program_thread;
+    }
     if (!slot->guarded) {
         /* A pooled stack has room below the range the thread reports as its
          * stack (an uninstalled guard, or a page of its own): the canary
@@ -394,22 +418,27 @@ static struct corun *coroutine_on_slot(struct sched *s, const struct stack_slot 
     }
 #ifdef CORUN_SANITIZERS
     co->asan_bottom = co->stack_lo;
-    co->asan_size = (size_t)((char *)co - co->stack_lo);
+    co->asan_size = (size_t)(co->stack_hi - co->stack_lo);
 #endif
-    co->sp = ctx_make(co, entry, arg ? arg : co);
+    co->sp = ctx_make(co->stack_hi, entry, arg ? arg : co);
     return co;
 }
 
-static int coroutine_new(struct sched *s, size_t stack_size, size_t guard, ctx_entry_fn entry,
-                         void *arg, struct corun **out)
+static int coroutine_new(struct sched *s, size_t stack_size, size_t guard, bool own_tls,
+                         ctx_entry_fn entry, void *arg, struct corun **out)
 {
     /* Without a guard region the canary needs a page below the stack. */
     size_t below = guard ? 0 : stack_page_size();
     struct stack_slot slot;
-    int r = stack_alloc(stack_size + co_hdr_size + below, guard, &slot);
+    int r = stack_alloc(stack_size + co_hdr_size + below + (own_tls ? tls_area_size() : 0),
+                        guard, &slot);
     if (r)
         return r;
-    *out = coroutine_on_slot(s, &slot, below, stack_size, entry, arg);
+    *out = coroutine_on_slot(s, &slot, below, stack_size, own_tls, entry, arg);
+    if (!*out) {
+        stack_release(&slot);
+        return ENOMEM;
+    }
     return 0;
 }
 
@@ -443,6 +472,8 @@ void sched_exit_current(void *retval)
     struct sched *s = sched_self();
     struct corun *co = s->current;
     co->retval = retval;
+    if (co->flags & CO_OWN_TLS)
+        tls_exiting();                   /* thread_local destructors come before keys' */
     OBSERVERS_CALL(thread_exiting, s, co);
     coroutine_exit(co);
 }
@@ -454,6 +485,8 @@ static void coroutine_entry(void *arg, void *xfer)
     struct sched *s = co->sched;
     ASAN_SWITCH_DONE_NEW();
     co->saved_errno = 0;                 /* a new thread starts with errno 0 */
+    if (co->flags & CO_OWN_TLS)
+        tls_started();
     after_switch(s, co);
     sched_exit_current(co->fn(co->arg));
 }
@@ -536,6 +569,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     ownfd_fork_child();
+    tls_fork_child();
     uvfds_fork_child_begin();
     struct sched *s = sched_tls;
     if (s) {
@@ -568,6 +602,17 @@ static void process_init(void)
 {
     config_load();
     parts_layout();
+    tls_decide();
+    if (cr_config.report_tls) {
+        /* coro-run --doctor: which TLS mode a program would get, and why. */
+        if (tls_own)
+            diag_printf_fd(1, "own\n");
+        else if (tls_unavailable_reason()[0])
+            diag_printf_fd(1, "shared: %s\n", tls_unavailable_reason());
+        else
+            diag_printf_fd(1, "shared (the default; CORUN_TLS=own gives each green thread its own)\n");
+        _exit(0);
+    }
     overflow_install();
     sched_park_times = cr_config.dump_signal != 0;
     if (tss_create(&sched_exit_key, sched_destroy) != thrd_success)
@@ -591,6 +636,7 @@ static struct sched *sched_create(void)
     if (!s || !main_co)
         diag_fatal("out of memory creating a scheduler");
     s->errno_loc = &errno;
+    s->fsbase = tls_read_fs();
     s->loop = (uv_loop_t *)((char *)s + sched_size);
     int r = uvfds_loop_init(s->loop);
     if (r)
@@ -600,6 +646,8 @@ static struct sched *sched_create(void)
     s->tid = (pid_t)syscall(SYS_gettid);
 
     main_co->sched = s;
+    main_co->errno_loc = s->errno_loc;
+    main_co->fsbase = s->fsbase;
     main_co->state = CO_RUNNING;
     main_co->flags = CO_MAIN | CO_KERNEL_TID;
     main_co->id = atomic_fetch_add(&next_id, 1);
@@ -616,7 +664,7 @@ static struct sched *sched_create(void)
     s->alive = 1;
     dlist_push(&s->all, &main_co->all_link);
 
-    r = coroutine_new(s, LOOP_STACK_SIZE, stack_page_size(), loop_main, s, &s->loop_co);
+    r = coroutine_new(s, LOOP_STACK_SIZE, stack_page_size(), false, loop_main, s, &s->loop_co);
     if (r)
         diag_fatal("cannot allocate the event loop's stack: %s", strerror(r));
     s->loop_co->state = CO_LOOP;
@@ -687,7 +735,7 @@ int sched_spawn(struct sched *s, size_t stack_size, size_t guard, const char *na
                 bool detached, corun_fn fn, void *arg, struct corun **out)
 {
     struct corun *co;
-    int r = coroutine_new(s, stack_size, guard, coroutine_entry, NULL, &co);
+    int r = coroutine_new(s, stack_size, guard, tls_own, coroutine_entry, NULL, &co);
     if (r)
         return r;
     coroutine_start(s, co, name, detached, fn, arg);
@@ -698,10 +746,12 @@ int sched_spawn(struct sched *s, size_t stack_size, size_t guard, const char *na
 int sched_spawn_on_stack(struct sched *s, void *lo, size_t size, bool detached, corun_fn fn,
                          void *arg, struct corun **out)
 {
-    if (size < co_hdr_size + 4096)
+    if (size < co_hdr_size + (tls_own ? tls_area_size() : 0) + 4096)
         return EINVAL;
     struct stack_slot slot = { .lo = lo, .size = size, .cls = NULL, .guarded = false };
-    struct corun *co = coroutine_on_slot(s, &slot, 0, size, coroutine_entry, NULL);
+    struct corun *co = coroutine_on_slot(s, &slot, 0, size, tls_own, coroutine_entry, NULL);
+    if (!co)
+        return ENOMEM;
     coroutine_start(s, co, NULL, detached, fn, arg);
     *out = co;
     return 0;

@@ -94,6 +94,7 @@ struct sched_stats {
 #define CO_DETACHED 0x1u
 #define CO_MAIN 0x2u        /* runs on the OS thread's own stack */
 #define CO_KERNEL_TID 0x4u  /* has the kernel thread's tid (see gthread_tid) */
+#define CO_OWN_TLS 0x8u     /* has a TCB and TLS of its own (tls.h) */
 
 struct sched;
 
@@ -118,10 +119,13 @@ struct corun {
     bool cancel_pending, cancel_disabled, in_cancel_point;
     unsigned flags;
     int saved_errno;
+    int *errno_loc;               /* its errno: the OS thread's unless it has TLS of its own */
+    uintptr_t fsbase;             /* its thread pointer: the OS thread's, or its own TCB (tls.h) */
     uint64_t resume_work;         /* nonzero: observers' resumed() runs when it next resumes */
     struct timer_node timer;
     void *xfer;                   /* message or switch value handed over */
     char *stack_lo;               /* lowest usable stack byte; NULL for main */
+    char *stack_hi;               /* above its highest one (its TLS area or header is there) */
     uint64_t *canary;             /* checked at every switch when unguarded */
     struct stack_slot stack;
     corun_fn fn;
@@ -156,7 +160,8 @@ struct sched {
     struct corun *loop_co;
     struct coq runq;
     struct corun *dead;           /* detached coroutine whose stack to release after the switch */
-    int *errno_loc;
+    int *errno_loc;               /* the OS thread's errno */
+    uintptr_t fsbase;             /* the OS thread's own thread pointer */
     unsigned dispatches;          /* since events were last polled */
     uint64_t polled_tick;         /* coarse clock at that poll */
     int epfd;                     /* fds waited on, plus libuv's own backend fd */

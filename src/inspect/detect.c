@@ -310,8 +310,8 @@ static void detect_check(struct sched *s, uint64_t now, uint64_t limit_ns)
         intro = "    at (not interrupted, so no exact backtrace; callers found on its stack, "
                 "probable):\n";
         frames[0] = (void *)pc;
-        struct corun *cur = s->current;     /* a green thread's stack ends at its header */
-        n = 1 + stack_scan(sp, cur->stack_lo ? (uintptr_t)cur : UINTPTR_MAX, frames + 1, 12);
+        struct corun *cur = s->current;     /* a green thread's stack ends at stack_hi */
+        n = 1 + stack_scan(sp, cur->stack_lo ? (uintptr_t)cur->stack_hi : UINTPTR_MAX, frames + 1, 12);
     }
     if (!site_new(site_of(frames, n)))
         return;

@@ -49,7 +49,7 @@ int parked_backtrace(const struct corun *co, void **out, int max)
     int n = 0;
     out[n++] = (void *)ret;
     uintptr_t lo = (uintptr_t)sp;
-    uintptr_t hi = co->stack_lo ? (uintptr_t)co : lo + ((uintptr_t)64 << 20);
+    uintptr_t hi = co->stack_lo ? (uintptr_t)co->stack_hi : lo + ((uintptr_t)64 << 20);
     while (n < max && rbp > lo && rbp < hi && !(rbp & 7)) {
         uint64_t frame[2];
         if (!safe_read((void *)rbp, frame, sizeof frame) || frame[1] < 4096)

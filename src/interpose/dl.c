@@ -17,6 +17,7 @@
 #include "ffi_offload.h"
 #include "gate.h"
 #include "real.h"
+#include "tls.h"
 
 extern char corun_dlopen_patching_on;
 void *corun_real_dlopen;
@@ -30,6 +31,8 @@ __asm__(".text\n"
         "    testq %rax, %rax\n"
         "    jz corun_dlopen_patching\n"
         "    cmpb $0, corun_dlopen_patching_on(%rip)\n"
+        "    jne corun_dlopen_patching\n"
+        "    cmpb $0, tls_own(%rip)\n"
         "    jne corun_dlopen_patching\n"
         "    jmp *%rax\n"
         ".size dlopen, .-dlopen\n");
@@ -77,8 +80,10 @@ __attribute__((noinline)) void *corun_dlopen_patching(const char *file, int mode
         if (!h)
             real(file, mode);        /* dlerror() then tells the first failure */
     }
-    if (h)
+    if (h) {
         ffi_offload_patch_all();
+        tls_sync_static();     /* initial-exec TLS of what it loaded, for live green threads */
+    }
     return h;
 }
 

@@ -384,7 +384,7 @@ HOOK int pthread_getattr_np(pthread_t t, pthread_attr_t *attr)
     int r = REAL(pthread_getattr_np)(REAL(pthread_self)(), attr);
     struct corun *co = CO(t);
     if (r == 0 && co != s->main_co) {
-        size_t size = co->stack.cls ? (size_t)((char *)co - co->stack_lo) : co->stack.size;
+        size_t size = co->stack.cls ? (size_t)(co->stack_hi - co->stack_lo) : co->stack.size;
         pthread_attr_setstack(attr, co->stack_lo, size);
         pthread_attr_setdetachstate(attr, (co->flags & CO_DETACHED) ? PTHREAD_CREATE_DETACHED
                                                                     : PTHREAD_CREATE_JOINABLE);

@@ -29,6 +29,8 @@ check_var() {   # EXPECTED-ASSIGNMENT OPTION...
 }
 check_var CORUN_THREADS=native --threads native
 check_var CORUN_THREADS=green --threads=green
+check_var CORUN_TLS=own --tls own
+check_var CORUN_TLS=shared --tls=shared
 check_var CORUN_STACK_SIZE=64K --stack-size 64K
 check_var CORUN_POOL_SIZE=4 --pool-size 4
 check_var CORUN_POOL_SIZE=7 --pool-size=7
@@ -56,7 +58,7 @@ grep -q "^LD_PRELOAD=$lib" <<<"$out" || bad "LD_PRELOAD does not start with the 
 st=0; "${corun[@]}" sh -c 'exit 7' || st=$?
 [ "$st" = 7 ] || bad "program status 7 came back as $st"
 "${corun[@]}" --help | grep -q -- '--dump-signal' || bad "--help does not list --dump-signal"
-for o in --threads --stack-size --pool-size --inherit --file-io --offload --stats \
+for o in --threads --tls --stack-size --pool-size --inherit --file-io --offload --stats \
          --block-warn --dump-signal --log-level --log-file --doctor; do
     "${corun[@]}" --help | grep -q -- "$o" || bad "--help does not describe $o"
 done
@@ -75,6 +77,7 @@ expect_error "needs a value" --pool-size
 expect_error "no program given"
 expect_error "no program given" --stats
 expect_error "CORUN_THREADS='blue' (--threads): expected 'green'" --threads blue echo RAN
+expect_error "CORUN_TLS='mine' (--tls): expected 'own'" --tls mine echo RAN
 expect_error "CORUN_STACK_SIZE='1' (--stack-size).*16K" --stack-size 1 echo RAN
 expect_error "CORUN_POOL_SIZE='0' (--pool-size).*1 to 1024" --pool-size 0 echo RAN
 expect_error "CORUN_POOL_SIZE='2000'" --pool-size=2000 echo RAN
@@ -103,13 +106,23 @@ st=0; err=$(CORUN_POOL_SIZE=zero "${corun[@]}" echo RAN 2>&1) || st=$?
 [ "$st" = 2 ] && grep -q "CORUN_POOL_SIZE='zero'" <<<"$err" && ! grep -q RAN <<<"$err" ||
     bad "CORUN_POOL_SIZE=zero from the environment: status $st [$err]"
 # Plain LD_PRELOAD users get the same checks from the library.
-for setting in CORUN_THREADS=blue CORUN_STACK_SIZE=1 CORUN_POOL_SIZE=0 CORUN_INHERIT=x \
+for setting in CORUN_THREADS=blue CORUN_TLS=mine CORUN_STACK_SIZE=1 CORUN_POOL_SIZE=0 CORUN_INHERIT=x \
                CORUN_FILE_IO=x CORUN_STATS=x CORUN_BLOCK_WARN_MS=x CORUN_DUMP_SIGNAL=KILL \
                CORUN_LOG_LEVEL=x CORUN_LOG_FILE=/nonexistent/log CORUN_OFFLOAD=x; do
     st=0; err=$(env "$setting" LD_PRELOAD="$lib" sh -c 'echo RAN' 2>&1) || st=$?
     [ "$st" = 2 ] && grep -q "invalid ${setting%%=*}=" <<<"$err" && ! grep -q RAN <<<"$err" ||
         bad "LD_PRELOAD with $setting: status $st [$err]"
 done
+
+# ---- --doctor says which TLS mode a program would get ----------------------------
+out=$("${corun[@]}" --doctor "$build/tests/pt_tls" 2>&1) || bad "--doctor pt_tls: status $?"
+grep -q 'thread-local storage of green threads: shared' <<<"$out" || bad "--doctor: no TLS mode line [$out]"
+grep -q 'limit: has __thread' <<<"$out" || bad "--doctor: no __thread limit with shared TLS [$out]"
+if CORUN_TLS=own CORUN_CHECK_ONLY=tls LD_PRELOAD="$lib" /bin/true | grep -q '^own'; then
+    out=$("${corun[@]}" --tls own --doctor "$build/tests/pt_tls" 2>&1) || bad "--doctor --tls own: status $?"
+    grep -q 'thread-local storage of green threads: own' <<<"$out" || bad "--doctor --tls own: [$out]"
+    ! grep -q 'limit: has __thread' <<<"$out" || bad "--doctor --tls own still lists the __thread limit"
+fi
 
 # ---- a preload the loader ignores is reported --------------------------------------
 printf 'int main(void) { return 5; }\n' > "$work/five.c"

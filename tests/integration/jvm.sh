@@ -34,7 +34,7 @@ known_limitation() {
 # java -version under coro-run with CORUN_THREADS=$1; true if it passed.
 version_under() {
     local out rc=0 report="$work/hs_err_version_$1.log"
-    out=$(timeout 60 "${corun[@]}" --threads "$1" java -XX:ErrorFile="$report" -version 2>&1) || rc=$?
+    out=$(timeout -k 10 60 "${corun[@]}" --threads "$1" java -XX:ErrorFile="$report" -version 2>&1) || rc=$?
     if [ "$rc" = 0 ] && [ "$out" = "$native_version" ]; then
         echo "java -version, $1 threads: same output as natively, exit 0"
         return 0
@@ -55,7 +55,7 @@ version_under() {
 # The echo server under coro-run with CORUN_THREADS=$1.
 echo_under() {
     local out="$work/server.$1" report="$work/hs_err_echo_$1.log" port= line rc=0
-    spawn_bg timeout 90 "${corun[@]}" --threads "$1" java -XX:ErrorFile="$report" \
+    spawn_bg timeout -k 10 90 "${corun[@]}" --threads "$1" java -XX:ErrorFile="$report" \
         -cp "$classes" EchoServer "$conns" > "$out" 2>&1
     local server=${pids[-1]}
     for _ in $(seq 600); do   # up to 60 s: the JVM starts slowly on a busy machine

@@ -1,0 +1,487 @@
+/*
+ * Own TLS and TCB per green thread (tls.h).
+ *
+ * x86_64 glibc keeps the thread control block (struct pthread, starting
+ * with tcbhead_t) at the thread pointer, the FS base, and the static TLS
+ * blocks of all modules just below it. ld.so's _dl_allocate_tls(tp) builds
+ * the DTV and copies each module's TLS image below tp: corun gives it
+ * memory at the top of the green thread's stack slot and fills in the few
+ * TCB fields glibc's start_thread would (self pointers, canary and pointer
+ * guard, an empty robust list, the first block of keys, rseq marked
+ * unregistered so sched_getcpu asks the kernel). The TCB's tid is the OS
+ * thread's: glibc's internals that use it (raise, abort, robust and PI
+ * futexes) must name a kernel thread.
+ */
+#include "tls.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <ctype.h>
+#include <link.h>
+#include <locale.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "diag.h"
+#include "list.h"
+#include "lock.h"
+
+/* The resolver state (struct __res_state) each thread has: <resolv.h>
+ * itself cannot come in here, its macros rename ELF fields. */
+#define RES_STATE_SIZE 568
+
+#ifndef HWCAP2_FSGSBASE
+#define HWCAP2_FSGSBASE (1 << 1)
+#endif
+
+bool tls_own;
+bool tls_wrfsbase;
+
+/* glibc's libthread_db descriptors: {size in bits (or sizeof), count, offset}. */
+typedef const uint32_t thread_db_desc[3];
+
+/* tcbhead_t's fields at fixed offsets (the x86_64 ABI: GCC's stack
+ * protector reads fs:0x28). */
+#define TCB_SELF_TCB 0x00
+#define TCB_DTV 0x08
+#define TCB_SELF 0x10
+#define TCB_MULTIPLE_THREADS 0x18
+#define TCB_SYSINFO 0x20
+#define TCB_STACK_GUARD 0x28
+#define TCB_POINTER_GUARD 0x30
+#define TCB_FEATURE_1 0x48
+
+#define KEY_2NDLEVEL 32                /* PTHREAD_KEY_2NDLEVEL_SIZE */
+#define RSEQ_CPU_ID_UNREGISTERED ((uint32_t)-2)
+
+static struct {
+    void *(*allocate)(void *tp);
+    void (*deallocate)(void *tp, bool dealloc_tcb);
+    void (*call_tls_dtors)(void);
+    void (*ctype_init)(void);
+    size_t static_size, static_align;
+    size_t tcb_size;
+    size_t list_off, tid_off, specific_off, spec1_off, robust_off;
+    long rseq_off;
+    bool rseq;
+    size_t errno_off, h_errno_off, resp_off, dlerror_off;   /* below tp */
+    size_t libc_off, libc_size;        /* libc's own TLS block, below tp */
+    size_t tcache_off, arena_off;      /* malloc's tcache and thread_arena, below tp (0: unknown) */
+    size_t area;                       /* bytes a TLS area takes */
+    size_t lm_tls_off;                 /* link_map's l_tls_offset (0: unknown) */
+} L;
+
+static char why_not[160];
+
+const char *tls_unavailable_reason(void)
+{
+    return why_not;
+}
+
+size_t tls_area_size(void)
+{
+    return L.area;
+}
+
+/* ---- the load-time check --------------------------------------------------*/
+
+static const uint32_t *desc(const char *name)
+{
+    return dlvsym(RTLD_DEFAULT, name, "GLIBC_PRIVATE");
+}
+
+struct libc_block { uintptr_t lo; size_t size; uintptr_t errno_addr; };
+
+static int find_libc_block(struct dl_phdr_info *info, size_t n, void *arg)
+{
+    (void)n;
+    struct libc_block *b = arg;
+    if (!info->dlpi_tls_data)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = (uintptr_t)info->dlpi_tls_data;
+        if (ph->p_type == PT_TLS && b->errno_addr >= lo && b->errno_addr < lo + ph->p_memsz) {
+            b->lo = lo;
+            b->size = ph->p_memsz;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * malloc's per-thread state in libc's block: green threads of an OS thread
+ * use its tcache and arena, as they did with shared TLS. A tcache of their
+ * own would be lost at their exit (glibc frees it only for threads it
+ * made), and with the chunks it caches, about 300 bytes per thread would
+ * pile up. Neither variable is exported: the tcache is the word that points
+ * at a struct whose first bin holds a chunk just freed; the arena is what
+ * is left non-zero once the known words are set aside.
+ */
+extern void *__libc_malloc(size_t size);
+extern void __libc_free(void *p);
+
+static bool find_malloc_state(uintptr_t tp, uintptr_t lo)
+{
+    /* glibc's own malloc, even if the program brings its own (this runs in
+     * corun's constructor: a program's malloc may take a hooked lock). */
+    void *probe = __libc_malloc(24);
+    __libc_free(probe);                 /* now the first entry of tcache bin 0 */
+    size_t n = L.libc_size / sizeof(uintptr_t);
+    uintptr_t w[64];
+    if (n > 64)
+        return false;
+    memcpy(w, (void *)lo, n * sizeof w[0]);
+    bool known[64] = { false };
+    const void *named[] = { &errno, &h_errno, __ctype_b_loc(), __ctype_toupper_loc(),
+                            __ctype_tolower_loc() };
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+        known[((uintptr_t)named[i] - lo) / 8] = true;
+    known[(tp - L.resp_off - lo) / 8] = known[(tp - L.dlerror_off - lo) / 8] = true;
+    /* uselocale's word: the one that follows a change of locale. */
+    locale_t c = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+    if (c) {
+        uselocale(c);
+        for (size_t i = 0; i < n; i++)
+            if (*(uintptr_t *)(lo + i * 8) == (uintptr_t)c && w[i] != (uintptr_t)c)
+                known[i] = true;
+        uselocale(LC_GLOBAL_LOCALE);
+        freelocale(c);
+    }
+    size_t tc = 0, ntc = 0, ar = 0, nar = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (known[i] || !w[i])
+            continue;
+        /* struct tcache_perthread_struct: uint16_t counts[64], then entries[64]. */
+        if (!(w[i] & 15) && w[i] > 65536 && *(void **)(w[i] + 64 * 2) == probe &&
+            *(uint16_t *)w[i] >= 1) {
+            tc = i;
+            ntc++;
+        } else {
+            ar = i;
+            nar++;
+        }
+    }
+    if (ntc != 1)
+        return false;
+    L.tcache_off = tp - (lo + tc * 8);
+    L.arena_off = nar == 1 ? tp - (lo + ar * 8) : 0;
+    return true;
+}
+
+#define REFUSE(...)                                                 \
+    do {                                                            \
+        snprintf(why_not, sizeof why_not, __VA_ARGS__);             \
+        return false;                                               \
+    } while (0)
+
+/* Offset below tp of a TLS address of the calling thread, if in static TLS. */
+static bool below_tp(uintptr_t tp, const void *addr, size_t *off)
+{
+    uintptr_t a = (uintptr_t)addr;
+    if (!addr || a >= tp || tp - a > L.static_size)
+        return false;
+    *off = tp - a;
+    return true;
+}
+
+static bool layout_check(void)
+{
+    unsigned long hw2 = getauxval(AT_HWCAP2);
+    tls_wrfsbase = (hw2 & HWCAP2_FSGSBASE) != 0;
+
+    void (*static_info)(size_t *, size_t *) = dlvsym(RTLD_DEFAULT, "_dl_get_tls_static_info",
+                                                     "GLIBC_PRIVATE");
+    L.allocate = dlvsym(RTLD_DEFAULT, "_dl_allocate_tls", "GLIBC_PRIVATE");
+    L.deallocate = dlvsym(RTLD_DEFAULT, "_dl_deallocate_tls", "GLIBC_PRIVATE");
+    L.call_tls_dtors = dlvsym(RTLD_DEFAULT, "__call_tls_dtors", "GLIBC_PRIVATE");
+    L.ctype_init = dlvsym(RTLD_DEFAULT, "__ctype_init", "GLIBC_PRIVATE");
+    if (!static_info || !L.allocate || !L.deallocate || !L.call_tls_dtors || !L.ctype_init)
+        REFUSE("this C library does not export ld.so's TLS allocator (glibc 2.36's "
+               "_dl_allocate_tls and friends)");
+    static_info(&L.static_size, &L.static_align);
+
+    const uint32_t *sz = desc("_thread_db_sizeof_pthread"), *list = desc("_thread_db_pthread_list"),
+                   *tid = desc("_thread_db_pthread_tid"), *spec = desc("_thread_db_pthread_specific"),
+                   *dtvp = desc("_thread_db_pthread_dtvp");
+    if (!sz || !list || !tid || !spec || !dtvp)
+        REFUSE("this C library does not describe its thread control block (libthread_db data)");
+    L.tcb_size = sz[0];
+    L.list_off = list[2];
+    L.tid_off = tid[2];
+    L.specific_off = spec[2];
+    if (L.tcb_size < 1024 || L.tcb_size > 16384 || L.static_align < 16 ||
+        L.static_align > 4096 || L.static_size <= L.tcb_size || L.static_size > (1u << 20))
+        REFUSE("unexpected TLS sizes (TCB %zu, static TLS %zu, align %zu)", L.tcb_size,
+               L.static_size, L.static_align);
+    if (dtvp[2] != TCB_DTV || list[0] != 128 || tid[0] != 32 ||
+        spec[0] != 32 * 8 * sizeof(void *) || L.list_off + 16 > L.tcb_size ||
+        L.tid_off + 4 > L.tcb_size || L.specific_off + 32 * sizeof(void *) > L.tcb_size ||
+        L.specific_off < KEY_2NDLEVEL * 16)
+        REFUSE("unexpected thread control block layout");
+    L.spec1_off = L.specific_off - KEY_2NDLEVEL * 16;   /* specific_1stblock precedes specific */
+
+    uintptr_t tp = tls_read_fs();
+    if (*(uintptr_t *)(tp + TCB_SELF) != tp)
+        REFUSE("the thread pointer does not point at a TCB");
+    if (*(void **)(tp + L.specific_off) != (void *)(tp + L.spec1_off))
+        REFUSE("the TCB's first key block is not where expected");
+    if (*(pid_t *)(tp + L.tid_off) != (pid_t)raw_syscall(SYS_gettid))
+        REFUSE("the TCB's thread id is not where expected");
+    void *head = NULL;
+    size_t len = 0;
+    if (raw_syscall(SYS_get_robust_list, 0, &head, &len) != 0 || len != 24 ||
+        (uintptr_t)head < tp + L.tid_off + 4 || (uintptr_t)head + 24 > tp + L.tcb_size)
+        REFUSE("the TCB's robust mutex list is not where expected");
+    L.robust_off = (uintptr_t)head - tp;
+
+    const int *rseq_off = dlvsym(RTLD_DEFAULT, "__rseq_offset", "GLIBC_2.35");
+    const unsigned *rseq_size = dlvsym(RTLD_DEFAULT, "__rseq_size", "GLIBC_2.35");
+    L.rseq = rseq_off && rseq_size && *rseq_size >= 8;
+    if (L.rseq) {
+        L.rseq_off = *rseq_off;
+        if (L.rseq_off < 0 ? (size_t)-L.rseq_off > L.static_size
+                           : (size_t)L.rseq_off + 8 > L.tcb_size)
+            REFUSE("the rseq area is not in the TCB");
+    }
+
+    struct libc_block b = { .errno_addr = (uintptr_t)&errno };
+    if (!dl_iterate_phdr(find_libc_block, &b) || !below_tp(tp, (void *)b.lo, &L.libc_off) ||
+        b.size > L.libc_off)
+        REFUSE("libc's TLS block is not in static TLS");
+    L.libc_size = b.size;
+    if (!below_tp(tp, &errno, &L.errno_off) || !below_tp(tp, &h_errno, &L.h_errno_off) ||
+        !below_tp(tp, dlvsym(RTLD_DEFAULT, "__resp", "GLIBC_PRIVATE"), &L.resp_off) ||
+        !below_tp(tp, dlvsym(RTLD_DEFAULT, "__libc_dlerror_result", "GLIBC_PRIVATE"),
+                  &L.dlerror_off))
+        REFUSE("libc's thread variables are not in static TLS");
+
+    if (!find_malloc_state(tp, b.lo))
+        REFUSE("malloc's per-thread cache is not where expected in libc's TLS");
+
+    /* The area: static TLS with the TCB, then the resolver state below it. */
+    L.area = (L.static_size + RES_STATE_SIZE + L.static_align + 128 + 63) & ~(size_t)63;
+    const uint32_t *lm_off = desc("_thread_db_link_map_l_tls_offset");
+    L.lm_tls_off = lm_off && lm_off[0] == 64 ? lm_off[2] : 0;
+    return true;
+}
+
+/* `own` becomes the default once futex waits of green threads are caught:
+ * until then a FILE lock held by a parked green thread would make the next
+ * one wait in the kernel and block the OS thread (glibc's stdio locks are
+ * inline futex waits, not calls corun sees). */
+#define TLS_OWN_BY_DEFAULT 0
+
+static int sync_module(struct dl_phdr_info *info, size_t n, void *arg);
+
+void tls_decide(void)
+{
+    enum tls_mode m = cr_config.tls;
+    bool want = m == TLS_OWN || (m == TLS_DEFAULT && TLS_OWN_BY_DEFAULT);
+#ifdef CORUN_SANITIZERS
+    /* The sanitizers keep their per-thread state in the OS thread's TLS. */
+    snprintf(why_not, sizeof why_not, "a sanitizer build keeps its state in the OS thread's TLS");
+    if (m != TLS_OWN)
+        return;
+#endif
+    const char *pre = getenv("LD_PRELOAD");
+    if (pre && strstr(pre, "vgpreload"))
+        snprintf(why_not, sizeof why_not, "valgrind does not emulate a switch of the FS base");
+    else if (layout_check() && !tls_wrfsbase && m == TLS_DEFAULT)
+        snprintf(why_not, sizeof why_not, "the CPU or kernel does not let user space write the "
+                 "FS base (FSGSBASE), and a system call per switch costs too much");
+    if (!want)
+        return;
+    if (why_not[0]) {
+        diag_log(LOG_WARN, "CORUN_TLS: green threads share their OS thread's thread-local storage: %s",
+                  why_not);
+        return;
+    }
+    tls_own = true;
+    if (L.lm_tls_off)
+        dl_iterate_phdr(sync_module, (void *)1);   /* note what is in static TLS now */
+}
+
+/* ---- areas ---------------------------------------------------------------*/
+
+/* Every live area, for tls_sync_static: a record at the area's bottom. */
+struct area_rec {
+    struct dlink link;
+    uintptr_t tp;
+};
+static cr_lock_t areas_lock = CR_LOCK_INIT;
+static struct dlist areas;
+
+static struct area_rec *area_rec_of(char *hi);
+
+static inline void put_word(uintptr_t at, uintptr_t v)
+{
+    memcpy((void *)at, &v, sizeof v);
+}
+
+uintptr_t tls_create(char *hi)
+{
+    uintptr_t top = (uintptr_t)hi & ~(uintptr_t)63;
+    uintptr_t tp = (top - L.tcb_size) & ~(uintptr_t)(L.static_align - 1);
+    uintptr_t blocks = tp - (L.static_size - L.tcb_size);
+    uintptr_t res = (blocks - RES_STATE_SIZE) & ~(uintptr_t)15;
+    struct area_rec *rec = area_rec_of(hi);
+    if (res < (uintptr_t)(rec + 1))
+        diag_fatal("TLS area too small (%zu bytes)", L.area);
+
+    uintptr_t cur = tls_read_fs();
+    memset((void *)tp, 0, L.tcb_size);
+    if (!L.allocate((void *)tp))
+        return 0;
+    put_word(tp + TCB_SELF_TCB, tp);
+    put_word(tp + TCB_SELF, tp);
+    /* glibc's SINGLE_THREAD_P reads this field of THREAD_SELF: 0 lets malloc
+     * use main_arena without its lock. Green threads are threads, and real
+     * ones (libuv's pool) may run beside them: set in the new TCB and, as
+     * glibc's pthread_create does, in its creator's. */
+    const int one = 1;
+    memcpy((void *)(tp + TCB_MULTIPLE_THREADS), &one, sizeof one);
+    memcpy((void *)(cur + TCB_MULTIPLE_THREADS), &one, sizeof one);
+    memcpy((void *)(tp + TCB_SYSINFO), (void *)(cur + TCB_SYSINFO), 8);
+    memcpy((void *)(tp + TCB_STACK_GUARD), (void *)(cur + TCB_STACK_GUARD), 8);
+    memcpy((void *)(tp + TCB_POINTER_GUARD), (void *)(cur + TCB_POINTER_GUARD), 8);
+    memcpy((void *)(tp + TCB_FEATURE_1), (void *)(cur + TCB_FEATURE_1), 4);
+    put_word(tp + L.list_off, tp + L.list_off);          /* a list of its own (fork) */
+    put_word(tp + L.list_off + 8, tp + L.list_off);
+    memcpy((void *)(tp + L.tid_off), (void *)(cur + L.tid_off), sizeof(pid_t));
+    put_word(tp + L.robust_off - 8, tp + L.robust_off);  /* robust_prev */
+    put_word(tp + L.robust_off, tp + L.robust_off);      /* an empty robust list */
+    memcpy((void *)(tp + L.robust_off + 8), (void *)(cur + L.robust_off + 8), 8);
+    put_word(tp + L.specific_off, tp + L.spec1_off);
+    if (L.rseq) {
+        uint32_t cpu[2] = { 0, RSEQ_CPU_ID_UNREGISTERED };
+        memcpy((void *)(tp + L.rseq_off), cpu, sizeof cpu);
+    }
+
+    memcpy((void *)(tp - L.tcache_off), (void *)(cur - L.tcache_off), sizeof(void *));
+    if (L.arena_off)
+        memcpy((void *)(tp - L.arena_off), (void *)(cur - L.arena_off), sizeof(void *));
+    memset((void *)(tp - L.errno_off), 0, sizeof(int));
+    memset((void *)(tp - L.h_errno_off), 0, sizeof(int));
+    put_word(tp - L.dlerror_off, 0);
+    memset((void *)res, 0, RES_STATE_SIZE);
+    put_word(tp - L.resp_off, res);
+    rec->tp = tp;
+    cr_lock(&areas_lock);
+    dlist_push(&areas, &rec->link);
+    cr_unlock(&areas_lock);
+    return tp;
+}
+
+int *tls_errno_location(uintptr_t tp)
+{
+    return (int *)(tp - L.errno_off);
+}
+
+void tls_started(void)
+{
+    L.ctype_init();
+}
+
+void tls_exiting(void)
+{
+    L.call_tls_dtors();
+    uselocale(LC_GLOBAL_LOCALE);
+}
+
+static struct area_rec *area_rec_of(char *hi)
+{
+    return (struct area_rec *)(((uintptr_t)hi - L.area + 15) & ~(uintptr_t)15);
+}
+
+void tls_release(uintptr_t tp, char *hi)
+{
+    struct area_rec *rec = area_rec_of(hi);
+    if (rec->tp != tp)
+        diag_fatal("TLS area of thread pointer %#lx not found", (unsigned long)tp);
+    cr_lock(&areas_lock);
+    dlist_remove(&areas, &rec->link);
+    cr_unlock(&areas_lock);
+    L.deallocate((void *)tp, false);
+}
+
+/* Modules in static TLS whose image every live area has (link map and
+ * offset: a later module may reuse a closed one's). */
+#define SYNCED_MAX 256
+static struct { const void *lm; size_t off; } synced[SYNCED_MAX];
+static unsigned nsynced;
+static cr_lock_t sync_lock = CR_LOCK_INIT;
+
+static bool was_synced(const void *lm, size_t off)
+{
+    for (unsigned i = 0; i < nsynced; i++)
+        if (synced[i].lm == lm && synced[i].off == off)
+            return true;
+    return false;
+}
+
+static int sync_module(struct dl_phdr_info *info, size_t n, void *arg)
+{
+    (void)n;
+    (void)arg;
+    if (!info->dlpi_tls_modid)
+        return 0;
+    const ElfW(Phdr) *tls = NULL;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_TLS)
+            tls = &info->dlpi_phdr[i];
+    if (!tls)
+        return 0;
+    /* Its link map: the loaded objects' chain, matched by load address. */
+    struct link_map *lm = NULL;
+    for (struct link_map *m = _r_debug.r_map; m; m = m->l_next)
+        if (m->l_addr == info->dlpi_addr && !strcmp(m->l_name, info->dlpi_name)) {
+            lm = m;
+            break;
+        }
+    if (!lm)
+        return 0;
+    size_t off;
+    memcpy(&off, (char *)lm + L.lm_tls_off, sizeof off);
+    if (off == 0 || off == (size_t)-1 || off > L.static_size || was_synced(lm, off))
+        return 0;                      /* dynamic TLS, or already there */
+    if (nsynced < SYNCED_MAX) {
+        synced[nsynced].lm = lm;
+        synced[nsynced++].off = off;
+    }
+    if (arg)
+        return 0;                      /* at load: every area gets it from ld.so */
+    /* New in static TLS since the areas were made: an initial-exec
+     * library dlopen'ed later. Give every live area its image. */
+    const char *image = (const char *)(info->dlpi_addr + tls->p_vaddr);
+    cr_lock(&areas_lock);
+    dlist_foreach(&areas, it) {
+        uintptr_t tp = container_of(it, struct area_rec, link)->tp;
+        memcpy((char *)(tp - off), image, tls->p_filesz);
+        memset((char *)(tp - off) + tls->p_filesz, 0, tls->p_memsz - tls->p_filesz);
+    }
+    cr_unlock(&areas_lock);
+    return 0;
+}
+
+void tls_fork_child(void)
+{
+    /* Another OS thread may have held one at fork: it is not in the child. */
+    areas_lock = (cr_lock_t)CR_LOCK_INIT;
+    sync_lock = (cr_lock_t)CR_LOCK_INIT;
+}
+
+void tls_sync_static(void)
+{
+    if (!tls_own || !L.lm_tls_off)
+        return;
+    cr_lock(&sync_lock);
+    dl_iterate_phdr(sync_module, NULL);
+    cr_unlock(&sync_lock);
+}
