@@ -64,7 +64,9 @@ TLS(dlopen_tls)
 /* A program with its own malloc whose first call, from a constructor, takes
  * a lock: corun's load-time look at glibc's malloc state must not call it
  * (it hung in corun's own once). */
+#ifndef CORUN_SANITIZERS   /* it replaces malloc, which an ASan-built program cannot */
 MATRIX(tls, alloc_atfork_once, pt_alloc, atfork_once, "CORUN_TLS=own", NULL)
+#endif
 /* C++: `throw;` across a blocking call rethrows the thread's own exception;
  * thread_local objects are destroyed when their thread exits. */
 TLS_CXX(rethrow)
