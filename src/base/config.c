@@ -245,6 +245,12 @@ void config_load(void)
                                              "expected 'own' (each green thread has its own "
                                              "thread-local storage) or 'shared' (green threads "
                                              "share their OS thread's)");
+    if ((v = setting("CORUN_CATCH")))
+        c->catch_mode = (enum catch_mode)setting_choice(
+            "CORUN_CATCH", v, (const char *const[]){ "auto", "plt", "sud", NULL },
+            "expected 'auto' (the default: system calls no hook sees are caught where the "
+            "kernel allows), 'plt' (only the hooks see calls) or 'sud' (catch with Syscall "
+            "User Dispatch, warn where it cannot)");
     if ((v = setting("CORUN_POOL_SIZE"))) {
         c->pool_size = setting_uint("CORUN_POOL_SIZE", v, 1, POOL_SIZE_MAX,
                                     "expected the number of offload threads, 1 to 1024 "
@@ -315,6 +321,7 @@ void config_load(void)
     const char *check = getenv("CORUN_CHECK_ONLY");
     check_only = check && !strcmp(check, "1");
     c->report_tls = check && !strcmp(check, "tls");
+    c->report_catch = check && !strcmp(check, "catch");
     c->loaded = 1;
     loading = 0;
     if (!c->inherit)

@@ -19,6 +19,12 @@ enum tls_mode {
     TLS_OWN,           /* each green thread has its own (tls.h) */
 };
 
+enum catch_mode {
+    CATCH_MODE_AUTO,   /* unset: catch calls outside the hooks where the kernel can */
+    CATCH_MODE_PLT,    /* only the hooks (the PLT) see calls */
+    CATCH_MODE_SUD,    /* Syscall User Dispatch, with a warning where it cannot be had */
+};
+
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* corun's own signals: the blocking detector's (inspect.c) and the one that
@@ -30,6 +36,7 @@ struct cr_config {
     size_t stack_size;        /* CORUN_STACK_SIZE: default coroutine stack, bytes */
     int threads_native;       /* CORUN_THREADS=native: pthreads stay kernel threads */
     enum tls_mode tls;        /* CORUN_TLS */
+    enum catch_mode catch_mode; /* CORUN_CATCH */
     unsigned pool_size;       /* CORUN_POOL_SIZE: libuv worker threads */
     int pool_size_set;        /* ... given (else the program's UV_THREADPOOL_SIZE wins) */
     int inherit;              /* CORUN_INHERIT: children keep the preload */
@@ -41,6 +48,7 @@ struct cr_config {
     enum log_level log_level; /* CORUN_LOG_LEVEL */
     const char *log_file;     /* CORUN_LOG_FILE: NULL = stderr */
     int report_tls;           /* CORUN_CHECK_ONLY=tls (coro-run --doctor): print the TLS mode, exit */
+    int report_catch;         /* CORUN_CHECK_ONLY=catch: print the catch's mode, exit */
     int loaded;               /* settings read: the hooks may start working */
 };
 

@@ -104,3 +104,22 @@ void *libc_dlopen(const char *file, int mode)
         f = (__typeof__(f))real_resolve("dlopen");
     return f(file, mode);
 }
+
+/* What glibc's pthread_create does when a process gets its second thread,
+ * which green threads never tell it: stdio starts taking its FILE locks
+ * (_IO_enable_locks, GLIBC_PRIVATE; without it two threads' fputs
+ * interleave inside a flockfile'd region) and __libc_single_threaded (read
+ * by libstdc++'s reference counts, among others) turns false. Idempotent. */
+void libc_became_multithreaded(void)
+{
+    static int done;
+    if (__builtin_expect(__atomic_load_n(&done, __ATOMIC_RELAXED), 1))
+        return;
+    __atomic_store_n(&done, 1, __ATOMIC_RELAXED);
+    char *single_threaded = (char *)dlsym(RTLD_NEXT, "__libc_single_threaded");
+    if (single_threaded)
+        *single_threaded = 0;
+    void (*enable_locks)(void) = (void (*)(void))dlsym(RTLD_NEXT, "_IO_enable_locks");
+    if (enable_locks)
+        enable_locks();
+}

@@ -48,5 +48,7 @@ int libc_fclose(FILE *stream);
 int libc_thread_stack(void **lo, size_t *size);
 int libc_pthread_once(pthread_once_t *once, void (*fn)(void));
 int libc_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
+/* glibc's own bookkeeping of a process that has more than one thread. */
+void libc_became_multithreaded(void);
 
 #endif

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <ucontext.h>
 
+#include "catch.h"
 #include "diag.h"
 #include "real.h"
 #include "sched_int.h"
@@ -24,6 +25,7 @@ static struct sigaction segv_prev;
 
 static void segv_handler(int sig, siginfo_t *si, void *uc)
 {
+    uint8_t held = catch_hold();
     char *hi;
     size_t size;
     if (stack_guard_hit(si->si_addr, &hi, &size))
@@ -40,6 +42,7 @@ static void segv_handler(int sig, siginfo_t *si, void *uc)
             overflow_abort(co, "its stack pointer went below its stack");
     }
     /* Not a corun stack: behave as if this handler were not there. */
+    catch_release(&held);
     if ((segv_prev.sa_flags & SA_SIGINFO) && segv_prev.sa_sigaction) {
         segv_prev.sa_sigaction(sig, si, uc);
     } else if (segv_prev.sa_handler == SIG_DFL || segv_prev.sa_handler == SIG_IGN) {

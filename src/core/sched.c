@@ -29,6 +29,7 @@
 #include "lock.h"
 #include "ownfd.h"
 #include "real.h"
+#include "catch.h"
 #include "tls.h"
 #include "uvfds.h"
 
@@ -488,7 +489,11 @@ static void coroutine_entry(void *arg, void *xfer)
     if (co->flags & CO_OWN_TLS)
         tls_started();
     after_switch(s, co);
-    sched_exit_current(co->fn(co->arg));
+    s->catch_sel = CATCH_BLOCK;          /* the program's code (catch.h) */
+    void *ret = co->fn(co->arg);
+    s = co->sched;
+    s->catch_sel = CATCH_ALLOW;
+    sched_exit_current(ret);
 }
 
 static void loop_main(void *arg, void *xfer)
@@ -530,7 +535,10 @@ static tss_t sched_exit_key;
 static void sched_destroy(void *arg)
 {
     struct sched *s = arg;
-    if (!s || s->alive > 1 || s->current != s->main_co)
+    if (!s)
+        return;
+    catch_disarm(s);                   /* the kernel reads its selector at every call */
+    if (s->alive > 1 || s->current != s->main_co)
         return;
     sched_tls = NULL;
     while (__atomic_load_n(&s->xwake_posters, __ATOMIC_ACQUIRE))
@@ -548,14 +556,18 @@ static void sched_destroy(void *arg)
     free(s);
 }
 
+/* glibc runs the fork handlers in the program's context: they are corun's
+ * entries like the hooks (catch.h). */
 static void fork_prepare(void)
 {
+    CATCH_HOLD();
     OBSERVERS_CALL(fork_prepare);
     ownfd_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+    CATCH_HOLD();
     ownfd_fork_parent();
     OBSERVERS_CALL(fork_parent);
 }
@@ -568,6 +580,7 @@ static void fork_parent(void)
  */
 static void fork_child(void)
 {
+    CATCH_HOLD();
     ownfd_fork_child();
     tls_fork_child();
     uvfds_fork_child_begin();
@@ -594,6 +607,11 @@ static void fork_child(void)
         /* The child's one thread has the tid getpid() returns. */
         s->main_co->flags &= ~CO_KERNEL_TID;
         s->current->flags |= CO_KERNEL_TID;
+        /* The kernel does not hand the dispatch on to a child. */
+        if (s->catch_armed) {
+            s->catch_armed = false;
+            catch_arm(s);
+        }
     }
     OBSERVERS_CALL(fork_child, s);
 }
@@ -708,9 +726,24 @@ struct sched *sched_for_program_slow(void)
 
 /* ---- spawn, join, detach -----------------------------------------------------*/
 
+/* A scheduler with a second green thread has something to run while one
+ * waits: from now on the calls no hook sees are caught (catch.h). */
+static void catch_on_first_spawn(struct sched *s)
+{
+    int err = catch_arm(s);
+    if (err) {
+        catch_wanted = false;
+        diag_log(LOG_WARN, "cannot catch system calls outside the hooks on this thread (%s): "
+                  "they block the OS thread; CORUN_CATCH=plt says so without this warning",
+                  strerror(err));
+    }
+}
+
 static void coroutine_start(struct sched *s, struct corun *co, const char *name, bool detached,
                             corun_fn fn, void *arg)
 {
+    if (unlikely(catch_wanted && !s->catch_armed))
+        catch_on_first_spawn(s);
     struct corun *cur = s->current;
     co->fn = fn;
     co->arg = arg;

@@ -177,6 +177,8 @@ struct sched {
     bool polling;                 /* the loop is waiting for events, not blocked */
     volatile sig_atomic_t loop_work;  /* nonzero: observers' loop_turn() runs at the next turn */
     pid_t tid;                    /* the OS thread's kernel tid */
+    volatile uint8_t catch_sel;   /* the catch's selector (catch.h): read by the kernel */
+    bool catch_armed;             /* the catch is on for this OS thread */
     struct sched_stats stats;
     _Alignas(16) unsigned char ext[];   /* the parts of upper layers */
 };

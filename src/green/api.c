@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "catch.h"
 #include "config.h"
 #include "corun.h"
 #include "sched.h"
@@ -13,6 +14,7 @@
 
 API int corun_spawn(corun_t **out, const corun_attr_t *attr, corun_fn fn, void *arg)
 {
+    CATCH_HOLD();
     if (!fn)
         return EINVAL;
     size_t size = attr && attr->stack_size ? attr->stack_size : cr_config.stack_size;
@@ -38,6 +40,7 @@ API int corun_spawn(corun_t **out, const corun_attr_t *attr, corun_fn fn, void *
 
 API int corun_join_timeout(corun_t *co, void **retval, int64_t timeout_ns)
 {
+    CATCH_HOLD();
     int saved = errno;
     int r = sched_join(co, retval, deadline_after(timeout_ns), timeout_ns == 0, false);
     errno = saved;
@@ -46,21 +49,25 @@ API int corun_join_timeout(corun_t *co, void **retval, int64_t timeout_ns)
 
 API int corun_join(corun_t *co, void **retval)
 {
+    CATCH_HOLD();
     return corun_join_timeout(co, retval, CORUN_FOREVER);
 }
 
 API int corun_detach(corun_t *co)
 {
+    CATCH_HOLD();
     return sched_detach(co);
 }
 
 API void corun_yield(void)
 {
+    CATCH_HOLD();
     sched_yield_current(sched_self());
 }
 
 API int corun_sleep(int64_t ns)
 {
+    CATCH_HOLD();
     if (ns <= 0) {
         corun_yield();
         return 0;
@@ -73,21 +80,25 @@ API int corun_sleep(int64_t ns)
 
 API corun_t *corun_current(void)
 {
+    CATCH_HOLD();
     return sched_self()->current;
 }
 
 API uint64_t corun_id(const corun_t *co)
 {
+    CATCH_HOLD();
     return co->id;
 }
 
 API const char *corun_name(const corun_t *co)
 {
+    CATCH_HOLD();
     return co->name;
 }
 
 API int corun_set_name(corun_t *co, const char *name)
 {
+    CATCH_HOLD();
     size_t n = name ? strlen(name) : 0;
     if (n >= CORUN_NAME_MAX)
         return ERANGE;
@@ -99,5 +110,6 @@ API int corun_set_name(corun_t *co, const char *name)
 
 API void *corun_switch(corun_t *target, void *value)
 {
+    CATCH_HOLD();
     return sched_switch_to(sched_self(), target, value);
 }

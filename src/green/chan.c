@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catch.h"
 #include "corun.h"
 #include "sched.h"
 
@@ -61,6 +62,7 @@ static int wait_result(int why)
 
 API int corun_chan_new(corun_chan_t **out, size_t capacity)
 {
+    CATCH_HOLD();
     struct corun_chan *ch = calloc(1, sizeof *ch);
     if (!ch)
         return ENOMEM;
@@ -72,6 +74,7 @@ API int corun_chan_new(corun_chan_t **out, size_t capacity)
 
 API int corun_chan_send(corun_chan_t *ch, void *msg, int64_t timeout_ns)
 {
+    CATCH_HOLD();
     struct sched *s = sched_self();
     if (ch->sched != s)
         return EXDEV;
@@ -96,6 +99,7 @@ API int corun_chan_send(corun_chan_t *ch, void *msg, int64_t timeout_ns)
 
 API int corun_chan_recv(corun_chan_t *ch, void **msg, int64_t timeout_ns)
 {
+    CATCH_HOLD();
     struct sched *s = sched_self();
     if (ch->sched != s)
         return EXDEV;
@@ -126,6 +130,7 @@ API int corun_chan_recv(corun_chan_t *ch, void **msg, int64_t timeout_ns)
 
 API int corun_chan_close(corun_chan_t *ch)
 {
+    CATCH_HOLD();
     if (ch->sched != sched_self())
         return EXDEV;
     if (ch->closed)
@@ -140,11 +145,13 @@ API int corun_chan_close(corun_chan_t *ch)
 
 API size_t corun_chan_len(const corun_chan_t *ch)
 {
+    CATCH_HOLD();
     return ch->len;
 }
 
 API int corun_chan_free(corun_chan_t *ch)
 {
+    CATCH_HOLD();
     if (!coq_empty(&ch->senders) || !coq_empty(&ch->receivers))
         return EBUSY;
     free(ch->ring);

@@ -13,6 +13,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "catch.h"
 #include "corun.h"
 #include "diag.h"
 #include "gthread.h"
@@ -424,6 +425,7 @@ __attribute__((visibility("default"))) int corun_wait_fd(int fd, short events,
         return EINVAL;
     if (fd < 0)
         return EBADF;
+    CATCH_HOLD();
     int saved = errno;                 /* the API never touches errno */
     int err = wait_fd(fd, events, timeout_ns, revents);
     errno = saved;

@@ -27,6 +27,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "catch.h"
 #include "config.h"
 #include "diag.h"
 #include "fdtab.h"
@@ -154,17 +155,23 @@ static struct corun *taker(struct sched *s, struct corun *running, int sig)
     return NULL;
 }
 
+/* corun's parts run held (catch.h); the program's handler with the
+ * selector of the code it interrupted, which it may longjmp back to. */
 static void trampoline(int sig, siginfo_t *si, void *uc)
 {
+    uint8_t held = catch_hold();
     int saved = errno;
     struct sigaction a = take_action(sig);
     if (a.sa_handler == SIG_DFL || a.sa_handler == SIG_IGN) {
         errno = saved;              /* reset under our feet: the kernel already has it */
+        catch_release(&held);
         return;
     }
     struct sched *s = sched_tls;
     struct corun *running = s ? sched_hooks_suspend(s) : NULL;
+    catch_release(&held);
     call_handler(&a, sig, si, uc);
+    held = catch_hold();
     if (s) {
         sched_hooks_resume(s, running);
         struct corun *t = taker(s, running, sig);
@@ -181,6 +188,7 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
         }
     }
     errno = saved;
+    catch_release(&held);
 }
 
 int gsignal_action(int sig, const struct sigaction *act, struct sigaction *old,
@@ -208,6 +216,7 @@ int gsignal_action(int sig, const struct sigaction *act, struct sigaction *old,
             struct sigaction k = *act;
             k.sa_sigaction = trampoline;
             k.sa_flags |= SA_SIGINFO;
+            sigdelset(&k.sa_mask, SIGSYS);   /* see kmask_apply */
             struct sigaction was = prog_act[sig];
             prog_act[sig] = *act;   /* before the kernel may call the trampoline */
             r = install(sig, &k, NULL);
@@ -245,6 +254,8 @@ static void kmask_apply(struct sched *s)
             if (g->nblocked[i] >= s->alive)
                 k |= (uint64_t)1 << i;
     k &= ~GLIBC_INTERNAL;
+    if (catch_wanted)
+        k &= ~SIGBIT(SIGSYS);     /* a dispatch with SIGSYS blocked kills (catch.h) */
     if (k != g->kmask) {
         g->kmask = k;
         syscall(SYS_rt_sigprocmask, SIG_SETMASK, &k, NULL, 8);

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "lock.h"
+#include "real.h"
 #include "stack.h"
 #include "sched.h"
 
@@ -385,6 +386,7 @@ int gthread_create(struct sched *s, const pthread_attr_t *attr, void *(*fn)(void
         pthread_attr_getdetachstate(attr, &detach);
     }
     bool detached = detach == PTHREAD_CREATE_DETACHED;
+    libc_became_multithreaded();
     int r = user_stack ? sched_spawn_on_stack(s, user_stack, user_size, detached, fn, arg, out)
                        : sched_spawn(s, stack, guard, NULL, detached, fn, arg, out);
     return r == ENOMEM ? EAGAIN : r;

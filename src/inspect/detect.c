@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "catch.h"
 #include "config.h"
 #include "diag.h"
 #include "gsignal.h"
@@ -92,6 +93,7 @@ __attribute__((noinline)) static void detect_signal_handler(int sig)
     (void)sig;
     if (!cap_armed)
         return;
+    CATCH_HOLD();
     int saved = errno;
     cap_n = backtrace(cap_frames, MAX_FRAMES + 2);
     __atomic_store_n(&cap_done, 1, __ATOMIC_RELEASE);

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "catch.h"
 #include "config.h"
 #include "diag.h"
 #include "gsignal.h"
@@ -238,6 +239,7 @@ void dump_efd_open(struct sched *s)
 static void dump_signal_handler(int sig)
 {
     (void)sig;
+    CATCH_HOLD();
     int saved = errno;
     /* The registry lock: another thread holding it lets go soon; if the
      * interrupted thread itself holds it, waiting would never end. */

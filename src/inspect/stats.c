@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "catch.h"
 #include "config.h"
 #include "diag.h"
 #include "gsignal.h"
@@ -64,8 +65,63 @@ static void stats_who(char *buf, size_t n, uint64_t ns, uint64_t id, const char 
         snprintf(buf, n, "green thread %llu", (unsigned long long)id);
 }
 
+/* Names of the numbers most often caught (the rest are shown by number). */
+static const char *syscall_name(size_t nr)
+{
+    static const struct { unsigned short nr; const char *name; } names[] = {
+        { SYS_read, "read" }, { SYS_write, "write" }, { SYS_close, "close" },
+        { SYS_fstat, "fstat" }, { SYS_newfstatat, "newfstatat" }, { SYS_lseek, "lseek" },
+        { SYS_mmap, "mmap" }, { SYS_mprotect, "mprotect" }, { SYS_munmap, "munmap" },
+        { SYS_brk, "brk" }, { SYS_rt_sigaction, "rt_sigaction" },
+        { SYS_rt_sigprocmask, "rt_sigprocmask" }, { SYS_ioctl, "ioctl" },
+        { SYS_pread64, "pread64" }, { SYS_pwrite64, "pwrite64" }, { SYS_readv, "readv" },
+        { SYS_writev, "writev" }, { SYS_poll, "poll" }, { SYS_ppoll, "ppoll" },
+        { SYS_madvise, "madvise" }, { SYS_getpid, "getpid" }, { SYS_getppid, "getppid" },
+        { SYS_gettid, "gettid" }, { SYS_sendto, "sendto" }, { SYS_recvfrom, "recvfrom" },
+        { SYS_sendmsg, "sendmsg" }, { SYS_recvmsg, "recvmsg" }, { SYS_clone, "clone" },
+        { SYS_clone3, "clone3" }, { SYS_wait4, "wait4" }, { SYS_fcntl, "fcntl" },
+        { SYS_futex, "futex" }, { SYS_openat, "openat" }, { SYS_getdents64, "getdents64" },
+        { SYS_clock_nanosleep, "clock_nanosleep" }, { SYS_nanosleep, "nanosleep" },
+        { SYS_epoll_wait, "epoll_wait" }, { SYS_epoll_pwait, "epoll_pwait" },
+        { SYS_io_uring_enter, "io_uring_enter" }, { SYS_statx, "statx" },
+        { SYS_getrandom, "getrandom" }, { SYS_sched_yield, "sched_yield" },
+        { SYS_rt_sigreturn, "rt_sigreturn" }, { SYS_select, "select" },
+        { SYS_accept4, "accept4" }, { SYS_connect, "connect" }, { SYS_socket, "socket" },
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].nr == nr)
+            return names[i].name;
+    return NULL;
+}
+
+/* Calls the catch turned into signals (catch.h), most frequent first. */
+static void stats_print_caught(int fd)
+{
+    unsigned long total = 0, seen[CATCH_NR_MAX + 1];
+    for (size_t i = 0; i <= CATCH_NR_MAX; i++)
+        total += seen[i] = __atomic_load_n(&catch_counts[i], __ATOMIC_RELAXED);
+    diag_printf_fd(fd, "  %-28s %12lu\n", "calls caught (no hook)", total);
+    for (int shown = 0; shown < 8; shown++) {
+        size_t top = 0;
+        for (size_t i = 1; i <= CATCH_NR_MAX; i++)
+            if (seen[i] > seen[top])
+                top = i;
+        if (!seen[top])
+            break;
+        char label[48];
+        const char *name = top < CATCH_NR_MAX ? syscall_name(top) : "others";
+        if (name)
+            snprintf(label, sizeof label, "  caught: %s", name);
+        else
+            snprintf(label, sizeof label, "  caught: syscall %zu", top);
+        diag_printf_fd(fd, "  %-28s %12lu\n", label, seen[top]);
+        seen[top] = 0;
+    }
+}
+
 void stats_print(void)
 {
+    CATCH_HOLD();               /* an atexit handler: the program's context */
     struct sched_stats sum;
     reg_acquire();
     sum = gone;
@@ -120,4 +176,5 @@ void stats_print(void)
     stats_who(who, sizeof who, sum.max_slice_ns, sum.max_slice_id, sum.max_slice_name);
     diag_printf_fd(fd, "  %-28s %9.3f ms  (by %s)\n", "longest run without a switch",
                    (double)sum.max_slice_ns / 1e6, who);
+    stats_print_caught(fd);
 }

@@ -81,6 +81,7 @@ __attribute__((noinline)) void *corun_dlopen_patching(const char *file, int mode
             real(file, mode);        /* dlerror() then tells the first failure */
     }
     if (h) {
+        CATCH_HOLD();          /* the loading itself was the program's (catch.h) */
         ffi_offload_patch_all();
         tls_sync_static();     /* initial-exec TLS of what it loaded, for live green threads */
     }

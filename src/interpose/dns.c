@@ -91,6 +91,7 @@ static void dns_offload(struct sched *s, struct lookup *l)
 HOOK int getaddrinfo(const char *name, const char *service, const struct addrinfo *hints,
                      struct addrinfo **res)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s || numeric(name, service))
         return REAL(getaddrinfo)(name, service, hints, res);
@@ -102,6 +103,7 @@ HOOK int getaddrinfo(const char *name, const char *service, const struct addrinf
 HOOK int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, socklen_t hostlen,
                      char *serv, socklen_t servlen, int flags)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(getnameinfo)(sa, salen, host, hostlen, serv, servlen, flags);
@@ -116,6 +118,7 @@ HOOK int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, soc
  * pool thread's value is copied back. */
 HOOK struct hostent *gethostbyname(const char *name)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(gethostbyname)(name);
@@ -127,6 +130,7 @@ HOOK struct hostent *gethostbyname(const char *name)
 
 HOOK struct hostent *gethostbyname2(const char *name, int af)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(gethostbyname2)(name, af);
@@ -138,6 +142,7 @@ HOOK struct hostent *gethostbyname2(const char *name, int af)
 
 HOOK struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(gethostbyaddr)(addr, len, type);
@@ -150,6 +155,7 @@ HOOK struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type)
 HOOK int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
                          struct hostent **result, int *h_errnop)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(gethostbyname_r)(name, ret, buf, buflen, result, h_errnop);
@@ -163,6 +169,7 @@ HOOK int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_
 HOOK int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf, size_t buflen,
                           struct hostent **result, int *h_errnop)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(gethostbyname2_r)(name, af, ret, buf, buflen, result, h_errnop);
@@ -176,6 +183,7 @@ HOOK int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *b
 HOOK int gethostbyaddr_r(const void *addr, socklen_t len, int type, struct hostent *ret, char *buf,
                          size_t buflen, struct hostent **result, int *h_errnop)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(gethostbyaddr_r)(addr, len, type, ret, buf, buflen, result, h_errnop);

@@ -59,18 +59,21 @@ static struct sched *file_gate(int fd, off_t off, int flags, struct fd_entry **e
 
 HOOK ssize_t pread(int fd, void *buf, size_t n, off_t off)
 {
+    CATCH_HOLD();
     struct iovec v = { buf, n };
     POSITIONED(pread, fd, false, &v, 1, NOT_MINUS_ONE(off), 0, fd, buf, n, off);
 }
 
 HOOK ssize_t pread64(int fd, void *buf, size_t n, off_t off)
 {
+    CATCH_HOLD();
     struct iovec v = { buf, n };
     POSITIONED(pread64, fd, false, &v, 1, NOT_MINUS_ONE(off), 0, fd, buf, n, off);
 }
 
 HOOK ssize_t __pread_chk(int fd, void *buf, size_t n, off_t off, size_t buflen)
 {
+    CATCH_HOLD();
     if (n > buflen)
         REAL(__chk_fail)();
     return pread(fd, buf, n, off);
@@ -78,6 +81,7 @@ HOOK ssize_t __pread_chk(int fd, void *buf, size_t n, off_t off, size_t buflen)
 
 HOOK ssize_t __pread64_chk(int fd, void *buf, size_t n, off_t off, size_t buflen)
 {
+    CATCH_HOLD();
     if (n > buflen)
         REAL(__chk_fail)();
     return pread64(fd, buf, n, off);
@@ -85,54 +89,64 @@ HOOK ssize_t __pread64_chk(int fd, void *buf, size_t n, off_t off, size_t buflen
 
 HOOK ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
+    CATCH_HOLD();
     struct iovec v = { (void *)buf, n };
     POSITIONED(pwrite, fd, true, &v, 1, NOT_MINUS_ONE(off), 0, fd, buf, n, off);
 }
 
 HOOK ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 {
+    CATCH_HOLD();
     struct iovec v = { (void *)buf, n };
     POSITIONED(pwrite64, fd, true, &v, 1, NOT_MINUS_ONE(off), 0, fd, buf, n, off);
 }
 
 HOOK ssize_t preadv(int fd, const struct iovec *iov, int cnt, off_t off)
 {
+    CATCH_HOLD();
     POSITIONED(preadv, fd, false, iov, cnt, NOT_MINUS_ONE(off), 0, fd, iov, cnt, off);
 }
 
 HOOK ssize_t preadv64(int fd, const struct iovec *iov, int cnt, off_t off)
 {
+    CATCH_HOLD();
     POSITIONED(preadv64, fd, false, iov, cnt, NOT_MINUS_ONE(off), 0, fd, iov, cnt, off);
 }
 
 HOOK ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
+    CATCH_HOLD();
     POSITIONED(pwritev, fd, true, iov, cnt, NOT_MINUS_ONE(off), 0, fd, iov, cnt, off);
 }
 
 HOOK ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
 {
+    CATCH_HOLD();
     POSITIONED(pwritev64, fd, true, iov, cnt, NOT_MINUS_ONE(off), 0, fd, iov, cnt, off);
 }
 
 /* preadv2/pwritev2: offset -1 means the file position. */
 HOOK ssize_t preadv2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
+    CATCH_HOLD();
     POSITIONED(preadv2, fd, false, iov, cnt, off, flags, fd, iov, cnt, off, flags);
 }
 
 HOOK ssize_t preadv64v2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
+    CATCH_HOLD();
     POSITIONED(preadv64v2, fd, false, iov, cnt, off, flags, fd, iov, cnt, off, flags);
 }
 
 HOOK ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
+    CATCH_HOLD();
     POSITIONED(pwritev2, fd, true, iov, cnt, off, flags, fd, iov, cnt, off, flags);
 }
 
 HOOK ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
+    CATCH_HOLD();
     POSITIONED(pwritev64v2, fd, true, iov, cnt, off, flags, fd, iov, cnt, off, flags);
 }
 
@@ -180,21 +194,25 @@ REAL_DECL(int, rmdir, (const char *));
 
 HOOK int stat(const char *path, struct stat *st)
 {
+    CATCH_HOLD();
     OFFLOADED(REAL(stat)(path, st), SYS_newfstatat, AT_FDCWD, L(path), L(st), 0, 0);
 }
 
 HOOK int stat64(const char *path, struct stat64 *st)
 {
+    CATCH_HOLD();
     OFFLOADED(REAL(stat64)(path, st), SYS_newfstatat, AT_FDCWD, L(path), L(st), 0, 0);
 }
 
 HOOK int lstat(const char *path, struct stat *st)
 {
+    CATCH_HOLD();
     OFFLOADED(REAL(lstat)(path, st), SYS_newfstatat, AT_FDCWD, L(path), L(st), AT_SYMLINK_NOFOLLOW, 0);
 }
 
 HOOK int lstat64(const char *path, struct stat64 *st)
 {
+    CATCH_HOLD();
     OFFLOADED(REAL(lstat64)(path, st), SYS_newfstatat, AT_FDCWD, L(path), L(st), AT_SYMLINK_NOFOLLOW,
               0);
 }
@@ -216,30 +234,35 @@ static bool hidden_at(int fd, const char *path)
 
 HOOK int fstat(int fd, struct stat *st)
 {
+    CATCH_HOLD();
     GATE_HIDDEN_FD(fd);
     OFFLOADED(REAL(fstat)(fd, st), SYS_fstat, fd, L(st), 0, 0, 0);
 }
 
 HOOK int fstat64(int fd, struct stat64 *st)
 {
+    CATCH_HOLD();
     GATE_HIDDEN_FD(fd);
     OFFLOADED(REAL(fstat64)(fd, st), SYS_fstat, fd, L(st), 0, 0, 0);
 }
 
 HOOK int fstatat(int dir, const char *path, struct stat *st, int flags)
 {
+    CATCH_HOLD();
     HIDDEN_AT(dir, path);
     OFFLOADED(REAL(fstatat)(dir, path, st, flags), SYS_newfstatat, dir, L(path), L(st), flags, 0);
 }
 
 HOOK int fstatat64(int dir, const char *path, struct stat64 *st, int flags)
 {
+    CATCH_HOLD();
     HIDDEN_AT(dir, path);
     OFFLOADED(REAL(fstatat64)(dir, path, st, flags), SYS_newfstatat, dir, L(path), L(st), flags, 0);
 }
 
 HOOK int statx(int dir, const char *path, int flags, unsigned mask, struct statx *buf)
 {
+    CATCH_HOLD();
     HIDDEN_AT(dir, path);
     OFFLOADED(REAL(statx)(dir, path, flags, mask, buf), SYS_statx, dir, L(path), flags, mask, L(buf));
 }
@@ -256,6 +279,7 @@ REAL_DECL(int, closedir, (DIR *));
 
 HOOK DIR *opendir(const char *path)
 {
+    CATCH_HOLD();
     DIR *d = REAL(opendir)(path);
     if (d)
         ownfd_dir_opened(d, dirfd(d));
@@ -264,6 +288,7 @@ HOOK DIR *opendir(const char *path)
 
 HOOK DIR *fdopendir(int fd)
 {
+    CATCH_HOLD();
     if (ownfd_hidden(fd)) {
         errno = EBADF;
         return NULL;
@@ -276,6 +301,7 @@ HOOK DIR *fdopendir(int fd)
 
 HOOK struct dirent *readdir(DIR *d)
 {
+    CATCH_HOLD();
     struct dirent *e;
     while ((e = REAL(readdir)(d)) && ownfd_dir_hides(d, e->d_name))
         ;
@@ -284,6 +310,7 @@ HOOK struct dirent *readdir(DIR *d)
 
 HOOK struct dirent64 *readdir64(DIR *d)
 {
+    CATCH_HOLD();
     struct dirent64 *e;
     while ((e = REAL(readdir64)(d)) && ownfd_dir_hides(d, e->d_name))
         ;
@@ -292,6 +319,7 @@ HOOK struct dirent64 *readdir64(DIR *d)
 
 HOOK int readdir_r(DIR *d, struct dirent *buf, struct dirent **out)
 {
+    CATCH_HOLD();
     int r;
     while ((r = REAL(readdir_r)(d, buf, out)) == 0 && *out && ownfd_dir_hides(d, (*out)->d_name))
         ;
@@ -300,6 +328,7 @@ HOOK int readdir_r(DIR *d, struct dirent *buf, struct dirent **out)
 
 HOOK int readdir64_r(DIR *d, struct dirent64 *buf, struct dirent64 **out)
 {
+    CATCH_HOLD();
     int r;
     while ((r = REAL(readdir64_r)(d, buf, out)) == 0 && *out &&
            ownfd_dir_hides(d, (*out)->d_name))
@@ -309,67 +338,80 @@ HOOK int readdir64_r(DIR *d, struct dirent64 *buf, struct dirent64 **out)
 
 HOOK int closedir(DIR *d)
 {
+    CATCH_HOLD();
     ownfd_dir_closed(d);
     return REAL(closedir)(d);
 }
 
 HOOK int access(const char *path, int mode)
 {
+    CATCH_HOLD();
     OFFLOADED(REAL(access)(path, mode), SYS_faccessat, AT_FDCWD, L(path), mode, 0, 0);
 }
 
 HOOK int fsync(int fd)
 {
+    CATCH_HOLD();
     OFFLOADED(REAL(fsync)(fd), SYS_fsync, fd, 0, 0, 0, 0);
 }
 
 HOOK int fdatasync(int fd)
 {
+    CATCH_HOLD();
     OFFLOADED(REAL(fdatasync)(fd), SYS_fdatasync, fd, 0, 0, 0, 0);
 }
 
 HOOK int truncate(const char *path, off_t len)
 {
+    CATCH_HOLD();
     OFFLOADED(REAL(truncate)(path, len), SYS_truncate, L(path), len, 0, 0, 0);
 }
 
 HOOK int ftruncate(int fd, off_t len)
 {
+    CATCH_HOLD();
     OFFLOADED(REAL(ftruncate)(fd, len), SYS_ftruncate, fd, len, 0, 0, 0);
 }
 
 HOOK int unlink(const char *path)
 {
+    CATCH_HOLD();
     OFFLOADED(REAL(unlink)(path), SYS_unlinkat, AT_FDCWD, L(path), 0, 0, 0);
 }
 
 HOOK int unlinkat(int dir, const char *path, int flags)
 {
+    CATCH_HOLD();
     OFFLOADED(REAL(unlinkat)(dir, path, flags), SYS_unlinkat, dir, L(path), flags, 0, 0);
 }
 
 HOOK int rename(const char *from, const char *to)
 {
+    CATCH_HOLD();
     OFFLOADED(REAL(rename)(from, to), SYS_renameat, AT_FDCWD, L(from), AT_FDCWD, L(to), 0);
 }
 
 HOOK int renameat(int fromdir, const char *from, int todir, const char *to)
 {
+    CATCH_HOLD();
     OFFLOADED(REAL(renameat)(fromdir, from, todir, to), SYS_renameat, fromdir, L(from), todir, L(to),
               0);
 }
 
 HOOK int mkdir(const char *path, mode_t mode)
 {
+    CATCH_HOLD();
     OFFLOADED(REAL(mkdir)(path, mode), SYS_mkdirat, AT_FDCWD, L(path), mode, 0, 0);
 }
 
 HOOK int mkdirat(int dir, const char *path, mode_t mode)
 {
+    CATCH_HOLD();
     OFFLOADED(REAL(mkdirat)(dir, path, mode), SYS_mkdirat, dir, L(path), mode, 0, 0);
 }
 
 HOOK int rmdir(const char *path)
 {
+    CATCH_HOLD();
     OFFLOADED(REAL(rmdir)(path), SYS_unlinkat, AT_FDCWD, L(path), AT_REMOVEDIR, 0, 0);
 }

@@ -17,12 +17,15 @@
  * Hooks whose arguments decide too (a regular file, a zero timeout,
  * WNOHANG) wrap one of these in a local gate named for the family.
  *
- * A hook is then: gate, one call into the layer below, return. */
+ * A hook is then: gate, one call into the layer below, return. Before the
+ * gate, CATCH_HOLD(): from there on the thread's system calls are corun's
+ * (src/core/catch.h), until the hook returns. */
 #ifndef CR_GATE_H
 #define CR_GATE_H
 
 #include <stdbool.h>
 
+#include "catch.h"
 #include "config.h"
 #include "ownfd.h"
 #include "real.h"

@@ -40,6 +40,7 @@ REAL_DECL(void, __chk_fail, (void));
 
 HOOK ssize_t read(int fd, void *buf, size_t n)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(read)(fd, buf, n);
@@ -49,6 +50,7 @@ HOOK ssize_t read(int fd, void *buf, size_t n)
 
 HOOK ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
+    CATCH_HOLD();
     if (n > buflen)
         REAL(__chk_fail)();
     return read(fd, buf, n);
@@ -56,6 +58,7 @@ HOOK ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 
 HOOK ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(readv)(fd, iov, cnt);
@@ -64,6 +67,7 @@ HOOK ssize_t readv(int fd, const struct iovec *iov, int cnt)
 
 HOOK ssize_t write(int fd, const void *buf, size_t n)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(write)(fd, buf, n);
@@ -73,6 +77,7 @@ HOOK ssize_t write(int fd, const void *buf, size_t n)
 
 HOOK ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(writev)(fd, iov, cnt);
@@ -81,6 +86,7 @@ HOOK ssize_t writev(int fd, const struct iovec *iov, int cnt)
 
 HOOK int close(int fd)
 {
+    CATCH_HOLD();
     GATE_HIDDEN_FD(fd);
     if (gate_any())
         fdtab_close(fd);
@@ -89,6 +95,7 @@ HOOK int close(int fd)
 
 HOOK int dup(int fd)
 {
+    CATCH_HOLD();
     GATE_HIDDEN_FD(fd);
     int r = REAL(dup)(fd);
     if (r >= 0 && gate_any())
@@ -98,6 +105,7 @@ HOOK int dup(int fd)
 
 HOOK int dup2(int fd, int to)
 {
+    CATCH_HOLD();
     GATE_HIDDEN_FD(fd);
     ownfd_evict(to);                   /* corun's file moves out of its way */
     struct sched *s = gate_any();
@@ -111,6 +119,7 @@ HOOK int dup2(int fd, int to)
 
 HOOK int dup3(int fd, int to, int flags)
 {
+    CATCH_HOLD();
     GATE_HIDDEN_FD(fd);
     ownfd_evict(to);
     struct sched *s = gate_any();
@@ -137,6 +146,7 @@ static void pipe_created(int p[2], int flags)
 
 HOOK int pipe(int p[2])
 {
+    CATCH_HOLD();
     int r = REAL(pipe)(p);
     if (r == 0)
         pipe_created(p, 0);
@@ -145,6 +155,7 @@ HOOK int pipe(int p[2])
 
 HOOK int pipe2(int p[2], int flags)
 {
+    CATCH_HOLD();
     int r = REAL(pipe2)(p, flags);
     if (r == 0)
         pipe_created(p, flags);
@@ -173,6 +184,7 @@ static int fcntl_common(int r, int fd, int cmd, long arg)
 
 HOOK int fcntl(int fd, int cmd, ...)
 {
+    CATCH_HOLD();
     GATE_HIDDEN_FD(fd);
     va_list ap;
     va_start(ap, cmd);
@@ -183,6 +195,7 @@ HOOK int fcntl(int fd, int cmd, ...)
 
 HOOK int fcntl64(int fd, int cmd, ...)
 {
+    CATCH_HOLD();
     GATE_HIDDEN_FD(fd);
     va_list ap;
     va_start(ap, cmd);
@@ -193,6 +206,7 @@ HOOK int fcntl64(int fd, int cmd, ...)
 
 HOOK int ioctl(int fd, unsigned long req, ...)
 {
+    CATCH_HOLD();
     va_list ap;
     va_start(ap, req);
     void *arg = va_arg(ap, void *);
@@ -259,6 +273,7 @@ REAL_DECL(void, closefrom, (int));
 
 HOOK int open(const char *path, int flags, ...)
 {
+    CATCH_HOLD();
     va_list ap;
     va_start(ap, flags);
     mode_t mode = open_mode(flags, ap);
@@ -269,6 +284,7 @@ HOOK int open(const char *path, int flags, ...)
 
 HOOK int open64(const char *path, int flags, ...)
 {
+    CATCH_HOLD();
     va_list ap;
     va_start(ap, flags);
     mode_t mode = open_mode(flags, ap);
@@ -279,6 +295,7 @@ HOOK int open64(const char *path, int flags, ...)
 
 HOOK int openat(int dir, const char *path, int flags, ...)
 {
+    CATCH_HOLD();
     va_list ap;
     va_start(ap, flags);
     mode_t mode = open_mode(flags, ap);
@@ -289,6 +306,7 @@ HOOK int openat(int dir, const char *path, int flags, ...)
 
 HOOK int openat64(int dir, const char *path, int flags, ...)
 {
+    CATCH_HOLD();
     va_list ap;
     va_start(ap, flags);
     mode_t mode = open_mode(flags, ap);
@@ -299,36 +317,42 @@ HOOK int openat64(int dir, const char *path, int flags, ...)
 
 HOOK int __open_2(const char *path, int flags)
 {
+    CATCH_HOLD();
     OPEN_OFFLOADED(AT_FDCWD, path, flags, 0);
     return opened(REAL(__open_2)(path, flags));
 }
 
 HOOK int __open64_2(const char *path, int flags)
 {
+    CATCH_HOLD();
     OPEN_OFFLOADED(AT_FDCWD, path, flags, 0);
     return opened(REAL(__open64_2)(path, flags));
 }
 
 HOOK int __openat_2(int dir, const char *path, int flags)
 {
+    CATCH_HOLD();
     OPEN_OFFLOADED(dir, path, flags, 0);
     return opened(REAL(__openat_2)(dir, path, flags));
 }
 
 HOOK int __openat64_2(int dir, const char *path, int flags)
 {
+    CATCH_HOLD();
     OPEN_OFFLOADED(dir, path, flags, 0);
     return opened(REAL(__openat64_2)(dir, path, flags));
 }
 
 HOOK int creat(const char *path, mode_t mode)
 {
+    CATCH_HOLD();
     OPEN_OFFLOADED(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
     return opened(REAL(creat)(path, mode));
 }
 
 HOOK int creat64(const char *path, mode_t mode)
 {
+    CATCH_HOLD();
     OPEN_OFFLOADED(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
     return opened(REAL(creat64)(path, mode));
 }
@@ -342,21 +366,25 @@ static FILE *stream_opened(FILE *f)
 
 HOOK FILE *fopen(const char *path, const char *mode)
 {
+    CATCH_HOLD();
     return stream_opened(REAL(fopen)(path, mode));
 }
 
 HOOK FILE *fopen64(const char *path, const char *mode)
 {
+    CATCH_HOLD();
     return stream_opened(REAL(fopen64)(path, mode));
 }
 
 HOOK FILE *fdopen(int fd, const char *mode)
 {
+    CATCH_HOLD();
     return REAL(fdopen)(fd, mode);   /* same fd, same file: nothing to forget */
 }
 
 HOOK FILE *freopen(const char *path, const char *mode, FILE *f)
 {
+    CATCH_HOLD();
     if (f && gate_any())
         fdtab_close(fileno(f));
     return stream_opened(REAL(freopen)(path, mode, f));
@@ -364,6 +392,7 @@ HOOK FILE *freopen(const char *path, const char *mode, FILE *f)
 
 HOOK FILE *freopen64(const char *path, const char *mode, FILE *f)
 {
+    CATCH_HOLD();
     if (f && gate_any())
         fdtab_close(fileno(f));
     return stream_opened(REAL(freopen64)(path, mode, f));
@@ -371,6 +400,7 @@ HOOK FILE *freopen64(const char *path, const char *mode, FILE *f)
 
 HOOK int fclose(FILE *f)
 {
+    CATCH_HOLD();
     int fd = f ? fileno(f) : -1;
     if (fd >= 0 && gate_any())
         fdtab_close(fd);
@@ -379,6 +409,7 @@ HOOK int fclose(FILE *f)
 
 HOOK int close_range(unsigned first, unsigned last, int flags)
 {
+    CATCH_HOLD();
     if (gate_any() && !(flags & CLOSE_RANGE_CLOEXEC))
         for (unsigned fd = first; fd <= last && fd < (1u << 20); fd++)
             fdtab_close((int)fd);
@@ -387,6 +418,7 @@ HOOK int close_range(unsigned first, unsigned last, int flags)
 
 HOOK void closefrom(int low)
 {
+    CATCH_HOLD();
     if (gate_any())
         for (int fd = low < 0 ? 0 : low; fd < (1 << 20); fd++)
             fdtab_close(fd);
@@ -410,42 +442,50 @@ REAL_DECL(int, inotify_init1, (int));
 
 HOOK int eventfd(unsigned initval, int flags)
 {
+    CATCH_HOLD();
     return opened(REAL(eventfd)(initval, flags));
 }
 
 HOOK int signalfd(int fd, const sigset_t *mask, int flags)
 {
+    CATCH_HOLD();
     int r = REAL(signalfd)(fd, mask, flags);
     return fd == -1 ? opened(r) : r;   /* -1 makes a new fd; else fd is updated */
 }
 
 HOOK int timerfd_create(int clock, int flags)
 {
+    CATCH_HOLD();
     return opened(REAL(timerfd_create)(clock, flags));
 }
 
 HOOK int epoll_create(int size)
 {
+    CATCH_HOLD();
     return opened(REAL(epoll_create)(size));
 }
 
 HOOK int epoll_create1(int flags)
 {
+    CATCH_HOLD();
     return opened(REAL(epoll_create1)(flags));
 }
 
 HOOK int memfd_create(const char *name, unsigned flags)
 {
+    CATCH_HOLD();
     return opened(REAL(memfd_create)(name, flags));
 }
 
 HOOK int inotify_init(void)
 {
+    CATCH_HOLD();
     return opened(REAL(inotify_init)());
 }
 
 HOOK int inotify_init1(int flags)
 {
+    CATCH_HOLD();
     return opened(REAL(inotify_init1)(flags));
 }
 
@@ -457,5 +497,6 @@ REAL_DECL(pid_t, fork, (void));
 
 HOOK pid_t vfork(void)
 {
+    CATCH_HOLD();
     return REAL(fork)();
 }

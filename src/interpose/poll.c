@@ -52,6 +52,7 @@ static bool timeout_valid(const struct timespec *ts)
 
 HOOK int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
+    CATCH_HOLD();
     if (timeout == 0)
         return fdio_polled_now(gate_blocking(), REAL(poll)(fds, n, 0));
     struct sched *s = poll_gate(ms_to_ns(timeout));
@@ -62,6 +63,7 @@ HOOK int poll(struct pollfd *fds, nfds_t n, int timeout)
 
 HOOK int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
 {
+    CATCH_HOLD();
     if (n > fdslen / sizeof *fds)
         REAL(__chk_fail)();
     return poll(fds, n, timeout);
@@ -69,6 +71,7 @@ HOOK int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
 
 HOOK int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask)
 {
+    CATCH_HOLD();
     if (ts_ns(ts) == 0)
         return fdio_polled_now(gate_blocking(), REAL(ppoll)(fds, n, ts, mask));
     struct sched *s = poll_gate(ts_ns(ts));
@@ -80,6 +83,7 @@ HOOK int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const si
 HOOK int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts,
                      const sigset_t *mask, size_t fdslen)
 {
+    CATCH_HOLD();
     if (n > fdslen / sizeof *fds)
         REAL(__chk_fail)();
     return ppoll(fds, n, ts, mask);
@@ -87,6 +91,7 @@ HOOK int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 
 HOOK int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
 {
+    CATCH_HOLD();
     int64_t t;
     bool valid = fdio_select_timeout(tv, &t);
     if (t == 0)
@@ -100,6 +105,7 @@ HOOK int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
 HOOK int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts,
                  const sigset_t *mask)
 {
+    CATCH_HOLD();
     if (ts_ns(ts) == 0)
         return fdio_polled_now(gate_blocking(), REAL(pselect)(nfds, r, w, e, ts, mask));
     struct sched *s = poll_gate(ts_ns(ts));
@@ -110,6 +116,7 @@ HOOK int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespe
 
 HOOK int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 {
+    CATCH_HOLD();
     if (timeout == 0)
         return fdio_polled_now(gate_blocking(), REAL(epoll_wait)(epfd, ev, max, 0));
     struct sched *s = poll_gate(ms_to_ns(timeout));
@@ -120,6 +127,7 @@ HOOK int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 
 HOOK int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask)
 {
+    CATCH_HOLD();
     if (timeout == 0)
         return fdio_polled_now(gate_blocking(), REAL(epoll_pwait)(epfd, ev, max, 0, mask));
     struct sched *s = poll_gate(ms_to_ns(timeout));
@@ -131,6 +139,7 @@ HOOK int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, con
 HOOK int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *ts,
                       const sigset_t *mask)
 {
+    CATCH_HOLD();
     if (ts && ts_ns(ts) == 0)
         return fdio_polled_now(gate_blocking(), REAL(epoll_pwait2)(epfd, ev, max, ts, mask));
     struct sched *s = poll_gate(ts_ns(ts));

@@ -32,6 +32,7 @@ static struct sched *wait_gate(int options)
 
 HOOK pid_t waitpid(pid_t pid, int *status, int options)
 {
+    CATCH_HOLD();
     struct sched *s = wait_gate(options);
     if (!s)
         return REAL(waitpid)(pid, status, options);
@@ -40,11 +41,13 @@ HOOK pid_t waitpid(pid_t pid, int *status, int options)
 
 HOOK pid_t wait(int *status)
 {
+    CATCH_HOLD();
     return waitpid(-1, status, 0);
 }
 
 HOOK pid_t wait4(pid_t pid, int *status, int options, struct rusage *ru)
 {
+    CATCH_HOLD();
     struct sched *s = wait_gate(options);
     if (!s)
         return REAL(wait4)(pid, status, options, ru);
@@ -53,11 +56,13 @@ HOOK pid_t wait4(pid_t pid, int *status, int options, struct rusage *ru)
 
 HOOK pid_t wait3(int *status, int options, struct rusage *ru)
 {
+    CATCH_HOLD();
     return wait4(-1, status, options, ru);
 }
 
 HOOK int waitid(idtype_t type, id_t id, siginfo_t *info, int options)
 {
+    CATCH_HOLD();
     struct sched *s = wait_gate(options);
     if (!s || !info || (type != P_PID && type != P_PGID && type != P_ALL))
         return REAL(waitid)(type, id, info, options);   /* P_PIDFD and the rest: blocking */
@@ -68,6 +73,7 @@ HOOK int waitid(idtype_t type, id_t id, siginfo_t *info, int options)
 
 HOOK int system(const char *cmd)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s || !cmd)
         return REAL(system)(cmd);       /* NULL: "is there a shell?" */
@@ -76,6 +82,7 @@ HOOK int system(const char *cmd)
 
 HOOK FILE *popen(const char *cmd, const char *mode)
 {
+    CATCH_HOLD();
     struct sched *s = gate_any();
     if (!s)
         return REAL(popen)(cmd, mode);
@@ -84,6 +91,7 @@ HOOK FILE *popen(const char *cmd, const char *mode)
 
 HOOK int pclose(FILE *f)
 {
+    CATCH_HOLD();
     int status;
     if (!proc_pclose(gate_blocking(), f, &status))
         return REAL(pclose)(f);          /* not ours: glibc's popen made it */

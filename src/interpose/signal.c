@@ -12,6 +12,7 @@
 #include "real.h"
 #include "sched.h"
 #include "gate.h"
+#include "syscall_route.h"
 
 REAL_DECL(int, sigaction, (int, const struct sigaction *, struct sigaction *));
 REAL_DECL(int, pthread_sigmask, (int, const sigset_t *, sigset_t *));
@@ -24,15 +25,20 @@ REAL_DECL(int, sigsuspend, (const sigset_t *));
 REAL_DECL(int, pause, (void));
 REAL_DECL(int, sigpending, (sigset_t *));
 
+/* SIGSYS is the catch's while it is in force (catch.c keeps the program's
+ * view of it). */
 static int kernel_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
+    if (sig == SIGSYS)
+        return catch_sigsys_action(act, old, REAL(sigaction));
     return REAL(sigaction)(sig, act, old);
 }
 
 HOOK int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
+    CATCH_HOLD();
     if (caller_is_foreign(__builtin_return_address(0)))
-        return REAL(sigaction)(sig, act, old);
+        return kernel_sigaction(sig, act, old);
     return gsignal_action(sig, act, old, kernel_sigaction);
 }
 
@@ -60,16 +66,19 @@ static __sighandler_t bsd_signal_impl(int sig, __sighandler_t h)
 
 HOOK __sighandler_t signal(int sig, __sighandler_t h)
 {
+    CATCH_HOLD();
     return bsd_signal_impl(sig, h);
 }
 
 HOOK __sighandler_t bsd_signal(int sig, __sighandler_t h)
 {
+    CATCH_HOLD();
     return bsd_signal_impl(sig, h);
 }
 
 HOOK int siginterrupt(int sig, int flag)
 {
+    CATCH_HOLD();
     struct sigaction act;
     if (sig < 1 || sig >= NSIG || gsignal_action(sig, NULL, &act, kernel_sigaction) < 0) {
         errno = EINVAL;
@@ -92,6 +101,7 @@ HOOK int siginterrupt(int sig, int flag)
 
 HOOK int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s)
         return REAL(pthread_sigmask)(how, set, old);
@@ -100,6 +110,7 @@ HOOK int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 
 HOOK int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s)
         return REAL(sigprocmask)(how, set, old);
@@ -113,6 +124,7 @@ HOOK int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 
 HOOK int sigpending(sigset_t *set)
 {
+    CATCH_HOLD();
     int r = REAL(sigpending)(set);
     struct sched *s = gate_thread(__builtin_return_address(0));
     if (r == 0 && s)
@@ -122,6 +134,7 @@ HOOK int sigpending(sigset_t *set)
 
 HOOK int raise(int sig)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s)
         return REAL(raise)(sig);
@@ -138,6 +151,7 @@ HOOK int raise(int sig)
 
 HOOK int sigwait(const sigset_t *set, int *sig)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread_blocking(__builtin_return_address(0));
     if (!s)
         return REAL(sigwait)(set, sig);
@@ -153,6 +167,7 @@ HOOK int sigwait(const sigset_t *set, int *sig)
 
 HOOK int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread_blocking(__builtin_return_address(0));
     if (!s)
         return REAL(sigwaitinfo)(set, info);
@@ -161,6 +176,7 @@ HOOK int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 
 HOOK int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *ts)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread_blocking(__builtin_return_address(0));
     if (!s)
         return REAL(sigtimedwait)(set, info, ts);
@@ -175,6 +191,7 @@ HOOK int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespe
 
 HOOK int sigsuspend(const sigset_t *mask)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread_blocking(__builtin_return_address(0));
     if (!s)
         return REAL(sigsuspend)(mask);
@@ -183,6 +200,7 @@ HOOK int sigsuspend(const sigset_t *mask)
 
 HOOK int pause(void)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread_blocking(__builtin_return_address(0));
     if (!s)
         return REAL(pause)();

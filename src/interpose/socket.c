@@ -41,6 +41,7 @@ static bool is_stream(int type)
 
 HOOK int socket(int domain, int type, int proto)
 {
+    CATCH_HOLD();
     int fd = REAL(socket)(domain, type, proto);
     if (fd >= 0 && gate_any())
         fdtab_created(fd, FD_SOCKET, is_stream(type), type & SOCK_NONBLOCK);
@@ -49,6 +50,7 @@ HOOK int socket(int domain, int type, int proto)
 
 HOOK int socketpair(int domain, int type, int proto, int sv[2])
 {
+    CATCH_HOLD();
     int r = REAL(socketpair)(domain, type, proto, sv);
     if (r == 0 && gate_any()) {
         fdtab_created(sv[0], FD_SOCKET, is_stream(type), type & SOCK_NONBLOCK);
@@ -78,6 +80,7 @@ static int accept_described(struct sched *s, int fd, struct sockaddr *addr, sock
 
 HOOK int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return accepted(fd, REAL(accept)(fd, addr, len), 0);
@@ -86,6 +89,7 @@ HOOK int accept(int fd, struct sockaddr *addr, socklen_t *len)
 
 HOOK int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return accepted(fd, REAL(accept4)(fd, addr, len, flags), flags);
@@ -94,6 +98,7 @@ HOOK int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 
 HOOK int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(connect)(fd, addr, len);
@@ -105,6 +110,7 @@ HOOK int connect(int fd, const struct sockaddr *addr, socklen_t len)
 
 HOOK ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(recv)(fd, buf, n, flags);
@@ -113,6 +119,7 @@ HOOK ssize_t recv(int fd, void *buf, size_t n, int flags)
 
 HOOK ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
+    CATCH_HOLD();
     if (n > buflen)
         REAL(__chk_fail)();
     return recv(fd, buf, n, flags);
@@ -121,6 +128,7 @@ HOOK ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
                       socklen_t *fromlen)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(recvfrom)(fd, buf, n, flags, from, fromlen);
@@ -130,6 +138,7 @@ HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *f
 HOOK ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
                             struct sockaddr *from, socklen_t *fromlen)
 {
+    CATCH_HOLD();
     if (n > buflen)
         REAL(__chk_fail)();
     return recvfrom(fd, buf, n, flags, from, fromlen);
@@ -137,6 +146,7 @@ HOOK ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flag
 
 HOOK ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(recvmsg)(fd, m, flags);
@@ -145,6 +155,7 @@ HOOK ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 
 HOOK int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *t)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(recvmmsg)(fd, v, n, flags, t);
@@ -153,6 +164,7 @@ HOOK int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct times
 
 HOOK ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(send)(fd, buf, n, flags);
@@ -162,6 +174,7 @@ HOOK ssize_t send(int fd, const void *buf, size_t n, int flags)
 HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
                     socklen_t tolen)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(sendto)(fd, buf, n, flags, to, tolen);
@@ -170,6 +183,7 @@ HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct s
 
 HOOK ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(sendmsg)(fd, m, flags);
@@ -178,6 +192,7 @@ HOOK ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 
 HOOK int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(sendmmsg)(fd, v, n, flags);
@@ -189,6 +204,7 @@ HOOK int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
  * the kernel's answer. */
 HOOK int shutdown(int fd, int how)
 {
+    CATCH_HOLD();
     int r = REAL(shutdown)(fd, how);
     if (r == 0 && gate_any())
         fdtab_shutdown(fd, how);
@@ -216,6 +232,7 @@ static bool timeout_ns(int name, const void *val, socklen_t len, bool *write, in
 
 HOOK int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
+    CATCH_HOLD();
     int r = REAL(setsockopt)(fd, level, name, val, len);
     bool wr;
     int64_t ns;
@@ -226,11 +243,13 @@ HOOK int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 
 HOOK int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
+    CATCH_HOLD();
     return REAL(getsockopt)(fd, level, name, val, len);
 }
 
 HOOK ssize_t sendfile(int out, int in, off_t *off, size_t count)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(sendfile)(out, in, off, count);
@@ -239,6 +258,7 @@ HOOK ssize_t sendfile(int out, int in, off_t *off, size_t count)
 
 HOOK ssize_t sendfile64(int out, int in, off_t *off, size_t count)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(sendfile64)(out, in, off, count);
@@ -247,6 +267,7 @@ HOOK ssize_t sendfile64(int out, int in, off_t *off, size_t count)
 
 HOOK ssize_t splice(int in, loff_t *inoff, int out, loff_t *outoff, size_t len, unsigned flags)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(splice)(in, inoff, out, outoff, len, flags);
@@ -255,6 +276,7 @@ HOOK ssize_t splice(int in, loff_t *inoff, int out, loff_t *outoff, size_t len, 
 
 HOOK ssize_t tee(int in, int out, size_t len, unsigned flags)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(tee)(in, out, len, flags);
@@ -263,6 +285,7 @@ HOOK ssize_t tee(int in, int out, size_t len, unsigned flags)
 
 HOOK ssize_t vmsplice(int fd, const struct iovec *iov, size_t cnt, unsigned flags)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(vmsplice)(fd, iov, cnt, flags);

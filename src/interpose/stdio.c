@@ -30,9 +30,13 @@ REAL_DECL(ssize_t, __getdelim, (char **, size_t *, int, FILE *));
 REAL_DECL(ssize_t, getline, (char **, size_t *, FILE *));
 
 /* 0: go on with the real call; else the stream is marked in error (as a
- * read failing with that errno would leave it) and the call fails. */
+ * read failing with that errno would leave it) and the call fails. The
+ * real call that follows runs as the program's code (outside the catch's
+ * hold, src/core/catch.h): glibc's own FILE lock and reads inside it are
+ * caught like any stdio call's. */
 static int input_ready(FILE *f)
 {
+    CATCH_HOLD();
     if (f->_IO_read_ptr < f->_IO_read_end)
         return 0;                       /* buffered: no read() needed */
     struct sched *s = gate_blocking();

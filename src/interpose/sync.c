@@ -94,6 +94,7 @@ REAL_DECL(int, sem_getvalue, (sem_t *, int *));
 
 HOOK int pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *attr)
 {
+    CATCH_HOLD();
     int kind = PTHREAD_MUTEX_NORMAL, pshared = PTHREAD_PROCESS_PRIVATE;
     if (attr)
         pthread_mutexattr_getpshared(attr, &pshared);
@@ -107,6 +108,7 @@ HOOK int pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *attr)
 
 HOOK int pthread_mutex_destroy(pthread_mutex_t *m)
 {
+    CATCH_HOLD();
     if (!MUTEX_OURS(m))
         return REAL(pthread_mutex_destroy)(m);
     return gmutex_destroy(M(m));
@@ -114,6 +116,7 @@ HOOK int pthread_mutex_destroy(pthread_mutex_t *m)
 
 HOOK int pthread_mutex_lock(pthread_mutex_t *m)
 {
+    CATCH_HOLD();
     if (!MUTEX_OURS(m))
         return REAL(pthread_mutex_lock)(m);
     return gmutex_lock(M(m), DEADLINE_NONE, false);
@@ -121,6 +124,7 @@ HOOK int pthread_mutex_lock(pthread_mutex_t *m)
 
 HOOK int pthread_mutex_trylock(pthread_mutex_t *m)
 {
+    CATCH_HOLD();
     if (!MUTEX_OURS(m))
         return REAL(pthread_mutex_trylock)(m);
     return gmutex_lock(M(m), DEADLINE_NONE, true);
@@ -128,6 +132,7 @@ HOOK int pthread_mutex_trylock(pthread_mutex_t *m)
 
 HOOK int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clock, const struct timespec *abs)
 {
+    CATCH_HOLD();
     if (!MUTEX_OURS(m))
         return REAL(pthread_mutex_clocklock)(m, clock, abs);
     uint64_t deadline;
@@ -142,6 +147,7 @@ HOOK int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clock, const stru
 
 HOOK int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abs)
 {
+    CATCH_HOLD();
     if (!MUTEX_OURS(m))
         return REAL(pthread_mutex_timedlock)(m, abs);
     return pthread_mutex_clocklock(m, CLOCK_REALTIME, abs);
@@ -149,6 +155,7 @@ HOOK int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abs)
 
 HOOK int pthread_mutex_unlock(pthread_mutex_t *m)
 {
+    CATCH_HOLD();
     if (!MUTEX_OURS(m))
         return REAL(pthread_mutex_unlock)(m);
     return gmutex_unlock(M(m));
@@ -158,6 +165,7 @@ HOOK int pthread_mutex_unlock(pthread_mutex_t *m)
 
 HOOK int pthread_cond_init(pthread_cond_t *c, const pthread_condattr_t *attr)
 {
+    CATCH_HOLD();
     int pshared = PTHREAD_PROCESS_PRIVATE;
     if (attr)
         pthread_condattr_getpshared(attr, &pshared);
@@ -172,6 +180,7 @@ HOOK int pthread_cond_init(pthread_cond_t *c, const pthread_condattr_t *attr)
 
 HOOK int pthread_cond_destroy(pthread_cond_t *c)
 {
+    CATCH_HOLD();
     if (!COND_OURS(c))
         return REAL_V(pthread_cond_destroy, "GLIBC_2.3.2")(c);
     return gcond_destroy(C(c));
@@ -179,6 +188,7 @@ HOOK int pthread_cond_destroy(pthread_cond_t *c)
 
 HOOK int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 {
+    CATCH_HOLD();
     if (!COND_OURS(c))
         return REAL_V(pthread_cond_wait, "GLIBC_2.3.2")(c, m);
     return gcond_wait(C(c), M(m), DEADLINE_NONE);
@@ -187,6 +197,7 @@ HOOK int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 HOOK int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clock,
                                 const struct timespec *abs)
 {
+    CATCH_HOLD();
     if (!COND_OURS(c))
         return REAL(pthread_cond_clockwait)(c, m, clock, abs);
     uint64_t deadline;
@@ -196,6 +207,7 @@ HOOK int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t
 
 HOOK int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abs)
 {
+    CATCH_HOLD();
     if (!COND_OURS(c))
         return REAL_V(pthread_cond_timedwait, "GLIBC_2.3.2")(c, m, abs);
     uint64_t deadline;
@@ -205,6 +217,7 @@ HOOK int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const str
 
 HOOK int pthread_cond_signal(pthread_cond_t *c)
 {
+    CATCH_HOLD();
     if (!COND_OURS(c))
         return REAL_V(pthread_cond_signal, "GLIBC_2.3.2")(c);
     gcond_signal(C(c));
@@ -213,6 +226,7 @@ HOOK int pthread_cond_signal(pthread_cond_t *c)
 
 HOOK int pthread_cond_broadcast(pthread_cond_t *c)
 {
+    CATCH_HOLD();
     if (!COND_OURS(c))
         return REAL_V(pthread_cond_broadcast, "GLIBC_2.3.2")(c);
     gcond_broadcast(C(c));
@@ -223,6 +237,7 @@ HOOK int pthread_cond_broadcast(pthread_cond_t *c)
 
 HOOK int pthread_rwlock_init(pthread_rwlock_t *l, const pthread_rwlockattr_t *attr)
 {
+    CATCH_HOLD();
     int pshared = PTHREAD_PROCESS_PRIVATE;
     if (attr)
         pthread_rwlockattr_getpshared(attr, &pshared);
@@ -234,6 +249,7 @@ HOOK int pthread_rwlock_init(pthread_rwlock_t *l, const pthread_rwlockattr_t *at
 
 HOOK int pthread_rwlock_destroy(pthread_rwlock_t *l)
 {
+    CATCH_HOLD();
     if (!RWLOCK_OURS(l))
         return REAL(pthread_rwlock_destroy)(l);
     return grwlock_destroy(RW(l));
@@ -241,6 +257,7 @@ HOOK int pthread_rwlock_destroy(pthread_rwlock_t *l)
 
 HOOK int pthread_rwlock_rdlock(pthread_rwlock_t *l)
 {
+    CATCH_HOLD();
     if (!RWLOCK_OURS(l))
         return REAL(pthread_rwlock_rdlock)(l);
     return grwlock_rdlock(RW(l), DEADLINE_NONE, false);
@@ -248,6 +265,7 @@ HOOK int pthread_rwlock_rdlock(pthread_rwlock_t *l)
 
 HOOK int pthread_rwlock_tryrdlock(pthread_rwlock_t *l)
 {
+    CATCH_HOLD();
     if (!RWLOCK_OURS(l))
         return REAL(pthread_rwlock_tryrdlock)(l);
     return grwlock_rdlock(RW(l), DEADLINE_NONE, true);
@@ -255,6 +273,7 @@ HOOK int pthread_rwlock_tryrdlock(pthread_rwlock_t *l)
 
 HOOK int pthread_rwlock_clockrdlock(pthread_rwlock_t *l, clockid_t clock, const struct timespec *abs)
 {
+    CATCH_HOLD();
     if (!RWLOCK_OURS(l))
         return REAL(pthread_rwlock_clockrdlock)(l, clock, abs);
     uint64_t deadline;
@@ -264,6 +283,7 @@ HOOK int pthread_rwlock_clockrdlock(pthread_rwlock_t *l, clockid_t clock, const 
 
 HOOK int pthread_rwlock_timedrdlock(pthread_rwlock_t *l, const struct timespec *abs)
 {
+    CATCH_HOLD();
     if (!RWLOCK_OURS(l))
         return REAL(pthread_rwlock_timedrdlock)(l, abs);
     return pthread_rwlock_clockrdlock(l, CLOCK_REALTIME, abs);
@@ -271,6 +291,7 @@ HOOK int pthread_rwlock_timedrdlock(pthread_rwlock_t *l, const struct timespec *
 
 HOOK int pthread_rwlock_wrlock(pthread_rwlock_t *l)
 {
+    CATCH_HOLD();
     if (!RWLOCK_OURS(l))
         return REAL(pthread_rwlock_wrlock)(l);
     return grwlock_wrlock(RW(l), DEADLINE_NONE, false);
@@ -278,6 +299,7 @@ HOOK int pthread_rwlock_wrlock(pthread_rwlock_t *l)
 
 HOOK int pthread_rwlock_trywrlock(pthread_rwlock_t *l)
 {
+    CATCH_HOLD();
     if (!RWLOCK_OURS(l))
         return REAL(pthread_rwlock_trywrlock)(l);
     return grwlock_wrlock(RW(l), DEADLINE_NONE, true);
@@ -285,6 +307,7 @@ HOOK int pthread_rwlock_trywrlock(pthread_rwlock_t *l)
 
 HOOK int pthread_rwlock_clockwrlock(pthread_rwlock_t *l, clockid_t clock, const struct timespec *abs)
 {
+    CATCH_HOLD();
     if (!RWLOCK_OURS(l))
         return REAL(pthread_rwlock_clockwrlock)(l, clock, abs);
     uint64_t deadline;
@@ -294,6 +317,7 @@ HOOK int pthread_rwlock_clockwrlock(pthread_rwlock_t *l, clockid_t clock, const 
 
 HOOK int pthread_rwlock_timedwrlock(pthread_rwlock_t *l, const struct timespec *abs)
 {
+    CATCH_HOLD();
     if (!RWLOCK_OURS(l))
         return REAL(pthread_rwlock_timedwrlock)(l, abs);
     return pthread_rwlock_clockwrlock(l, CLOCK_REALTIME, abs);
@@ -301,6 +325,7 @@ HOOK int pthread_rwlock_timedwrlock(pthread_rwlock_t *l, const struct timespec *
 
 HOOK int pthread_rwlock_unlock(pthread_rwlock_t *l)
 {
+    CATCH_HOLD();
     if (!RWLOCK_OURS(l))
         return REAL(pthread_rwlock_unlock)(l);
     return grwlock_unlock(RW(l));
@@ -310,6 +335,7 @@ HOOK int pthread_rwlock_unlock(pthread_rwlock_t *l)
 
 HOOK int pthread_spin_init(pthread_spinlock_t *l, int pshared)
 {
+    CATCH_HOLD();
     if (!SPIN_GREEN())
         return REAL(pthread_spin_init)(l, pshared);
     *l = 0;
@@ -318,6 +344,7 @@ HOOK int pthread_spin_init(pthread_spinlock_t *l, int pshared)
 
 HOOK int pthread_spin_destroy(pthread_spinlock_t *l)
 {
+    CATCH_HOLD();
     if (!SPIN_GREEN())
         return REAL(pthread_spin_destroy)(l);
     return 0;
@@ -325,6 +352,7 @@ HOOK int pthread_spin_destroy(pthread_spinlock_t *l)
 
 HOOK int pthread_spin_lock(pthread_spinlock_t *l)
 {
+    CATCH_HOLD();
     if (!SPIN_GREEN())
         return REAL(pthread_spin_lock)(l);
     return gspin_lock((int *)l, false);
@@ -332,6 +360,7 @@ HOOK int pthread_spin_lock(pthread_spinlock_t *l)
 
 HOOK int pthread_spin_trylock(pthread_spinlock_t *l)
 {
+    CATCH_HOLD();
     if (!SPIN_GREEN())
         return REAL(pthread_spin_trylock)(l);
     return gspin_lock((int *)l, true);
@@ -339,6 +368,7 @@ HOOK int pthread_spin_trylock(pthread_spinlock_t *l)
 
 HOOK int pthread_spin_unlock(pthread_spinlock_t *l)
 {
+    CATCH_HOLD();
     if (!SPIN_GREEN())
         return REAL(pthread_spin_unlock)(l);
     return gspin_unlock((int *)l);
@@ -348,6 +378,7 @@ HOOK int pthread_spin_unlock(pthread_spinlock_t *l)
 
 HOOK int pthread_barrier_init(pthread_barrier_t *b, const pthread_barrierattr_t *attr, unsigned n)
 {
+    CATCH_HOLD();
     int pshared = PTHREAD_PROCESS_PRIVATE;
     if (attr)
         pthread_barrierattr_getpshared(attr, &pshared);
@@ -358,6 +389,7 @@ HOOK int pthread_barrier_init(pthread_barrier_t *b, const pthread_barrierattr_t 
 
 HOOK int pthread_barrier_destroy(pthread_barrier_t *b)
 {
+    CATCH_HOLD();
     if (!BARRIER_OURS(b))
         return REAL(pthread_barrier_destroy)(b);
     return gbarrier_destroy(B(b));
@@ -365,6 +397,7 @@ HOOK int pthread_barrier_destroy(pthread_barrier_t *b)
 
 HOOK int pthread_barrier_wait(pthread_barrier_t *b)
 {
+    CATCH_HOLD();
     if (!BARRIER_OURS(b))
         return REAL(pthread_barrier_wait)(b);
     int r = gbarrier_wait(B(b));
@@ -430,6 +463,7 @@ static int sem_result(int err)
 
 HOOK sem_t *sem_open(const char *name, int oflag, ...)
 {
+    CATCH_HOLD();
     va_list ap;
     va_start(ap, oflag);
     mode_t mode = (oflag & O_CREAT) ? (mode_t)va_arg(ap, int) : 0;
@@ -443,12 +477,14 @@ HOOK sem_t *sem_open(const char *name, int oflag, ...)
 
 HOOK int sem_close(sem_t *s)
 {
+    CATCH_HOLD();
     kernel_sem(s, true);
     return REAL(sem_close)(s);
 }
 
 HOOK int sem_init(sem_t *s, int pshared, unsigned value)
 {
+    CATCH_HOLD();
     kernel_sem(s, true);                 /* the storage may be reused */
     if (!GREEN() || pshared) {
         int r = REAL(sem_init)(s, pshared, value);
@@ -464,6 +500,7 @@ HOOK int sem_init(sem_t *s, int pshared, unsigned value)
 
 HOOK int sem_destroy(sem_t *s)
 {
+    CATCH_HOLD();
     if (!GREEN() || kernel_sem(s, true))
         return REAL(sem_destroy)(s);
     return sem_result(gsem_destroy(SEM(s)));
@@ -471,6 +508,7 @@ HOOK int sem_destroy(sem_t *s)
 
 HOOK int sem_wait(sem_t *s)
 {
+    CATCH_HOLD();
     if (!SEM_GREEN(s))
         return REAL(sem_wait)(s);
     return sem_result(gsem_wait(SEM(s), DEADLINE_NONE, false));
@@ -478,6 +516,7 @@ HOOK int sem_wait(sem_t *s)
 
 HOOK int sem_trywait(sem_t *s)
 {
+    CATCH_HOLD();
     if (!SEM_GREEN(s))
         return REAL(sem_trywait)(s);
     return sem_result(gsem_wait(SEM(s), DEADLINE_NONE, true));
@@ -485,6 +524,7 @@ HOOK int sem_trywait(sem_t *s)
 
 HOOK int sem_clockwait(sem_t *s, clockid_t clock, const struct timespec *abs)
 {
+    CATCH_HOLD();
     if (!SEM_GREEN(s))
         return REAL(sem_clockwait)(s, clock, abs);
     if (gsem_value(SEM(s)) > 0)        /* the time is only checked when it must wait */
@@ -496,6 +536,7 @@ HOOK int sem_clockwait(sem_t *s, clockid_t clock, const struct timespec *abs)
 
 HOOK int sem_timedwait(sem_t *s, const struct timespec *abs)
 {
+    CATCH_HOLD();
     if (!SEM_GREEN(s))
         return REAL(sem_timedwait)(s, abs);
     return sem_clockwait(s, CLOCK_REALTIME, abs);
@@ -503,6 +544,7 @@ HOOK int sem_timedwait(sem_t *s, const struct timespec *abs)
 
 HOOK int sem_post(sem_t *s)
 {
+    CATCH_HOLD();
     if (!SEM_GREEN(s))
         return REAL(sem_post)(s);
     return sem_result(gsem_post(SEM(s)));
@@ -510,6 +552,7 @@ HOOK int sem_post(sem_t *s)
 
 HOOK int sem_getvalue(sem_t *s, int *value)
 {
+    CATCH_HOLD();
     if (!SEM_GREEN(s))
         return REAL(sem_getvalue)(s, value);
     *value = (int)gsem_value(SEM(s));

@@ -265,6 +265,11 @@ bool syscall_route(long nr, const long a[6], const void *ra, long *ret)
     switch (nr) {
     case SYS_futex:
         return route_futex(a, ra, ret);
+    case SYS_rt_sigaction:
+    case SYS_prctl:
+    case SYS_seccomp:
+        catch_notice(nr, a);
+        return false;
     case SYS_io_uring_enter:   /* a wait for completions parks on the ring's fd */
         return guring_enter(gate_blocking(), (int)a[0], (unsigned)a[1], (unsigned)a[2],
                             (unsigned)a[3], (const void *)a[4], (size_t)a[5], ret);
@@ -314,6 +319,7 @@ bool syscall_route(long nr, const long a[6], const void *ra, long *ret)
  * which AddressSanitizer would report. */
 HOOK __attribute__((no_sanitize_address)) long syscall(long nr, ...)
 {
+    CATCH_HOLD();
     va_list ap;
     va_start(ap, nr);
     long a[6];

@@ -17,4 +17,13 @@
  */
 bool syscall_route(long nr, const long a[6], const void *ra, long *ret);
 
+/* The calls by which a program takes SIGSYS, seccomp or the dispatch for
+ * itself: the catch steps aside (catch.c). */
+void catch_notice(long nr, const long a[6]);
+
+#include <signal.h>
+/* sigaction(SIGSYS, ...) while the catch is in force (catch.c). */
+int catch_sigsys_action(const struct sigaction *act, struct sigaction *old,
+                        int (*install)(int, const struct sigaction *, struct sigaction *));
+
 #endif

@@ -95,6 +95,7 @@ static void *native_thread(void *p)
 
 HOOK int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
 {
+    CATCH_HOLD();
     void *ra = __builtin_return_address(0);
     struct sched *s = gate_thread(ra);
     if (!s) {
@@ -125,6 +126,7 @@ static int join_common(pthread_t t, void **ret, uint64_t deadline, bool try)
 
 HOOK int pthread_join(pthread_t t, void **ret)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_join)(t, ret);
@@ -133,6 +135,7 @@ HOOK int pthread_join(pthread_t t, void **ret)
 
 HOOK int pthread_tryjoin_np(pthread_t t, void **ret)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_tryjoin_np)(t, ret);
@@ -141,6 +144,7 @@ HOOK int pthread_tryjoin_np(pthread_t t, void **ret)
 
 HOOK int pthread_clockjoin_np(pthread_t t, void **ret, clockid_t clock, const struct timespec *abs)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_clockjoin_np)(t, ret, clock, abs);
@@ -155,6 +159,7 @@ HOOK int pthread_clockjoin_np(pthread_t t, void **ret, clockid_t clock, const st
 
 HOOK int pthread_timedjoin_np(pthread_t t, void **ret, const struct timespec *abs)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_timedjoin_np)(t, ret, abs);
@@ -163,6 +168,7 @@ HOOK int pthread_timedjoin_np(pthread_t t, void **ret, const struct timespec *ab
 
 HOOK int pthread_detach(pthread_t t)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_detach)(t);
@@ -171,6 +177,7 @@ HOOK int pthread_detach(pthread_t t)
 
 HOOK void pthread_exit(void *ret)
 {
+    CATCH_HOLD();
     if (!gate_thread(__builtin_return_address(0)))
         REAL(pthread_exit)(ret);
     gthread_exit(ret);
@@ -180,6 +187,7 @@ HOOK void pthread_exit(void *ret)
 
 HOOK pthread_t pthread_self(void)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread(__builtin_return_address(0));
     return s ? (pthread_t)s->current : REAL(pthread_self)();
 }
@@ -191,6 +199,7 @@ HOOK pthread_t pthread_self(void)
  * lists only kernel threads. */
 HOOK pid_t gettid(void)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread(__builtin_return_address(0));
     return s ? gthread_tid(s->current) : REAL(gettid)();
 }
@@ -200,6 +209,7 @@ HOOK pid_t gettid(void)
  * thread, as pthread_kill does; other ids are the kernel's. */
 HOOK int tgkill(pid_t tgid, pid_t tid, int sig)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread(__builtin_return_address(0));
     int r = s ? gsignal_kill_tid(s, tgid, tid, sig) : -1;
     if (r < 0)
@@ -211,6 +221,7 @@ HOOK int tgkill(pid_t tgid, pid_t tid, int sig)
 
 HOOK int pthread_setname_np(pthread_t t, const char *name)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_setname_np)(t, name);
@@ -221,6 +232,7 @@ HOOK int pthread_setname_np(pthread_t t, const char *name)
 
 HOOK int pthread_getname_np(pthread_t t, char *buf, size_t len)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_getname_np)(t, buf, len);
@@ -235,6 +247,7 @@ HOOK int pthread_getname_np(pthread_t t, char *buf, size_t len)
 
 HOOK int sched_yield(void)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s)
         return REAL(sched_yield)();
@@ -247,11 +260,13 @@ HOOK int sched_yield(void)
 HOOK int hook_pthread_yield(void) __asm__("pthread_yield");
 HOOK int hook_pthread_yield(void)
 {
+    CATCH_HOLD();
     return sched_yield();
 }
 
 HOOK int pthread_once(pthread_once_t *once, void (*fn)(void))
 {
+    CATCH_HOLD();
     /* corun's for every caller in green mode, as the sync objects are. */
     if (!gate_threads_green(__builtin_return_address(0)))
         return REAL(pthread_once)(once, fn);
@@ -263,6 +278,7 @@ HOOK int pthread_once(pthread_once_t *once, void (*fn)(void))
 
 HOOK int pthread_key_create(pthread_key_t *key, void (*destructor)(void *))
 {
+    CATCH_HOLD();
     if (!gate_threads_green(__builtin_return_address(0)))
         return REAL(pthread_key_create)(key, destructor);
     return gthread_key_create(key, destructor);
@@ -270,6 +286,7 @@ HOOK int pthread_key_create(pthread_key_t *key, void (*destructor)(void *))
 
 HOOK int pthread_key_delete(pthread_key_t key)
 {
+    CATCH_HOLD();
     if (!gate_threads_green(__builtin_return_address(0)))
         return REAL(pthread_key_delete)(key);
     return gthread_key_delete(key);
@@ -277,6 +294,7 @@ HOOK int pthread_key_delete(pthread_key_t key)
 
 HOOK void *pthread_getspecific(pthread_key_t key)
 {
+    CATCH_HOLD();
     if (!gate_threads_green(__builtin_return_address(0)))
         return REAL(pthread_getspecific)(key);
     return gthread_getspecific(key);
@@ -284,6 +302,7 @@ HOOK void *pthread_getspecific(pthread_key_t key)
 
 HOOK int pthread_setspecific(pthread_key_t key, const void *value)
 {
+    CATCH_HOLD();
     if (!gate_threads_green(__builtin_return_address(0)))
         return REAL(pthread_setspecific)(key, value);
     return gthread_setspecific(key, value);
@@ -293,6 +312,7 @@ HOOK int pthread_setspecific(pthread_key_t key, const void *value)
 
 HOOK int pthread_cancel(pthread_t t)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_cancel)(t);
@@ -303,6 +323,7 @@ HOOK int pthread_cancel(pthread_t t)
 
 HOOK void pthread_testcancel(void)
 {
+    CATCH_HOLD();
     if (!gate_thread(__builtin_return_address(0))) {
         REAL(pthread_testcancel)();
         return;
@@ -312,6 +333,7 @@ HOOK void pthread_testcancel(void)
 
 HOOK int pthread_setcancelstate(int state, int *old)
 {
+    CATCH_HOLD();
     if (!gate_thread(__builtin_return_address(0)))
         return REAL(pthread_setcancelstate)(state, old);
     if (state != PTHREAD_CANCEL_ENABLE && state != PTHREAD_CANCEL_DISABLE)
@@ -327,6 +349,7 @@ HOOK int pthread_setcancelstate(int state, int *old)
  * be stopped where it waits. */
 HOOK int pthread_setcanceltype(int type, int *old)
 {
+    CATCH_HOLD();
     if (!gate_thread(__builtin_return_address(0)))
         return REAL(pthread_setcanceltype)(type, old);
     if (type != PTHREAD_CANCEL_DEFERRED && type != PTHREAD_CANCEL_ASYNCHRONOUS)
@@ -338,6 +361,7 @@ HOOK int pthread_setcanceltype(int type, int *old)
 
 HOOK void __pthread_register_cancel(__pthread_unwind_buf_t *buf)
 {
+    CATCH_HOLD();
     if (!gate_thread(__builtin_return_address(0))) {
         REAL(__pthread_register_cancel)(buf);
         return;
@@ -347,6 +371,7 @@ HOOK void __pthread_register_cancel(__pthread_unwind_buf_t *buf)
 
 HOOK void __pthread_unregister_cancel(__pthread_unwind_buf_t *buf)
 {
+    CATCH_HOLD();
     if (!gate_thread(__builtin_return_address(0))) {
         REAL(__pthread_unregister_cancel)(buf);
         return;
@@ -356,6 +381,7 @@ HOOK void __pthread_unregister_cancel(__pthread_unwind_buf_t *buf)
 
 HOOK void __pthread_unwind_next(__pthread_unwind_buf_t *buf)
 {
+    CATCH_HOLD();
     if (!gate_thread(__builtin_return_address(0)))
         REAL(__pthread_unwind_next)(buf);
     gthread_cleanup_next(buf);
@@ -368,6 +394,7 @@ HOOK void __pthread_unwind_next(__pthread_unwind_buf_t *buf)
  * interrupts its parked call as a handler would. */
 HOOK int pthread_kill(pthread_t t, int sig)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_kill)(t, sig);
@@ -378,6 +405,7 @@ HOOK int pthread_kill(pthread_t t, int sig)
 
 HOOK int pthread_getattr_np(pthread_t t, pthread_attr_t *attr)
 {
+    CATCH_HOLD();
     struct sched *s = gate_thread(__builtin_return_address(0));
     if (!s || !green_id(s, t))
         return REAL(pthread_getattr_np)(t, attr);
@@ -402,31 +430,37 @@ HOOK int pthread_getattr_np(pthread_t t, pthread_attr_t *attr)
 
 HOOK int pthread_getcpuclockid(pthread_t t, clockid_t *clock)
 {
+    CATCH_HOLD();
     ON_KERNEL_THREAD(pthread_getcpuclockid, t, clock);
 }
 
 HOOK int pthread_getschedparam(pthread_t t, int *policy, struct sched_param *p)
 {
+    CATCH_HOLD();
     ON_KERNEL_THREAD(pthread_getschedparam, t, policy, p);
 }
 
 HOOK int pthread_setschedparam(pthread_t t, int policy, const struct sched_param *p)
 {
+    CATCH_HOLD();
     ON_KERNEL_THREAD(pthread_setschedparam, t, policy, p);
 }
 
 HOOK int pthread_setschedprio(pthread_t t, int prio)
 {
+    CATCH_HOLD();
     ON_KERNEL_THREAD(pthread_setschedprio, t, prio);
 }
 
 HOOK int pthread_getaffinity_np(pthread_t t, size_t n, cpu_set_t *set)
 {
+    CATCH_HOLD();
     ON_KERNEL_THREAD(pthread_getaffinity_np, t, n, set);
 }
 
 HOOK int pthread_setaffinity_np(pthread_t t, size_t n, const cpu_set_t *set)
 {
+    CATCH_HOLD();
     ON_KERNEL_THREAD(pthread_setaffinity_np, t, n, set);
 }
 
@@ -446,43 +480,51 @@ static pid_t kernel_tid(pid_t id, const void *ra)
 /* (glibc 2.3.3's versions of the affinity calls are an older ABI.) */
 HOOK int sched_setaffinity(pid_t id, size_t n, const cpu_set_t *set)
 {
+    CATCH_HOLD();
     return REAL_V(sched_setaffinity, "GLIBC_2.3.4")(kernel_tid(id, __builtin_return_address(0)),
                                                     n, set);
 }
 
 HOOK int sched_getaffinity(pid_t id, size_t n, cpu_set_t *set)
 {
+    CATCH_HOLD();
     return REAL_V(sched_getaffinity, "GLIBC_2.3.4")(kernel_tid(id, __builtin_return_address(0)),
                                                     n, set);
 }
 
 HOOK int sched_setparam(pid_t id, const struct sched_param *p)
 {
+    CATCH_HOLD();
     ON_KERNEL_TID(sched_setparam, id, p);
 }
 
 HOOK int sched_getparam(pid_t id, struct sched_param *p)
 {
+    CATCH_HOLD();
     ON_KERNEL_TID(sched_getparam, id, p);
 }
 
 HOOK int sched_setscheduler(pid_t id, int policy, const struct sched_param *p)
 {
+    CATCH_HOLD();
     ON_KERNEL_TID(sched_setscheduler, id, policy, p);
 }
 
 HOOK int sched_getscheduler(pid_t id)
 {
+    CATCH_HOLD();
     return REAL(sched_getscheduler)(kernel_tid(id, __builtin_return_address(0)));
 }
 
 HOOK int sched_rr_get_interval(pid_t id, struct timespec *t)
 {
+    CATCH_HOLD();
     ON_KERNEL_TID(sched_rr_get_interval, id, t);
 }
 
 HOOK int getpriority(__priority_which_t which, id_t who)
 {
+    CATCH_HOLD();
     if (which == PRIO_PROCESS)
         who = (id_t)kernel_tid((pid_t)who, __builtin_return_address(0));
     return REAL(getpriority)(which, who);
@@ -490,6 +532,7 @@ HOOK int getpriority(__priority_which_t which, id_t who)
 
 HOOK int setpriority(__priority_which_t which, id_t who, int prio)
 {
+    CATCH_HOLD();
     if (which == PRIO_PROCESS)
         who = (id_t)kernel_tid((pid_t)who, __builtin_return_address(0));
     return REAL(setpriority)(which, who, prio);

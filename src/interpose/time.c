@@ -16,6 +16,7 @@ REAL_DECL(int, clock_nanosleep, (clockid_t, int, const struct timespec *, struct
 
 HOOK unsigned sleep(unsigned sec)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(sleep)(sec);
@@ -26,6 +27,7 @@ HOOK unsigned sleep(unsigned sec)
 
 HOOK int usleep(useconds_t us)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(usleep)(us);
@@ -39,6 +41,7 @@ HOOK int usleep(useconds_t us)
 HOOK int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req,
                          struct timespec *rem)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME &&
                clock != CLOCK_TAI))
@@ -48,6 +51,7 @@ HOOK int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req,
 
 HOOK int nanosleep(const struct timespec *req, struct timespec *rem)
 {
+    CATCH_HOLD();
     struct sched *s = gate_blocking();
     if (!s)
         return REAL(nanosleep)(req, rem);

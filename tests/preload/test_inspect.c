@@ -157,11 +157,14 @@ Test(inspect, stats_go_to_the_log_file)
 
 /* ---- blocking detector ----------------------------------------------------------*/
 
+/* The detector's subjects block the loop with their own syscall
+ * instructions: with the catch (the default where the kernel has it) those
+ * would park, so these runs have the hooks only (CORUN_CATCH=plt). */
 static struct tu_child *run_block(const char *mode, const char *ms)
 {
     static char setting[64];
     snprintf(setting, sizeof setting, "CORUN_BLOCK_WARN_MS=%s", ms);
-    const char *const extra[] = { setting, NULL };
+    const char *const extra[] = { setting, "CORUN_CATCH=plt", NULL };
     return run("pt_block", mode, extra);
 }
 

@@ -1,0 +1,86 @@
+/* The catch of system calls that no hook sees (Syscall User Dispatch, Linux
+ * 5.11+): an OS thread running green threads asks the kernel to turn every
+ * system call made outside corun into a SIGSYS, whose handler
+ * (src/interpose/catch.c) routes the blocking ones to the green primitives
+ * and makes the others itself.
+ *
+ * "Outside corun" is a byte per OS thread (the selector) that the kernel
+ * reads at each system call: ALLOW while corun's code runs (every entry
+ * from the program, hooks first, holds it), BLOCK while the program's own
+ * code does. corun's raw system calls and the stubs below sit in one
+ * section (`corun_allowed`), which the kernel always lets through, whatever
+ * the byte says.
+ */
+#ifndef CR_CATCH_H
+#define CR_CATCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sched.h"
+
+#define CATCH_ALLOW 0        /* the kernel's SYSCALL_DISPATCH_FILTER_ALLOW */
+#define CATCH_BLOCK 1        /* ... _BLOCK: the call becomes a SIGSYS */
+#define CATCH_NO_SCHED 0xff  /* held where the thread had no scheduler yet */
+#define CATCH_NR_MAX 512     /* numbers counted for CORUN_STATS */
+
+/* The catch is wanted (CORUN_CATCH, decided at load by the handler's
+ * layer): schedulers arm it when they get a second green thread. */
+extern bool catch_wanted;
+/* Calls caught, by number (CORUN_STATS); the last slot counts the rest. */
+extern unsigned long catch_counts[CATCH_NR_MAX + 1];
+
+/* Arm the catch on the calling OS thread, whose scheduler is s (the
+ * selector is s->catch_sel). Returns 0 or an errno value. */
+int catch_arm(struct sched *s);
+/* Disarm it on the calling OS thread (its scheduler goes, or the program
+ * takes SIGSYS or the dispatch for itself). */
+void catch_disarm(struct sched *s);
+
+/* Entry from the program into corun: the calling OS thread's system calls
+ * are corun's until catch_release. Nests (the value held is restored). */
+static inline uint8_t catch_hold(void)
+{
+    struct sched *s = sched_tls;
+    if (!s)
+        return CATCH_NO_SCHED;
+    uint8_t v = s->catch_sel;
+    s->catch_sel = CATCH_ALLOW;
+    __asm__ volatile("" ::: "memory");
+    return v;
+}
+
+/* Back to the code that called catch_hold. A thread that got its scheduler
+ * meanwhile goes back to the program. */
+static inline void catch_release(const uint8_t *held)
+{
+    struct sched *s = sched_tls;
+    __asm__ volatile("" ::: "memory");
+    if (s)
+        s->catch_sel = *held == CATCH_NO_SCHED ? CATCH_BLOCK : *held;
+}
+
+/* Hold for the rest of the enclosing block (the first statement of every
+ * hook and API function). */
+#define CATCH_HOLD() \
+    uint8_t catch_held_ __attribute__((cleanup(catch_release), unused)) = catch_hold()
+
+/* The stubs in corun_allowed (catch_x86_64.S). */
+/* A system call with six arguments: the result or -errno. */
+long catch_raw(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+/* rt_sigreturn with the stack pointer at sp (a caught sigreturn of a
+ * handler's frame at sp). */
+__attribute__((noreturn)) void catch_sigreturn_at(uintptr_t sp);
+/* The SIGSYS handler's restorer: its own sigreturn is never caught. */
+void catch_restorer(void);
+
+/* A clone that starts the child on a new stack: the child resumes the
+ * caught call's context (regs, at rip) with 0 in rax. */
+struct catch_clone {
+    long nr, a[5];
+    long rbx, rbp, r12, r13, r14, r15, rdi, rsi, rdx, r10, r8, r9, rip;
+    volatile int taken;         /* set by the child once it has read the above */
+};
+long catch_clone_run(struct catch_clone *c);
+
+#endif

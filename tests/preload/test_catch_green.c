@@ -1,0 +1,94 @@
+/*
+ * test_catch_green.c - calls no hook sees (tests/pt_catch, a plain pthread
+ * program not linked with corun), run as `pt_catch MODE` three ways:
+ *
+ *   catch_green   LD_PRELOAD=libcorun.so CORUN_THREADS=green: caught
+ *                 (src/interpose/catch.c), so a blocking one parks
+ *   catch_native  LD_PRELOAD=libcorun.so CORUN_THREADS=native
+ *   catch_plain   no libcorun: the program's expectations are the kernel's
+ *
+ * The green runs need the catch (CORUN_CHECK_ONLY=catch says whether this
+ * machine and build have it): without it the blocking modes hang.
+ */
+#include "testutil.h"
+
+/* "sud", or "plt: why". */
+static const char *ask_lib(const char *what, const char *env)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s CORUN_CHECK_ONLY=%s LD_PRELOAD=" TEST_BUILDDIR
+             "/.libs/libcorun.so /bin/true", env, what);
+    static char out[2][256];
+    char *o = out[what[0] == 't'];
+    FILE *p = popen(cmd, "r");
+    if (!p || !fgets(o, 256, p))
+        snprintf(o, 256, "cannot ask libcorun");
+    if (p)
+        pclose(p);
+    o[strcspn(o, "\n")] = '\0';
+    return o;
+}
+
+static const char *catch_unavailable(void)
+{
+    const char *m = ask_lib("catch", "");
+    return strcmp(m, "sud") ? m : NULL;
+}
+
+/* The FILE-lock mode also needs a TCB per green thread. */
+static const char *own_tls_unavailable(void)
+{
+    const char *m = ask_lib("tls", "CORUN_TLS=own");
+    return strncmp(m, "own", 3) ? m : NULL;
+}
+
+#define MATRIX_SKIP(prog, mode, how)                                                       \
+    do {                                                                                   \
+        const char *why_ = (how) == PT_GREEN ? catch_unavailable() : NULL;                 \
+        if (why_)                                                                          \
+            cr_skip_test("no catch of system calls here (%s)", why_);                      \
+        why_ = (how) == PT_GREEN && !strcmp(mode, "flockfile") ? own_tls_unavailable()     \
+                                                                : NULL;                   \
+        if (why_)                                                                          \
+            cr_skip_test("no own TLS for green threads here (%s)", why_);                  \
+    } while (0)
+
+#include "preload_run.h"
+
+TestSuite(catch_green, .timeout = 90);
+TestSuite(catch_native, .timeout = 90);
+TestSuite(catch_plain, .timeout = 90);
+
+#define CATCH(mode, ...) MATRIX(catch, mode, pt_catch, mode, __VA_ARGS__ NULL)
+
+/* stdio (fputs/fflush/fgets) between threads, 4.2 MB each way, on pipes
+ * and on sockets: glibc's own writes and reads park. */
+CATCH(stdio_pipe)
+CATCH(stdio_socket)
+/* read by a syscall instruction parks; errors are the kernel's; errno stays. */
+CATCH(insn_read)
+/* Calls corun does not route (getppid, fstat) come back as the kernel's. */
+CATCH(insn_plain)
+/* futex wait and wake by instruction between green threads... */
+CATCH(insn_futex)
+/* ...and a green wake of a kernel thread waiting in the kernel. */
+CATCH(insn_futex_kernel)
+/* flockfile held across a sleep: another thread's fputs waits its turn,
+ * parked (glibc's inline FILE-lock wait), with a TCB per green thread. */
+CATCH(flockfile, "CORUN_TLS=own",)
+/* posix_spawn's clone (a child on its own stack, sharing memory until exec). */
+CATCH(posix_spawn)
+/* fork by instruction: the child is a copy, its status comes back. */
+CATCH(insn_fork)
+/* glibc's own pthread_create from a green thread: a kernel thread. */
+CATCH(kernel_thread)
+/* rt_sigprocmask by instruction: the kernel's mask at once; a signal it
+ * unblocks is handled before the call returns. */
+CATCH(insn_sigmask)
+/* A handler interrupting the program's code returns through glibc's
+ * sigreturn; stdio between threads still parks afterwards. */
+CATCH(sigreturn)
+#ifdef HAVE_LIBURING
+/* liburing's io_uring_wait_cqe parks until the completion. */
+CATCH(liburing_wait)
+#endif
