@@ -31,6 +31,7 @@ check_var CORUN_THREADS=native --threads native
 check_var CORUN_THREADS=green --threads=green
 check_var CORUN_TLS=own --tls own
 check_var CORUN_TLS=shared --tls=shared
+check_var CORUN_CATCH=plt --catch plt
 check_var CORUN_STACK_SIZE=64K --stack-size 64K
 check_var CORUN_POOL_SIZE=4 --pool-size 4
 check_var CORUN_POOL_SIZE=7 --pool-size=7
@@ -58,7 +59,7 @@ grep -q "^LD_PRELOAD=$lib" <<<"$out" || bad "LD_PRELOAD does not start with the 
 st=0; "${corun[@]}" sh -c 'exit 7' || st=$?
 [ "$st" = 7 ] || bad "program status 7 came back as $st"
 "${corun[@]}" --help | grep -q -- '--dump-signal' || bad "--help does not list --dump-signal"
-for o in --threads --tls --stack-size --pool-size --inherit --file-io --offload --stats \
+for o in --threads --tls --catch --stack-size --pool-size --inherit --file-io --offload --stats \
          --block-warn --dump-signal --log-level --log-file --doctor; do
     "${corun[@]}" --help | grep -q -- "$o" || bad "--help does not describe $o"
 done
@@ -78,6 +79,7 @@ expect_error "no program given"
 expect_error "no program given" --stats
 expect_error "CORUN_THREADS='blue' (--threads): expected 'green'" --threads blue echo RAN
 expect_error "CORUN_TLS='mine' (--tls): expected 'own'" --tls mine echo RAN
+expect_error "CORUN_CATCH='seccomp' (--catch): expected 'auto'.*'plt'.*'sud'" --catch seccomp echo RAN
 expect_error "CORUN_STACK_SIZE='1' (--stack-size).*16K" --stack-size 1 echo RAN
 expect_error "CORUN_POOL_SIZE='0' (--pool-size).*1 to 1024" --pool-size 0 echo RAN
 expect_error "CORUN_POOL_SIZE='2000'" --pool-size=2000 echo RAN
@@ -106,7 +108,7 @@ st=0; err=$(CORUN_POOL_SIZE=zero "${corun[@]}" echo RAN 2>&1) || st=$?
 [ "$st" = 2 ] && grep -q "CORUN_POOL_SIZE='zero'" <<<"$err" && ! grep -q RAN <<<"$err" ||
     bad "CORUN_POOL_SIZE=zero from the environment: status $st [$err]"
 # Plain LD_PRELOAD users get the same checks from the library.
-for setting in CORUN_THREADS=blue CORUN_TLS=mine CORUN_STACK_SIZE=1 CORUN_POOL_SIZE=0 CORUN_INHERIT=x \
+for setting in CORUN_THREADS=blue CORUN_TLS=mine CORUN_CATCH=x CORUN_STACK_SIZE=1 CORUN_POOL_SIZE=0 CORUN_INHERIT=x \
                CORUN_FILE_IO=x CORUN_STATS=x CORUN_BLOCK_WARN_MS=x CORUN_DUMP_SIGNAL=KILL \
                CORUN_LOG_LEVEL=x CORUN_LOG_FILE=/nonexistent/log CORUN_OFFLOAD=x; do
     st=0; err=$(env "$setting" LD_PRELOAD="$lib" sh -c 'echo RAN' 2>&1) || st=$?
@@ -163,11 +165,23 @@ int main(int argc, char **argv) {
 }
 C
 ${CC:-cc} -o "$work/imports" "$work/imports.c"
-out=$("${corun[@]}" --doctor "$work/imports") || bad "doctor on imports: status $?"
+# Without the catch, an unhooked blocking function is a limit; with it
+# (where this machine has it), a note: its system calls are caught.
+out=$("${corun[@]}" --catch plt --doctor "$work/imports") || bad "doctor on imports: status $?"
 grep -q "interposes: .*read" <<<"$out" || bad "doctor: read not listed as interposed [$out]"
 grep -q "does NOT interpose: .*flock" <<<"$out" || bad "doctor: flock not listed as not interposed [$out]"
 grep -q "syscall()" <<<"$out" || bad "doctor: syscall() not reported [$out]"
+grep -q "system calls no hook sees: not caught (plt: CORUN_CATCH=plt)" <<<"$out" || bad "doctor: no catch line for plt [$out]"
 grep -q "with the limits above" <<<"$out" || bad "doctor: no limited verdict [$out]"
+catch_here=$(CORUN_CHECK_ONLY=catch LD_PRELOAD="$lib" /bin/true)
+if [ "$catch_here" = sud ]; then
+    out=$("${corun[@]}" --doctor "$work/imports") || bad "doctor on imports: status $?"
+    grep -q "system calls no hook sees: caught" <<<"$out" || bad "doctor: no catch line [$out]"
+    grep -q "note: imports blocking functions corun does not interpose (flock)" <<<"$out" ||
+        bad "doctor: flock not a note with the catch [$out]"
+else
+    echo "note: no catch of system calls here ($catch_here): the doctor's catch checks are skipped"
+fi
 # Thread-local variables: a limit, not a refusal.
 printf 'static __thread int n;\nint main(void) { return n++; }\n' > "$work/tls.c"
 ${CC:-cc} -o "$work/tls" "$work/tls.c"
@@ -178,8 +192,13 @@ st=0; out=$("${corun[@]}" --doctor "$work/tls") || st=$?
 # io_uring through liburing (scripts/setup installs liburing-dev).
 printf '#include <liburing.h>\nint main(void) { struct io_uring r; return io_uring_queue_init(4, &r, 0); }\n' > "$work/uring.c"
 if ${CC:-cc} -o "$work/uring" "$work/uring.c" -luring 2>/dev/null; then
-    st=0; out=$("${corun[@]}" --doctor "$work/uring") || st=$?
+    st=0; out=$("${corun[@]}" --catch plt --doctor "$work/uring") || st=$?
     [ "$st" = 0 ] && grep -q "limit: uses io_uring" <<<"$out" || bad "doctor on an io_uring program: status $st [$out]"
+    if [ "$catch_here" = sud ]; then
+        st=0; out=$("${corun[@]}" --doctor "$work/uring") || st=$?
+        [ "$st" = 0 ] && grep -q "note: uses io_uring: a wait for completions parks" <<<"$out" ||
+            bad "doctor on an io_uring program with the catch: status $st [$out]"
+    fi
 else
     echo "note: no liburing-dev: the io_uring doctor check is skipped"
 fi
