@@ -30,6 +30,13 @@ extern bool catch_wanted;
 /* Calls caught, by number (CORUN_STATS); the last slot counts the rest. */
 extern unsigned long catch_counts[CATCH_NR_MAX + 1];
 
+/* Why the catch cannot be had in this process (CORUN_CATCH=plt, a
+ * sanitizer build, valgrind, a kernel without the dispatch, SIGSYS taken
+ * already), or NULL. Decided once, at load. */
+const char *catch_unavailable(void);
+/* SIGSYS was ignored when the program started (an inherited SIG_IGN). */
+extern bool catch_sigsys_ignored;
+
 /* Arm the catch on the calling OS thread, whose scheduler is s (the
  * selector is s->catch_sel). Returns 0 or an errno value. */
 int catch_arm(struct sched *s);

@@ -26,6 +26,7 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
+#include "catch.h"
 #include "config.h"
 #include "diag.h"
 #include "list.h"
@@ -272,18 +273,21 @@ static bool layout_check(void)
     return true;
 }
 
-/* `own` becomes the default once futex waits of green threads are caught:
- * until then a FILE lock held by a parked green thread would make the next
- * one wait in the kernel and block the OS thread (glibc's stdio locks are
- * inline futex waits, not calls corun sees). */
-#define TLS_OWN_BY_DEFAULT 0
+/* `own` is the default where the catch (catch.h) is in force: without it a
+ * FILE lock held by a parked green thread would make the next one wait in
+ * the kernel and block the OS thread (glibc's stdio locks are inline futex
+ * waits, no calls a hook sees). */
 
 static int sync_module(struct dl_phdr_info *info, size_t n, void *arg);
 
 void tls_decide(void)
 {
     enum tls_mode m = cr_config.tls;
-    bool want = m == TLS_OWN || (m == TLS_DEFAULT && TLS_OWN_BY_DEFAULT);
+    const char *no_catch = catch_unavailable();
+    bool want = m == TLS_OWN || (m == TLS_DEFAULT && !no_catch);
+    if (m == TLS_DEFAULT && no_catch)
+        snprintf(why_not, sizeof why_not, "system calls no hook sees are not caught here (%s): "
+                 "glibc's FILE-lock waits would block the OS thread", no_catch);
 #ifdef CORUN_SANITIZERS
     /* The sanitizers keep their per-thread state in the OS thread's TLS. */
     snprintf(why_not, sizeof why_not, "a sanitizer build keeps its state in the OS thread's TLS");

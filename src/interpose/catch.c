@@ -13,7 +13,9 @@
  * the alternate stack) is brought up to date when the call changed it or
  * when other green threads ran.
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -32,6 +34,7 @@
 #include "gate.h"
 #include "gsignal.h"
 #include "syscall_route.h"
+#include "tls.h"
 
 #ifndef PR_SET_SYSCALL_USER_DISPATCH
 #define PR_SET_SYSCALL_USER_DISPATCH 59
@@ -52,7 +55,6 @@ struct kernel_sigaction {
 
 /* Why the catch is not in force ("" while it is, or before the decision). */
 static char off_reason[160];
-static bool sigsys_ignored;          /* the program inherited SIGSYS ignored */
 static atomic_bool warned_off;
 
 const char *catch_off_reason(void)
@@ -85,6 +87,64 @@ void catch_notice(long nr, const long a[6])
         catch_give_up("the program uses Syscall User Dispatch itself");
     else if ((nr == SYS_prctl && a[0] == PR_SET_SECCOMP) || nr == SYS_seccomp)
         catch_give_up("the program installs a seccomp filter");
+}
+
+/* ---- where a caught call may park --------------------------------------------
+ * Inside the dynamic loader (dlopen's reads) a park would let another green
+ * thread into it: its lock is a recursive mutex owned by the kernel tid,
+ * which an OS thread's green threads share. Inside glibc, a park while it
+ * holds a FILE lock lets another green thread into that stream unless each
+ * green thread is its own lock owner (CORUN_TLS=own): with shared TLS only
+ * glibc's futex waits (on kernel threads' locks) may park there. Other
+ * callers (the program, liburing) park. */
+#define TEXT_MAX 4
+static struct text { uintptr_t lo, hi; } libc_text[TEXT_MAX], ldso_text[TEXT_MAX];
+
+struct text_of {
+    uintptr_t base;
+    struct text *out;
+};
+
+static int collect_text(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct text_of *t = arg;
+    if (info->dlpi_addr != t->base)
+        return 0;
+    int n = 0;
+    for (int i = 0; i < info->dlpi_phnum && n < TEXT_MAX; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            t->out[n].lo = info->dlpi_addr + ph->p_vaddr;
+            t->out[n].hi = t->out[n].lo + ph->p_memsz;
+            n++;
+        }
+    }
+    return 1;
+}
+
+static void find_text(const void *sym, struct text *out)
+{
+    Dl_info di;
+    if (sym && dladdr(sym, &di)) {
+        struct text_of t = { (uintptr_t)di.dli_fbase, out };
+        dl_iterate_phdr(collect_text, &t);
+    }
+}
+
+static bool in_text(const struct text *t, uintptr_t ip)
+{
+    for (int i = 0; i < TEXT_MAX && t[i].hi; i++)
+        if (ip >= t[i].lo && ip < t[i].hi)
+            return true;
+    return false;
+}
+
+static bool may_park(long nr, uintptr_t ip)
+{
+    if (in_text(ldso_text, ip))
+        return false;
+    return tls_own || nr == SYS_futex || !in_text(libc_text, ip);
 }
 
 static void count(long nr)
@@ -187,7 +247,7 @@ static bool caught_special(long nr, long a[6], ucontext_t *uc, long *r)
  * program's, kill -SYS): what the program's own action would have done. */
 static void foreign_sigsys(void)
 {
-    if (sigsys_ignored)
+    if (catch_sigsys_ignored)
         return;
     struct kernel_sigaction dfl = { .handler = (uintptr_t)SIG_DFL };
     catch_raw(SYS_rt_sigaction, SIGSYS, (long)&dfl, 0, 8, 0, 0);
@@ -221,7 +281,10 @@ static void sigsys_handler(int sig, siginfo_t *si, void *ucv)
     long a[6] = { g[REG_RDI], g[REG_RSI], g[REG_RDX], g[REG_R10], g[REG_R8], g[REG_R9] };
     unsigned long switches = s->stats.switches;
     long r;
-    if (!caught_special(nr, a, uc, &r) && !syscall_route(nr, a, (const void *)g[REG_RIP], &r))
+    const void *ip = (const void *)g[REG_RIP];
+    if (!caught_special(nr, a, uc, &r) &&
+        !(may_park(nr, (uintptr_t)ip) ? syscall_route(nr, a, ip, &r)
+                                      : syscall_route_noblock(nr, a, ip, &r)))
         r = catch_raw(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
     g[REG_RAX] = r;
     if (s->stats.switches != switches) {
@@ -236,33 +299,6 @@ static void sigsys_handler(int sig, siginfo_t *si, void *ucv)
 
 /* ---- the decision, at load --------------------------------------------------*/
 
-static bool under_valgrind(void)
-{
-    const char *p = getenv("LD_PRELOAD");
-    return p && strstr(p, "vgpreload");
-}
-
-/* Why the catch cannot be had here, or NULL. */
-static const char *unavailable(void)
-{
-#ifdef CORUN_SANITIZERS
-    if (cr_config.catch_mode == CATCH_MODE_AUTO)
-        return "a sanitizer build (its runtime's own system calls would all be caught)";
-#endif
-    if (under_valgrind())
-        return "running under valgrind";
-    if (catch_raw(SYS_prctl, PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_OFF, 0, 0, 0, 0) != 0)
-        return "the kernel has no Syscall User Dispatch (Linux 5.11+, CONFIG_GENERIC_ENTRY)";
-    struct kernel_sigaction old;
-    if (catch_raw(SYS_rt_sigaction, SIGSYS, 0, (long)&old, 8, 0, 0) != 0)
-        return "SIGSYS cannot be handled";
-    if (old.handler == (uintptr_t)SIG_IGN)
-        sigsys_ignored = true;
-    else if (old.handler != (uintptr_t)SIG_DFL)
-        return "SIGSYS has a handler already";
-    return NULL;
-}
-
 static void catch_decide(void)
 {
     config_load();
@@ -270,7 +306,7 @@ static void catch_decide(void)
         snprintf(off_reason, sizeof off_reason, "CORUN_CATCH=plt");
         return;
     }
-    const char *why = unavailable();
+    const char *why = catch_unavailable();
     if (why) {
         snprintf(off_reason, sizeof off_reason, "%s", why);
         if (cr_config.catch_mode == CATCH_MODE_SUD)
@@ -279,6 +315,8 @@ static void catch_decide(void)
         return;
     }
     caller_is_foreign(NULL);   /* the text ranges, found now rather than in a handler */
+    find_text(dlsym(RTLD_NEXT, "fputs"), libc_text);
+    find_text(dlsym(RTLD_DEFAULT, "_dl_allocate_tls"), ldso_text);
     struct kernel_sigaction sa = {
         .handler = (uintptr_t)sigsys_handler,
         .flags = SA_SIGINFO | SA_NODEFER | KSA_RESTORER,
@@ -316,7 +354,7 @@ int catch_sigsys_action(const struct sigaction *act, struct sigaction *old,
         return install(SIGSYS, act, old);
     struct sigaction was;
     memset(&was, 0, sizeof was);
-    was.sa_handler = sigsys_ignored ? SIG_IGN : SIG_DFL;
+    was.sa_handler = catch_sigsys_ignored ? SIG_IGN : SIG_DFL;
     if (act && act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN) {
         catch_give_up("the program sets its own SIGSYS action");
         int r = install(SIGSYS, act, NULL);
@@ -327,6 +365,6 @@ int catch_sigsys_action(const struct sigaction *act, struct sigaction *old,
     if (old)
         *old = was;
     if (act)
-        sigsys_ignored = act->sa_handler == SIG_IGN;
+        catch_sigsys_ignored = act->sa_handler == SIG_IGN;
     return 0;
 }

@@ -256,6 +256,32 @@ static bool route_futex(const long a[6], const void *ra, long *ret)
                      (const void *)a[3], (uint32_t *)a[4], (uint32_t)a[5], ret);
 }
 
+bool syscall_route_noblock(long nr, const long a[6], const void *ra, long *ret)
+{
+    if (caller_is_foreign(ra))
+        return false;
+    switch (nr) {
+    case SYS_rt_sigaction:
+    case SYS_prctl:
+    case SYS_seccomp:
+        catch_notice(nr, a);
+        return false;
+    case SYS_gettid:
+    case SYS_tgkill:
+    case SYS_tkill:
+        return route_thread_id(nr, a, ra, ret);
+    case SYS_close:
+    case SYS_dup:
+    case SYS_dup2:
+    case SYS_dup3:
+    case SYS_close_range:
+    case SYS_fcntl:
+        return route_fd_books(nr, a, ret);
+    default:
+        return false;
+    }
+}
+
 bool syscall_route(long nr, const long a[6], const void *ra, long *ret)
 {
     /* libuv's and the sanitizers' own calls by number (libuv closes its fds

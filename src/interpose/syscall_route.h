@@ -17,6 +17,10 @@
  */
 bool syscall_route(long nr, const long a[6], const void *ra, long *ret);
 
+/* Only the numbers that never block (the fd books, thread ids): for a
+ * caller that must not park. */
+bool syscall_route_noblock(long nr, const long a[6], const void *ra, long *ret);
+
 /* The calls by which a program takes SIGSYS, seccomp or the dispatch for
  * itself: the catch steps aside (catch.c). */
 void catch_notice(long nr, const long a[6]);

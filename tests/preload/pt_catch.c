@@ -33,6 +33,14 @@
 int ktest_create(pthread_t *t, void *(*fn)(void *), void *arg);
 int ktest_join(pthread_t t);
 
+/* glibc's join returns once the kernel cleared the thread's tid, a moment
+ * before the task leaves /proc/self/task (the summary counts OS threads). */
+static void kernel_thread_gone(void)
+{
+    for (int i = 0; i < 1000 && count_tasks() > 1; i++)
+        usleep(1000);
+}
+
 extern char **environ;
 
 #define TICKED_DURING(t0, what) \
@@ -267,6 +275,7 @@ static void m_insn_futex_kernel(void)
     long woken = futex_insn(&fword, FUTEX_WAKE_PRIVATE, 1);
     CHECKF(woken == 0 || woken == 1, "wake returned %ld", woken);
     OK(ktest_join(k));
+    kernel_thread_gone();
     CHECK(atomic_load(&kwaiter_state) == 2);
 }
 
@@ -375,6 +384,7 @@ static void m_kernel_thread(void)
     char buf[4] = { 0 };
     CHECK(read(p[0], buf, 2) == 2 && !memcmp(buf, "kt", 2));
     OK(ktest_join(k));
+    kernel_thread_gone();
     close(p[0]);
     close(p[1]);
     ticker_end();
