@@ -43,6 +43,10 @@ for ((i = 1; i <= reps; i++)); do
         note "raw read syscall, same run (ns)" $side "$(sed -n 's/.*raw syscall *\([-0-9.]*\) ns.*/\1/p' <<<"$out")"
         note "hooked read(), data ready, over the raw syscall (ns)" $side \
             "$(sed -n 's/.*hook overhead *\([-0-9.]*\) ns.*/\1/p' <<<"$out")"
+        note "read by syscall instruction beside a green thread (ns)" $side \
+            "$(sed -n 's/.*read, routed *\([-0-9.]*\) ns.*/\1/p' <<<"$out")"
+        note "getppid by syscall instruction beside a green thread (ns)" $side \
+            "$(sed -n 's/.*getppid *\([-0-9.]*\) ns.*/\1/p' <<<"$out")"
         out=$(cd "$d" && CORUN_THREADS=native taskset -c 0 ./bench/spawn 2>&1)
         note "spawn + join, explicit API (ns)" $side "$(result spawn_join_ns <<<"$out")"
         out=$(LD_PRELOAD=$d/.libs/libcorun.so CORUN_THREADS=green taskset -c 0 "$d/bench/pt_pingpong" 2>&1)

@@ -153,6 +153,7 @@ static void coroutine_release(struct corun *co)
         return;                           /* lives on the thread's own stack */
     OBSERVERS_CALL(thread_released, co->sched, co);
     all_unlink(co->sched, co);
+    co->state = CO_RELEASED;              /* a second join finds ESRCH while the slot waits */
     if (co->flags & CO_OWN_TLS)
         tls_release(co->fsbase, (char *)co);
     if (!co->stack.cls)
@@ -794,6 +795,8 @@ int sched_join(struct corun *co, void **retval, uint64_t deadline, bool try, boo
 {
     struct sched *s = sched_self();
     struct corun *cur = s->current;
+    if (co->state == CO_RELEASED)
+        return ESRCH;
     if (co == cur)
         return EDEADLK;
     if (co->sched != s)

@@ -38,6 +38,7 @@ enum co_state {
     CO_SUSPENDED,    /* waiting in corun_switch() for someone to switch back */
     CO_DONE,         /* finished, not yet joined */
     CO_LOOP,         /* the scheduler's event-loop context, not running */
+    CO_RELEASED,     /* joined or detached and finished: its slot is given back */
 };
 
 /* Why a parked coroutine was woken. */

@@ -492,7 +492,7 @@ int gsignal_kill(struct sched *s, struct corun *target, int sig)
 {
     if (sig < 0 || sig >= NSIG)
         return EINVAL;
-    if (target->state == CO_DONE)
+    if (target->state == CO_DONE || target->state == CO_RELEASED)
         return ESRCH;
     if (sig == 0)
         return 0;

@@ -77,6 +77,20 @@ static void catch_give_up(const char *why)
                  "(they block the OS thread)", why);
 }
 
+bool catch_rt_sigaction(const long a[6], long *ret)
+{
+    catch_notice(SYS_rt_sigaction, a);
+    if (!catch_wanted || !a[1] || a[3] != 8)
+        return false;
+    /* A handler's mask with SIGSYS in it would kill at the first caught
+     * call the handler makes: SIGSYS stays out, as with sigaction(). */
+    struct kernel_sigaction k;
+    memcpy(&k, (const void *)a[1], sizeof k);
+    k.mask &= ~((uint64_t)1 << (SIGSYS - 1));
+    *ret = catch_raw(SYS_rt_sigaction, a[0], (long)&k, a[2], a[3], 0, 0);
+    return true;
+}
+
 void catch_notice(long nr, const long a[6])
 {
     if (!catch_wanted)

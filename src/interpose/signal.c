@@ -31,6 +31,12 @@ static int kernel_sigaction(int sig, const struct sigaction *act, struct sigacti
 {
     if (sig == SIGSYS)
         return catch_sigsys_action(act, old, REAL(sigaction));
+    struct sigaction k;
+    if (act && catch_wanted && sigismember(&act->sa_mask, SIGSYS)) {
+        k = *act;                      /* a dispatch with SIGSYS blocked kills (catch.h) */
+        sigdelset(&k.sa_mask, SIGSYS);
+        act = &k;
+    }
     return REAL(sigaction)(sig, act, old);
 }
 

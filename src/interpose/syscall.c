@@ -262,6 +262,7 @@ bool syscall_route_noblock(long nr, const long a[6], const void *ra, long *ret)
         return false;
     switch (nr) {
     case SYS_rt_sigaction:
+        return catch_rt_sigaction(a, ret);
     case SYS_prctl:
     case SYS_seccomp:
         catch_notice(nr, a);
@@ -292,6 +293,7 @@ bool syscall_route(long nr, const long a[6], const void *ra, long *ret)
     case SYS_futex:
         return route_futex(a, ra, ret);
     case SYS_rt_sigaction:
+        return catch_rt_sigaction(a, ret);
     case SYS_prctl:
     case SYS_seccomp:
         catch_notice(nr, a);

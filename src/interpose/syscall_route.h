@@ -24,6 +24,9 @@ bool syscall_route_noblock(long nr, const long a[6], const void *ra, long *ret);
 /* The calls by which a program takes SIGSYS, seccomp or the dispatch for
  * itself: the catch steps aside (catch.c). */
 void catch_notice(long nr, const long a[6]);
+/* rt_sigaction by number while the catch is in force: made with SIGSYS out
+ * of the handler's mask. false: the caller makes it. */
+bool catch_rt_sigaction(const long a[6], long *ret);
 
 #include <signal.h>
 /* sigaction(SIGSYS, ...) while the catch is in force (catch.c). */

@@ -117,9 +117,20 @@ for setting in CORUN_THREADS=blue CORUN_TLS=mine CORUN_CATCH=x CORUN_STACK_SIZE=
 done
 
 # ---- --doctor says which TLS mode a program would get ----------------------------
+# The default: own where the catch of system calls is in force, else shared
+# with the reason.
+tls_default=$(CORUN_CHECK_ONLY=tls LD_PRELOAD="$lib" /bin/true)
 out=$("${corun[@]}" --doctor "$build/tests/pt_tls" 2>&1) || bad "--doctor pt_tls: status $?"
-grep -q 'thread-local storage of green threads: shared' <<<"$out" || bad "--doctor: no TLS mode line [$out]"
+grep -qF "thread-local storage of green threads: $tls_default" <<<"$out" || bad "--doctor: no TLS mode line [$out]"
+if [ "$(CORUN_CHECK_ONLY=catch LD_PRELOAD="$lib" /bin/true)" = sud ]; then
+    [ "$tls_default" = own ] || bad "own TLS is not the default with the catch in force: $tls_default"
+fi
+out=$("${corun[@]}" --tls shared --doctor "$build/tests/pt_tls" 2>&1) || bad "--doctor --tls shared: status $?"
+grep -q 'thread-local storage of green threads: shared' <<<"$out" || bad "--doctor --tls shared: [$out]"
 grep -q 'limit: has __thread' <<<"$out" || bad "--doctor: no __thread limit with shared TLS [$out]"
+out=$("${corun[@]}" --catch plt --doctor "$build/tests/pt_tls" 2>&1) || bad "--doctor --catch plt: status $?"
+grep -q 'thread-local storage of green threads: shared: system calls no hook sees are not caught' <<<"$out" ||
+    bad "--doctor --catch plt: TLS not shared with the reason [$out]"
 if CORUN_TLS=own CORUN_CHECK_ONLY=tls LD_PRELOAD="$lib" /bin/true | grep -q '^own'; then
     out=$("${corun[@]}" --tls own --doctor "$build/tests/pt_tls" 2>&1) || bad "--doctor --tls own: status $?"
     grep -q 'thread-local storage of green threads: own' <<<"$out" || bad "--doctor --tls own: [$out]"
@@ -185,7 +196,7 @@ fi
 # Thread-local variables: a limit, not a refusal.
 printf 'static __thread int n;\nint main(void) { return n++; }\n' > "$work/tls.c"
 ${CC:-cc} -o "$work/tls" "$work/tls.c"
-st=0; out=$("${corun[@]}" --doctor "$work/tls") || st=$?
+st=0; out=$("${corun[@]}" --tls shared --doctor "$work/tls") || st=$?
 [ "$st" = 0 ] && grep -q "limit: has __thread" <<<"$out" && grep -q "with the limits above" <<<"$out" ||
     bad "doctor on a __thread program: status $st [$out]"
 ! grep -q "__thread" <<<"$("${corun[@]}" --doctor "$work/dyn5")" || bad "doctor: __thread reported for dyn5"

@@ -8,16 +8,15 @@
 #     SELECTs at concurrency 50 succeed;
 #  3. OS threads and peak RSS (VmHWM) of the server are printed side by side;
 #  4. mariadb-admin shutdown; the server exits 0.
-# Three runs: natively; under coro-run --threads native (the I/O hooks with
-# kernel threads: MariaDB's defaults, io_uring included); under coro-run with
-# green threads, each with TLS of its own (--tls own: MariaDB keeps the
-# current connection, tpool's worker data and InnoDB's group-commit waiter
-# in thread_local variables; with shared TLS it crashed at start-up), whose
-# InnoDB latches wait in raw syscall(SYS_futex) calls (green futexes). The
-# green run uses options that avoid what corun cannot turn into parks yet
-# (no native aio: liburing's own io_uring_enter instructions; one purge
-# thread, one read and one write i/o thread, no buffer pool load/dump).
-# Where own TLS cannot be had (a sanitizer build) the green run is skipped,
+# Three runs, all with MariaDB's default options (InnoDB's io_uring native
+# aio included): natively; under coro-run --threads native (the I/O hooks
+# with kernel threads); under coro-run with its defaults: green threads,
+# each with TLS of its own (MariaDB keeps the current connection, tpool's
+# worker data and InnoDB's group-commit waiter in thread_local variables;
+# with shared TLS it crashed at start-up), InnoDB's latches waiting in raw
+# syscall(SYS_futex) calls (green futexes) and liburing's own
+# io_uring_enter instructions caught (CORUN_CATCH) and parked. Where own TLS
+# and the catch cannot be had (a sanitizer build) the green run is skipped,
 # saying so. Everything is bounded; the servers are killed by pid on exit.
 source "$(dirname "$0")/lib.sh"
 server_bin=/usr/sbin/mariadbd
@@ -134,17 +133,13 @@ else
     echo "FAIL: coro-run --threads native: $why"; fail=1
 fi
 
-# 3. coro-run, green threads with TLS of their own.
-green_opts='--innodb-use-native-aio=0 --skip-grant-tables --innodb-purge-threads=1
-    --innodb-read-io-threads=1 --innodb-write-io-threads=1
-    --innodb-buffer-pool-load-at-startup=0 --innodb-buffer-pool-dump-at-shutdown=0
-    --thread-handling=one-thread-per-connection'
+# 3. coro-run with its defaults: green threads, own TLS, the catch.
 dump_sig=RTMIN+2
-tls_mode=$(CORUN_TLS=own CORUN_CHECK_ONLY=tls LD_PRELOAD="$lib" /bin/true 2>/dev/null || true)
+tls_mode=$(CORUN_CHECK_ONLY=tls LD_PRELOAD="$lib" /bin/true 2>/dev/null || true)
 green=pass
 if [[ $tls_mode == own* ]]; then
     mkdir -p "$work/corun-green"
-    if start_server corun-green "$green_opts" "${corun[@]}" --threads green --tls own \
+    if start_server corun-green '' "${corun[@]}" \
             --dump-signal "$dump_sig" --log-file "$work/corun-green/corun.log"; then
         workload corun-green || green=fail
     else
@@ -160,10 +155,10 @@ if [ "$green" = fail ]; then
     echo "FAIL: coro-run (green threads, own TLS) stopped: $why"
     fail=1
 elif [ "$green" = skip ]; then
-    echo "coro-run (green threads): not run: green threads need their own TLS, which this build" \
-         "does not give ($tls_mode)"
+    echo "coro-run (green threads): not run: green threads need their own TLS and the catch," \
+         "which this build does not give by default ($tls_mode)"
     if [ "$fail" = 0 ]; then
-        echo "SKIP: the green-thread run needs CORUN_TLS=own; natively and under coro-run" \
+        echo "SKIP: the green-thread run needs own TLS and the catch; natively and under coro-run" \
              "--threads native it passed"
         exit 77
     fi
