@@ -285,9 +285,15 @@ void tls_decide(void)
     enum tls_mode m = cr_config.tls;
     const char *no_catch = catch_unavailable();
     bool want = m == TLS_OWN || (m == TLS_DEFAULT && !no_catch);
-    if (m == TLS_DEFAULT && no_catch)
+    if (m == TLS_DEFAULT && no_catch) {
         snprintf(why_not, sizeof why_not, "system calls no hook sees are not caught here (%s): "
                  "glibc's FILE-lock waits would block the OS thread", no_catch);
+        /* A machine that cannot have the default says so once; a setting
+         * or a build that chose it does not. */
+        if (!strncmp(no_catch, "the kernel", 10))
+            diag_log(LOG_WARN, "CORUN_TLS: green threads share their OS thread's thread-local "
+                     "storage: %s", why_not);
+    }
 #ifdef CORUN_SANITIZERS
     /* The sanitizers keep their per-thread state in the OS thread's TLS. */
     snprintf(why_not, sizeof why_not, "a sanitizer build keeps its state in the OS thread's TLS");

@@ -447,6 +447,49 @@ static void m_sigreturn(void)
     ticker_end();
 }
 
+/* ---- a program that uses SIGSYS itself ------------------------------------------*/
+
+static volatile sig_atomic_t got_sys;
+
+static void on_sys(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    got_sys = si->si_code == SI_USER ? sig : -1;
+}
+
+/* The program's view of SIGSYS is its own (SIG_DFL at start, what it sets
+ * after); its own handler then gets the SIGSYS sent to it. Under corun
+ * the catch steps aside with one warning; blocking calls of the program's
+ * own code still work (they block the OS thread, as natively). */
+static void m_sigsys_own(void)
+{
+    ticker_start();
+    struct sigaction old;
+    OK(sigaction(SIGSYS, NULL, &old));
+    CHECKF(old.sa_handler == SIG_DFL && !(old.sa_flags & SA_SIGINFO), "SIGSYS's action at start: %p",
+           (void *)old.sa_handler);
+    struct sigaction ign = { .sa_handler = SIG_IGN };
+    OK(sigaction(SIGSYS, &ign, &old));
+    CHECK(old.sa_handler == SIG_DFL);
+    OK(sigaction(SIGSYS, NULL, &old));
+    CHECK(old.sa_handler == SIG_IGN);
+    CHECK(kill(getpid(), SIGSYS) == 0);       /* ignored, as the program said */
+    struct sigaction own = { .sa_sigaction = on_sys, .sa_flags = SA_SIGINFO };
+    OK(sigaction(SIGSYS, &own, &old));
+    CHECK(old.sa_handler == SIG_IGN);
+    OK(sigaction(SIGSYS, NULL, &old));
+    CHECK(old.sa_sigaction == on_sys);
+    CHECK(kill(getpid(), SIGSYS) == 0);
+    for (int i = 0; i < 100 && !got_sys; i++)
+        sleep_ms(1);
+    CHECKF(got_sys == SIGSYS, "the program's SIGSYS handler saw %d", (int)got_sys);
+    /* Calls by instruction are the kernel's again. */
+    char buf[4];
+    CHECK(insn_syscall(SYS_read, 987654, (long)buf, 1, 0, 0, 0) == -EBADF);
+    CHECK(insn_syscall(SYS_getppid, 0, 0, 0, 0, 0, 0) == getppid());
+    ticker_end();
+}
+
 #ifdef HAVE_LIBURING
 /* liburing's io_uring_wait_cqe (its own system calls) for a pipe read that
  * another thread satisfies in 50 ms. */
@@ -496,6 +539,7 @@ static const struct pt_mode modes[] = {
     { "kernel_thread", m_kernel_thread },
     { "insn_sigmask", m_insn_sigmask },
     { "sigreturn", m_sigreturn },
+    { "sigsys_own", m_sigsys_own },
 #ifdef HAVE_LIBURING
     { "liburing_wait", m_liburing_wait },
 #endif

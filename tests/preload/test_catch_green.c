@@ -88,6 +88,26 @@ CATCH(insn_sigmask)
 /* A handler interrupting the program's code returns through glibc's
  * sigreturn; stdio between threads still parks afterwards. */
 CATCH(sigreturn)
+/* The program's view of SIGSYS is its own; with a handler of its own the
+ * catch steps aside (one warning) and the program's handler gets SIGSYS. */
+Test(catch_green, sigsys_own_warns_once)
+{
+    if (catch_unavailable())
+        cr_skip_test("no catch of system calls here (%s)", catch_unavailable());
+    struct tu_child *c = calloc(1, sizeof *c);
+    cr_assert_not_null(c);
+    const char *args[] = { "sigsys_own", NULL };
+    const char *const extra[] = { NULL };
+    pt_run("pt_catch", args, PT_GREEN, extra, c);
+    char st[128];
+    cr_assert(WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0 && strstr(c->out, "PASS sigsys_own"),
+              PT_FMT, PT_ARGS("pt_catch", "sigsys_own", PT_GREEN, c, st));
+    const char *w = "the program sets its own SIGSYS action";
+    const char *first = strstr(c->err, w);
+    cr_assert(first && !strstr(first + 1, w), "expected one warning, stderr: %s", c->err);
+    free(c);
+}
+CATCH(sigsys_own)
 #ifdef HAVE_LIBURING
 /* liburing's io_uring_wait_cqe parks until the completion. */
 CATCH(liburing_wait)
