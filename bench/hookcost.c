@@ -91,11 +91,21 @@ int main(int argc, char **argv)
                 return 1;
         hooked[r] = (now_ns() - t) / (double)n;
 
+        /* Caught calls cost about a microsecond: 20,000 of them, then the
+         * rest drained in bulk. */
         n = fill(sv[1]);
+        size_t k = n < 20000 ? n : 20000;
         t = now_ns();
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < k; i++)
             raw_read(sv[0], &c, 1);
-        caught_read[r] = (now_ns() - t) / (double)n;
+        caught_read[r] = (now_ns() - t) / (double)k;
+        static char rest[1 << 16];
+        for (size_t left = n - k; left > 0;) {
+            ssize_t got = read(sv[0], rest, left < sizeof rest ? left : sizeof rest);
+            if (got <= 0)
+                return 1;
+            left -= (size_t)got;
+        }
 
         t = now_ns();
         long sum = 0;
