@@ -89,4 +89,37 @@ static inline ssize_t rs_read_file(const char *path, char *buf, size_t size)
     return n;
 }
 
+
+/* Memory mappings. libcorun hooks these for the program (interpose/plain.c:
+ * a call costs a hook, not a caught signal); the layers make them raw.
+ * Sanitizer builds have no such hooks (nor the catch) and call libc's,
+ * which their runtime intercepts to keep its shadow memory right. */
+#include <sys/mman.h>
+#ifdef CORUN_SANITIZERS
+#define rs_mmap mmap
+#define rs_munmap munmap
+#define rs_mprotect mprotect
+#define rs_madvise madvise
+#else
+static inline void *rs_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+
+static inline int rs_munmap(void *addr, size_t len)
+{
+    return (int)syscall(SYS_munmap, addr, len);
+}
+
+static inline int rs_mprotect(void *addr, size_t len, int prot)
+{
+    return (int)syscall(SYS_mprotect, addr, len, prot);
+}
+
+static inline int rs_madvise(void *addr, size_t len, int advice)
+{
+    return (int)syscall(SYS_madvise, addr, len, advice);
+}
+#endif
+
 #endif

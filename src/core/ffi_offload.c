@@ -20,6 +20,7 @@
 #include "offload.h"
 #include "real.h"
 #include "sched.h"
+#include "rawsys.h"
 
 #define TARGETS_MAX 64
 #define ARGS_MAX 16
@@ -323,12 +324,12 @@ static void write_slot(const struct object *o, void **slot, void *value)
     /* Made read-only after relocation (RELRO): open it for the one write. */
     long page = sysconf(_SC_PAGESIZE);
     void *lo = (void *)((uintptr_t)slot & ~(uintptr_t)(page - 1));
-    if (mprotect(lo, (size_t)page, PROT_READ | PROT_WRITE) != 0) {
+    if (rs_mprotect(lo, (size_t)page, PROT_READ | PROT_WRITE) != 0) {
         diag_print("warning: CORUN_OFFLOAD: cannot patch %s: mprotect: %s", o->name, strerror(errno));
         return;
     }
     __atomic_store_n(slot, value, __ATOMIC_RELEASE);
-    mprotect(lo, (size_t)page, PROT_READ);
+    rs_mprotect(lo, (size_t)page, PROT_READ);
 }
 
 /* Dynamic-section addresses are relocated in place by the loader, except

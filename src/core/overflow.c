@@ -11,6 +11,7 @@
 #include "diag.h"
 #include "real.h"
 #include "sched_int.h"
+#include "rawsys.h"
 
 __attribute__((noreturn)) void overflow_abort(const struct corun *co, const char *how)
 {
@@ -70,7 +71,7 @@ void altstack_ensure(void)
     if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
         return;
     size_t len = 64 << 10;
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p = rs_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return;
     stack_t ss = { .ss_sp = p, .ss_size = len, .ss_flags = 0 };

@@ -120,14 +120,14 @@ static int arena_new(struct stack_class *c)
     if (n == 0)
         n = 1;
     size_t len = n * c->slot;
-    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+    char *p = rs_mmap(NULL, len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return EAGAIN;
-    madvise(p, len, MADV_NOHUGEPAGE);
+    rs_madvise(p, len, MADV_NOHUGEPAGE);
     struct arena *a = malloc(sizeof *a);
     if (!a) {
-        munmap(p, len);
+        rs_munmap(p, len);
         return EAGAIN;
     }
     a->base = p;
@@ -146,11 +146,11 @@ static int arena_new(struct stack_class *c)
 static bool guard_install(char *at, size_t len)
 {
     if (guard_method == GUARD_UNKNOWN) {
-        guard_method = madvise(at, len, MADV_GUARD_INSTALL) == 0 ? GUARD_MADVISE : GUARD_MPROTECT;
+        guard_method = rs_madvise(at, len, MADV_GUARD_INSTALL) == 0 ? GUARD_MADVISE : GUARD_MPROTECT;
         if (guard_method == GUARD_MADVISE)
             return true;
     } else if (guard_method == GUARD_MADVISE) {
-        return madvise(at, len, MADV_GUARD_INSTALL) == 0;
+        return rs_madvise(at, len, MADV_GUARD_INSTALL) == 0;
     }
     /* Each mprotect'ed guard splits the arena's mapping: keep a quarter of
      * the map budget for them and leave the rest to the program. */
@@ -158,7 +158,7 @@ static bool guard_install(char *at, size_t len)
         mprotect_budget = read_max_map_count() / 4 / 2;
     if (mprotect_budget == 0)
         return false;
-    if (mprotect(at, len, PROT_NONE) != 0)
+    if (rs_mprotect(at, len, PROT_NONE) != 0)
         return false;
     mprotect_budget--;
     return true;
@@ -233,7 +233,7 @@ static void release_batch(struct stack_class *c, uintptr_t *batch, size_t n)
         while (mergeable && j < n && (batch[j] & ~(uintptr_t)1) == (batch[j - 1] & ~(uintptr_t)1) + c->slot)
             j++;
         char *last = (char *)(batch[j - 1] & ~(uintptr_t)1);
-        madvise(lo, (size_t)(last - lo) + c->usable, MADV_DONTNEED);
+        rs_madvise(lo, (size_t)(last - lo) + c->usable, MADV_DONTNEED);
         i = j;
     }
 

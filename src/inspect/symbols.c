@@ -84,7 +84,7 @@ static const struct symfile *symfile_get(const char *path)
     struct symfile *f = &symfiles[symfiles_next];
     symfiles_next = (symfiles_next + 1) % SYMTAB_CACHE;
     if (f->map)
-        munmap((void *)f->map, f->size);
+        rs_munmap((void *)f->map, f->size);
     f->map = NULL;
     snprintf(f->path, sizeof f->path, "%s", path);
     int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
@@ -92,7 +92,7 @@ static const struct symfile *symfile_get(const char *path)
     if (fd < 0)
         return f;
     if (syscall(SYS_fstat, fd, &st) == 0 && st.st_size >= (off_t)sizeof(Elf64_Ehdr)) {
-        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        void *m = rs_mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m != MAP_FAILED) {
             f->map = m;
             f->size = (size_t)st.st_size;

@@ -1,0 +1,90 @@
+/*
+ * Hooks: calls that never block, made often (memory mappings, file
+ * offsets, socket names, the terminal test). corun has nothing to do with
+ * them but to keep its own fds hidden; they are hooked so that, on an OS
+ * thread under the catch (src/core/catch.h), a program's call costs a
+ * function call instead of a caught signal (about a microsecond): the
+ * hold, then libc. Calls glibc makes inside its own functions still reach
+ * the catch. Sanitizer builds run without the catch and leave these to
+ * their runtime's interceptors.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gate.h"
+
+#ifndef CORUN_SANITIZERS
+
+/* A hook that passes the call on as it is. */
+#define PASS_THROUGH(ret, name, params, args)  \
+    REAL_DECL(ret, name, params);              \
+    HOOK ret name params                       \
+    {                                          \
+        CATCH_HOLD();                          \
+        return REAL(name) args;                \
+    }
+
+/* The same for a call on an fd, which must not be one of corun's. */
+#define PASS_THROUGH_FD(ret, name, params, args, fd) \
+    REAL_DECL(ret, name, params);                    \
+    HOOK ret name params                             \
+    {                                                \
+        CATCH_HOLD();                                \
+        GATE_HIDDEN_FD(fd);                          \
+        return REAL(name) args;                      \
+    }
+
+PASS_THROUGH(int, munmap, (void *a, size_t n), (a, n))
+PASS_THROUGH(int, mprotect, (void *a, size_t n, int prot), (a, n, prot))
+PASS_THROUGH(int, madvise, (void *a, size_t n, int advice), (a, n, advice))
+PASS_THROUGH(char *, getcwd, (char *buf, size_t n), (buf, n))
+PASS_THROUGH_FD(off_t, lseek, (int fd, off_t off, int whence), (fd, off, whence), fd)
+PASS_THROUGH_FD(off64_t, lseek64, (int fd, off64_t off, int whence), (fd, off, whence), fd)
+PASS_THROUGH_FD(int, getsockname, (int fd, struct sockaddr *a, socklen_t *al), (fd, a, al), fd)
+PASS_THROUGH_FD(int, getpeername, (int fd, struct sockaddr *a, socklen_t *al), (fd, a, al), fd)
+PASS_THROUGH_FD(int, isatty, (int fd), (fd), fd)
+
+/* An anonymous mapping takes fd -1; a file's must not be corun's. */
+REAL_DECL(void *, mmap, (void *, size_t, int, int, int, off_t));
+REAL_DECL(void *, mmap64, (void *, size_t, int, int, int, off64_t));
+
+HOOK void *mmap(void *a, size_t n, int prot, int flags, int fd, off_t off)
+{
+    CATCH_HOLD();
+    if (!(flags & MAP_ANONYMOUS) && ownfd_hidden(fd)) {
+        errno = EBADF;
+        return MAP_FAILED;
+    }
+    return REAL(mmap)(a, n, prot, flags, fd, off);
+}
+
+HOOK void *mmap64(void *a, size_t n, int prot, int flags, int fd, off64_t off)
+{
+    CATCH_HOLD();
+    if (!(flags & MAP_ANONYMOUS) && ownfd_hidden(fd)) {
+        errno = EBADF;
+        return MAP_FAILED;
+    }
+    return REAL(mmap64)(a, n, prot, flags, fd, off);
+}
+
+/* mremap's fifth argument is there with MREMAP_FIXED only. */
+REAL_DECL(void *, mremap, (void *, size_t, size_t, int, ...));
+
+HOOK void *mremap(void *old, size_t old_n, size_t n, int flags, ...)
+{
+    CATCH_HOLD();
+    void *at = NULL;
+    if (flags & MREMAP_FIXED) {
+        va_list ap;
+        va_start(ap, flags);
+        at = va_arg(ap, void *);
+        va_end(ap);
+    }
+    return REAL(mremap)(old, old_n, n, flags, at);
+}
+
+#endif
