@@ -52,9 +52,10 @@ start() {
     rm -rf "$dir"
     mkdir -p "$dir"
     # --timeout: regrtest dumps every thread's stack and exits a suite that
-    # hangs, before timeout(1) kills it with nothing to show.
-    spawn_bg timeout -k 10 300 "${prefix[@]}" env TMPDIR="$dir" "$py" -m test -v "$suite" \
-        --timeout 270 --junit-xml "$dir/cases.xml" "${opts[@]}" > "$dir/out" 2>&1
+    # hangs, before timeout(1) kills it with nothing to show. Generous: each
+    # run takes 25-90 s here, 190 s with a second copy of this test beside.
+    spawn_bg timeout -k 10 450 "${prefix[@]}" env TMPDIR="$dir" "$py" -m test -v "$suite" \
+        --timeout 420 --junit-xml "$dir/cases.xml" "${opts[@]}" > "$dir/out" 2>&1
     started=$!
 }
 
