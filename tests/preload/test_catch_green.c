@@ -108,6 +108,29 @@ Test(catch_green, sigsys_own_warns_once)
     free(c);
 }
 CATCH(sigsys_own)
+
+/* CORUN_STATS counts the caught calls by number: insn_plain's 2,001
+ * getppid instructions are there, most frequent first. */
+Test(catch_green, stats_count_caught_calls)
+{
+    if (catch_unavailable())
+        cr_skip_test("no catch of system calls here (%s)", catch_unavailable());
+    struct tu_child *c = calloc(1, sizeof *c);
+    cr_assert_not_null(c);
+    const char *args[] = { "insn_plain", NULL };
+    const char *const extra[] = { "CORUN_STATS=1", NULL };
+    pt_run("pt_catch", args, PT_GREEN, extra, c);
+    char st[128];
+    cr_assert(WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0, PT_FMT,
+              PT_ARGS("pt_catch", "insn_plain", PT_GREEN, c, st));
+    const char *total = strstr(c->err, "calls caught (no hook)");
+    const char *first = total ? strstr(total, "caught: ") : NULL;
+    cr_assert(first, "no caught calls in the stats: %s", c->err);
+    cr_assert(!strncmp(first, "caught: getppid", 15), "getppid is not the most caught: %s", total);
+    long n = strtol(first + 15, NULL, 10);
+    cr_assert(n >= 2001, "getppid caught %ld times, expected at least 2001: %s", n, total);
+    free(c);
+}
 #ifdef HAVE_LIBURING
 /* liburing's io_uring_wait_cqe parks until the completion. */
 CATCH(liburing_wait)
