@@ -43,19 +43,21 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/corun-servers.XXXXXX")
 chmod 755 "$work"          # the postgres user must reach its data directory
 pidfiles=()                # pid files of servers we started: killed on exit
 # Our background jobs (timeout, runuser, samplers) get TERM first (timeout
-# passes it on to its server), then every server still named in its pid file
-# (a server removes it when it exits cleanly) and its children get KILL.
+# passes it on to its server), then each job's process tree gets KILL (a
+# server hung before writing its pid file blocks TERM: MariaDB with green
+# threads), and every server still named in its pid file and its children.
+kill_tree() { local c; for c in $(pgrep -P "$1" || true); do kill_tree "$c"; done; kill -KILL "$1" 2>/dev/null || true; }
 cleanup() {
     local f p
     for p in $(jobs -p); do kill -TERM "$p" 2>/dev/null || true; done
     sleep 0.5
+    for p in $(jobs -p); do kill_tree "$p"; done
     for f in ${pidfiles[@]+"${pidfiles[@]}"}; do
         p=$(head -n 1 "$f" 2>/dev/null) || continue
         [[ $p =~ ^[0-9]+$ ]] || continue
         pkill -KILL -P "$p" 2>/dev/null || true    # a postmaster's backends
         kill -KILL "$p" 2>/dev/null || true
     done
-    for p in $(jobs -p); do kill -KILL "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$work"
 }
