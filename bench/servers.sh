@@ -34,6 +34,7 @@ corun=("$top/scripts/coro-run" --library "$lib")
 raw=$out/servers
 mkdir -p "$raw"
 log() { echo "servers: $*" >&2; }
+load1() { cut -d' ' -f1 /proc/loadavg; }
 
 srv_limit=300    # seconds any one server may live (timeout kills it after)
 spin=() cpin=()
@@ -124,9 +125,11 @@ failed() {   # SERVER MODE ROUND WHAT...: one line in $fails
 
 # vals SERVER MODE KEY: the values over the rounds, in round order.
 vals() { awk -v s="$1" -v m="$2" -v k="$3" '$1 == s && $2 == m && $3 > 0 && $4 == k { print $5 }' "$results"; }
-# stat: median and min-max of stdin's numbers ("n/a" if none).
+# stat: median (of the middle two for an even count: a failed round leaves
+# two), min and max of stdin's numbers ("n/a" if none).
 stat() { sort -g | awk '{ v[NR] = $1 } END { if (!NR) { print "n/a"; exit }
-         print v[int((NR + 1) / 2)], v[1], v[NR] }'; }
+         m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+         print m, v[1], v[NR] }'; }
 # cell SERVER MODE KEY [SCALE] [FMT]: "median (min-max)" of the values / SCALE.
 cell() {
     local st; st=$(vals "$1" "$2" "$3" | stat)
@@ -196,7 +199,7 @@ redis_run() {   # MODE ROUND
     timeout 20 tail --pid="$pid" -f /dev/null || failed redis "$mode" "$r" "still running 20 s after SHUTDOWN"
     grep -q 'crashed by signal' "$d/log" && failed redis "$mode" "$r" "crashed: $(grep -m1 -A2 crashed "$d/log" | paste -sd' ')"
     cp "$d/bench" "$raw/redis-$mode-$r.csv"; cp "$d/log" "$raw/redis-$mode-$r.log"
-    log "redis $mode run $r: $(for c in "${redis_cmds[@]}"; do printf '%s %s  ' "${c^^}" "$(vals redis "$mode" "$c" | tail -n 1)"; done)OS threads $t, VmHWM $h kB"
+    log "redis $mode run $r (load $(load1)): $(for c in "${redis_cmds[@]}"; do printf '%s %s  ' "${c^^}" "$(vals redis "$mode" "$c" | tail -n 1)"; done)OS threads $t, VmHWM $h kB"
 }
 
 section_redis() {
@@ -276,7 +279,7 @@ pg_run() {   # MODE ROUND
     ! grep -q 'terminated by signal\|select() failed\|corun:' "$d/log" ||
         failed postgres "$mode" "$r" "server log: $(grep -m2 'terminated by signal\|select() failed\|corun:' "$d/log" | paste -sd' ')"
     cp "$d/run" "$raw/pgbench-$mode-$r.txt"; cp "$d/log" "$raw/postgres-$mode-$r.log"
-    log "postgres $mode run $r: tps ${tps:-none}, pgbench -i ${init_s:-?} s, $p processes / $t OS threads, postmaster VmHWM $h kB, largest backend $bh kB"
+    log "postgres $mode run $r (load $(load1)): tps ${tps:-none}, pgbench -i ${init_s:-?} s, $p processes / $t OS threads, postmaster VmHWM $h kB, largest backend $bh kB"
 }
 
 section_postgres() {
@@ -363,12 +366,21 @@ my_run() {   # MODE ROUND
     local slap=(timeout -k 1 60 "${cpin[@]}" mariadb-slap --no-defaults -uroot -h127.0.0.1 -P"$port"
                 --protocol=tcp --concurrency=50 --iterations=1 --number-of-queries=5000 --create-schema=slap)
     sample_start "$pid" "$d/threads"
-    "${slap[@]}" --query='INSERT INTO t (c) VALUES (7)' > "$d/insert" 2>&1 ||
-        { sample_stop; failed mariadb "$mode" "$r" "mariadb-slap INSERT: $(tail -n 2 "$d/insert" | paste -sd' '); $(my_why "$d" "$starter")"; return; }
+    # mariadb-slap exits 0 after a failed query too: its figure must be there
+    local st=0
+    "${slap[@]}" --query='INSERT INTO t (c) VALUES (7)' > "$d/insert" 2>&1 || st=$?
+    if [[ $st != 0 || -z $(slap_s "$d/insert") ]]; then
+        sample_stop
+        ((st == 124)) && echo "timed out after 60 s" >> "$d/insert"
+        failed mariadb "$mode" "$r" "mariadb-slap INSERT: $(tail -n 2 "$d/insert" | paste -sd' '); $(my_why "$d" "$starter")"
+        return
+    fi
     local rows; rows=$("${sql[@]}" -e 'select count(*), sum(c), count(distinct id) from slap.t' 2>&1 | tr '\t' ' ') || true
     [[ $rows == '5000 35000 5000' ]] || failed mariadb "$mode" "$r" "rows after 5000 INSERTs (count sum distinct): $rows"
-    "${slap[@]}" --query='SELECT COUNT(*) FROM t WHERE c = 7' > "$d/select" 2>&1 ||
-        failed mariadb "$mode" "$r" "mariadb-slap SELECT: $(tail -n 2 "$d/select" | paste -sd' ')"
+    st=0
+    "${slap[@]}" --query='SELECT COUNT(*) FROM t WHERE c = 7' > "$d/select" 2>&1 || st=$?
+    [[ $st == 0 && -n $(slap_s "$d/select") ]] ||
+        failed mariadb "$mode" "$r" "mariadb-slap SELECT (status $st): $(tail -n 2 "$d/select" | paste -sd' ')"
     sample_stop
     local h; h=$(hwm "$pid")
     local t p _h; read -r t p _h < "$d/threads"
@@ -379,12 +391,12 @@ my_run() {   # MODE ROUND
     put mariadb "$mode" "$r" hwm "$h"
     timeout -k 1 30 mariadb-admin --no-defaults -uroot --socket="$sock" shutdown > /dev/null 2>&1 ||
         failed mariadb "$mode" "$r" "mariadb-admin shutdown failed"
-    local st=0
+    st=0
     timeout 30 tail --pid="$starter" -f /dev/null || true
     wait "$starter" || st=$?
     [[ $st == 0 ]] || failed mariadb "$mode" "$r" "exit status $st after shutdown: $(tail -n 2 "$d/err.log" | paste -sd' ')"
     cat "$d/insert" "$d/select" > "$raw/mariadb-slap-$mode-$r.txt"; cp "$d/err.log" "$raw/mariadb-$mode-$r.err"
-    log "mariadb $mode run $r: INSERT ${ins:-?} s, SELECT ${sel:-?} s, OS threads $t, VmHWM $h kB"
+    log "mariadb $mode run $r (load $(load1)): INSERT ${ins:-?} s, SELECT ${sel:-?} s, OS threads $t, VmHWM $h kB"
 }
 
 # my_why DIR STARTER: what a server that failed was doing (its threads' wait
@@ -400,7 +412,7 @@ my_why() {
             sleep 1
         fi
         echo "alive, $(find "/proc/$pid/task" -mindepth 1 -maxdepth 1 | wc -l) OS threads, waiting in: $(for t in /proc/"$pid"/task/*; do
-            cat "$t/wchan" 2>/dev/null; echo; done | sort | uniq -c | sort -rn | head -n 4 | awk '{ printf "%s x%s; ", $2, $1 }')"
+            cat "$t/wchan" 2>/dev/null; echo; done | sed 's/^0$/(running)/' | sort | uniq -c | sort -rn | head -n 4 | awk '{ printf "%s x%s; ", $2, $1 }')"
         kill -KILL "$pid" 2>/dev/null || true
     else
         local st=0
@@ -473,7 +485,7 @@ section_mariadb() {
     done
     for m in "${tries[@]}"; do
         if grep -q "^mariadb $m " "$fails"; then
-            echo "- ${my_desc[$m]} (one try): **does not run**: $(grep -m1 "^mariadb $m " "$fails" | cut -d' ' -f4-)"
+            echo "- ${my_desc[$m]} (one try): **does not run**: $(grep "^mariadb $m " "$fails" | cut -d' ' -f4- | paste -sd'|' | sed 's/|/; then /g')"
         else
             echo "- ${my_desc[$m]} (one try): ran, INSERT $(vals mariadb "$m" insert_s) s, SELECT $(vals mariadb "$m" select_s) s"
         fi
