@@ -7,9 +7,13 @@
 #   postgres  PostgreSQL 15 as the postgres user: pgbench -i -s 1, then
 #             pgbench -c 10 -T 10 (tps)
 #   mariadb   MariaDB 10.11: mariadb-slap --concurrency=50, 5000 INSERTs then
-#             5000 SELECTs (seconds); also MariaDB with green threads, with
-#             the options tests/integration/mariadb.sh needs, beside the
-#             same options natively, and one try each of what does not work
+#             5000 SELECTs (seconds), natively and under coro-run --threads
+#             native; also with green threads (--tls own; as is, with
+#             --pool-size 4 and with --file-io offload) and the options
+#             tests/integration/mariadb.sh needs, beside the same options
+#             natively; and one try each of what does not run (green threads
+#             with MariaDB's defaults; shared TLS). BENCH_MARIADB_MODES picks
+#             modes, BENCH_MARIADB_TRIES=0 skips the tries.
 # Only the server runs under coro-run; clients run natively. The server is
 # pinned to CPU 0 and the client to CPU 1, as in bench/echo.sh (BENCH_PIN=0:
 # no pinning). Each of the REPS rounds runs every mode once, in turn, so the
@@ -325,13 +329,14 @@ green_opts='--innodb-use-native-aio=0 --skip-grant-tables --innodb-purge-threads
     --innodb-buffer-pool-load-at-startup=0 --innodb-buffer-pool-dump-at-shutdown=0
     --thread-handling=one-thread-per-connection'
 declare -A my_prefix=() my_opts=() my_desc=()
-read -r -a my_modes <<<"${BENCH_MARIADB_MODES:-native corun-native native-gopts corun-green corun-green-pool4}"
+read -r -a my_modes <<<"${BENCH_MARIADB_MODES:-native corun-native native-gopts corun-green corun-green-pool4 corun-green-offload}"
 dump_sig=RTMIN+2
 my_desc[native]="natively, MariaDB's defaults"
 my_desc[corun-native]="\`coro-run --threads native\`, defaults"
 my_desc[native-gopts]="natively, the green run's options"
 my_desc[corun-green]="\`coro-run --threads green --tls own\`, the green run's options"
 my_desc[corun-green-pool4]="\`coro-run --threads green --tls own --pool-size 4\`, the green run's options"
+my_desc[corun-green-offload]="\`coro-run --threads green --tls own --file-io offload\`, the green run's options"
 my_desc[try-green-defaults]="\`coro-run --threads green --tls own\`, defaults"
 my_desc[try-green-shared]="\`coro-run --threads green --tls shared\`, the green run's options"
 
@@ -440,6 +445,7 @@ section_mariadb() {
     my_prefix[native-gopts]='' my_opts[native-gopts]=$green_opts
     my_prefix[corun-green]="${corun[*]} --threads green --tls own" my_opts[corun-green]=$green_opts
     my_prefix[corun-green-pool4]="${my_prefix[corun-green]} --pool-size 4" my_opts[corun-green-pool4]=$green_opts
+    my_prefix[corun-green-offload]="${my_prefix[corun-green]} --file-io offload" my_opts[corun-green-offload]=$green_opts
     my_prefix[try-green-defaults]=${my_prefix[corun-green]} my_opts[try-green-defaults]=''
     my_prefix[try-green-shared]="${corun[*]} --threads green --tls shared" my_opts[try-green-shared]=$green_opts
     local modes=("${my_modes[@]}") tls
@@ -477,7 +483,7 @@ section_mariadb() {
     done
     echo
     local base
-    for m in corun-native corun-green corun-green-pool4; do
+    for m in corun-native corun-green corun-green-pool4 corun-green-offload; do
         base=native-gopts
         [[ $m == corun-native ]] && base=native
         [[ " ${modes[*]} " == *" $m "* && " ${modes[*]} " == *" $base "* ]] || continue
