@@ -12,6 +12,8 @@
 #             coro-run and under gevent (bench/http_gevent.py), driven by wrk
 #   threads   bench/pt_sleepers: 1k to 1M pthreads, natively and under corun
 #   pingpong  bench/pt_pingpong: mutex+condvar handoffs, natively and under corun
+#   servers   Redis, PostgreSQL and MariaDB natively and under coro-run
+#             (bench/servers.sh; raw output in OUTDIR/servers/)
 set -euo pipefail
 build=$(cd "${1:?usage: bench/suite.sh BUILD_DIR OUTDIR REPS SECTION...}" && pwd)
 out=${2:?} reps=${3:?}
@@ -212,9 +214,12 @@ section_pingpong() {
     awk -v g="$g" -v n="$n" 'BEGIN { printf "corun / native: **%.1fx**\n\n", g / n }'
 }
 
+# ---- servers -----------------------------------------------------------------------
+section_servers() { "$here/servers.sh" "$build" "$out" "$reps"; }
+
 for s in "$@"; do
     case $s in
-        echo|http|threads|pingpong) "section_$s" ;;
-        *) echo "suite: unknown section '$s' (allowed: echo, http, threads, pingpong)" >&2; exit 2 ;;
+        echo|http|threads|pingpong|servers) "section_$s" ;;
+        *) echo "suite: unknown section '$s' (allowed: echo, http, threads, pingpong, servers)" >&2; exit 2 ;;
     esac
 done
