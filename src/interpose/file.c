@@ -159,16 +159,28 @@ static struct sched *offload_gate(void)
     return gate_blocking();
 }
 
+/* fsync and fdatasync wait for the disk, milliseconds where a pool round
+ * trip costs microseconds: on the pool unless CORUN_FILE_IO=inline (a
+ * database's commits would otherwise stop every green thread). */
+static struct sched *sync_gate(void)
+{
+    if (cr_config.file_io == FILE_IO_INLINE)
+        return NULL;
+    return gate_blocking();
+}
+
 #define L(x) ((long)(x))
 
-/* Offload syscall nr with the arguments, else make the real call. */
-#define OFFLOADED(real_call, nr, ...)                                              \
+/* Offload syscall nr with the arguments when `gate` says so, else make the
+ * real call. */
+#define OFFLOADED_BY(gate, real_call, nr, ...)                                     \
     do {                                                                           \
-        struct sched *s_ = offload_gate();                                         \
+        struct sched *s_ = gate();                                                 \
         if (!s_)                                                                   \
             return real_call;                                                      \
         return (int)fileio_offload_syscall(s_, nr, __VA_ARGS__);                   \
     } while (0)
+#define OFFLOADED(real_call, nr, ...) OFFLOADED_BY(offload_gate, real_call, nr, __VA_ARGS__)
 
 REAL_DECL(int, stat, (const char *, struct stat *));
 REAL_DECL(int, stat64, (const char *, struct stat64 *));
@@ -352,13 +364,13 @@ HOOK int access(const char *path, int mode)
 HOOK int fsync(int fd)
 {
     CATCH_HOLD();
-    OFFLOADED(REAL(fsync)(fd), SYS_fsync, fd, 0, 0, 0, 0);
+    OFFLOADED_BY(sync_gate, REAL(fsync)(fd), SYS_fsync, fd, 0, 0, 0, 0);
 }
 
 HOOK int fdatasync(int fd)
 {
     CATCH_HOLD();
-    OFFLOADED(REAL(fdatasync)(fd), SYS_fdatasync, fd, 0, 0, 0, 0);
+    OFFLOADED_BY(sync_gate, REAL(fdatasync)(fd), SYS_fdatasync, fd, 0, 0, 0, 0);
 }
 
 HOOK int truncate(const char *path, off_t len)

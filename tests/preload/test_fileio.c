@@ -83,18 +83,22 @@ Test(fileio, cold_read_offloaded)
     free(c);
 }
 
-/* open/stat/fsync & co: same results everywhere; on the pool only with
- * CORUN_FILE_IO=offload. */
+/* open/stat & co: same results everywhere; on the pool only with
+ * CORUN_FILE_IO=offload. fsync and fdatasync (they wait for the disk): on
+ * the pool unless CORUN_FILE_IO=inline. */
 Test(fileio, metadata_calls)
 {
     free(run("metadata", false, NULL, NULL));
     struct tu_child *c = run("metadata", true, NULL, NULL);
     cr_assert_eq(pr_value(c, "tasks"), 1, "the default policy offloaded a metadata call:\n%s", c->out);
+    cr_assert_gt(pr_value(c, "tasks_sync"), 1, "the default policy made fsync inline:\n%s", c->out);
     free(c);
     c = run("metadata", true, "offload", NULL);
     cr_assert_gt(pr_value(c, "tasks"), 1, "CORUN_FILE_IO=offload did not use the pool:\n%s", c->out);
     free(c);
-    free(run("metadata", true, "inline", NULL));
+    c = run("metadata", true, "inline", NULL);
+    cr_assert_eq(pr_value(c, "tasks_sync"), 1, "CORUN_FILE_IO=inline offloaded fsync:\n%s", c->out);
+    free(c);
 }
 
 Test(fileio, bad_policy_exits_2)
