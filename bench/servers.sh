@@ -6,14 +6,15 @@
 #             mid-run); redis-benchmark -n 20000 -c 50 -t set,get,incr,lpush
 #   postgres  PostgreSQL 15 as the postgres user: pgbench -i -s 1, then
 #             pgbench -c 10 -T 10 (tps)
-#   mariadb   MariaDB 10.11: mariadb-slap --concurrency=50, 5000 INSERTs then
-#             5000 SELECTs (seconds), natively and under coro-run --threads
-#             native; also with green threads (--tls own; as is, with
-#             --pool-size 4 and with --file-io offload) and the options
-#             tests/integration/mariadb.sh needs, beside the same options
-#             natively; and one try each of what does not run (green threads
-#             with MariaDB's defaults; shared TLS). BENCH_MARIADB_MODES picks
-#             modes, BENCH_MARIADB_TRIES=0 skips the tries.
+#   mariadb   MariaDB 10.11 with its default options: mariadb-slap
+#             --concurrency=50, 5000 INSERTs then 5000 SELECTs (seconds),
+#             natively, under coro-run --threads native and under coro-run's
+#             defaults (green threads, own TLS, the catch). Other modes by
+#             BENCH_MARIADB_MODES (native-gopts, corun-green-gopts,
+#             corun-green-pool4, corun-green-offload: the options
+#             tests/integration/mariadb.sh used before green threads ran
+#             MariaDB's defaults); BENCH_MARIADB_TRIES=1 adds one try of
+#             shared TLS, which crashes it.
 # Only the server runs under coro-run; clients run natively. The server is
 # pinned to CPU 0 and the client to CPU 1, as in bench/echo.sh (BENCH_PIN=0:
 # no pinning). Each of the REPS rounds runs every mode once, in turn, so the
@@ -321,24 +322,24 @@ section_postgres() {
 }
 
 # ---- mariadb -----------------------------------------------------------------------
-# The options tests/integration/mariadb.sh gives MariaDB with green threads:
-# no native aio (liburing's own io_uring_enter), one purge, read and write
-# i/o thread, no buffer pool load/dump.
+# The options tests/integration/mariadb.sh gave MariaDB with green threads
+# before liburing's own io_uring_enter was caught: no native aio, one purge,
+# read and write i/o thread, no buffer pool load/dump.
 green_opts='--innodb-use-native-aio=0 --skip-grant-tables --innodb-purge-threads=1
     --innodb-read-io-threads=1 --innodb-write-io-threads=1
     --innodb-buffer-pool-load-at-startup=0 --innodb-buffer-pool-dump-at-shutdown=0
     --thread-handling=one-thread-per-connection'
 declare -A my_prefix=() my_opts=() my_desc=()
-read -r -a my_modes <<<"${BENCH_MARIADB_MODES:-native corun-native native-gopts corun-green corun-green-pool4 corun-green-offload}"
+read -r -a my_modes <<<"${BENCH_MARIADB_MODES:-native corun-native corun-green}"
 dump_sig=RTMIN+2
 my_desc[native]="natively, MariaDB's defaults"
 my_desc[corun-native]="\`coro-run --threads native\`, defaults"
 my_desc[native-gopts]="natively, the green run's options"
-my_desc[corun-green]="\`coro-run --threads green --tls own\`, the green run's options"
-my_desc[corun-green-pool4]="\`coro-run --threads green --tls own --pool-size 4\`, the green run's options"
-my_desc[corun-green-offload]="\`coro-run --threads green --tls own --file-io offload\`, the green run's options"
-my_desc[try-green-defaults]="\`coro-run --threads green --tls own\`, defaults"
-my_desc[try-green-shared]="\`coro-run --threads green --tls shared\`, the green run's options"
+my_desc[corun-green]="\`coro-run\` (green threads, own TLS, the catch), defaults"
+my_desc[corun-green-gopts]="\`coro-run --threads green --tls own\`, the old green run's options"
+my_desc[corun-green-pool4]="\`coro-run --threads green --tls own --pool-size 4\`, the old green run's options"
+my_desc[corun-green-offload]="\`coro-run --threads green --tls own --file-io offload\`, the old green run's options"
+my_desc[try-green-shared]="\`coro-run --threads green --tls shared\`, defaults"
 
 # slap_s LOGFILE: mariadb-slap's "Average number of seconds to run all queries".
 slap_s() { sed -n 's/.*Average number of seconds to run all queries: \([0-9.]*\) seconds.*/\1/p' "$1" | tail -n 1; }
@@ -443,15 +444,15 @@ section_mariadb() {
     my_prefix[native]='' my_opts[native]=''
     my_prefix[corun-native]="${corun[*]} --threads native" my_opts[corun-native]=''
     my_prefix[native-gopts]='' my_opts[native-gopts]=$green_opts
-    my_prefix[corun-green]="${corun[*]} --threads green --tls own" my_opts[corun-green]=$green_opts
-    my_prefix[corun-green-pool4]="${my_prefix[corun-green]} --pool-size 4" my_opts[corun-green-pool4]=$green_opts
-    my_prefix[corun-green-offload]="${my_prefix[corun-green]} --file-io offload" my_opts[corun-green-offload]=$green_opts
-    my_prefix[try-green-defaults]=${my_prefix[corun-green]} my_opts[try-green-defaults]=''
-    my_prefix[try-green-shared]="${corun[*]} --threads green --tls shared" my_opts[try-green-shared]=$green_opts
+    my_prefix[corun-green]="${corun[*]}" my_opts[corun-green]=''
+    my_prefix[corun-green-gopts]="${corun[*]} --threads green --tls own" my_opts[corun-green-gopts]=$green_opts
+    my_prefix[corun-green-pool4]="${my_prefix[corun-green-gopts]} --pool-size 4" my_opts[corun-green-pool4]=$green_opts
+    my_prefix[corun-green-offload]="${my_prefix[corun-green-gopts]} --file-io offload" my_opts[corun-green-offload]=$green_opts
+    my_prefix[try-green-shared]="${corun[*]} --threads green --tls shared" my_opts[try-green-shared]=''
     local modes=("${my_modes[@]}") tls
-    tls=$(CORUN_TLS=own CORUN_CHECK_ONLY=tls LD_PRELOAD="$lib" /bin/true 2>/dev/null || true)
+    tls=$(CORUN_CHECK_ONLY=tls LD_PRELOAD="$lib" /bin/true 2>/dev/null || true)
     if [[ $tls != own* ]]; then
-        log "mariadb: this build gives no own TLS ($tls): green-thread runs skipped"
+        log "mariadb: this build gives no own TLS by default ($tls): green-thread runs skipped"
         local m; modes=()
         for m in "${my_modes[@]}"; do [[ $m == *green* ]] || modes+=("$m"); done
     fi
@@ -460,8 +461,8 @@ section_mariadb() {
     for ((r = 1; r <= reps; r++)); do for m in "${modes[@]}"; do my_run "$m" "$r"; done; done
     # What does not run yet: one bounded try each, not timed.
     local tries=()
-    if [[ $tls == own* && ${BENCH_MARIADB_TRIES:-1} != 0 ]]; then
-        tries=(try-green-defaults try-green-shared)
+    if [[ $tls == own* && ${BENCH_MARIADB_TRIES:-0} != 0 ]]; then
+        tries=(try-green-shared)
         for m in "${tries[@]}"; do my_run "$m" 1; done
     fi
     echo "### MariaDB: mariadb-slap against mariadbd natively and under coro-run"
@@ -471,10 +472,10 @@ section_mariadb() {
     echo "--concurrency=50 --iterations=1 --number-of-queries=5000\` over TCP, first"
     echo "\`INSERT INTO t (c) VALUES (7)\` into an empty InnoDB table (rows checked after),"
     echo "then \`SELECT COUNT(*) FROM t WHERE c = 7\`; the figure is mariadb-slap's \"average"
-    echo "number of seconds to run all queries\" (lower is better). The green-thread run"
-    echo "needs per-thread TLS (\`--tls own\`) and the options tests/integration/mariadb.sh"
-    echo "gives it (\`$(tr -s ' \n' ' ' <<<"$green_opts" | sed 's/ $//')\`), so the same options natively are its"
-    echo "baseline. Median (min–max) of $reps rounds."
+    echo "number of seconds to run all queries\" (lower is better). MariaDB's default"
+    echo "options (InnoDB's io_uring aio included) in every mode but those naming the old"
+    echo "green run's options (\`$(tr -s ' \n' ' ' <<<"$green_opts" | sed 's/ $//')\`), whose"
+    echo "baseline is the same options natively. Median (min–max) of $reps rounds."
     echo
     echo "| mode | INSERT slap | SELECT slap | OS threads under load | peak RSS (VmHWM) | rounds |"
     echo "|---|---|---|---|---|---|"
@@ -483,9 +484,9 @@ section_mariadb() {
     done
     echo
     local base
-    for m in corun-native corun-green corun-green-pool4 corun-green-offload; do
+    for m in corun-native corun-green corun-green-gopts corun-green-pool4 corun-green-offload; do
         base=native-gopts
-        [[ $m == corun-native ]] && base=native
+        [[ $m == corun-native || $m == corun-green ]] && base=native
         [[ " ${modes[*]} " == *" $m "* && " ${modes[*]} " == *" $base "* ]] || continue
         echo "- ${my_desc[$m]} / ${my_desc[$base]}, INSERT time: $(ratio mariadb "$m" "$base" insert_s); SELECT time: $(ratio mariadb "$m" "$base" select_s)"
     done
