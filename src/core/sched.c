@@ -608,11 +608,9 @@ static void fork_child(void)
         /* The child's one thread has the tid getpid() returns. */
         s->main_co->flags &= ~CO_KERNEL_TID;
         s->current->flags |= CO_KERNEL_TID;
-        /* The kernel does not hand the dispatch on to a child. */
-        if (s->catch_armed) {
-            s->catch_armed = false;
-            catch_arm(s);
-        }
+        /* The kernel does not hand the dispatch on to a child; the child's
+         * one green thread arms it again when it makes a second. */
+        s->catch_armed = false;
     }
     OBSERVERS_CALL(fork_child, s);
 }

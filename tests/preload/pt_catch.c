@@ -348,6 +348,34 @@ static void m_posix_spawn(void)
     ticker_end();
 }
 
+/* A forked child (glibc's fork, from a thread while others live) makes
+ * threads of its own and passes stdio between them: the catch is armed
+ * again in the child. */
+static void *fork_then_threads(void *arg)
+{
+    (void)arg;
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(30);                      /* a fork child keeps no alarm */
+        int before = atomic_load(&failures);
+        m_stdio_pipe();
+        _exit(atomic_load(&failures) == before ? 0 : 1);
+    }
+    int st = 0;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child's status %#x", st);
+    return NULL;
+}
+
+static void m_fork_child_threads(void)
+{
+    ticker_start();
+    pthread_t t;
+    OK(pthread_create(&t, NULL, fork_then_threads, NULL));
+    OK(pthread_join(t, NULL));
+    ticker_end();
+}
+
 /* fork by instruction: the child is a copy; its exit status comes back. */
 static void m_insn_fork(void)
 {
@@ -442,6 +470,7 @@ static void m_sigreturn(void)
     while (!got_alarm && mono_ns() < end)
         spins++;
     CHECKF(got_alarm == 1, "SIGALRM handled %d times", (int)got_alarm);
+    signal(SIGALRM, SIG_DFL);
     alarm(30);                          /* setitimer replaced pt_main's bound */
     m_stdio_pipe();
     ticker_end();
@@ -536,6 +565,7 @@ static const struct pt_mode modes[] = {
     { "flockfile", m_flockfile },
     { "posix_spawn", m_posix_spawn },
     { "insn_fork", m_insn_fork },
+    { "fork_child_threads", m_fork_child_threads },
     { "kernel_thread", m_kernel_thread },
     { "insn_sigmask", m_insn_sigmask },
     { "sigreturn", m_sigreturn },

@@ -80,6 +80,9 @@ CATCH(flockfile, "CORUN_TLS=own",)
 CATCH(posix_spawn)
 /* fork by instruction: the child is a copy, its status comes back. */
 CATCH(insn_fork)
+/* A child forked from a thread makes threads of its own: stdio between
+ * them parks (the catch armed again in the child). */
+CATCH(fork_child_threads)
 /* glibc's own pthread_create from a green thread: a kernel thread. */
 CATCH(kernel_thread)
 /* rt_sigprocmask by instruction: the kernel's mask at once; a signal it
