@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -27,13 +28,21 @@
         return REAL(name) args;                \
     }
 
+/* corun's own fds do not exist for the program; libuv's calls on them
+ * (its epoll set, from the loop) are corun's. */
+#define HIDDEN_FROM_CALLER(fd) \
+    (ownfd_hidden(fd) && !caller_is_foreign(__builtin_return_address(0)))
+
 /* The same for a call on an fd, which must not be one of corun's. */
 #define PASS_THROUGH_FD(ret, name, params, args, fd) \
     REAL_DECL(ret, name, params);                    \
     HOOK ret name params                             \
     {                                                \
         CATCH_HOLD();                                \
-        GATE_HIDDEN_FD(fd);                          \
+        if (HIDDEN_FROM_CALLER(fd)) {                \
+            errno = EBADF;                           \
+            return -1;                               \
+        }                                            \
         return REAL(name) args;                      \
     }
 
@@ -47,6 +56,20 @@ PASS_THROUGH_FD(int, getsockname, (int fd, struct sockaddr *a, socklen_t *al), (
 PASS_THROUGH_FD(int, getpeername, (int fd, struct sockaddr *a, socklen_t *al), (fd, a, al), fd)
 PASS_THROUGH_FD(int, isatty, (int fd), (fd), fd)
 
+/* A program's own epoll set (Redis registers each connection): neither the
+ * set nor the fd may be corun's. */
+REAL_DECL(int, epoll_ctl, (int, int, int, struct epoll_event *));
+
+HOOK int epoll_ctl(int ep, int op, int fd, struct epoll_event *ev)
+{
+    CATCH_HOLD();
+    if (HIDDEN_FROM_CALLER(ep) || HIDDEN_FROM_CALLER(fd)) {
+        errno = EBADF;
+        return -1;
+    }
+    return REAL(epoll_ctl)(ep, op, fd, ev);
+}
+
 /* An anonymous mapping takes fd -1; a file's must not be corun's. */
 REAL_DECL(void *, mmap, (void *, size_t, int, int, int, off_t));
 REAL_DECL(void *, mmap64, (void *, size_t, int, int, int, off64_t));
@@ -54,7 +77,7 @@ REAL_DECL(void *, mmap64, (void *, size_t, int, int, int, off64_t));
 HOOK void *mmap(void *a, size_t n, int prot, int flags, int fd, off_t off)
 {
     CATCH_HOLD();
-    if (!(flags & MAP_ANONYMOUS) && ownfd_hidden(fd)) {
+    if (!(flags & MAP_ANONYMOUS) && HIDDEN_FROM_CALLER(fd)) {
         errno = EBADF;
         return MAP_FAILED;
     }
@@ -64,7 +87,7 @@ HOOK void *mmap(void *a, size_t n, int prot, int flags, int fd, off_t off)
 HOOK void *mmap64(void *a, size_t n, int prot, int flags, int fd, off64_t off)
 {
     CATCH_HOLD();
-    if (!(flags & MAP_ANONYMOUS) && ownfd_hidden(fd)) {
+    if (!(flags & MAP_ANONYMOUS) && HIDDEN_FROM_CALLER(fd)) {
         errno = EBADF;
         return MAP_FAILED;
     }
