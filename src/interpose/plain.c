@@ -54,7 +54,19 @@ PASS_THROUGH_FD(off_t, lseek, (int fd, off_t off, int whence), (fd, off, whence)
 PASS_THROUGH_FD(off64_t, lseek64, (int fd, off64_t off, int whence), (fd, off, whence), fd)
 PASS_THROUGH_FD(int, getsockname, (int fd, struct sockaddr *a, socklen_t *al), (fd, a, al), fd)
 PASS_THROUGH_FD(int, getpeername, (int fd, struct sockaddr *a, socklen_t *al), (fd, a, al), fd)
-PASS_THROUGH_FD(int, isatty, (int fd), (fd), fd)
+
+/* isatty fails with 0 (errno EBADF), not -1. */
+REAL_DECL(int, isatty, (int));
+
+HOOK int isatty(int fd)
+{
+    CATCH_HOLD();
+    if (HIDDEN_FROM_CALLER(fd)) {
+        errno = EBADF;
+        return 0;
+    }
+    return REAL(isatty)(fd);
+}
 
 /* A program's own epoll set (Redis registers each connection): neither the
  * set nor the fd may be corun's. */

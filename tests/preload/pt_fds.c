@@ -164,7 +164,8 @@ static void first_fd(void)
 }
 
 /* fstat over every number below the limit (as CPython's fd_status.py does),
- * fcntl, dup and close find only the program's own fds. */
+ * fcntl, dup, lseek, getsockname, isatty and close find only the program's
+ * own fds. */
 static void scan(void)
 {
     exercise("before the scan");
@@ -180,6 +181,12 @@ static void scan(void)
             continue;
         FAILS_ERRNO(fcntl(fd, F_GETFD), EBADF);
         FAILS_ERRNO(dup(fd), EBADF);
+        FAILS_ERRNO(lseek(fd, 0, SEEK_CUR), EBADF);
+        struct sockaddr_storage sa;
+        socklen_t sl = sizeof sa;
+        FAILS_ERRNO(getsockname(fd, (struct sockaddr *)&sa, &sl), EBADF);
+        errno = 0;
+        CHECKF(isatty(fd) == 0 && errno == EBADF, "isatty(%d): errno %s", fd, ename(errno));
         FAILS_ERRNO(close(fd), EBADF);
     }
     exercise("after the scan");
