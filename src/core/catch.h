@@ -67,6 +67,30 @@ static inline void catch_release(const uint8_t *held)
         s->catch_sel = *held == CATCH_NO_SCHED ? CATCH_BLOCK : *held;
 }
 
+/* Calling the program's code from inside corun (thread_local and key
+ * destructors, once routines, cleanup handlers, signal handlers): its
+ * calls are caught as the program's own are (a FILE-lock wait there must
+ * park, not block the OS thread). Returns what to put back. */
+static inline uint8_t catch_program_begin(void)
+{
+    struct sched *s = sched_tls;
+    if (!s)
+        return CATCH_NO_SCHED;
+    uint8_t v = s->catch_sel;
+    __asm__ volatile("" ::: "memory");
+    s->catch_sel = CATCH_BLOCK;
+    __asm__ volatile("" ::: "memory");
+    return v;
+}
+
+static inline void catch_program_end(uint8_t held)
+{
+    struct sched *s = sched_tls;
+    __asm__ volatile("" ::: "memory");
+    if (s && held != CATCH_NO_SCHED)
+        s->catch_sel = held;
+}
+
 /* Hold for the rest of the enclosing block (the first statement of every
  * hook and API function). */
 #define CATCH_HOLD() \
@@ -87,6 +111,8 @@ struct catch_clone {
     long nr, a[5];
     long rbx, rbp, r12, r13, r14, r15, rdi, rsi, rdx, r10, r8, r9, rip;
     volatile int taken;         /* set by the child once it has read the above */
+    uint32_t mxcsr;             /* the caught context's SSE and x87 control words: */
+    uint16_t fcw;               /* a handler starts with the defaults */
 };
 long catch_clone_run(struct catch_clone *c);
 

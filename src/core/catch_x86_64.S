@@ -43,7 +43,7 @@ catch_sigreturn_at:
 	.type	catch_restorer, @function
 	.p2align 4
 catch_restorer:
-	movl	$15, %eax
+	movq	$15, %rax		/* glibc's encoding: unwinders know a signal frame by it */
 	syscall
 	hlt
 	.size	catch_restorer, .-catch_restorer
@@ -54,7 +54,8 @@ catch_restorer:
  * kernel gave it, loads the caught context's registers from *c, marks c
  * taken (the parent may then let go of it) and jumps to c->rip with rax 0,
  * rcx holding rip as after a real syscall (r11, the flags there, is its
- * scratch).
+ * scratch), and the caught context's MXCSR and x87 control word (the
+ * handler runs with the defaults; a new thread inherits its creator's).
  */
 	.globl	catch_clone_run
 	.hidden	catch_clone_run
@@ -91,6 +92,8 @@ catch_clone_run:
 	movq	128(%r11), %r8
 	movq	136(%r11), %r9
 	movq	144(%r11), %rcx
+	ldmxcsr	156(%r11)
+	fldcw	160(%r11)
 	movl	$1, 152(%r11)
 	xorl	%eax, %eax
 	jmp	*%rcx

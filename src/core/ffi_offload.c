@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "catch.h"
 #include "config.h"
 #include "diag.h"
 #include "lock.h"
@@ -217,6 +218,7 @@ static void call_run(void *p)
  * they stay on the caller's stack, which lives while it is parked. */
 static void closure_entry(ffi_cif *cif, void *ret, void **args, void *data)
 {
+    CATCH_HOLD();               /* an entry from the program, like a hook */
     struct target *t = data;
     int saved = errno;          /* the gate's first use on a thread sets up its loop */
     struct sched *s = sched_for_program();   /* a hook of its own kind: the same gate */

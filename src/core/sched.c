@@ -474,8 +474,11 @@ void sched_exit_current(void *retval)
     struct sched *s = sched_self();
     struct corun *co = s->current;
     co->retval = retval;
-    if (co->flags & CO_OWN_TLS)
+    if (co->flags & CO_OWN_TLS) {
+        uint8_t held = catch_program_begin();
         tls_exiting();                   /* thread_local destructors come before keys' */
+        catch_program_end(held);
+    }
     OBSERVERS_CALL(thread_exiting, s, co);
     coroutine_exit(co);
 }
@@ -733,8 +736,7 @@ static void catch_on_first_spawn(struct sched *s)
     if (err) {
         catch_wanted = false;
         diag_log(LOG_WARN, "cannot catch system calls outside the hooks on this thread (%s): "
-                  "they block the OS thread; CORUN_CATCH=plt says so without this warning",
-                  strerror(err));
+                  "they block the OS thread", strerror(err));
     }
 }
 

@@ -155,8 +155,8 @@ static struct corun *taker(struct sched *s, struct corun *running, int sig)
     return NULL;
 }
 
-/* corun's parts run held (catch.h); the program's handler with the
- * selector of the code it interrupted, which it may longjmp back to. */
+/* corun's parts run held (catch.h); the program's handler as program code
+ * (it may longjmp back into the program and never return here). */
 static void trampoline(int sig, siginfo_t *si, void *uc)
 {
     uint8_t held = catch_hold();
@@ -169,9 +169,9 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
     }
     struct sched *s = sched_tls;
     struct corun *running = s ? sched_hooks_suspend(s) : NULL;
-    catch_release(&held);
+    uint8_t around = catch_program_begin();
     call_handler(&a, sig, si, uc);
-    held = catch_hold();
+    catch_program_end(around);
     if (s) {
         sched_hooks_resume(s, running);
         struct corun *t = taker(s, running, sig);

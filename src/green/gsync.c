@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "catch.h"
 #include "gthread.h"
 #include "sched.h"
 
@@ -803,7 +804,9 @@ int gonce(int *once, void (*fn)(void))
         return 0;
     if (v == 0 && __atomic_compare_exchange_n(word, &v, ONCE_RUNNING, false, __ATOMIC_ACQUIRE,
                                               __ATOMIC_ACQUIRE)) {
+        uint8_t held = catch_program_begin();
         fn();
+        catch_program_end(held);
         if (__atomic_exchange_n(word, ONCE_DONE, __ATOMIC_RELEASE) & ONCE_WAITERS) {
             int saved = errno;
             futex(word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catch.h"
 #include "config.h"
 #include "lock.h"
 #include "real.h"
@@ -185,7 +186,9 @@ static void run_destructors(void)
             if (!v || !d || t->v[k].seq != keys[k].seq)
                 continue;
             t->v[k].value = NULL;
+            uint8_t held = catch_program_begin();
             d(v);
+            catch_program_end(held);
             ran = true;
             t = *tsd_slot();        /* a destructor may have grown it */
         }
@@ -212,6 +215,7 @@ struct unwind_buf {
  * gcc cannot tell and warns about the smaller object. */
 static __attribute__((noreturn)) void jump_to_handler(struct unwind_buf *b)
 {
+    catch_program_begin();             /* into the program's handler, for good */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wstringop-overflow"

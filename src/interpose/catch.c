@@ -91,6 +91,29 @@ bool catch_rt_sigaction(const long a[6], long *ret)
     return true;
 }
 
+const sigset_t *catch_mask_filter(int how, const sigset_t *set, sigset_t *copy)
+{
+    if (!catch_wanted || !set || how == SIG_UNBLOCK || !sigismember(set, SIGSYS))
+        return set;
+    *copy = *set;
+    sigdelset(copy, SIGSYS);
+    return copy;
+}
+
+bool catch_rt_sigprocmask(const long a[6], long *ret)
+{
+    if (!catch_wanted || !a[1] || a[0] == SIG_UNBLOCK || a[3] != 8)
+        return false;
+    uint64_t set;
+    memcpy(&set, (const void *)a[1], sizeof set);
+    const uint64_t sys = (uint64_t)1 << (SIGSYS - 1);
+    if (!(set & sys))
+        return false;
+    set &= ~sys;
+    *ret = catch_raw(SYS_rt_sigprocmask, a[0], (long)&set, a[2], a[3], 0, 0);
+    return true;
+}
+
 void catch_notice(long nr, const long a[6])
 {
     if (!catch_wanted)
@@ -170,7 +193,8 @@ static void count(long nr)
 /* A clone whose child gets a stack of its own (a thread, posix_spawn's
  * child): it cannot return through this handler's frame, so it starts at
  * the caught call's return address with the caught registers. */
-static long clone_on_new_stack(long nr, const long a[6], const greg_t *g, bool shares_memory)
+static long clone_on_new_stack(long nr, const long a[6], const greg_t *g,
+                               const struct _libc_fpstate *uc_fp, bool shares_memory)
 {
     struct catch_clone c = {
         .nr = nr, .a = { a[0], a[1], a[2], a[3], a[4] },
@@ -179,11 +203,17 @@ static long clone_on_new_stack(long nr, const long a[6], const greg_t *g, bool s
         .rdx = g[REG_RDX], .r10 = g[REG_R10], .r8 = g[REG_R8], .r9 = g[REG_R9],
         .rip = g[REG_RIP],
     };
+    c.mxcsr = 0x1f80;
+    c.fcw = 0x37f;
+    if (uc_fp) {
+        c.mxcsr = uc_fp->mxcsr;
+        c.fcw = uc_fp->cwd;
+    }
     long r = catch_clone_run(&c);
     /* A child sharing memory reads c from this frame: it stays until then. */
     if (r > 0 && shares_memory)
         while (!c.taken)
-            __builtin_ia32_pause();
+            catch_raw(SYS_sched_yield, 0, 0, 0, 0, 0, 0);   /* the child may need this CPU */
     return r;
 }
 
@@ -192,8 +222,10 @@ static long clone_on_new_stack(long nr, const long a[6], const greg_t *g, bool s
  * correct vfork (as the vfork hook makes it). */
 #define VFORK_FLAGS ((unsigned long)(CLONE_VM | CLONE_VFORK))
 
-static long caught_clone(long nr, long a[6], const greg_t *g)
+static long caught_clone(long nr, long a[6], const ucontext_t *uc)
 {
+    const greg_t *g = uc->uc_mcontext.gregs;
+    const struct _libc_fpstate *fp = uc->uc_mcontext.fpregs;
     if (nr == SYS_clone) {
         unsigned long flags = (unsigned long)a[0];
         if (a[1] == 0) {
@@ -201,7 +233,7 @@ static long caught_clone(long nr, long a[6], const greg_t *g)
                 a[0] = (long)(flags & ~VFORK_FLAGS);
             return catch_raw(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
         }
-        return clone_on_new_stack(nr, a, g, flags & CLONE_VM);
+        return clone_on_new_stack(nr, a, g, fp, flags & CLONE_VM);
     }
     struct clone_args *ca = (struct clone_args *)a[0];
     if (!ca || (size_t)a[1] < offsetof(struct clone_args, stack_size) + sizeof ca->stack_size)
@@ -216,7 +248,7 @@ static long caught_clone(long nr, long a[6], const greg_t *g)
         copy[0].flags &= ~VFORK_FLAGS;
         return catch_raw(nr, (long)copy, (long)size, 0, 0, 0, 0);
     }
-    return clone_on_new_stack(nr, a, g, ca->flags & CLONE_VM);
+    return clone_on_new_stack(nr, a, g, fp, ca->flags & CLONE_VM);
 }
 
 /* The thread's signal mask now, as the one the sigreturn puts back; never
@@ -233,7 +265,6 @@ static void frame_mask_now(ucontext_t *uc)
  * from inside a handler as they are. Returns false for an ordinary call. */
 static bool caught_special(long nr, long a[6], ucontext_t *uc, long *r)
 {
-    greg_t *g = uc->uc_mcontext.gregs;
     switch (nr) {
     case SYS_rt_sigprocmask:
         *r = catch_raw(nr, a[0], a[1], a[2], a[3], 0, 0);
@@ -250,7 +281,7 @@ static bool caught_special(long nr, long a[6], ucontext_t *uc, long *r)
         return true;
     case SYS_clone:
     case SYS_clone3:
-        *r = caught_clone(nr, a, g);
+        *r = caught_clone(nr, a, uc);
         return true;
     default:
         return false;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "gate.h"
+#include "rawsys.h"
 
 #ifndef CORUN_SANITIZERS
 
@@ -46,9 +47,26 @@
         return REAL(name) args;                      \
     }
 
-PASS_THROUGH(int, munmap, (void *a, size_t n), (a, n))
-PASS_THROUGH(int, mprotect, (void *a, size_t n, int prot), (a, n, prot))
-PASS_THROUGH(int, madvise, (void *a, size_t n, int advice), (a, n, advice))
+/* The memory calls are made raw (what libc's wrappers do): an allocator's
+ * first mmap, before anything is resolved, must not go through dlsym. */
+HOOK int munmap(void *a, size_t n)
+{
+    CATCH_HOLD();
+    return (int)raw_syscall(SYS_munmap, a, n);
+}
+
+HOOK int mprotect(void *a, size_t n, int prot)
+{
+    CATCH_HOLD();
+    return (int)raw_syscall(SYS_mprotect, a, n, prot);
+}
+
+HOOK int madvise(void *a, size_t n, int advice)
+{
+    CATCH_HOLD();
+    return (int)raw_syscall(SYS_madvise, a, n, advice);
+}
+
 PASS_THROUGH(char *, getcwd, (char *buf, size_t n), (buf, n))
 PASS_THROUGH_FD(off_t, lseek, (int fd, off_t off, int whence), (fd, off, whence), fd)
 PASS_THROUGH_FD(off64_t, lseek64, (int fd, off64_t off, int whence), (fd, off, whence), fd)
@@ -83,9 +101,6 @@ HOOK int epoll_ctl(int ep, int op, int fd, struct epoll_event *ev)
 }
 
 /* An anonymous mapping takes fd -1; a file's must not be corun's. */
-REAL_DECL(void *, mmap, (void *, size_t, int, int, int, off_t));
-REAL_DECL(void *, mmap64, (void *, size_t, int, int, int, off64_t));
-
 HOOK void *mmap(void *a, size_t n, int prot, int flags, int fd, off_t off)
 {
     CATCH_HOLD();
@@ -93,7 +108,7 @@ HOOK void *mmap(void *a, size_t n, int prot, int flags, int fd, off_t off)
         errno = EBADF;
         return MAP_FAILED;
     }
-    return REAL(mmap)(a, n, prot, flags, fd, off);
+    return (void *)raw_syscall(SYS_mmap, a, n, prot, flags, fd, off);
 }
 
 HOOK void *mmap64(void *a, size_t n, int prot, int flags, int fd, off64_t off)
@@ -103,17 +118,21 @@ HOOK void *mmap64(void *a, size_t n, int prot, int flags, int fd, off64_t off)
         errno = EBADF;
         return MAP_FAILED;
     }
-    return REAL(mmap64)(a, n, prot, flags, fd, off);
+    return (void *)raw_syscall(SYS_mmap, a, n, prot, flags, fd, off);
 }
 
-/* mremap's fifth argument is there with MREMAP_FIXED only. */
+/* mremap's fifth argument is there with MREMAP_FIXED or MREMAP_DONTUNMAP
+ * only. */
 REAL_DECL(void *, mremap, (void *, size_t, size_t, int, ...));
 
 HOOK void *mremap(void *old, size_t old_n, size_t n, int flags, ...)
 {
     CATCH_HOLD();
     void *at = NULL;
-    if (flags & MREMAP_FIXED) {
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+    if (flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) {
         va_list ap;
         va_start(ap, flags);
         at = va_arg(ap, void *);

@@ -32,7 +32,7 @@ static int kernel_sigaction(int sig, const struct sigaction *act, struct sigacti
     if (sig == SIGSYS)
         return catch_sigsys_action(act, old, REAL(sigaction));
     struct sigaction k;
-    if (act && catch_wanted && sigismember(&act->sa_mask, SIGSYS)) {
+    if (act && sigismember(&act->sa_mask, SIGSYS)) {
         k = *act;                      /* a dispatch with SIGSYS blocked kills (catch.h) */
         sigdelset(&k.sa_mask, SIGSYS);
         act = &k;
@@ -109,8 +109,9 @@ HOOK int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
     CATCH_HOLD();
     struct sched *s = gate_thread(__builtin_return_address(0));
+    sigset_t copy;
     if (!s)
-        return REAL(pthread_sigmask)(how, set, old);
+        return REAL(pthread_sigmask)(how, catch_mask_filter(how, set, &copy), old);
     return gsignal_setmask(s, how, set, old);
 }
 
@@ -118,8 +119,9 @@ HOOK int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
     CATCH_HOLD();
     struct sched *s = gate_thread(__builtin_return_address(0));
+    sigset_t copy;
     if (!s)
-        return REAL(sigprocmask)(how, set, old);
+        return REAL(sigprocmask)(how, catch_mask_filter(how, set, &copy), old);
     int r = gsignal_setmask(s, how, set, old);
     if (r) {
         errno = r;

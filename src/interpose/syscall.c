@@ -292,6 +292,8 @@ bool syscall_route(long nr, const long a[6], const void *ra, long *ret)
     switch (nr) {
     case SYS_futex:
         return route_futex(a, ra, ret);
+    case SYS_rt_sigprocmask:
+        return catch_rt_sigprocmask(a, ret);
     case SYS_rt_sigaction:
         return catch_rt_sigaction(a, ret);
     case SYS_prctl:

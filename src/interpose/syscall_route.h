@@ -27,6 +27,11 @@ void catch_notice(long nr, const long a[6]);
 /* rt_sigaction by number while the catch is in force: made with SIGSYS out
  * of the handler's mask. false: the caller makes it. */
 bool catch_rt_sigaction(const long a[6], long *ret);
+/* rt_sigprocmask by number: the same for the thread's mask. */
+bool catch_rt_sigprocmask(const long a[6], long *ret);
+/* The set to block for a mask call (how, set): set itself, or a copy
+ * without SIGSYS while the catch is in force. */
+const sigset_t *catch_mask_filter(int how, const sigset_t *set, sigset_t *copy);
 
 #include <signal.h>
 /* sigaction(SIGSYS, ...) while the catch is in force (catch.c). */

@@ -330,6 +330,51 @@ static void m_flockfile(void)
     ticker_end();
 }
 
+/* The same wait from a key's destructor, which corun runs when the thread
+ * ends (program code called from inside corun: it must park too). */
+static pthread_key_t dtor_key;
+
+static void dtor_prints(void *v)
+{
+    (void)v;
+    fputs("B ", locked_file);          /* waits for the holder's funlockfile */
+}
+
+static void *dtor_thread(void *arg)
+{
+    (void)arg;
+    OK(pthread_setspecific(dtor_key, (void *)1));
+    return NULL;
+}
+
+static void m_flockfile_dtor(void)
+{
+    ticker_start();
+    char path[] = "/tmp/pt_catch_dtor.XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    unlink(path);
+    locked_file = fdopen(fd, "w+");
+    CHECK(locked_file != NULL);
+    OK(pthread_key_create(&dtor_key, dtor_prints));
+    atomic_store(&lock_phase, 0);
+    pthread_t a, b;
+    OK(pthread_create(&a, NULL, lock_holder, NULL));
+    while (atomic_load(&lock_phase) == 0)
+        sleep_ms(1);
+    long t0 = atomic_load(&ticks);
+    OK(pthread_create(&b, NULL, dtor_thread, NULL));
+    OK(pthread_join(b, NULL));
+    TICKED_DURING(t0, "the destructor's wait for the FILE lock");
+    OK(pthread_join(a, NULL));
+    CHECK(fflush(locked_file) == 0);
+    char got[64] = { 0 };
+    CHECK(pread(fd, got, sizeof got - 1, 0) > 0);
+    CHECKF(!strcmp(got, "A1 A2 B "), "the file holds '%s', expected 'A1 A2 B '", got);
+    fclose(locked_file);
+    ticker_end();
+}
+
 /* ---- what glibc does inline: clone, sigprocmask, sigreturn ---------------------*/
 
 /* posix_spawn's clone (CLONE_VM | CLONE_VFORK on a stack of its own). */
@@ -563,6 +608,7 @@ static const struct pt_mode modes[] = {
     { "insn_futex", m_insn_futex },
     { "insn_futex_kernel", m_insn_futex_kernel },
     { "flockfile", m_flockfile },
+    { "flockfile_dtor", m_flockfile_dtor },
     { "posix_spawn", m_posix_spawn },
     { "insn_fork", m_insn_fork },
     { "fork_child_threads", m_fork_child_threads },
