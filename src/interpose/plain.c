@@ -3,7 +3,7 @@
  * offsets, socket names, the terminal test). corun has nothing to do with
  * them but to keep its own fds hidden; they are hooked so that, on an OS
  * thread under the catch (src/core/catch.h), a program's call costs a
- * function call instead of a caught signal (about a microsecond): the
+ * function call instead of a caught signal (one to two microseconds): the
  * hold, then libc. Calls glibc makes inside its own functions still reach
  * the catch. Sanitizer builds run without the catch and leave these to
  * their runtime's interceptors.
