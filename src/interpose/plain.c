@@ -5,8 +5,8 @@
  * thread under the catch (src/core/catch.h), a program's call costs a
  * function call instead of a caught signal (one to two microseconds): the
  * hold, then libc. Calls glibc makes inside its own functions still reach
- * the catch. Sanitizer builds run without the catch and leave these to
- * their runtime's interceptors.
+ * the catch. Sanitizer builds run without the catch and leave the memory
+ * calls to their runtime's interceptors.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -17,8 +17,6 @@
 
 #include "gate.h"
 #include "rawsys.h"
-
-#ifndef CORUN_SANITIZERS
 
 /* A hook that passes the call on as it is. */
 #define PASS_THROUGH(ret, name, params, args)  \
@@ -47,6 +45,7 @@
         return REAL(name) args;                      \
     }
 
+#ifndef CORUN_SANITIZERS
 /* The memory calls are made raw (what libc's wrappers do): an allocator's
  * first mmap, before anything is resolved, must not go through dlsym. */
 HOOK int munmap(void *a, size_t n)
@@ -66,6 +65,7 @@ HOOK int madvise(void *a, size_t n, int advice)
     CATCH_HOLD();
     return (int)raw_syscall(SYS_madvise, a, n, advice);
 }
+#endif
 
 PASS_THROUGH(char *, getcwd, (char *buf, size_t n), (buf, n))
 PASS_THROUGH_FD(off_t, lseek, (int fd, off_t off, int whence), (fd, off, whence), fd)
@@ -100,6 +100,7 @@ HOOK int epoll_ctl(int ep, int op, int fd, struct epoll_event *ev)
     return REAL(epoll_ctl)(ep, op, fd, ev);
 }
 
+#ifndef CORUN_SANITIZERS
 /* An anonymous mapping takes fd -1; a file's must not be corun's. */
 HOOK void *mmap(void *a, size_t n, int prot, int flags, int fd, off_t off)
 {
