@@ -228,13 +228,19 @@ static void m_guards(void)
 }
 
 /* Fork from a thread while others are alive: the child runs (its TLS, malloc,
- * stdio), the parent goes on. */
+ * stdio), the parent goes on. The fork comes once every bystander sleeps
+ * (under CORUN_THREADS=native each first builds its own scheduler and
+ * libuv loop; a fork in the middle of that is another matter, not this
+ * test's: it hung the ASan build's child now and then). */
 static atomic_bool fork_stop;
+static atomic_int fork_bystanders_up;
 
 static void *fork_bystander(void *arg)
 {
     (void)arg;
     tvar = 77;
+    usleep(1000);
+    atomic_fetch_add(&fork_bystanders_up, 1);
     while (!atomic_load(&fork_stop))
         usleep(1000);
     CHECK(tvar == 77);
@@ -266,6 +272,8 @@ static void m_fork_from_thread(void)
     pthread_t b[3], f;
     for (int i = 0; i < 3; i++)
         OK(pthread_create(&b[i], NULL, fork_bystander, NULL));
+    while (atomic_load(&fork_bystanders_up) < 3)
+        usleep(1000);
     OK(pthread_create(&f, NULL, fork_fn, NULL));
     OK(pthread_join(f, NULL));
     atomic_store(&fork_stop, true);
