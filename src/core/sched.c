@@ -567,11 +567,13 @@ static void fork_prepare(void)
     CATCH_HOLD();
     OBSERVERS_CALL(fork_prepare);
     ownfd_fork_prepare();
+    stack_fork_prepare();
 }
 
 static void fork_parent(void)
 {
     CATCH_HOLD();
+    stack_fork_parent();
     ownfd_fork_parent();
     OBSERVERS_CALL(fork_parent);
 }
@@ -585,6 +587,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     CATCH_HOLD();
+    stack_fork_child();
     ownfd_fork_child();
     tls_fork_child();
     uvfds_fork_child_begin();

@@ -297,3 +297,21 @@ bool stack_guard_hit(const void *addr, char **hi, size_t *size)
     return false;
 }
 
+
+/* The pool's lock is held across a fork, so that the child never inherits
+ * it held by a thread it does not have (a fork while another OS thread made
+ * its scheduler hung the child in its first stack_alloc). */
+void stack_fork_prepare(void)
+{
+    cr_lock(&pool_lock);
+}
+
+void stack_fork_parent(void)
+{
+    cr_unlock(&pool_lock);
+}
+
+void stack_fork_child(void)
+{
+    atomic_store(&pool_lock.state, 0);
+}

@@ -28,6 +28,11 @@ int stack_alloc(size_t size, size_t guard, struct stack_slot *out);
  * stack must not be in use. */
 void stack_release(const struct stack_slot *slot);
 
+/* Around fork (the scheduler's fork handlers). */
+void stack_fork_prepare(void);
+void stack_fork_parent(void);
+void stack_fork_child(void);
+
 /* For fault handlers: if addr lies in the guard region of a pooled stack,
  * store that stack's highest address and usable size and return true. */
 bool stack_guard_hit(const void *addr, char **hi, size_t *size);

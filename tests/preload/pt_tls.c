@@ -229,9 +229,9 @@ static void m_guards(void)
 
 /* Fork from a thread while others are alive: the child runs (its TLS, malloc,
  * stdio), the parent goes on. The fork comes once every bystander sleeps
- * (under CORUN_THREADS=native each first builds its own scheduler and
- * libuv loop; a fork in the middle of that is another matter, not this
- * test's: it hung the ASan build's child now and then). */
+ * (under CORUN_THREADS=native each first builds its own scheduler; a fork
+ * in the middle of that once left the child waiting for corun's stack-pool
+ * lock, which is now held across fork: not what this test is about). */
 static atomic_bool fork_stop;
 static atomic_int fork_bystanders_up;
 
