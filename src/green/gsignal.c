@@ -216,7 +216,6 @@ int gsignal_action(int sig, const struct sigaction *act, struct sigaction *old,
             struct sigaction k = *act;
             k.sa_sigaction = trampoline;
             k.sa_flags |= SA_SIGINFO;
-            sigdelset(&k.sa_mask, SIGSYS);   /* see kmask_apply */
             struct sigaction was = prog_act[sig];
             prog_act[sig] = *act;   /* before the kernel may call the trampoline */
             r = install(sig, &k, NULL);

@@ -101,7 +101,8 @@ HOOK int epoll_ctl(int ep, int op, int fd, struct epoll_event *ev)
 }
 
 #ifndef CORUN_SANITIZERS
-/* An anonymous mapping takes fd -1; a file's must not be corun's. */
+/* An anonymous mapping takes fd -1; a file's must not be corun's. (mmap64
+ * is the same call on x86_64: off_t is 64 bits.) */
 HOOK void *mmap(void *a, size_t n, int prot, int flags, int fd, off_t off)
 {
     CATCH_HOLD();
@@ -113,14 +114,7 @@ HOOK void *mmap(void *a, size_t n, int prot, int flags, int fd, off_t off)
 }
 
 HOOK void *mmap64(void *a, size_t n, int prot, int flags, int fd, off64_t off)
-{
-    CATCH_HOLD();
-    if (!(flags & MAP_ANONYMOUS) && HIDDEN_FROM_CALLER(fd)) {
-        errno = EBADF;
-        return MAP_FAILED;
-    }
-    return (void *)raw_syscall(SYS_mmap, a, n, prot, flags, fd, off);
-}
+    __attribute__((alias("mmap")));
 
 /* mremap's fifth argument is there with MREMAP_FIXED or MREMAP_DONTUNMAP
  * only. */

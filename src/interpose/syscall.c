@@ -256,11 +256,13 @@ static bool route_futex(const long a[6], const void *ra, long *ret)
                      (const void *)a[3], (uint32_t *)a[4], (uint32_t)a[5], ret);
 }
 
-bool syscall_route_noblock(long nr, const long a[6], const void *ra, long *ret)
+/* The numbers that never block (they never park): the fd books, thread
+ * ids, the signal and filter set-ups the catch must hear of. */
+static bool route_noblock(long nr, const long a[6], const void *ra, long *ret)
 {
-    if (caller_is_foreign(ra))
-        return false;
     switch (nr) {
+    case SYS_rt_sigprocmask:
+        return catch_rt_sigprocmask(a, ret);
     case SYS_rt_sigaction:
         return catch_rt_sigaction(a, ret);
     case SYS_prctl:
@@ -283,37 +285,23 @@ bool syscall_route_noblock(long nr, const long a[6], const void *ra, long *ret)
     }
 }
 
+/* libuv's and the sanitizers' own calls by number (libuv closes its fds and
+ * drives its io_uring with syscall()) are corun's: never routed. */
+bool syscall_route_noblock(long nr, const long a[6], const void *ra, long *ret)
+{
+    return !caller_is_foreign(ra) && route_noblock(nr, a, ra, ret);
+}
+
 bool syscall_route(long nr, const long a[6], const void *ra, long *ret)
 {
-    /* libuv's and the sanitizers' own calls by number (libuv closes its fds
-     * and drives its io_uring with syscall()) are corun's: never routed. */
     if (caller_is_foreign(ra))
         return false;
     switch (nr) {
     case SYS_futex:
         return route_futex(a, ra, ret);
-    case SYS_rt_sigprocmask:
-        return catch_rt_sigprocmask(a, ret);
-    case SYS_rt_sigaction:
-        return catch_rt_sigaction(a, ret);
-    case SYS_prctl:
-    case SYS_seccomp:
-        catch_notice(nr, a);
-        return false;
     case SYS_io_uring_enter:   /* a wait for completions parks on the ring's fd */
         return guring_enter(gate_blocking(), (int)a[0], (unsigned)a[1], (unsigned)a[2],
                             (unsigned)a[3], (const void *)a[4], (size_t)a[5], ret);
-    case SYS_gettid:
-    case SYS_tgkill:
-    case SYS_tkill:
-        return route_thread_id(nr, a, ra, ret);
-    case SYS_close:
-    case SYS_dup:
-    case SYS_dup2:
-    case SYS_dup3:
-    case SYS_close_range:
-    case SYS_fcntl:
-        return route_fd_books(nr, a, ret);
     case SYS_read:
     case SYS_write:
     case SYS_readv:
@@ -340,7 +328,7 @@ bool syscall_route(long nr, const long a[6], const void *ra, long *ret)
     case SYS_waitid:
         return route_blocking(nr, a, ret);
     default:
-        return false;
+        return route_noblock(nr, a, ra, ret);
     }
 }
 

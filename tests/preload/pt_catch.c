@@ -304,7 +304,10 @@ static void *lock_waiter(void *arg)
     return NULL;
 }
 
-static void m_flockfile(void)
+/* A holder keeps the stream locked across a sleep while `waiter` (a
+ * thread's start routine) writes to it: the waiter's "B " comes after the
+ * holder's "A1 A2 ", and the ticker ran meanwhile. */
+static void lock_holder_then(void *(*waiter)(void *), const char *what)
 {
     ticker_start();
     char path[] = "/tmp/pt_catch_lock.XXXXXX";
@@ -313,14 +316,15 @@ static void m_flockfile(void)
     unlink(path);
     locked_file = fdopen(fd, "w+");
     CHECK(locked_file != NULL);
+    atomic_store(&lock_phase, 0);
     pthread_t a, b;
     OK(pthread_create(&a, NULL, lock_holder, NULL));
     while (atomic_load(&lock_phase) == 0)
         sleep_ms(1);
     long t0 = atomic_load(&ticks);
-    OK(pthread_create(&b, NULL, lock_waiter, NULL));
+    OK(pthread_create(&b, NULL, waiter, NULL));
     OK(pthread_join(b, NULL));
-    TICKED_DURING(t0, "the wait for the FILE lock");
+    TICKED_DURING(t0, what);
     OK(pthread_join(a, NULL));
     CHECK(fflush(locked_file) == 0);
     char got[64] = { 0 };
@@ -328,6 +332,11 @@ static void m_flockfile(void)
     CHECKF(!strcmp(got, "A1 A2 B "), "the file holds '%s', expected 'A1 A2 B '", got);
     fclose(locked_file);
     ticker_end();
+}
+
+static void m_flockfile(void)
+{
+    lock_holder_then(lock_waiter, "the wait for the FILE lock");
 }
 
 /* The same wait from a key's destructor, which corun runs when the thread
@@ -349,30 +358,8 @@ static void *dtor_thread(void *arg)
 
 static void m_flockfile_dtor(void)
 {
-    ticker_start();
-    char path[] = "/tmp/pt_catch_dtor.XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    unlink(path);
-    locked_file = fdopen(fd, "w+");
-    CHECK(locked_file != NULL);
     OK(pthread_key_create(&dtor_key, dtor_prints));
-    atomic_store(&lock_phase, 0);
-    pthread_t a, b;
-    OK(pthread_create(&a, NULL, lock_holder, NULL));
-    while (atomic_load(&lock_phase) == 0)
-        sleep_ms(1);
-    long t0 = atomic_load(&ticks);
-    OK(pthread_create(&b, NULL, dtor_thread, NULL));
-    OK(pthread_join(b, NULL));
-    TICKED_DURING(t0, "the destructor's wait for the FILE lock");
-    OK(pthread_join(a, NULL));
-    CHECK(fflush(locked_file) == 0);
-    char got[64] = { 0 };
-    CHECK(pread(fd, got, sizeof got - 1, 0) > 0);
-    CHECKF(!strcmp(got, "A1 A2 B "), "the file holds '%s', expected 'A1 A2 B '", got);
-    fclose(locked_file);
-    ticker_end();
+    lock_holder_then(dtor_thread, "the destructor's wait for the FILE lock");
 }
 
 /* ---- what glibc does inline: clone, sigprocmask, sigreturn ---------------------*/
