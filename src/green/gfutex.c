@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "gsignal.h"
 #include "gthread.h"
 #include "lock.h"
 #include "sched.h"
@@ -204,6 +205,7 @@ static int wait_once(struct sched *s, uint32_t *uaddr, uint32_t val, uint32_t bi
     bucket_unlock(b);
 
     int64_t step = BACKSTOP_FIRST_NS;
+    struct gsignal_mark mark = gsignal_mark(s->current);
     for (;;) {
         uint64_t tick = deadline_after(step);
         bool backstop = tick < deadline;
@@ -214,11 +216,14 @@ static int wait_once(struct sched *s, uint32_t *uaddr, uint32_t val, uint32_t bi
         if (why == WAKE_SIGNALED)
             continue;                   /* not a wake of this wait */
         if (why == WAKE_TIMEOUT && backstop) {
-            if (!word_changed(&w)) {
+            if (word_changed(&w))
+                why = WAKE_SIGNALED;    /* a wake corun did not see */
+            else if (gsignal_interrupted_since(s->current, mark, mode))
+                why = WAKE_INTERRUPTED; /* a handler ran as the backstop woke it */
+            else {
                 step = step * 2 > BACKSTOP_MAX_NS ? BACKSTOP_MAX_NS : step * 2;
                 continue;
             }
-            why = WAKE_SIGNALED;        /* a wake corun did not see */
         }
         if (!fw_withdraw(&w))
             return 0;

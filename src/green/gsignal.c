@@ -43,12 +43,14 @@
 struct sig_thread {
     sigset_t mask;                /* what pthread_sigmask says for this thread */
     unsigned seen;                /* handlers run for this thread, ever */
+    unsigned seen_norestart;      /* ... of which without SA_RESTART */
 };
 
 /* A scheduler's. */
 struct sig_sched {
     unsigned nmasked;             /* coroutines with a non-empty mask */
-    uint16_t nblocked[64];        /* per signal: coroutines that block it */
+    uint32_t nblocked[64];        /* per signal: coroutines that block it */
+    uint64_t blocked_any;         /* the signals some coroutine blocks (nblocked > 0) */
     uint64_t kmask;               /* what the kernel thread blocks */
     int fd;                       /* eventfd: a signal needs the loop's attention */
     volatile uint64_t arrived;    /* signals for dispatch() */
@@ -177,6 +179,7 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
         struct corun *t = taker(s, running, sig);
         if (t && t == running) {
             st(t)->seen++;
+            st(t)->seen_norestart += !(a.sa_flags & SA_RESTART);
         } else {
             /* The target is parked (or there is none yet): the loop decides,
              * out of signal context. */
@@ -237,10 +240,16 @@ static void count_mask(struct sched *s, uint64_t w, int dir)
 {
     if (!w)
         return;
-    ss(s)->nmasked += (unsigned)dir;
-    for (int i = 0; i < NSIG_KERNEL; i++)
-        if (w & ((uint64_t)1 << i))
-            ss(s)->nblocked[i] += (uint16_t)dir;
+    struct sig_sched *g = ss(s);
+    g->nmasked += (unsigned)dir;
+    for (; w; w &= w - 1) {
+        int i = __builtin_ctzll(w);
+        g->nblocked[i] += (uint32_t)dir;
+        if (g->nblocked[i])
+            g->blocked_any |= (uint64_t)1 << i;
+        else
+            g->blocked_any &= ~((uint64_t)1 << i);
+    }
 }
 
 /* The kernel thread blocks what every green thread blocks. */
@@ -249,9 +258,9 @@ static void kmask_apply(struct sched *s)
     struct sig_sched *g = ss(s);
     uint64_t k = 0;
     if (g->nmasked >= s->alive)
-        for (int i = 0; i < NSIG_KERNEL; i++)
-            if (g->nblocked[i] >= s->alive)
-                k |= (uint64_t)1 << i;
+        for (uint64_t w = g->blocked_any; w; w &= w - 1)
+            if (g->nblocked[__builtin_ctzll(w)] >= s->alive)
+                k |= w & -w;
     k &= ~GLIBC_INTERNAL;
     if (catch_wanted)
         k &= ~SIGBIT(SIGSYS);     /* a dispatch with SIGSYS blocked kills (catch.h) */
@@ -287,6 +296,7 @@ static void sched_reset(struct sched *s)
 {
     struct sig_sched *g = ss(s);
     memset(g->nblocked, 0, sizeof g->nblocked);
+    g->blocked_any = 0;
     g->nmasked = 0;
     g->arrived = g->norestart = 0;
     g->kmask = sigword(&st(s->current)->mask);
@@ -429,6 +439,7 @@ static void dispatch(struct sched *s)
         if (!t)
             continue;
         st(t)->seen++;
+        st(t)->seen_norestart += (norestart & SIGBIT(sig)) != 0;
         if (interrupts(t, norestart & SIGBIT(sig)))
             sched_wake(t, WAKE_INTERRUPTED);
     }
@@ -473,6 +484,7 @@ void gsignal_run_pending(struct sched *s, struct corun *co)
             sigaddset(&st(co)->mask, sig);
         int e = errno;
         st(co)->seen++;
+        st(co)->seen_norestart += !(a.sa_flags & SA_RESTART);
         call_handler(&a, sig, &si, NULL);
         errno = e;
         st(co)->mask = saved;
@@ -520,6 +532,18 @@ int gsignal_kill_tid(struct sched *s, pid_t tgid, pid_t tid, int sig)
 {
     struct corun *co = tgid == getpid() ? gthread_by_tid(s, tid) : NULL;
     return co ? gsignal_kill(s, co, sig) : -1;
+}
+
+struct gsignal_mark gsignal_mark(const struct corun *co)
+{
+    return (struct gsignal_mark){ st(co)->seen, st(co)->seen_norestart };
+}
+
+bool gsignal_interrupted_since(const struct corun *co, struct gsignal_mark m, int mode)
+{
+    if (mode == PARK_INTR_ALWAYS)
+        return st(co)->seen != m.all;
+    return mode == PARK_INTR_RESTART && st(co)->seen_norestart != m.norestart;
 }
 
 /* ---- waiting for signals -----------------------------------------------------*/

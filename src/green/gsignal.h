@@ -67,6 +67,21 @@ int gsignal_kill_tid(struct sched *s, pid_t tgid, pid_t tid, int sig);
 int gsignal_wait(struct sched *s, const sigset_t *set, siginfo_t *info, uint64_t deadline,
                  bool interruptible);
 
+/* Handlers run for a green thread so far, for a wait that loops on its own
+ * (a backstop or recheck timer ends each park): a signal that came while
+ * the thread was already woken by that timer, and not yet running, runs
+ * its handler at the resume without ending the park with EINTR. The wait
+ * compares a mark taken before it with gsignal_interrupted_since. */
+struct gsignal_mark {
+    unsigned all, norestart;
+};
+struct gsignal_mark gsignal_mark(const struct corun *co);
+
+/* Whether a handler that ends a wait parked in `mode` (enum park_mode)
+ * ran for co since m: any for PARK_INTR_ALWAYS, one without SA_RESTART
+ * for PARK_INTR_RESTART. */
+bool gsignal_interrupted_since(const struct corun *co, struct gsignal_mark m, int mode);
+
 /* sigsuspend (mask) or pause (mask NULL): wait until a handler has run for
  * this green thread. Always returns -1 with errno EINTR. */
 int gsignal_suspend(struct sched *s, const sigset_t *mask);

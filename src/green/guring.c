@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "fdtab.h"
+#include "gsignal.h"
 #include "gthread.h"
 #include "sched.h"
 
@@ -145,6 +146,7 @@ bool guring_enter(struct sched *s, int fd, unsigned to_submit, unsigned min_comp
     bool was_disabled;
     gthread_setcancelstate(true, &was_disabled);
     struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    struct gsignal_mark mark = gsignal_mark(s->current);
     for (;;) {
         waited = completions_ready(fd, min_complete, cq);
         if (waited != 0)
@@ -160,6 +162,8 @@ bool guring_enter(struct sched *s, int fd, unsigned to_submit, unsigned min_comp
                 waited = -ETIME;
             break;
         }
+        if (err == ETIMEDOUT && gsignal_interrupted_since(s->current, mark, PARK_INTR_ALWAYS))
+            err = EINTR;                /* a handler ran as the recheck timer woke it */
         if (err == ETIMEDOUT)
             step = step * 2 > RECHECK_MAX_NS ? RECHECK_MAX_NS : step * 2;
         else if (err) {

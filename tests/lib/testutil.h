@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdint.h>
@@ -122,6 +123,35 @@ struct tu_child {
     char err[16384];
 };
 
+/* A child still running after this long is probably hung (pt_main's alarm
+ * ends it at 30 s): its threads' backtraces go to our stderr, the test's
+ * log, so a rare hang on a CI machine leaves evidence. */
+#ifndef TU_HANG_REPORT_NS
+#define TU_HANG_REPORT_NS (27 * 1000000000LL)
+#endif
+
+static inline void tu_report_hang(pid_t pid)
+{
+    char spid[16];
+    snprintf(spid, sizeof spid, "%d", (int)pid);
+    fprintf(stderr, "--- pid %s still running after %lld s: its threads (gdb) ---\n", spid,
+            TU_HANG_REPORT_NS / 1000000000);
+    fflush(stderr);
+    pid_t g = fork();
+    if (g == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(2, 1);
+        execlp("gdb", "gdb", "-nx", "-batch", "-p", spid, "-ex", "info threads", "-ex",
+               "thread apply all bt 30", (char *)NULL);
+        fprintf(stderr, "(gdb not available: %s)\n", strerror(errno));
+        _exit(127);
+    }
+    if (g > 0)
+        while (waitpid(g, NULL, 0) < 0 && errno == EINTR)
+            ;
+}
+
 /* Read both pipes until EOF on both, then reap pid. */
 static inline void tu_collect(pid_t pid, int outfd, int errfd, struct tu_child *c)
 {
@@ -129,8 +159,18 @@ static inline void tu_collect(pid_t pid, int outfd, int errfd, struct tu_child *
     struct pollfd p[2] = { { .fd = outfd, .events = POLLIN },
                            { .fd = errfd, .events = POLLIN } };
     int open_fds = 2;
+    int64_t hang_at = tu_now() + TU_HANG_REPORT_NS;
     while (open_fds > 0) {
-        if (poll(p, 2, -1) < 0) {
+        int64_t left = hang_at - tu_now();
+        if (hang_at && left <= 0) {
+            tu_report_hang(pid);
+            hang_at = 0;
+        }
+        int timeout = hang_at ? (int)(left / 1000000 + 1) : -1;
+        int n = poll(p, 2, timeout);
+        if (n == 0)
+            continue;
+        if (n < 0) {
             if (errno == EINTR)
                 continue;
             break;

@@ -869,6 +869,85 @@ static void mode_uring_eintr_cancel(void)
     close(p[1]);
 }
 
+/* Spin without a system call for `ms`: every timer of a parked green
+ * thread comes due meanwhile, none is looked at. */
+static void spin_ms(long ms)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    while ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < ms);
+}
+
+/* A handler that runs while the waiter is already woken by one of corun's
+ * own recheck or backstop timers (runnable behind the sender, not yet
+ * running: the spin makes every such timer due and the yield lets the
+ * loop look at them) still ends the wait with EINTR, as the kernel's
+ * signal does. Natively the waiter is in the kernel all along. CI once saw
+ * the io_uring wait go on forever. */
+static void mode_eintr_woken(void)
+{
+    handle_sigusr1(0);
+    struct ring r;
+    bool have_ring = ring_setup(&r);
+    int p[2];
+    make_pipe(p);
+    char buf[4];
+    if (have_ring) {
+        ring_read(&r, p[0], buf, 1, 5);
+        CHECK(ring_enter(&r, 1, 0, 0, NULL, 0) == 1);
+    }
+    for (int round = 0; round < 3 && have_ring; round++) {
+        pthread_t t;
+        struct uring_waiter u = { .r = &r };
+        OK(pthread_create(&t, NULL, uring_wait_main, &u));
+        while (!atomic_load(&u.arrived))
+            sleep_ms(1);
+        sleep_ms(2);
+        spin_ms(70);
+        sched_yield();
+        OK(pthread_kill(t, SIGUSR1));
+        OK(pthread_join(t, NULL));
+        CHECKF(u.result == -1 && u.err == EINTR, "io_uring wait, round %d: %ld %s", round,
+               u.result, ename(u.err));
+    }
+    static uint32_t w;
+    static const struct timespec long_ts = { 10, 0 };
+    for (int round = 0; round < 3; round++) {
+        pthread_t t;
+        struct fwait f;
+        start_waiter(&t, &f, &w, FUTEX_WAIT_PRIVATE, 0, 0);
+        spin_ms(70);
+        sched_yield();
+        OK(pthread_kill(t, SIGUSR1));
+        OK(pthread_join(t, NULL));
+        CHECKF(f.result == -1 && f.err == EINTR, "untimed futex wait, round %d: %ld %s", round,
+               f.result, ename(f.err));
+    }
+    for (int round = 0; round < 3; round++) {
+        pthread_t t;
+        struct fwait f = { .w = &w, .op = FUTEX_WAIT_PRIVATE, .ts = &long_ts };
+        OK(pthread_create(&t, NULL, fwait_main, &f));
+        await_waiting(&f, false);
+        spin_ms(70);
+        sched_yield();
+        OK(pthread_kill(t, SIGUSR1));
+        OK(pthread_join(t, NULL));
+        CHECKF(f.result == -1 && f.err == EINTR, "timed futex wait, round %d: %ld %s", round,
+               f.result, ename(f.err));
+    }
+    if (have_ring) {
+        CHECK(write(p[1], "w", 1) == 1);
+        CHECK(ring_enter(&r, 0, 1, IORING_ENTER_GETEVENTS, NULL, 0) == 0);
+        struct io_uring_cqe cqe;
+        CHECK(ring_reap(&r, &cqe) && cqe.user_data == 5 && cqe.res == 1 && buf[0] == 'w');
+        close(r.fd);
+    }
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(int argc, char **argv)
 {
     static const struct pt_mode modes[] = {
@@ -887,6 +966,7 @@ int main(int argc, char **argv)
         { "uring_wait", mode_uring_wait },
         { "uring_eintr_cancel", mode_uring_eintr_cancel },
         { "futex_cancel", mode_futex_cancel },
+        { "eintr_woken", mode_eintr_woken },
     };
     return pt_main(modes, sizeof modes / sizeof *modes, argc, argv);
 }

@@ -67,3 +67,4 @@ RAWSYS(futex_cancel)
 /* A completion wait: EINTR after a handler; a cancel waits for the
  * completion (the other threads keep running meanwhile). */
 RAWSYS(uring_eintr_cancel)
+RAWSYS(eintr_woken)
