@@ -155,7 +155,7 @@ static void coroutine_release(struct corun *co)
     all_unlink(co->sched, co);
     co->state = CO_RELEASED;              /* a second join finds ESRCH while the slot waits */
     if (co->flags & CO_OWN_TLS)
-        tls_release(co->fsbase, (char *)co);
+        tls_release(co->fsbase, (char *)co, co->stack.cls != NULL);
     if (!co->stack.cls)
         return;                           /* the program's own stack (pthread_attr_setstack) */
     struct stack_slot slot = co->stack;   /* the header goes with the stack */
@@ -173,7 +173,8 @@ static void run_resumed(struct sched *s, struct corun *co)
 static inline void after_switch(struct sched *s, struct corun *self)
 {
     s->current = self;
-    *self->errno_loc = self->saved_errno;
+    if (!(self->flags & CO_OWN_TLS))
+        *self->errno_loc = self->saved_errno;   /* shared with the OS thread: put back */
     if (unlikely(s->dead != NULL)) {
         struct corun *d = s->dead;
         s->dead = NULL;
@@ -184,7 +185,8 @@ static inline void after_switch(struct sched *s, struct corun *self)
 static inline void sched_switch(struct sched *s, struct corun *from, struct corun *to)
 {
     stack_check(from);
-    from->saved_errno = *from->errno_loc;
+    if (!(from->flags & CO_OWN_TLS))
+        from->saved_errno = *from->errno_loc;   /* own TLS: its errno stays its own */
     to->state = CO_RUNNING;
     s->stats.switches++;
     if (unlikely(s->stats.loop_left_ns))
@@ -377,6 +379,14 @@ void *sched_switch_to(struct sched *s, struct corun *target, void *value)
 
 /* ---- coroutines ----------------------------------------------------------*/
 
+/* A pooled stack slot leaves the TLS area an earlier thread had on it
+ * (it becomes plain stack, or its pages go back to the kernel). */
+static void slot_forget_area(const struct stack_slot *slot)
+{
+    if (tls_own && slot->size >= co_hdr_size + tls_area_size())
+        tls_forget((char *)(((uintptr_t)slot->lo + slot->size - co_hdr_size) & ~(uintptr_t)63));
+}
+
 /* Header at the top of the stack slot, and an initial context running
  * entry(arg) below it. The stack proper starts `below` bytes above the
  * slot's lowest byte. */
@@ -394,6 +404,8 @@ static struct corun *coroutine_on_slot(struct sched *s, const struct stack_slot 
     co->sched = s;
     co->errno_loc = s->errno_loc;
     co->fsbase = s->fsbase;
+    if (!own_tls && slot->cls)
+        slot_forget_area(slot);           /* a DTV kept on this stack by an earlier thread */
     if (own_tls) {
         /* Its TCB and TLS lie between its header and its stack. */
         uintptr_t tp = tls_create((char *)co);
@@ -625,6 +637,7 @@ static void process_init(void)
 {
     config_load();
     parts_layout();
+    stack_set_cold_hook(slot_forget_area);
     tls_decide();
     if (cr_config.report_tls) {
         /* coro-run --doctor: which TLS mode a program would get, and why. */

@@ -223,8 +223,19 @@ static int cmp_enc(const void *a, const void *b)
  * are neighbours in an arena go in one madvise (guard markers survive
  * MADV_DONTNEED; mprotect'ed guards are separate mappings, so those are not
  * merged). Then the slots join the cold list. */
+static void (*cold_hook)(const struct stack_slot *slot);
+
+void stack_set_cold_hook(void (*hook)(const struct stack_slot *slot))
+{
+    cold_hook = hook;
+}
+
 static void release_batch(struct stack_class *c, uintptr_t *batch, size_t n)
 {
+    for (size_t i = 0; cold_hook && i < n; i++) {
+        struct stack_slot slot = { (char *)(batch[i] & ~(uintptr_t)1), c->usable, c, batch[i] & 1 };
+        cold_hook(&slot);
+    }
     qsort(batch, n, sizeof *batch, cmp_enc);
     bool mergeable = !c->guard || guard_method == GUARD_MADVISE;
     for (size_t i = 0; i < n;) {

@@ -28,6 +28,10 @@ int stack_alloc(size_t size, size_t guard, struct stack_slot *out);
  * stack must not be in use. */
 void stack_release(const struct stack_slot *slot);
 
+/* Called for each pooled stack whose pages are about to go back to the
+ * kernel (outside the pool's lock): what its owner left on it goes too. */
+void stack_set_cold_hook(void (*hook)(const struct stack_slot *slot));
+
 /* Around fork (the scheduler's fork handlers). */
 void stack_fork_prepare(void);
 void stack_fork_parent(void);

@@ -62,6 +62,7 @@ typedef const uint32_t thread_db_desc[3];
 
 static struct {
     void *(*allocate)(void *tp);
+    void *(*allocate_init)(void *tp, bool init_tls);
     void (*deallocate)(void *tp, bool dealloc_tcb);
     void (*call_tls_dtors)(void);
     void (*ctype_init)(void);
@@ -75,6 +76,7 @@ static struct {
     size_t tcache_off, arena_off;      /* malloc's tcache and thread_arena, below tp (0: unknown) */
     size_t area;                       /* bytes a TLS area takes */
     size_t lm_tls_off;                 /* link_map's l_tls_offset (0: unknown) */
+    bool keep_dtv;                     /* a pooled area keeps its DTV (dtv_layout_ok) */
 } L;
 
 static char why_not[160];
@@ -176,6 +178,38 @@ static bool find_malloc_state(uintptr_t tp, uintptr_t lo)
     return true;
 }
 
+/*
+ * The DTV (glibc's dtv_t array, TCB word 1 points at entry 0): 16-byte
+ * entries {pointer, to_free}; entry -1 holds its length, entry 0 the
+ * generation, entry m module m's block. glibc's stack cache keeps a DTV
+ * with a reused stack: so does corun's pool (tls_create), which needs
+ * that layout. Checked against this thread's own DTV: every module with
+ * TLS must be found at its index.
+ */
+typedef struct {
+    uintptr_t val, to_free;
+} dtv_entry;
+
+static int dtv_check_module(struct dl_phdr_info *info, size_t n, void *arg)
+{
+    (void)n;
+    const dtv_entry *dtv = arg;
+    if (!info->dlpi_tls_modid || !info->dlpi_tls_data)
+        return 0;
+    if (info->dlpi_tls_modid > dtv[-1].val ||
+        dtv[info->dlpi_tls_modid].val != (uintptr_t)info->dlpi_tls_data)
+        return 1;
+    return 0;
+}
+
+static bool dtv_layout_ok(uintptr_t tp)
+{
+    const dtv_entry *dtv = *(const dtv_entry **)(tp + TCB_DTV);
+    if (!dtv || dtv[-1].val == 0 || dtv[-1].val > 65536)
+        return false;
+    return dl_iterate_phdr(dtv_check_module, (void *)dtv) == 0;
+}
+
 #define REFUSE(...)                                                 \
     do {                                                            \
         snprintf(why_not, sizeof why_not, __VA_ARGS__);             \
@@ -201,6 +235,7 @@ static bool layout_check(void)
                                                      "GLIBC_PRIVATE");
     L.allocate = dlvsym(RTLD_DEFAULT, "_dl_allocate_tls", "GLIBC_PRIVATE");
     L.deallocate = dlvsym(RTLD_DEFAULT, "_dl_deallocate_tls", "GLIBC_PRIVATE");
+    L.allocate_init = dlvsym(RTLD_DEFAULT, "_dl_allocate_tls_init", "GLIBC_PRIVATE");
     L.call_tls_dtors = dlvsym(RTLD_DEFAULT, "__call_tls_dtors", "GLIBC_PRIVATE");
     L.ctype_init = dlvsym(RTLD_DEFAULT, "__ctype_init", "GLIBC_PRIVATE");
     if (!static_info || !L.allocate || !L.deallocate || !L.call_tls_dtors || !L.ctype_init)
@@ -265,6 +300,7 @@ static bool layout_check(void)
 
     if (!find_malloc_state(tp, b.lo))
         REFUSE("malloc's per-thread cache is not where expected in libc's TLS");
+    L.keep_dtv = L.allocate_init && dtv_layout_ok(tp);
 
     /* The area: static TLS with the TCB, then the resolver state below it. */
     L.area = (L.static_size + RES_STATE_SIZE + L.static_align + 128 + 63) & ~(size_t)63;
@@ -320,11 +356,24 @@ void tls_decide(void)
 
 /* ---- areas ---------------------------------------------------------------*/
 
-/* Every live area, for tls_sync_static: a record at the area's bottom. */
+/* Every live area, for tls_sync_static: a record at the area's bottom.
+ * An area whose thread finished and whose stack went back to the pool
+ * keeps its DTV there for the next thread on that stack (`kept` then
+ * holds the record's address xor AREA_KEPT, so that a record on a stack
+ * that was handed back to the kernel, zeros, or used as plain stack is
+ * never taken for one). */
 struct area_rec {
     struct dlink link;
     uintptr_t tp;
+    dtv_entry *dtv;
+    uintptr_t kept;
 };
+#define AREA_KEPT ((uintptr_t)0x6b65707464747621)
+
+static bool area_kept(const struct area_rec *rec)
+{
+    return rec->kept == ((uintptr_t)rec ^ AREA_KEPT);
+}
 static cr_lock_t areas_lock = CR_LOCK_INIT;
 static struct dlist areas;
 
@@ -347,8 +396,17 @@ uintptr_t tls_create(char *hi)
 
     uintptr_t cur = tls_read_fs();
     memset((void *)tp, 0, L.tcb_size);
-    if (!L.allocate((void *)tp))
+    if (area_kept(rec)) {
+        /* The last thread's DTV, its dynamic blocks freed at its release:
+         * cleared and filled anew, as glibc does for a cached stack. */
+        rec->kept = 0;
+        memset(rec->dtv, 0, (rec->dtv[-1].val + 1) * sizeof *rec->dtv);
+        put_word(tp + TCB_DTV, (uintptr_t)rec->dtv);
+        if (!L.allocate_init((void *)tp, true))
+            return 0;
+    } else if (!L.allocate((void *)tp)) {
         return 0;
+    }
     put_word(tp + TCB_SELF_TCB, tp);
     put_word(tp + TCB_SELF, tp);
     /* glibc's SINGLE_THREAD_P reads this field of THREAD_SELF: 0 lets malloc
@@ -410,7 +468,7 @@ static struct area_rec *area_rec_of(char *hi)
     return (struct area_rec *)(((uintptr_t)hi - L.area + 15) & ~(uintptr_t)15);
 }
 
-void tls_release(uintptr_t tp, char *hi)
+void tls_release(uintptr_t tp, char *hi, bool pooled)
 {
     struct area_rec *rec = area_rec_of(hi);
     if (rec->tp != tp)
@@ -418,7 +476,28 @@ void tls_release(uintptr_t tp, char *hi)
     cr_lock(&areas_lock);
     dlist_remove(&areas, &rec->link);
     cr_unlock(&areas_lock);
-    L.deallocate((void *)tp, false);
+    rec->tp = 0;
+    if (!pooled || !L.keep_dtv) {
+        L.deallocate((void *)tp, false);
+        return;
+    }
+    /* Keep the DTV with the stack; the blocks of modules loaded with
+     * dlopen go now (as _dl_deallocate_tls frees them). */
+    dtv_entry *dtv = *(dtv_entry **)(tp + TCB_DTV);
+    for (size_t i = 1; i <= dtv[-1].val; i++)
+        if (dtv[i].to_free)
+            free((void *)dtv[i].to_free);
+    rec->dtv = dtv;
+    rec->kept = (uintptr_t)rec ^ AREA_KEPT;
+}
+
+void tls_forget(char *hi)
+{
+    struct area_rec *rec = area_rec_of(hi);
+    if (!tls_own || !area_kept(rec))
+        return;
+    rec->kept = 0;
+    free(&rec->dtv[-1]);               /* where glibc's calloc'ed block starts */
 }
 
 /* Modules in static TLS whose image every live area has (link map and

@@ -57,8 +57,14 @@ void tls_started(void);
  * thread_local destructors run, its locale goes back to the global one. */
 void tls_exiting(void);
 
-/* Free a finished thread's TLS (any context). */
-void tls_release(uintptr_t tp, char *hi);
+/* Free a finished thread's TLS (any context). `pooled`: its stack goes
+ * back to corun's pool, and the area keeps its DTV there for the next
+ * thread on that stack (tls_create), unless tls_forget says otherwise. */
+void tls_release(uintptr_t tp, char *hi, bool pooled);
+
+/* The stack whose area lies below `hi` is given back to the kernel or
+ * used without an area: free the DTV it kept, if any. */
+void tls_forget(char *hi);
 
 /* In a fork child: corun's locks of TLS areas start free. */
 void tls_fork_child(void);

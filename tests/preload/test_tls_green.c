@@ -61,6 +61,10 @@ TLS(short_lived)
 /* Initial-exec and general-dynamic TLS of libraries dlopen'ed while
  * threads exist: every thread sees the initial values, then its own. */
 TLS(dlopen_tls)
+/* 20,000 threads in batches on reused stacks: each starts from the TLS
+ * images (executable, initial-exec and general-dynamic libraries); the
+ * heap stays flat (corun keeps a finished thread's DTV with its stack). */
+TLS(reuse_tls)
 /* A program with its own malloc whose first call, from a constructor, takes
  * a lock: corun's load-time look at glibc's malloc state must not call it
  * (it hung in corun's own once). */
