@@ -220,6 +220,7 @@ void config_load(void)
     c->inherit = 1;
     c->file_io = FILE_IO_AUTO;
     c->log_level = LOG_WARN;
+    c->preempt_ms = PREEMPT_MS_DEFAULT;
     /* Called from a hook that ran before libc set up the environment (a
      * sanitizer runtime's early init): use the defaults for now and read
      * the settings on a later call. */
@@ -283,6 +284,11 @@ void config_load(void)
                                         "expected milliseconds the loop may stay blocked "
                                         "before a warning, 1 to 3600000, or 0 (off, the "
                                         "default)");
+    if ((v = setting("CORUN_PREEMPT_MS")))
+        c->preempt_ms = setting_uint("CORUN_PREEMPT_MS", v, 0, 60000,
+                                     "expected the milliseconds of CPU time a green thread may "
+                                     "keep its OS thread without a switch before it is made to "
+                                     "yield, 1 to 60000, or 0 (never preempt); default 10");
     if ((v = setting("CORUN_DUMP_SIGNAL"))) {
         int sig = config_parse_signal(v);
         if (sig < 0 || sig == SIGKILL || sig == SIGSTOP || sig == SIGSEGV || sig == SIGBUS ||
@@ -300,6 +306,12 @@ void config_load(void)
             config_invalid("CORUN_DUMP_SIGNAL", v,
                            "this signal (SIGRTMAX-2) is corun's own (it bounds accept on sockets "
                            "shared with other processes); choose another, e.g. SIGQUIT, USR1, RTMIN+2");
+        /* Preemption's timer signal (catch.h's PREEMPT_SIGNAL). */
+        if (c->preempt_ms && sig == SIGURG)
+            config_invalid("CORUN_DUMP_SIGNAL", v,
+                           "this signal (SIGURG) preempts CPU-bound green threads "
+                           "(CORUN_PREEMPT_MS); choose another, e.g. SIGQUIT, USR1, RTMIN+2, or "
+                           "set CORUN_PREEMPT_MS=0");
         c->dump_signal = sig;
     }
     if ((v = setting("CORUN_LOG_LEVEL")))

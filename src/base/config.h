@@ -44,6 +44,7 @@ struct cr_config {
     const char *offload;      /* CORUN_OFFLOAD: "lib:function:signature,..." or NULL */
     int stats;                /* CORUN_STATS: print a table at exit */
     unsigned block_warn_ms;   /* CORUN_BLOCK_WARN_MS: 0 = detector off */
+    unsigned preempt_ms;      /* CORUN_PREEMPT_MS: CPU slice before a yield is forced; 0 = off */
     int dump_signal;          /* CORUN_DUMP_SIGNAL: 0 = no live dump */
     enum log_level log_level; /* CORUN_LOG_LEVEL */
     const char *log_file;     /* CORUN_LOG_FILE: NULL = stderr */
@@ -51,6 +52,8 @@ struct cr_config {
     int report_catch;         /* CORUN_CHECK_ONLY=catch: print the catch's mode, exit */
     int loaded;               /* settings read: the hooks may start working */
 };
+
+#define PREEMPT_MS_DEFAULT 10
 
 extern struct cr_config cr_config;
 

@@ -2,17 +2,25 @@
  * work is the hooks' layer's (src/interpose/catch.c). */
 #include "catch.h"
 
+#include "clock.h"
+#include "timerheap.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "diag.h"
+#include "lock.h"
 #include "rawsys.h"
+#include "timerheap.h"
+#include "tls.h"
 
 #ifndef PR_SET_SYSCALL_USER_DISPATCH
 #define PR_SET_SYSCALL_USER_DISPATCH 59
@@ -49,6 +57,143 @@ void catch_disarm(struct sched *s)
         return;
     syscall(SYS_prctl, PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_OFF, 0L, 0L, 0L);
     s->catch_armed = false;
+}
+
+/* ---- preemption (catch.h) ----------------------------------------------------*/
+
+bool preempt_wanted;
+static bool preempt_given_up;
+
+/* Every armed timer, so that preempt_give_up can delete them all. */
+#define PREEMPT_TIMERS_MAX 1024
+static int timers[PREEMPT_TIMERS_MAX];
+static unsigned ntimers;
+static cr_lock_t timers_lock = CR_LOCK_INIT;
+
+/* Delete timer id and forget it (it may be gone already: give-up). */
+static void timer_forget(int id)
+{
+    bool found = false;
+    cr_lock(&timers_lock);
+    for (unsigned i = 0; i < ntimers; i++)
+        if (timers[i] == id) {
+            timers[i] = timers[--ntimers];
+            found = true;
+            break;
+        }
+    cr_unlock(&timers_lock);
+    if (found)
+        raw_syscall(SYS_timer_delete, id);
+}
+
+/* Between two signals of the timer: half a slice, so that a thread that
+ * has not switched between two of them ran for half a slice at least, a
+ * whole one at most (the kernel's tick, 4 ms at HZ=250, rounds both up). */
+static uint64_t preempt_period(void)
+{
+    uint64_t half = (uint64_t)cr_config.preempt_ms * 1000000 / 2;
+    return half < PREEMPT_RETRY_NS ? PREEMPT_RETRY_NS : half;
+}
+
+/* The timer's next signal after `first_ns` of CPU time, then one every
+ * period. Returns 0 or -1/errno. */
+static int preempt_next_in(int id, uint64_t first_ns)
+{
+    uint64_t period = preempt_period();
+    struct itimerspec it = { { (time_t)(period / 1000000000), (long)(period % 1000000000) },
+                             { (time_t)(first_ns / 1000000000), (long)(first_ns % 1000000000) } };
+    return raw_syscall(SYS_timer_settime, id, 0, &it, NULL) == 0 ? 0 : -1;
+}
+
+void preempt_retry_soon(struct sched *s)
+{
+    if (s->preempt_armed)
+        preempt_next_in(s->preempt_timer, PREEMPT_RETRY_NS);
+}
+
+void preempt_resumed(struct sched *s)
+{
+    if (!s->preempt_armed)
+        return;
+    /* A CPU-bound thread runs on: the others' next need of the CPU is the
+     * earliest timer (a sleep ending, a timeout), so the next look comes
+     * then rather than a whole slice later (a 10 ms ticker beside it would
+     * miss every other slice). */
+    uint64_t first = preempt_period();
+    const struct timer_node *t = timerheap_min(&s->timers);
+    if (t) {
+        uint64_t now = clock_now_ns();
+        uint64_t left = t->deadline > now ? t->deadline - now : 0;
+        if (left < first)
+            first = left;
+    }
+    if (first < PREEMPT_RETRY_NS)
+        first = PREEMPT_RETRY_NS;
+    preempt_next_in(s->preempt_timer, first);
+}
+
+int preempt_arm(struct sched *s)
+{
+    if (s->preempt_armed || !preempt_wanted || !tls_own ||
+        __atomic_load_n(&preempt_given_up, __ATOMIC_RELAXED))
+        return 0;
+    struct sigevent ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_THREAD_ID;
+    ev.sigev_signo = PREEMPT_SIGNAL;
+    ev._sigev_un._tid = s->tid;
+    int id;
+    if (raw_syscall(SYS_timer_create, CLOCK_THREAD_CPUTIME_ID, &ev, &id) != 0)
+        return errno;
+    cr_lock(&timers_lock);
+    bool room = ntimers < PREEMPT_TIMERS_MAX && !preempt_given_up;
+    if (room)
+        timers[ntimers++] = id;
+    cr_unlock(&timers_lock);
+    if (!room || preempt_next_in(id, preempt_period()) != 0) {
+        int err = room ? errno : EAGAIN;
+        if (room)
+            timer_forget(id);
+        else
+            raw_syscall(SYS_timer_delete, id);
+        return err;
+    }
+    s->preempt_timer = id;
+    s->preempt_switches = s->stats.switches;
+    s->preempt_armed = true;
+    return 0;
+}
+
+void preempt_disarm(struct sched *s)
+{
+    if (!s->preempt_armed)
+        return;
+    s->preempt_armed = false;
+    timer_forget(s->preempt_timer);
+}
+
+void preempt_give_up(void)
+{
+    cr_lock(&timers_lock);
+    preempt_given_up = true;
+    for (unsigned i = 0; i < ntimers; i++)
+        raw_syscall(SYS_timer_delete, timers[i]);
+    ntimers = 0;
+    cr_unlock(&timers_lock);
+}
+
+bool preempt_owns_signal(void)
+{
+    return preempt_wanted && !__atomic_load_n(&preempt_given_up, __ATOMIC_RELAXED);
+}
+
+void preempt_fork_child(struct sched *s)
+{
+    /* Timers are not inherited: the child's thread arms at its next spawn. */
+    timers_lock = (cr_lock_t)CR_LOCK_INIT;
+    ntimers = 0;
+    if (s)
+        s->preempt_armed = false;
 }
 
 /* The kernel's sigaction: only the handler is looked at. */

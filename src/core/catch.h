@@ -44,6 +44,42 @@ int catch_arm(struct sched *s);
  * takes SIGSYS or the dispatch for itself). */
 void catch_disarm(struct sched *s);
 
+/*
+ * Preemption (CORUN_PREEMPT_MS): a green thread that keeps its OS thread's
+ * CPU for that long without a switch while others exist is made to yield,
+ * so a busy loop no longer starves the rest. A timer of the OS thread's
+ * CPU time (it never fires while the thread sleeps, and the kernel sends
+ * its signal on the way back to user space, so no waiting call is cut
+ * short) sends PREEMPT_SIGNAL every slice; the hooks' layer's handler
+ * yields only where that is safe: the program's own code (the selector
+ * says BLOCK), not corun's, not ld.so's, not a signal handler that
+ * interrupted corun. Glibc's internal lock waits must park for that
+ * (another green thread may want the lock the preempted one holds), so
+ * preemption needs the catch and own TLS: `preempt_wanted` is set at load
+ * by the hooks' layer where both may be had; each scheduler arms its timer
+ * with the catch.
+ */
+#define PREEMPT_SIGNAL SIGURG
+extern bool preempt_wanted;
+/* Arm the calling OS thread's timer (s its scheduler). Returns 0 or an
+ * errno value. */
+int preempt_arm(struct sched *s);
+void preempt_disarm(struct sched *s);
+/* The program takes PREEMPT_SIGNAL for itself: preemption stops in the
+ * whole process (every timer deleted). */
+void preempt_give_up(void);
+/* The signal came where the thread may not yield (glibc, ld.so): the next
+ * one after PREEMPT_RETRY_NS of CPU time rather than a whole slice. */
+#define PREEMPT_RETRY_NS 500000
+void preempt_retry_soon(struct sched *s);
+/* The preempted thread runs again: the next signal when the earliest
+ * timer of s comes due (at least PREEMPT_RETRY_NS, at most a slice). */
+void preempt_resumed(struct sched *s);
+/* The program's view of PREEMPT_SIGNAL's action while corun has it. */
+bool preempt_owns_signal(void);
+/* In a fork child (timers are not inherited). */
+void preempt_fork_child(struct sched *s);
+
 /* Entry from the program into corun: the calling OS thread's system calls
  * are corun's until catch_release. Nests (the value held is restored). */
 static inline uint8_t catch_hold(void)

@@ -339,6 +339,14 @@ void sched_yield_current(struct sched *s)
     sched_switch(s, cur, next);
 }
 
+void sched_preempt_current(struct sched *s)
+{
+    struct corun *cur = s->current;
+    cur->state = CO_RUNNABLE;
+    s->preempted = cur;
+    sched_switch(s, cur, s->loop_co);
+}
+
 void sched_yield_if_due(struct sched *s)
 {
     if (poll_due(s))
@@ -526,7 +534,11 @@ static void loop_main(void *arg, void *xfer)
             s->loop_work = 0;
             OBSERVERS_CALL(loop_turn, s);
         }
-        poller_poll(s, coq_empty(&s->runq));
+        poller_poll(s, coq_empty(&s->runq) && !s->preempted);
+        if (s->preempted) {
+            coq_push(&s->runq, s->preempted);
+            s->preempted = NULL;
+        }
         struct corun *n = coq_pop(&s->runq);
         if (n) {
             s->dispatches = 1;
@@ -553,6 +565,7 @@ static void sched_destroy(void *arg)
     struct sched *s = arg;
     if (!s)
         return;
+    preempt_disarm(s);
     catch_disarm(s);                   /* the kernel reads its selector at every call */
     if (s->alive > 1 || s->current != s->main_co)
         return;
@@ -617,6 +630,7 @@ static void fork_child(void)
             timerheap_remove(&s->timers, timerheap_min(&s->timers));
         s->alive = 1;
         s->dead = NULL;
+        s->preempted = NULL;
         s->interruptible.head = NULL;
         s->xwakes = NULL;                /* their waiters stayed behind */
         s->xwake_posters = 0;
@@ -630,6 +644,7 @@ static void fork_child(void)
          * one green thread arms it again when it makes a second. */
         s->catch_armed = false;
     }
+    preempt_fork_child(s);
     OBSERVERS_CALL(fork_child, s);
 }
 
@@ -753,7 +768,12 @@ static void catch_on_first_spawn(struct sched *s)
         catch_wanted = false;
         diag_log(LOG_WARN, "cannot catch system calls outside the hooks on this thread (%s): "
                   "they block the OS thread", strerror(err));
+        return;
     }
+    err = preempt_arm(s);
+    if (err)
+        diag_log(LOG_WARN, "cannot preempt green threads that keep this OS thread busy (%s): "
+                  "a CPU-bound one runs until it blocks or yields", strerror(err));
 }
 
 static void coroutine_start(struct sched *s, struct corun *co, const char *name, bool detached,

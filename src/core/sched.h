@@ -74,6 +74,7 @@ struct sched_stats {
     unsigned long created;        /* coroutines spawned */
     unsigned long peak_alive;
     unsigned long switches;
+    unsigned long preempted;      /* green threads made to yield after a CPU-time slice */
     unsigned long parks[WAIT_KINDS];
     unsigned long offloads;
     unsigned long fds_registered; /* fds added to the epoll set */
@@ -161,6 +162,7 @@ struct sched {
     struct corun *loop_co;
     struct coq runq;
     struct corun *dead;           /* detached coroutine whose stack to release after the switch */
+    struct corun *preempted;      /* made to yield: queued after what the loop's next turn wakes */
     int *errno_loc;               /* the OS thread's errno */
     uintptr_t fsbase;             /* the OS thread's own thread pointer */
     unsigned dispatches;          /* since events were last polled */
@@ -180,6 +182,9 @@ struct sched {
     pid_t tid;                    /* the OS thread's kernel tid */
     volatile uint8_t catch_sel;   /* the catch's selector (catch.h): read by the kernel */
     bool catch_armed;             /* the catch is on for this OS thread */
+    bool preempt_armed;           /* its CPU-time timer runs (catch.h, preemption) */
+    int preempt_timer;            /* ... the kernel's timer id */
+    unsigned long preempt_switches;   /* stats.switches at the timer's last signal */
     struct sched_stats stats;
     _Alignas(16) unsigned char ext[];   /* the parts of upper layers */
 };
@@ -315,6 +320,11 @@ void sched_xwake_post(struct sched_xwake *xw);
 /* Let other runnable coroutines run, and the loop poll when it is due: the
  * current coroutine goes to the back of the run queue. */
 void sched_yield_current(struct sched *s);
+
+/* The current green thread kept the CPU for a whole slice (catch.h's
+ * preemption): the loop turns now, and it runs again after the threads
+ * that turn wakes (a sleeper whose time came goes first). */
+void sched_preempt_current(struct sched *s);
 
 /* For calls that could have waited but return at once (poll, epoll_wait):
  * yield as sched_yield_current() does if the loop has not polled for a

@@ -197,6 +197,21 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
 int gsignal_action(int sig, const struct sigaction *act, struct sigaction *old,
                    kernel_sigaction_fn install)
 {
+    if (sig == PREEMPT_SIGNAL && preempt_owns_signal()) {
+        /* Preemption's while the program leaves it alone: its view is the
+         * default; an action of its own ends preemption. */
+        if (!act) {
+            if (old)
+                *old = (struct sigaction){ .sa_handler = SIG_DFL };
+            return 0;
+        }
+        preempt_give_up();
+        struct sigaction ignored;
+        int r = gsignal_action(sig, act, &ignored, install);
+        if (r == 0 && old)
+            *old = (struct sigaction){ .sa_handler = SIG_DFL };
+        return r;
+    }
     if (!manageable(sig)) {
         if (act)
             REGISTRY_FOREACH(own_signal_users, u)
@@ -264,6 +279,8 @@ static void kmask_apply(struct sched *s)
     k &= ~GLIBC_INTERNAL;
     if (catch_wanted)
         k &= ~SIGBIT(SIGSYS);     /* a dispatch with SIGSYS blocked kills (catch.h) */
+    if (preempt_owns_signal())
+        k &= ~SIGBIT(PREEMPT_SIGNAL);   /* corun's: never pending in the program's view */
     if (k != g->kmask) {
         g->kmask = k;
         syscall(SYS_rt_sigprocmask, SIG_SETMASK, &k, NULL, 8);

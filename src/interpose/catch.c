@@ -342,6 +342,75 @@ static void sigsys_handler(int sig, siginfo_t *si, void *ucv)
     s->catch_sel = CATCH_BLOCK;       /* it was caught: it came from the program */
 }
 
+/* ---- preemption (catch.h) --------------------------------------------------*/
+
+/* PREEMPT_SIGNAL, sent by the OS thread's CPU-time timer after each slice
+ * (CORUN_PREEMPT_MS) of running: a green thread that has not switched
+ * since the last one yields, if it is in the program's own code. The
+ * kernel sends it only on the way back to user space, so it never cuts a
+ * waiting call short. */
+static void preempt_handler(int sig, siginfo_t *si, void *ucv)
+{
+    (void)sig;
+    (void)si;
+    struct sched *s = sched_tls;
+    if (!s || !s->preempt_armed || !s->catch_armed)
+        return;                        /* without the catch a lock wait would block for good */
+    unsigned long switches = s->stats.switches;
+    bool whole_slice = switches == s->preempt_switches;
+    s->preempt_switches = switches;
+    /* Only in the program's own code: not inside corun (the selector is
+     * ALLOW there), nor in a handler of the program's that interrupted
+     * corun (the hooks are suspended then: current is the loop), nor inside
+     * ld.so (its recursive locks are owned by the kernel tid every green
+     * thread shares), nor inside glibc (malloc's arena lock, which corun's
+     * own allocations on this OS thread need: a thread preempted holding
+     * it would leave them waiting in the kernel for good). Such a tick is
+     * skipped; a later one finds the thread back in its own code. */
+    if (!whole_slice || s->catch_sel != CATCH_BLOCK || s->alive < 2 ||
+        s->current == s->loop_co || s->current->state != CO_RUNNING)
+        return;
+    ucontext_t *uc = ucv;
+    uintptr_t ip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    if (in_text(ldso_text, ip) || in_text(libc_text, ip)) {
+        /* Still due: look again soon (it stays due while it does not switch). */
+        s->catch_sel = CATCH_ALLOW;
+        int saved_errno = errno;
+        preempt_retry_soon(s);
+        errno = saved_errno;
+        s->catch_sel = CATCH_BLOCK;
+        return;
+    }
+    s->catch_sel = CATCH_ALLOW;
+    int saved_errno = errno;
+    s->stats.preempted++;
+    sched_preempt_current(s);
+    preempt_resumed(s);
+    /* Others ran meanwhile and may have changed the thread's mask or
+     * alternate stack: the sigreturn must not put back a stale one. */
+    frame_mask_now(uc);
+    catch_raw(SYS_sigaltstack, 0, (long)&uc->uc_stack, 0, 0, 0, 0);
+    s->preempt_switches = s->stats.switches;
+    errno = saved_errno;
+    s->catch_sel = CATCH_BLOCK;
+}
+
+static void preempt_decide(void)
+{
+    if (!cr_config.preempt_ms)
+        return;
+    struct kernel_sigaction sa = {
+        .handler = (uintptr_t)preempt_handler,
+        .flags = SA_SIGINFO | SA_NODEFER | SA_RESTART | KSA_RESTORER,
+        .restorer = catch_restorer,
+    }, old;
+    if (catch_raw(SYS_rt_sigaction, PREEMPT_SIGNAL, 0, (long)&old, 8, 0, 0) != 0 ||
+        old.handler != (uintptr_t)SIG_DFL)
+        return;                        /* inherited SIG_IGN: the program's view stays exact */
+    if (catch_raw(SYS_rt_sigaction, PREEMPT_SIGNAL, (long)&sa, 0, 8, 0, 0) == 0)
+        preempt_wanted = true;
+}
+
 /* ---- the decision, at load --------------------------------------------------*/
 
 static void catch_decide(void)
@@ -372,6 +441,7 @@ static void catch_decide(void)
         return;
     }
     catch_wanted = true;
+    preempt_decide();
 }
 
 __attribute__((constructor)) static void catch_on_load(void)

@@ -49,6 +49,8 @@ check_var "CORUN_OFFLOAD=libz.so.1:crc32:L(Lpi)" --offload "libz.so.1:crc32:L(Lp
 check_var CORUN_STATS=1 --stats
 check_var CORUN_BLOCK_WARN_MS=100 --block-warn 100
 check_var CORUN_BLOCK_WARN_MS=50 --block-warn-ms=50
+check_var CORUN_PREEMPT_MS=5 --preempt 5
+check_var CORUN_PREEMPT_MS=0 --preempt-ms=0
 check_var CORUN_DUMP_SIGNAL=SIGUSR1 --dump-signal SIGUSR1
 check_var CORUN_LOG_LEVEL=debug --log-level debug
 check_var CORUN_LOG_FILE="$work/log" --log-file "$work/log"
@@ -88,6 +90,7 @@ expect_error "CORUN_FILE_IO='sometimes' (--file-io).*'inline'" --file-io sometim
 expect_error "CORUN_STATS='2' (--stats)" --stats=2 echo RAN
 expect_error "CORUN_BLOCK_WARN_MS='-5' (--block-warn)" --block-warn -5 echo RAN
 expect_error "CORUN_BLOCK_WARN_MS='fast'" --block-warn fast echo RAN
+expect_error "CORUN_PREEMPT_MS='60001' (--preempt)" --preempt 60001 echo RAN
 expect_error "CORUN_DUMP_SIGNAL='SIGKILL' (--dump-signal)" --dump-signal SIGKILL echo RAN
 expect_error "CORUN_DUMP_SIGNAL='NOPE'" --dump-signal NOPE echo RAN
 expect_error "CORUN_LOG_LEVEL='loud' (--log-level).*'debug'" --log-level loud echo RAN

@@ -26,14 +26,10 @@ ignore_both=(
     # completes natively (the whole suite hung there for 15 minutes).
     'test.test_socket.ThreadedVSOCKSocketStreamTest.*'
 )
-# Left out under coro-run only: cannot work under corun as it is.
-ignore_corun=(
-    # A thread spinning in Python code keeps the GIL until another thread
-    # asks for it, and the main thread that would ask never runs again:
-    # nothing preempts a CPU-bound green thread (issue 17). The worker runs
-    # its 100 million iterations (7 s) and is never interrupted.
-    'test.test_threading.InterruptMainTests.test_can_interrupt_tight_loops'
-)
+# Left out under coro-run only: cannot work under corun as it is. (A
+# thread spinning in Python code, test_can_interrupt_tight_loops, used to
+# be here: green threads are preempted after a CPU slice now.)
+ignore_corun=()
 
 # A vacuous pass if the preload were lost: the prefix must load libcorun.
 loaded=$("${corun[@]}" "$py" -c 'print(open("/proc/self/maps").read().count("libcorun"))')

@@ -1,0 +1,251 @@
+/*
+ * pt_preempt.c - threads that keep the CPU without blocking, beside
+ * threads that need it now and then: a plain pthread program, run by
+ * test_preempt_green natively, under libcorun with green threads (where a
+ * CPU-bound green thread is preempted after CORUN_PREEMPT_MS of CPU time)
+ * and under libcorun with native threads.
+ */
+#include <math.h>
+#include <signal.h>
+
+#include "pt_common.h"
+
+/* Spin on the CPU for `ms` of wall time without a system call, mostly in
+ * this program's own code (the clock is read between rounds of a loop). */
+static void spin_ms(long ms)
+{
+    int64_t end = mono_ns() + ms * MS;
+    do
+        for (volatile int i = 0; i < 20000; i++)
+            ;
+    while (mono_ns() < end);
+}
+
+/* A ticker that asks for 10 ms sleeps and notes the longest gap between
+ * two of its wake-ups. */
+struct gap_ticker {
+    atomic_bool stop;
+    atomic_long longest_ms;
+    atomic_long ticks;
+};
+
+static void *gap_ticker_main(void *arg)
+{
+    struct gap_ticker *t = arg;
+    int64_t last = mono_ns();
+    while (!atomic_load(&t->stop)) {
+        usleep(10000);
+        int64_t now = mono_ns();
+        long gap = (long)((now - last) / MS);
+        if (gap > atomic_load(&t->longest_ms))
+            atomic_store(&t->longest_ms, gap);
+        atomic_fetch_add(&t->ticks, 1);
+        last = now;
+    }
+    return NULL;
+}
+
+/* Whether a CPU-bound thread is preempted: natively always; green, when
+ * the harness says corun can here (PT_PREEMPTS=1: not in a sanitizer
+ * build, where there is no own TLS) and CORUN_PREEMPT_MS is not 0. */
+static bool preempting(void)
+{
+    if (!green())
+        return true;
+    const char *can = getenv("PT_PREEMPTS"), *ms = getenv("CORUN_PREEMPT_MS");
+    return can && !strcmp(can, "1") && !(ms && !strcmp(ms, "0"));
+}
+
+static void *hog_main(void *arg)
+{
+    spin_ms((long)(intptr_t)arg);
+    return NULL;
+}
+
+/* A thread in a 1 s CPU loop beside a 10 ms ticker: the ticker keeps
+ * ticking (its longest gap far below the loop's second; natively the
+ * kernel preempts, under corun a CPU-time slice does). With
+ * CORUN_PREEMPT_MS=0 under corun nothing preempts: the ticker waits for
+ * the whole loop, which shows the bound is what made the difference. */
+static void mode_hog_ticker(void)
+{
+    struct gap_ticker t = { 0 };
+    pthread_t tick, hog;
+    OK(pthread_create(&tick, NULL, gap_ticker_main, &t));
+    usleep(30000);
+    OK(pthread_create(&hog, NULL, hog_main, IP(1000)));
+    OK(pthread_join(hog, NULL));
+    atomic_store(&t.stop, true);
+    OK(pthread_join(tick, NULL));
+    long gap = atomic_load(&t.longest_ms);
+    if (preempting())
+        CHECKF(gap < 300, "the ticker's longest gap beside a 1 s CPU loop: %ld ms", gap);
+    else
+        CHECKF(gap >= 900, "no preemption (CORUN_PREEMPT_MS=0), yet the ticker's longest gap "
+               "was only %ld ms", gap);
+    printf("longest gap %ld ms, %ld ticks\n", gap, atomic_load(&t.ticks));
+}
+
+/* Two CPU-bound threads that print whole lines with stdio into one pipe
+ * (each fputs takes the FILE's lock, and a thread preempted while it
+ * holds it makes the other wait its turn), and check floating-point work
+ * and errno across their preemptions; a reader checks every line. */
+#define LINES 4000
+
+struct printer {
+    FILE *f;
+    int id;
+    double sum;
+    int errno_seen;
+};
+
+static void *printer_main(void *arg)
+{
+    struct printer *p = arg;
+    errno = 1000 + p->id;
+    double sum = 0;
+    for (int i = 0; i < LINES; i++) {
+        for (int k = 1; k <= 2000; k++)
+            sum += sqrt((double)k * (i + 1));
+        fprintf(p->f, "printer %d line %05d %s\n", p->id, i,
+                "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+        if (errno != 1000 + p->id && !p->errno_seen)
+            p->errno_seen = errno;
+        errno = 1000 + p->id;
+    }
+    fflush(p->f);
+    p->sum = sum;
+    return NULL;
+}
+
+struct reader {
+    int fd;
+    long lines[2], bad;
+};
+
+static void *reader_main(void *arg)
+{
+    struct reader *r = arg;
+    FILE *in = fdopen(r->fd, "r");
+    char line[512];
+    int next[2] = { 0, 0 };
+    while (fgets(line, sizeof line, in)) {
+        int id, n;
+        char tail[200];
+        if (sscanf(line, "printer %d line %d %199s", &id, &n, tail) != 3 || id < 0 || id > 1 ||
+            n != next[id] || strlen(tail) != 78) {
+            if (r->bad++ < 3)
+                printf("bad line: %s", line);
+            continue;
+        }
+        next[id]++;
+        r->lines[id]++;
+    }
+    fclose(in);
+    return NULL;
+}
+
+static void mode_hog_stdio(void)
+{
+    int p[2];
+    OK(pipe(p));
+    FILE *out = fdopen(p[1], "w");
+    CHECK(out != NULL);
+    struct reader r = { .fd = p[0] };
+    struct printer pr[2] = { { out, 0, 0, 0 }, { out, 1, 0, 0 } };
+    pthread_t rt, pt[2];
+    OK(pthread_create(&rt, NULL, reader_main, &r));
+    for (int i = 0; i < 2; i++)
+        OK(pthread_create(&pt[i], NULL, printer_main, &pr[i]));
+    for (int i = 0; i < 2; i++)
+        OK(pthread_join(pt[i], NULL));
+    fclose(out);
+    OK(pthread_join(rt, NULL));
+    CHECKF(r.bad == 0 && r.lines[0] == LINES && r.lines[1] == LINES,
+           "lines: %ld and %ld of %d, %ld bad", r.lines[0], r.lines[1], LINES, r.bad);
+    double want = 0;
+    for (int i = 0; i < LINES; i++)
+        for (int k = 1; k <= 2000; k++)
+            want += sqrt((double)k * (i + 1));
+    for (int i = 0; i < 2; i++) {
+        CHECKF(pr[i].sum == want, "printer %d: sum %.17g, expected %.17g", i, pr[i].sum, want);
+        CHECKF(pr[i].errno_seen == 0, "printer %d: errno %d after a line", i, pr[i].errno_seen);
+    }
+}
+
+/* Threads that malloc and free in a CPU loop (malloc's arena lock is
+ * glibc's own, taken inline): every block keeps its contents. */
+static void *allocator_main(void *arg)
+{
+    long id = (long)arg, bad = 0;
+    int64_t end = mono_ns() + 300 * MS;
+    unsigned seed = (unsigned)id;
+    while (mono_ns() < end) {
+        size_t n = 16 + rand_r(&seed) % 4000;
+        unsigned char *b = malloc(n);
+        if (!b)
+            return (void *)-1L;
+        memset(b, (int)id, n);
+        for (size_t i = 0; i < n; i += 97)
+            bad += b[i] != (unsigned char)id;
+        free(b);
+    }
+    return (void *)bad;
+}
+
+static void mode_hog_malloc(void)
+{
+    pthread_t t[4];
+    for (long i = 0; i < 4; i++)
+        OK(pthread_create(&t[i], NULL, allocator_main, (void *)(i + 1)));
+    for (int i = 0; i < 4; i++) {
+        void *bad;
+        OK(pthread_join(t[i], &bad));
+        CHECKF(bad == NULL, "allocator %d: %ld bad bytes", i, (long)bad);
+    }
+}
+
+/* The program's own SIGURG handler: before it, the action reads as the
+ * default; after it, the handler runs for the SIGURGs the program raises,
+ * and for no other (corun's preemption stops using the signal). */
+static atomic_int urgs;
+
+static void on_urg(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&urgs, 1);
+}
+
+static void mode_sigurg_own(void)
+{
+    struct sigaction old;
+    OK(sigaction(SIGURG, NULL, &old));
+    CHECKF(old.sa_handler == SIG_DFL, "SIGURG's action at start: %p", (void *)old.sa_handler);
+    struct sigaction sa = { .sa_handler = on_urg };
+    sigemptyset(&sa.sa_mask);
+    OK(sigaction(SIGURG, &sa, &old));
+    CHECK(old.sa_handler == SIG_DFL);
+    struct gap_ticker t = { 0 };
+    pthread_t tick, hog;
+    OK(pthread_create(&tick, NULL, gap_ticker_main, &t));
+    OK(pthread_create(&hog, NULL, hog_main, IP(300)));
+    OK(pthread_join(hog, NULL));
+    atomic_store(&t.stop, true);
+    OK(pthread_join(tick, NULL));
+    CHECKF(atomic_load(&urgs) == 0, "the handler ran %d times unasked", atomic_load(&urgs));
+    OK(raise(SIGURG));
+    CHECKF(atomic_load(&urgs) == 1, "after raise: %d", atomic_load(&urgs));
+    OK(sigaction(SIGURG, NULL, &old));
+    CHECK(old.sa_handler == on_urg);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct pt_mode modes[] = {
+        { "hog_ticker", mode_hog_ticker },
+        { "hog_stdio", mode_hog_stdio },
+        { "hog_malloc", mode_hog_malloc },
+        { "sigurg_own", mode_sigurg_own },
+    };
+    return pt_main(modes, sizeof modes / sizeof *modes, argc, argv);
+}

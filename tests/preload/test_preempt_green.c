@@ -1,0 +1,46 @@
+/*
+ * test_preempt_green.c - CPU-bound threads beside threads that need the
+ * CPU now and then (tests/pt_preempt, a plain pthread program not linked
+ * with corun), run as `pt_preempt MODE` three ways, as three suites:
+ *
+ *   preempt_green   LD_PRELOAD=libcorun.so CORUN_THREADS=green: a green
+ *                   thread that keeps the CPU for CORUN_PREEMPT_MS (10 ms)
+ *                   without a switch is made to yield
+ *   preempt_native  LD_PRELOAD=libcorun.so CORUN_THREADS=native
+ *   preempt_plain   no libcorun: the kernel's preemption, the reference
+ *
+ * A mode passes when the program exits 0 and prints "PASS MODE".
+ */
+#include "testutil.h"
+#include "preload_run.h"
+
+TestSuite(preempt_green, .timeout = 90);
+TestSuite(preempt_native, .timeout = 90);
+TestSuite(preempt_plain, .timeout = 90);
+
+/* Preemption needs own TLS, which a sanitizer build does not have. */
+#ifdef CORUN_SANITIZERS
+#define PREEMPTS "PT_PREEMPTS=0"
+#else
+#define PREEMPTS "PT_PREEMPTS=1"
+#endif
+
+/* A thread in a 1 s CPU loop beside a 10 ms ticker: the ticker's longest
+ * gap stays far below the second (before preemption, green threads
+ * starved the ticker for the whole loop). */
+MATRIX(preempt, hog_ticker, pt_preempt, hog_ticker, PREEMPTS, NULL)
+/* The same with CORUN_PREEMPT_MS=0: under corun the ticker now waits for
+ * the whole loop (the setting is what made the difference). */
+MATRIX(preempt, hog_ticker_off, pt_preempt, hog_ticker, PREEMPTS, "CORUN_PREEMPT_MS=0", NULL)
+/* Two CPU-bound threads printing whole lines into one pipe through one
+ * FILE (a thread preempted while it holds the FILE's lock makes the other
+ * wait its turn), with floating-point sums and errno checked across
+ * preemptions. */
+MATRIX(preempt, hog_stdio, pt_preempt, hog_stdio, PREEMPTS, NULL)
+/* Threads that malloc and free in a CPU loop: preempted while glibc's
+ * arena lock is held, the others wait their turn; every block intact. */
+MATRIX(preempt, hog_malloc, pt_preempt, hog_malloc, PREEMPTS, NULL)
+/* The program's own SIGURG handler (the signal preemption uses): the
+ * default action before, its handler after, run only when the program
+ * raises SIGURG itself. */
+MATRIX(preempt, sigurg_own, pt_preempt, sigurg_own, PREEMPTS, NULL)
