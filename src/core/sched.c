@@ -226,10 +226,28 @@ static inline bool poll_due(struct sched *s)
     return s->dispatches >= POLL_EVERY || clock_coarse_ns() != s->polled_tick;
 }
 
+/* The next runnable thread. Preempted (CPU-bound) ones wait while others
+ * are runnable, as the kernel lets a thread that slept run before one
+ * that used its slice; but one runs at least every slice, so that a
+ * thread that spins on sched_yield waiting for a CPU-bound one, or threads
+ * that keep waking each other, cannot hold them off for good. */
+static inline struct corun *next_runnable(struct sched *s)
+{
+    if (unlikely(!coq_empty(&s->hogs))) {
+        uint64_t now = clock_coarse_ns();
+        if (coq_empty(&s->runq) ||
+            now - s->hogs_served > (uint64_t)cr_config.preempt_ms * 1000000) {
+            s->hogs_served = now;
+            return coq_pop(&s->hogs);
+        }
+    }
+    return coq_pop(&s->runq);
+}
+
 static inline struct corun *pick_next(struct sched *s)
 {
     if (likely(!poll_due(s))) {
-        struct corun *n = coq_pop(&s->runq);
+        struct corun *n = next_runnable(s);
         if (n) {
             s->dispatches++;
             return n;
@@ -304,7 +322,7 @@ void sched_hooks_resume(struct sched *s, struct corun *was)
 
 bool sched_alone(struct sched *s)
 {
-    return s->alive == 1 && coq_empty(&s->runq) && !timerheap_min(&s->timers) &&
+    return s->alive == 1 && coq_empty(&s->runq) && coq_empty(&s->hogs) && !timerheap_min(&s->timers) &&
            !uv_loop_alive(s->loop);
 }
 
@@ -372,8 +390,8 @@ void *sched_switch_to(struct sched *s, struct corun *target, void *value)
         diag_fatal("corun_switch: green thread %llu belongs to another OS thread",
                    (unsigned long long)target->id);
     int target_state = target->state;
-    if (target_state == CO_RUNNABLE)
-        coq_remove(&s->runq, target);
+    if (target_state == CO_RUNNABLE && target->queue)
+        coq_remove(target->queue, target);      /* the run queue or the preempted ones' */
     else if (target->state != CO_SUSPENDED)
         diag_fatal("corun_switch: green thread %llu is %s; only a runnable green thread or one "
                    "suspended in corun_switch can be switched to",
@@ -534,12 +552,14 @@ static void loop_main(void *arg, void *xfer)
             s->loop_work = 0;
             OBSERVERS_CALL(loop_turn, s);
         }
-        poller_poll(s, coq_empty(&s->runq) && !s->preempted);
+        poller_poll(s, coq_empty(&s->runq) && coq_empty(&s->hogs) && !s->preempted);
         if (s->preempted) {
-            coq_push(&s->runq, s->preempted);
+            if (coq_empty(&s->hogs))
+                s->hogs_served = clock_coarse_ns();
+            coq_push(&s->hogs, s->preempted);
             s->preempted = NULL;
         }
-        struct corun *n = coq_pop(&s->runq);
+        struct corun *n = next_runnable(s);
         if (n) {
             s->dispatches = 1;
             s->loop_co->state = CO_LOOP;
@@ -624,6 +644,8 @@ static void fork_child(void)
             diag_fatal("uv_loop_fork failed: %s", uv_strerror(r));
         poller_open(s);
         /* The other green threads stay behind, never to run again. */
+        while (coq_pop(&s->hogs))
+            ;
         while (coq_pop(&s->runq))
             ;
         while (timerheap_min(&s->timers))

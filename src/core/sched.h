@@ -163,6 +163,8 @@ struct sched {
     struct coq runq;
     struct corun *dead;           /* detached coroutine whose stack to release after the switch */
     struct corun *preempted;      /* made to yield: queued after what the loop's next turn wakes */
+    struct coq hogs;              /* preempted threads: run when runq is empty, or every slice */
+    uint64_t hogs_served;         /* coarse time a hog last ran, or the queue filled */
     int *errno_loc;               /* the OS thread's errno */
     uintptr_t fsbase;             /* the OS thread's own thread pointer */
     unsigned dispatches;          /* since events were last polled */
@@ -322,8 +324,10 @@ void sched_xwake_post(struct sched_xwake *xw);
 void sched_yield_current(struct sched *s);
 
 /* The current green thread kept the CPU for a whole slice (catch.h's
- * preemption): the loop turns now, and it runs again after the threads
- * that turn wakes (a sleeper whose time came goes first). */
+ * preemption): the loop turns now, and the thread waits with the other
+ * preempted ones, behind every thread that became runnable otherwise (a
+ * sleeper whose time came goes first), one of them running at least every
+ * slice. */
 void sched_preempt_current(struct sched *s);
 
 /* For calls that could have waited but return at once (poll, epoll_wait):

@@ -80,7 +80,9 @@ static int count(const char *hay, const char *needle)
 
 Test(inspect, stats_match_a_known_workload)
 {
-    const char *const extra[] = { "CORUN_STATS=1", NULL };
+    /* Its hog keeps the CPU 300 ms: not preempted here, so that the loop's
+     * longest block is known (stats_preempted_hog has it preempted). */
+    const char *const extra[] = { "CORUN_STATS=1", "CORUN_PREEMPT_MS=0", NULL };
     struct tu_child *c = run("pt_stats", NULL, extra);
     expect_exit0("pt_stats", NULL, c, "done\n");
     const char *e = c->err;
@@ -108,6 +110,29 @@ Test(inspect, stats_match_a_known_workload)
     cr_expect_geq(stat_ms(e, "longest run without a switch"), 290.0, "%s", e);
     cr_expect(strstr(e, "(by green thread 14 'hog')"), "the longest run is not blamed on 'hog'\n%s", e);
     cr_expect(strstr(e, "ms  (by green thread 14 'hog', 3"), "the block is not blamed on 'hog'\n%s", e);
+    free(c);
+}
+
+/* The same workload with preemption (the default): the hog is made to
+ * yield every few milliseconds, the loop is never blocked for long, and
+ * the table counts the preemptions. Sanitizer builds have no own TLS, so
+ * no preemption: the hog keeps the CPU there. */
+Test(inspect, stats_preempted_hog)
+{
+    const char *const extra[] = { "CORUN_STATS=1", NULL };
+    struct tu_child *c = run("pt_stats", NULL, extra);
+    expect_exit0("pt_stats", NULL, c, "done\n");
+    const char *e = c->err;
+#ifdef CORUN_SANITIZERS
+    cr_expect_eq(stat_value(e, "preempted (CPU slices)"), 0, "%s", e);
+    cr_expect_geq(stat_ms(e, "longest run without a switch"), 290.0, "%s", e);
+#else
+    /* 300 ms in slices of 5 to 10 ms: a few dozen; at least 10 allows for
+     * ticks that found it inside glibc. */
+    cr_expect_geq(stat_value(e, "preempted (CPU slices)"), 10, "%s", e);
+    cr_expect_lt(stat_ms(e, "longest run without a switch"), 100.0, "%s", e);
+    cr_expect_lt(stat_ms(e, "longest loop block"), 100.0, "%s", e);
+#endif
     free(c);
 }
 

@@ -32,10 +32,10 @@ MATRIX(preempt, hog_ticker, pt_preempt, hog_ticker, PREEMPTS, NULL)
 /* The same with CORUN_PREEMPT_MS=0: under corun the ticker now waits for
  * the whole loop (the setting is what made the difference). */
 MATRIX(preempt, hog_ticker_off, pt_preempt, hog_ticker, PREEMPTS, "CORUN_PREEMPT_MS=0", NULL)
-/* Two CPU-bound threads printing whole lines into one pipe through one
+/* Two CPU-bound threads printing whole lines into one file through one
  * FILE (a thread preempted while it holds the FILE's lock makes the other
  * wait its turn), with floating-point sums and errno checked across
- * preemptions. */
+ * preemptions; every line read back whole. */
 MATRIX(preempt, hog_stdio, pt_preempt, hog_stdio, PREEMPTS, NULL)
 /* Threads that malloc and free in a CPU loop: preempted while glibc's
  * arena lock is held, the others wait their turn; every block intact. */
