@@ -62,7 +62,42 @@ void catch_disarm(struct sched *s)
 /* ---- preemption (catch.h) ----------------------------------------------------*/
 
 bool preempt_wanted;
+void (*preempt_handler_fn)(int, siginfo_t *, void *);
 static bool preempt_given_up;
+static bool preempt_installed;         /* the handler is the kernel's action for the signal */
+
+/* The kernel's struct sigaction for rt_sigaction. */
+struct preempt_ksigaction {
+    uintptr_t handler;
+    unsigned long flags;
+    void (*restorer)(void);
+    uint64_t mask;
+};
+#define PREEMPT_KSA_RESTORER 0x04000000
+
+/* Install the handler at the first arm, once the TLS mode is known, if
+ * the signal's action is still the default (an inherited SIG_IGN or a
+ * program's action keeps it); later arms check it is still there (a raw
+ * rt_sigaction of the program's may have replaced it). */
+static bool handler_in_place(void)
+{
+    struct preempt_ksigaction cur;
+    if (catch_raw(SYS_rt_sigaction, PREEMPT_SIGNAL, 0, (long)&cur, 8, 0, 0) != 0)
+        return false;
+    if (cur.handler == (uintptr_t)preempt_handler_fn)
+        return true;
+    if (__atomic_load_n(&preempt_installed, __ATOMIC_ACQUIRE) || cur.handler != (uintptr_t)SIG_DFL)
+        return false;                  /* replaced behind corun's back, or never its own */
+    struct preempt_ksigaction sa = {
+        .handler = (uintptr_t)preempt_handler_fn,
+        .flags = SA_SIGINFO | SA_NODEFER | SA_RESTART | PREEMPT_KSA_RESTORER,
+        .restorer = catch_restorer,
+    };
+    if (catch_raw(SYS_rt_sigaction, PREEMPT_SIGNAL, (long)&sa, 0, 8, 0, 0) != 0)
+        return false;
+    __atomic_store_n(&preempt_installed, true, __ATOMIC_RELEASE);
+    return true;
+}
 
 /* Every armed timer, so that preempt_give_up can delete them all. */
 #define PREEMPT_TIMERS_MAX 1024
@@ -134,9 +169,13 @@ void preempt_resumed(struct sched *s)
 
 int preempt_arm(struct sched *s)
 {
-    if (s->preempt_armed || !preempt_wanted || !tls_own ||
+    if (s->preempt_armed || !preempt_wanted || !tls_own || !preempt_handler_fn ||
         __atomic_load_n(&preempt_given_up, __ATOMIC_RELAXED))
         return 0;
+    if (!handler_in_place()) {
+        preempt_give_up();
+        return 0;
+    }
     struct sigevent ev;
     memset(&ev, 0, sizeof ev);
     ev.sigev_notify = SIGEV_THREAD_ID;
@@ -184,7 +223,8 @@ void preempt_give_up(void)
 
 bool preempt_owns_signal(void)
 {
-    return preempt_wanted && !__atomic_load_n(&preempt_given_up, __ATOMIC_RELAXED);
+    return __atomic_load_n(&preempt_installed, __ATOMIC_ACQUIRE) &&
+           !__atomic_load_n(&preempt_given_up, __ATOMIC_RELAXED);
 }
 
 void preempt_fork_child(struct sched *s)

@@ -56,11 +56,15 @@ void catch_disarm(struct sched *s);
  * interrupted corun. Glibc's internal lock waits must park for that
  * (another green thread may want the lock the preempted one holds), so
  * preemption needs the catch and own TLS: `preempt_wanted` is set at load
- * by the hooks' layer where both may be had; each scheduler arms its timer
- * with the catch.
+ * by the hooks' layer where the catch may be had and the kernel sends
+ * CPU-timer signals on the way back to user space (5.12); each scheduler
+ * arms its timer with the catch, the first installing the handler if own
+ * TLS is in force and the signal's action is still the default.
  */
 #define PREEMPT_SIGNAL SIGURG
 extern bool preempt_wanted;
+/* The hooks' layer's handler, installed by the first preempt_arm. */
+extern void (*preempt_handler_fn)(int, siginfo_t *, void *);
 /* Arm the calling OS thread's timer (s its scheduler). Returns 0 or an
  * errno value. */
 int preempt_arm(struct sched *s);

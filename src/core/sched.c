@@ -722,7 +722,7 @@ static struct sched *sched_create(void)
     main_co->errno_loc = s->errno_loc;
     main_co->fsbase = s->fsbase;
     main_co->state = CO_RUNNING;
-    main_co->flags = CO_MAIN | CO_KERNEL_TID;
+    main_co->flags = CO_MAIN | CO_KERNEL_TID | CO_PREEMPTIBLE;
     main_co->id = atomic_fetch_add(&next_id, 1);
 #ifdef CORUN_SANITIZERS
     void *lo;

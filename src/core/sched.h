@@ -97,6 +97,7 @@ struct sched_stats {
 #define CO_MAIN 0x2u        /* runs on the OS thread's own stack */
 #define CO_KERNEL_TID 0x4u  /* has the kernel thread's tid (see gthread_tid) */
 #define CO_OWN_TLS 0x8u     /* has a TCB and TLS of its own (tls.h) */
+#define CO_PREEMPTIBLE 0x10u /* a pthread (or main) that has not used the explicit API (catch.h) */
 
 struct sched;
 

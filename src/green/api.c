@@ -30,6 +30,9 @@ API int corun_spawn(corun_t **out, const corun_attr_t *attr, corun_fn fn, void *
         return ERANGE;
     int saved = errno;
     struct corun *co;
+    /* The explicit API is cooperative ("runs when the caller next blocks
+     * or yields"): a thread that uses it is never preempted from now on. */
+    sched_self()->current->flags &= ~CO_PREEMPTIBLE;
     int r = sched_spawn(sched_self(), size, guard, name && *name ? name : NULL,
                         !out || (attr && attr->detached), fn, arg, &co);
     errno = saved;
@@ -111,5 +114,6 @@ API int corun_set_name(corun_t *co, const char *name)
 API void *corun_switch(corun_t *target, void *value)
 {
     CATCH_HOLD();
+    sched_self()->current->flags &= ~CO_PREEMPTIBLE;   /* cooperative from now on */
     return sched_switch_to(sched_self(), target, value);
 }

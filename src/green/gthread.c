@@ -393,6 +393,8 @@ int gthread_create(struct sched *s, const pthread_attr_t *attr, void *(*fn)(void
     libc_became_multithreaded();
     int r = user_stack ? sched_spawn_on_stack(s, user_stack, user_size, detached, fn, arg, out)
                        : sched_spawn(s, stack, guard, NULL, detached, fn, arg, out);
+    if (r == 0)
+        (*out)->flags |= CO_PREEMPTIBLE;   /* a thread, not an explicit coroutine (catch.h) */
     return r == ENOMEM ? EAGAIN : r;
 }
 

@@ -24,7 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <stdio.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -118,6 +120,8 @@ void catch_notice(long nr, const long a[6])
 {
     if (!catch_wanted)
         return;
+    if (nr == SYS_rt_sigaction && a[0] == PREEMPT_SIGNAL && a[1])
+        preempt_give_up();             /* the program takes preemption's signal by number */
     if (nr == SYS_rt_sigaction && a[0] == SIGSYS && a[1])
         catch_give_up("the program sets its own SIGSYS action");
     else if (nr == SYS_prctl && a[0] == PR_SET_SYSCALL_USER_DISPATCH)
@@ -136,6 +140,8 @@ void catch_notice(long nr, const long a[6])
  * callers (the program, liburing) park. */
 #define TEXT_MAX 4
 static struct text { uintptr_t lo, hi; } libc_text[TEXT_MAX], ldso_text[TEXT_MAX];
+/* Preemption's (catch.h): corun's own code, and a malloc of the program's. */
+static struct text corun_text[TEXT_MAX], alloc_text[TEXT_MAX];
 
 struct text_of {
     uintptr_t base;
@@ -367,12 +373,26 @@ static void preempt_handler(int sig, siginfo_t *si, void *ucv)
      * own allocations on this OS thread need: a thread preempted holding
      * it would leave them waiting in the kernel for good). Such a tick is
      * skipped; a later one finds the thread back in its own code. */
-    if (!whole_slice || s->catch_sel != CATCH_BLOCK || s->alive < 2 ||
-        s->current == s->loop_co || s->current->state != CO_RUNNING)
+    struct corun *cur = s->current;
+    if (!whole_slice || s->catch_sel != CATCH_BLOCK || s->alive < 2 || cur == s->loop_co ||
+        cur->state != CO_RUNNING || !(cur->flags & CO_PREEMPTIBLE))
         return;
     ucontext_t *uc = ucv;
     uintptr_t ip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-    if (in_text(ldso_text, ip) || in_text(libc_text, ip)) {
+    uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    /* corun's own code runs with the selector BLOCK for a few instructions
+     * (a hook's prologue, a handler's entry: the SIGSYS handler's frame
+     * must not be left for others to change the mask under); a program's
+     * handler may run on the OS thread's alternate stack, which the next
+     * delivery would overwrite. */
+    stack_t alt;
+    bool elsewhere = in_text(corun_text, ip) ||
+                     (cur->flags & CO_MAIN
+                          ? catch_raw(SYS_sigaltstack, 0, (long)&alt, 0, 0, 0, 0) != 0 ||
+                                (alt.ss_flags & SS_ONSTACK)
+                          : sp < (uintptr_t)cur->stack_lo || sp >= (uintptr_t)cur->stack_hi);
+    if (elsewhere || in_text(ldso_text, ip) || in_text(libc_text, ip) ||
+        in_text(alloc_text, ip)) {
         /* Still due: look again soon (it stays due while it does not switch). */
         s->catch_sel = CATCH_ALLOW;
         int saved_errno = errno;
@@ -395,20 +415,33 @@ static void preempt_handler(int sig, siginfo_t *si, void *ucv)
     s->catch_sel = CATCH_BLOCK;
 }
 
+/* Before Linux 5.12 a CPU timer's signal came from the tick, and could
+ * cut a waiting system call short with EINTR. */
+static bool kernel_at_least(int major, int minor)
+{
+    struct utsname u;
+    if (catch_raw(SYS_uname, (long)&u, 0, 0, 0, 0, 0) != 0)
+        return false;
+    int ma = 0, mi = 0;
+    if (sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+        return false;
+    return ma > major || (ma == major && mi >= minor);
+}
+
 static void preempt_decide(void)
 {
-    if (!cr_config.preempt_ms)
+    if (!cr_config.preempt_ms || !kernel_at_least(5, 12))
         return;
-    struct kernel_sigaction sa = {
-        .handler = (uintptr_t)preempt_handler,
-        .flags = SA_SIGINFO | SA_NODEFER | SA_RESTART | KSA_RESTORER,
-        .restorer = catch_restorer,
-    }, old;
-    if (catch_raw(SYS_rt_sigaction, PREEMPT_SIGNAL, 0, (long)&old, 8, 0, 0) != 0 ||
-        old.handler != (uintptr_t)SIG_DFL)
-        return;                        /* inherited SIG_IGN: the program's view stays exact */
-    if (catch_raw(SYS_rt_sigaction, PREEMPT_SIGNAL, (long)&sa, 0, 8, 0, 0) == 0)
-        preempt_wanted = true;
+    find_text((const void *)preempt_handler, corun_text);
+    /* A malloc of the program's own (jemalloc, tcmalloc) has its locks
+     * too: corun's allocations go there. */
+    const void *m = dlsym(RTLD_DEFAULT, "malloc");
+    Dl_info mi, li;
+    if (m && dladdr(m, &mi) && !(dladdr(dlsym(RTLD_NEXT, "fputs"), &li) &&
+                                 mi.dli_fbase == li.dli_fbase))
+        find_text(m, alloc_text);
+    preempt_handler_fn = preempt_handler;
+    preempt_wanted = true;
 }
 
 /* ---- the decision, at load --------------------------------------------------*/

@@ -40,7 +40,10 @@ MATRIX(preempt, hog_stdio, pt_preempt, hog_stdio, PREEMPTS, NULL)
 /* Threads that malloc and free in a CPU loop: preempted while glibc's
  * arena lock is held, the others wait their turn; every block intact. */
 MATRIX(preempt, hog_malloc, pt_preempt, hog_malloc, PREEMPTS, NULL)
-/* The program's own SIGURG handler (the signal preemption uses): the
- * default action before, its handler after, run only when the program
- * raises SIGURG itself. */
+/* The program's own SIGURG handler (the signal preemption uses), set
+ * while a CPU loop runs: the default action before, its handler after,
+ * run only when the program raises SIGURG itself. */
 MATRIX(preempt, sigurg_own, pt_preempt, sigurg_own, PREEMPTS, NULL)
+/* The same with the handler set by the system call itself (as Go's
+ * runtime does, unseen by the sigaction hook). */
+MATRIX(preempt, sigurg_raw, pt_preempt, sigurg_raw, PREEMPTS, NULL)

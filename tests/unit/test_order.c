@@ -259,3 +259,37 @@ Test(order, yield_loop_lets_fd_waits_complete)
     close(p[0]);
     close(p[1]);
 }
+
+/* The explicit API is cooperative: a coroutine runs when its spawner
+ * blocks or yields, and runs until it does, however long it keeps the CPU
+ * (corun preempts pthreads that keep it, never explicit coroutines or a
+ * thread that uses the API). Each spin is several preemption slices. */
+static void spin_ms(int ms)
+{
+    int64_t end = tu_now() + (int64_t)ms * 1000000;
+    do
+        for (volatile int i = 0; i < 20000; i++)
+            ;
+    while (tu_now() < end);
+}
+
+static void *spin_and_record(void *arg)
+{
+    tu_log_add(&lg, (int)PI(arg));
+    spin_ms(60);
+    tu_log_add(&lg, (int)PI(arg) + 1);
+    return NULL;
+}
+
+Test(order, long_runs_are_not_preempted)
+{
+    corun_t *a, *b;
+    lg.n = 0;
+    OK(corun_spawn(&a, NULL, spin_and_record, IP(10)));
+    OK(corun_spawn(&b, NULL, record, IP(20)));
+    spin_ms(60);
+    cr_assert_eq(lg.n, 0, "a coroutine ran while its spawner kept the CPU");
+    OK(corun_join(b, NULL));
+    TU_EXPECT(&lg, 10, 11, 20);
+    OK(corun_join(a, NULL));
+}

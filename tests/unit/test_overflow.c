@@ -124,7 +124,10 @@ static void expect_overflow_abort(struct overflow_case *oc)
      * is an abort with a diagnostic rather than silent corruption. */
     if (oc->guard == CORUN_GUARD_NONE && WIFEXITED(c.status) && WEXITSTATUS(c.status) != 0 &&
         strstr(c.err, "AddressSanitizer") &&
-        (strstr(c.err, "stack-overflow") || strstr(c.err, "stack-buffer-underflow")))
+        (strstr(c.err, "stack-overflow") || strstr(c.err, "stack-buffer-underflow") ||
+         /* the overflowing frames' variables poisoned the canary's word,
+          * and the switch's check read it (seen once on CI) */
+         (strstr(c.err, "stack-use-after-scope") && strstr(c.err, "stack_check"))))
         return;
 #endif
     cr_assert(WIFSIGNALED(c.status) && WTERMSIG(c.status) == SIGABRT,
