@@ -95,7 +95,10 @@ typedef struct corun_attr {
 
 /*
  * Create a coroutine running fn(arg) and make it runnable (it runs when the
- * caller next blocks or yields). attr may be NULL for the defaults.
+ * caller next blocks or yields). Coroutines are cooperative: corun never
+ * preempts one, nor a thread once it has called corun_spawn or corun_switch
+ * (CORUN_PREEMPT_MS applies to the program's other pthreads).
+ * attr may be NULL for the defaults.
  * If out is NULL the coroutine starts detached.
  * Errors: EINVAL (fn is NULL, stack_size below CORUN_STACK_MIN or absurdly
  * large), ERANGE (name too long), ENOMEM/EAGAIN (no memory or address space).
