@@ -157,8 +157,10 @@ void preempt_resumed(struct sched *s)
     uint64_t first = preempt_period();
     const struct timer_node *t = timerheap_min(&s->timers);
     if (t) {
+        /* A little after the deadline: a signal that comes just before it
+         * finds the sleeper not yet due and costs another tick. */
         uint64_t now = clock_now_ns();
-        uint64_t left = t->deadline > now ? t->deadline - now : 0;
+        uint64_t left = (t->deadline > now ? t->deadline - now : 0) + PREEMPT_RETRY_NS;
         if (left < first)
             first = left;
     }
