@@ -35,6 +35,7 @@
 #include "diag.h"
 #include "gate.h"
 #include "gsignal.h"
+#include "rawsys.h"
 #include "syscall_route.h"
 #include "tls.h"
 
@@ -87,7 +88,8 @@ bool catch_rt_sigaction(const long a[6], long *ret)
     /* A handler's mask with SIGSYS in it would kill at the first caught
      * call the handler makes: SIGSYS stays out, as with sigaction(). */
     struct kernel_sigaction k;
-    memcpy(&k, (const void *)a[1], sizeof k);
+    if (!rs_user_read(&k, (const void *)a[1], sizeof k))
+        return false;                  /* the kernel's EFAULT */
     k.mask &= ~((uint64_t)1 << (SIGSYS - 1));
     *ret = catch_raw(SYS_rt_sigaction, a[0], (long)&k, a[2], a[3], 0, 0);
     return true;
@@ -107,7 +109,8 @@ bool catch_rt_sigprocmask(const long a[6], long *ret)
     if (!catch_wanted || !a[1] || a[0] == SIG_UNBLOCK || a[3] != 8)
         return false;
     uint64_t set;
-    memcpy(&set, (const void *)a[1], sizeof set);
+    if (!rs_user_read(&set, (const void *)a[1], sizeof set))
+        return false;                  /* the kernel's EFAULT */
     const uint64_t sys = (uint64_t)1 << (SIGSYS - 1);
     if (!(set & sys))
         return false;
@@ -120,9 +123,12 @@ void catch_notice(long nr, const long a[6])
 {
     if (!catch_wanted)
         return;
-    if (nr == SYS_rt_sigaction && a[0] == PREEMPT_SIGNAL && a[1])
+    uint64_t probe;
+    bool sets_action = nr == SYS_rt_sigaction && a[1] &&
+                       rs_user_read(&probe, (const void *)a[1], sizeof probe);   /* else EFAULT */
+    if (sets_action && a[0] == PREEMPT_SIGNAL)
         preempt_give_up();             /* the program takes preemption's signal by number */
-    if (nr == SYS_rt_sigaction && a[0] == SIGSYS && a[1])
+    if (sets_action && a[0] == SIGSYS)
         catch_give_up("the program sets its own SIGSYS action");
     else if (nr == SYS_prctl && a[0] == PR_SET_SYSCALL_USER_DISPATCH)
         catch_give_up("the program uses Syscall User Dispatch itself");
@@ -241,20 +247,21 @@ static long caught_clone(long nr, long a[6], const ucontext_t *uc)
         }
         return clone_on_new_stack(nr, a, g, fp, flags & CLONE_VM);
     }
-    struct clone_args *ca = (struct clone_args *)a[0];
-    if (!ca || (size_t)a[1] < offsetof(struct clone_args, stack_size) + sizeof ca->stack_size)
+    /* The program's struct, read without faulting (a bad pointer is the
+     * kernel's EFAULT, not a crash). */
+    struct clone_args copy[2];
+    size_t size = (size_t)a[1] < sizeof copy ? (size_t)a[1] : sizeof copy;
+    memset(copy, 0, sizeof copy);
+    if (!a[0] || (size_t)a[1] < offsetof(struct clone_args, stack_size) + sizeof copy->stack_size ||
+        !rs_user_read(copy, (const void *)a[0], size))
         return catch_raw(nr, a[0], a[1], a[2], a[3], a[4], a[5]);   /* the kernel's error */
-    if (ca->stack == 0) {
-        if (!(ca->flags & CLONE_VM))
+    if (copy[0].stack == 0) {
+        if (!(copy[0].flags & CLONE_VM))
             return catch_raw(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-        struct clone_args copy[2];
-        size_t size = (size_t)a[1] < sizeof copy ? (size_t)a[1] : sizeof copy;
-        memset(copy, 0, sizeof copy);
-        memcpy(copy, ca, size);
         copy[0].flags &= ~VFORK_FLAGS;
         return catch_raw(nr, (long)copy, (long)size, 0, 0, 0, 0);
     }
-    return clone_on_new_stack(nr, a, g, fp, ca->flags & CLONE_VM);
+    return clone_on_new_stack(nr, a, g, fp, copy[0].flags & CLONE_VM);
 }
 
 /* The thread's signal mask now, as the one the sigreturn puts back; never

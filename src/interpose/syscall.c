@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -30,6 +31,7 @@
 #include "real.h"
 #include "sched.h"
 #include "gate.h"
+#include "rawsys.h"
 #include "syscall_route.h"
 
 REAL_DECL(long, syscall, (long, ...));
@@ -85,7 +87,8 @@ static bool kernel_sigset(const void *p, unsigned long size, sigset_t *out, cons
     if (size != KERNEL_SIGSET_SIZE)
         return false;
     memset(out, 0, sizeof *out);
-    memcpy(out, p, KERNEL_SIGSET_SIZE);
+    if (!rs_user_read(out, p, KERNEL_SIGSET_SIZE))
+        return false;                  /* the kernel's EFAULT */
     *mask = out;
     return true;
 }
@@ -109,7 +112,9 @@ static bool route_ppoll(const long a[6], long *ret)
     const sigset_t *mask;
     if (!kernel_sigset((const void *)a[3], (unsigned long)a[4], &set, &mask))
         return false;
-    struct timespec *ts = (struct timespec *)a[2];
+    struct timespec *ts = (struct timespec *)a[2], probe;
+    if (ts && !rs_user_read(&probe, ts, sizeof probe))
+        return false;                  /* the kernel's EFAULT */
     uint64_t deadline = ts_deadline(ts);
     int saved = errno;
     long r = ppoll((struct pollfd *)a[0], (nfds_t)a[1], ts, mask);
@@ -123,12 +128,17 @@ static bool route_ppoll(const long a[6], long *ret)
 /* pselect6's sixth argument: { const sigset_t *set; size_t size; }. */
 static bool route_pselect6(const long a[6], long *ret)
 {
-    const unsigned long *packed = (const unsigned long *)a[5];
+    unsigned long pk[2];
+    const unsigned long *packed = a[5] ? pk : NULL;
+    if (packed && !rs_user_read(pk, (const void *)a[5], sizeof pk))
+        return false;                  /* the kernel's EFAULT */
     sigset_t set;
     const sigset_t *mask = NULL;
     if (packed && !kernel_sigset((const void *)packed[0], packed[1], &set, &mask))
         return false;
-    struct timespec *ts = (struct timespec *)a[4];
+    struct timespec *ts = (struct timespec *)a[4], probe;
+    if (ts && !rs_user_read(&probe, ts, sizeof probe))
+        return false;
     uint64_t deadline = ts_deadline(ts);
     int saved = errno;
     long r = pselect((int)a[0], (fd_set *)a[1], (fd_set *)a[2], (fd_set *)a[3], ts, mask);
@@ -252,6 +262,15 @@ static bool route_fd_books(long nr, const long a[6], long *ret)
  * kernel's. */
 static bool route_futex(const long a[6], const void *ra, long *ret)
 {
+    /* The waits read the word and the timeout: a bad pointer is the
+     * kernel's EFAULT, not corun's crash. */
+    int cmd = (int)a[1] & FUTEX_CMD_MASK;
+    uint32_t word;
+    struct timespec t;
+    if ((cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET || cmd == FUTEX_CMP_REQUEUE) &&
+        (!rs_user_read(&word, (const void *)a[0], sizeof word) ||
+         (cmd != FUTEX_CMP_REQUEUE && a[3] && !rs_user_read(&t, (const void *)a[3], sizeof t))))
+        return false;
     return gfutex_op(gate_thread_blocking(ra), (uint32_t *)a[0], (int)a[1], (uint32_t)a[2],
                      (const void *)a[3], (uint32_t *)a[4], (uint32_t)a[5], ret);
 }

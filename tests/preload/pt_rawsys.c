@@ -948,6 +948,45 @@ static void mode_eintr_woken(void)
     close(p[1]);
 }
 
+/* Bad pointers by number, with a second thread alive (the catch armed
+ * under corun): the kernel's EFAULT, never a crash in corun's handling. */
+static void *nap_main(void *arg)
+{
+    (void)arg;
+    sleep_ms(50);
+    return NULL;
+}
+
+static void mode_bad_pointers(void)
+{
+    pthread_t t;
+    OK(pthread_create(&t, NULL, nap_main, NULL));
+    void *bad = (void *)8;
+    errno = 0;
+    CHECK(syscall(SYS_rt_sigaction, SIGUSR1, bad, NULL, 8L) == -1 && errno == EFAULT);
+    errno = 0;
+    CHECK(syscall(SYS_rt_sigaction, SIGSYS, bad, NULL, 8L) == -1 && errno == EFAULT);
+    errno = 0;
+    CHECK(syscall(SYS_rt_sigprocmask, SIG_BLOCK, bad, NULL, 8L) == -1 && errno == EFAULT);
+    errno = 0;
+    CHECK(syscall(SYS_clone3, bad, 88L) == -1 && errno == EFAULT);
+    errno = 0;
+    CHECK(syscall(SYS_futex, bad, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0) == -1 && errno == EFAULT);
+    static uint32_t w;
+    errno = 0;
+    CHECK(syscall(SYS_futex, &w, FUTEX_WAIT_PRIVATE, 0, bad, NULL, 0) == -1 && errno == EFAULT);
+    struct pollfd pf = { .fd = -1 };
+    errno = 0;
+    CHECK(syscall(SYS_ppoll, &pf, 1L, bad, NULL, 8L) == -1 && errno == EFAULT);
+    errno = 0;
+    CHECK(syscall(SYS_ppoll, &pf, 1L, NULL, bad, 8L) == -1 && errno == EFAULT);
+    errno = 0;
+    CHECK(syscall(SYS_pselect6, 0, NULL, NULL, NULL, NULL, bad) == -1 && errno == EFAULT);
+    /* The catch is still in force: the SIGSYS action that failed was not
+     * the program's taking SIGSYS (corun would say so on stderr). */
+    OK(pthread_join(t, NULL));
+}
+
 int main(int argc, char **argv)
 {
     static const struct pt_mode modes[] = {
@@ -967,6 +1006,7 @@ int main(int argc, char **argv)
         { "uring_eintr_cancel", mode_uring_eintr_cancel },
         { "futex_cancel", mode_futex_cancel },
         { "eintr_woken", mode_eintr_woken },
+        { "bad_pointers", mode_bad_pointers },
     };
     return pt_main(modes, sizeof modes / sizeof *modes, argc, argv);
 }

@@ -68,3 +68,6 @@ RAWSYS(futex_cancel)
  * completion (the other threads keep running meanwhile). */
 RAWSYS(uring_eintr_cancel)
 RAWSYS(eintr_woken)
+/* Bad pointers to rt_sigaction, rt_sigprocmask, clone3, futex and the
+ * ppoll/pselect6 masks and timeouts by number: EFAULT, as natively. */
+RAWSYS(bad_pointers)
