@@ -538,6 +538,24 @@ static void coroutine_entry(void *arg, void *xfer)
     sched_exit_current(ret);
 }
 
+/* While CPU-bound threads share the OS thread: those this turn of the loop
+ * woke (a sleep over, I/O ready) go before the ones already queued (new
+ * threads that have not yet run a slice), as the kernel lets a thread that
+ * slept run first; otherwise a ticker beside eight new CPU-bound threads
+ * would wait for eight slices. `mark` was the queue's tail before the turn. */
+static void woken_first(struct coq *q, struct corun *mark)
+{
+    if (!mark || mark->queue != q || mark == q->tail)
+        return;                           /* none queued before, or none woken */
+    struct corun *first = mark->next, *last = q->tail, *head = q->head;
+    mark->next = NULL;
+    q->tail = mark;
+    first->prev = NULL;
+    last->next = head;
+    head->prev = last;
+    q->head = first;
+}
+
 static void loop_main(void *arg, void *xfer)
 {
     (void)xfer;
@@ -552,7 +570,10 @@ static void loop_main(void *arg, void *xfer)
             s->loop_work = 0;
             OBSERVERS_CALL(loop_turn, s);
         }
+        struct corun *queued_before = s->runq.tail;
         poller_poll(s, coq_empty(&s->runq) && coq_empty(&s->hogs) && !s->preempted);
+        if (unlikely(s->preempted || !coq_empty(&s->hogs)))
+            woken_first(&s->runq, queued_before);
         if (s->preempted) {
             if (coq_empty(&s->hogs))
                 s->hogs_served = clock_coarse_ns();

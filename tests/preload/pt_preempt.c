@@ -89,6 +89,28 @@ static void mode_hog_ticker(void)
            atomic_load(&t.ticks));
 }
 
+/* Four CPU-bound threads (300 ms of CPU each) beside the ticker: they
+ * share the CPU in slices and the ticker still ticks (without preemption
+ * it would wait for all 1.2 s). */
+static void mode_hogs_ticker(void)
+{
+    struct gap_ticker t = { 0 };
+    pthread_t tick, hog[4];
+    OK(pthread_create(&tick, NULL, gap_ticker_main, &t));
+    usleep(30000);
+    for (int i = 0; i < 4; i++)
+        OK(pthread_create(&hog[i], NULL, hog_main, IP(300)));
+    for (int i = 0; i < 4; i++)
+        OK(pthread_join(hog[i], NULL));
+    atomic_store(&t.stop, true);
+    OK(pthread_join(tick, NULL));
+    long gap = atomic_load(&t.longest_cpu_ms);
+    if (preempting())
+        CHECKF(gap < 400, "the ticker's longest gap beside 4 CPU loops: %ld ms of CPU", gap);
+    printf("longest gap %ld ms (%ld ms of CPU), %ld ticks\n", atomic_load(&t.longest_ms), gap,
+           atomic_load(&t.ticks));
+}
+
 /* Two CPU-bound threads that print lines with stdio into one file, each
  * line in two pieces under flockfile with the work between them (a thread
  * preempted while it holds the FILE's lock makes the other wait its turn,
@@ -278,6 +300,7 @@ int main(int argc, char **argv)
 {
     static const struct pt_mode modes[] = {
         { "hog_ticker", mode_hog_ticker },
+        { "hogs_ticker", mode_hogs_ticker },
         { "hog_stdio", mode_hog_stdio },
         { "hog_malloc", mode_hog_malloc },
         { "sigurg_own", mode_sigurg_own },

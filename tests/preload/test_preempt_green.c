@@ -32,6 +32,9 @@ MATRIX(preempt, hog_ticker, pt_preempt, hog_ticker, PREEMPTS, NULL)
 /* The same with CORUN_PREEMPT_MS=0: under corun the ticker now waits for
  * the whole loop (the setting is what made the difference). */
 MATRIX(preempt, hog_ticker_off, pt_preempt, hog_ticker, PREEMPTS, "CORUN_PREEMPT_MS=0", NULL)
+/* Four CPU-bound threads beside the ticker: they share the CPU in slices
+ * and the ticker keeps ticking. */
+MATRIX(preempt, hogs_ticker, pt_preempt, hogs_ticker, PREEMPTS, NULL)
 /* Two CPU-bound threads printing whole lines into one file through one
  * FILE (a thread preempted while it holds the FILE's lock makes the other
  * wait its turn), with floating-point sums and errno checked across
