@@ -158,10 +158,13 @@ void preempt_resumed(struct sched *s)
     const struct timer_node *t = timerheap_min(&s->timers);
     if (t) {
         /* A little after the deadline: a signal that comes just before it
-         * finds the sleeper not yet due and costs another tick. */
+         * finds the sleeper not yet due and costs another tick. Within a
+         * whole slice, the deadline rather than the half slice: a look
+         * before it would find nobody due and push the sleeper's turn to
+         * a later tick. */
         uint64_t now = clock_now_ns();
         uint64_t left = (t->deadline > now ? t->deadline - now : 0) + PREEMPT_RETRY_NS;
-        if (left < first)
+        if (left <= (uint64_t)cr_config.preempt_ms * 1000000)
             first = left;
     }
     if (first < PREEMPT_RETRY_NS)

@@ -76,8 +76,9 @@ void preempt_give_up(void);
  * one after PREEMPT_RETRY_NS of CPU time rather than a whole slice. */
 #define PREEMPT_RETRY_NS 500000
 void preempt_retry_soon(struct sched *s);
-/* The preempted thread runs again: the next signal when the earliest
- * timer of s comes due (at least PREEMPT_RETRY_NS, at most a slice). */
+/* The preempted thread runs again, or the thread running switched since
+ * the last signal: the next signal a little after the earliest timer of s
+ * comes due if that is within a slice, else after half a slice. */
 void preempt_resumed(struct sched *s);
 /* The program's view of PREEMPT_SIGNAL's action while corun has it. */
 bool preempt_owns_signal(void);

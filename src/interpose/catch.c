@@ -381,11 +381,22 @@ static void preempt_handler(int sig, siginfo_t *si, void *ucv)
      * it would leave them waiting in the kernel for good). Such a tick is
      * skipped; a later one finds the thread back in its own code. */
     struct corun *cur = s->current;
+    ucontext_t *uc = ucv;
+    uintptr_t ip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    if (!whole_slice && s->catch_sel == CATCH_BLOCK && s->alive >= 2 && cur != s->loop_co &&
+        !in_text(corun_text, ip)) {
+        /* It switched since the last look: the next one when the earliest
+         * sleeper is due (corun's books are consistent in program code). */
+        s->catch_sel = CATCH_ALLOW;
+        int saved_errno = errno;
+        preempt_resumed(s);
+        errno = saved_errno;
+        s->catch_sel = CATCH_BLOCK;
+        return;
+    }
     if (!whole_slice || s->catch_sel != CATCH_BLOCK || s->alive < 2 || cur == s->loop_co ||
         cur->state != CO_RUNNING || !(cur->flags & CO_PREEMPTIBLE))
         return;
-    ucontext_t *uc = ucv;
-    uintptr_t ip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
     uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
     /* corun's own code runs with the selector BLOCK for a few instructions
      * (a hook's prologue, a handler's entry: the SIGSYS handler's frame
