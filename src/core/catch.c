@@ -66,31 +66,22 @@ void (*preempt_handler_fn)(int, siginfo_t *, void *);
 static bool preempt_given_up;
 static bool preempt_installed;         /* the handler is the kernel's action for the signal */
 
-/* The kernel's struct sigaction for rt_sigaction. */
-struct preempt_ksigaction {
-    uintptr_t handler;
-    unsigned long flags;
-    void (*restorer)(void);
-    uint64_t mask;
-};
-#define PREEMPT_KSA_RESTORER 0x04000000
-
 /* Install the handler at the first arm, once the TLS mode is known, if
  * the signal's action is still the default (an inherited SIG_IGN or a
  * program's action keeps it); later arms check it is still there (a raw
  * rt_sigaction of the program's may have replaced it). */
 static bool handler_in_place(void)
 {
-    struct preempt_ksigaction cur;
+    struct kernel_sigaction cur;
     if (catch_raw(SYS_rt_sigaction, PREEMPT_SIGNAL, 0, (long)&cur, 8, 0, 0) != 0)
         return false;
     if (cur.handler == (uintptr_t)preempt_handler_fn)
         return true;
     if (__atomic_load_n(&preempt_installed, __ATOMIC_ACQUIRE) || cur.handler != (uintptr_t)SIG_DFL)
         return false;                  /* replaced behind corun's back, or never its own */
-    struct preempt_ksigaction sa = {
+    struct kernel_sigaction sa = {
         .handler = (uintptr_t)preempt_handler_fn,
-        .flags = SA_SIGINFO | SA_NODEFER | SA_RESTART | PREEMPT_KSA_RESTORER,
+        .flags = SA_SIGINFO | SA_NODEFER | SA_RESTART | KSA_RESTORER,
         .restorer = catch_restorer,
     };
     if (catch_raw(SYS_rt_sigaction, PREEMPT_SIGNAL, (long)&sa, 0, 8, 0, 0) != 0)
@@ -241,14 +232,6 @@ void preempt_fork_child(struct sched *s)
         s->preempt_armed = false;
 }
 
-/* The kernel's sigaction: only the handler is looked at. */
-struct ksigaction_view {
-    uintptr_t handler;
-    unsigned long flags;
-    uintptr_t restorer;
-    uint64_t mask;
-};
-
 static const char *decide_unavailable(void)
 {
     config_load();
@@ -263,7 +246,7 @@ static const char *decide_unavailable(void)
         return "running under valgrind";
     if (syscall(SYS_prctl, PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_OFF, 0L, 0L, 0L) != 0)
         return "the kernel has no Syscall User Dispatch (Linux 5.11+)";
-    struct ksigaction_view old;
+    struct kernel_sigaction old;   /* only the handler is looked at */
     if (syscall(SYS_rt_sigaction, SIGSYS, NULL, &old, 8L) != 0)
         return "SIGSYS cannot be handled";
     if (old.handler == (uintptr_t)SIG_IGN)

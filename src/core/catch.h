@@ -137,6 +137,15 @@ static inline void catch_program_end(uint8_t held)
 #define CATCH_HOLD() \
     uint8_t catch_held_ __attribute__((cleanup(catch_release), unused)) = catch_hold()
 
+/* The kernel's struct sigaction for rt_sigaction, with its restorer. */
+struct kernel_sigaction {
+    uintptr_t handler;            /* SIG_DFL, SIG_IGN or a handler */
+    unsigned long flags;
+    void (*restorer)(void);
+    uint64_t mask;
+};
+#define KSA_RESTORER 0x04000000
+
 /* The stubs in corun_allowed (catch_x86_64.S). */
 /* A system call with six arguments: the result or -errno. */
 long catch_raw(long nr, long a1, long a2, long a3, long a4, long a5, long a6);

@@ -47,15 +47,6 @@
 #define SYS_USER_DISPATCH 2          /* si_code of a dispatched call */
 #endif
 
-/* The kernel's sigaction, with its restorer (the SIGSYS handler's own). */
-struct kernel_sigaction {
-    uintptr_t handler;            /* SIG_DFL, SIG_IGN or a handler */
-    unsigned long flags;
-    void (*restorer)(void);
-    uint64_t mask;
-};
-#define KSA_RESTORER 0x04000000
-
 /* Why the catch is not in force ("" while it is, or before the decision). */
 static char off_reason[160];
 static atomic_bool warned_off;
@@ -362,6 +353,17 @@ static void sigsys_handler(int sig, siginfo_t *si, void *ucv)
  * since the last one yields, if it is in the program's own code. The
  * kernel sends it only on the way back to user space, so it never cuts a
  * waiting call short. */
+/* Re-arm the timer from the handler, in program code: corun's own calls
+ * with the selector held and the program's errno kept. */
+static void preempt_rearm(struct sched *s, void (*how)(struct sched *))
+{
+    s->catch_sel = CATCH_ALLOW;
+    int saved_errno = errno;
+    how(s);
+    errno = saved_errno;
+    s->catch_sel = CATCH_BLOCK;
+}
+
 static void preempt_handler(int sig, siginfo_t *si, void *ucv)
 {
     (void)sig;
@@ -387,11 +389,7 @@ static void preempt_handler(int sig, siginfo_t *si, void *ucv)
         !in_text(corun_text, ip)) {
         /* It switched since the last look: the next one when the earliest
          * sleeper is due (corun's books are consistent in program code). */
-        s->catch_sel = CATCH_ALLOW;
-        int saved_errno = errno;
-        preempt_resumed(s);
-        errno = saved_errno;
-        s->catch_sel = CATCH_BLOCK;
+        preempt_rearm(s, preempt_resumed);
         return;
     }
     if (!whole_slice || s->catch_sel != CATCH_BLOCK || s->alive < 2 || cur == s->loop_co ||
@@ -412,11 +410,7 @@ static void preempt_handler(int sig, siginfo_t *si, void *ucv)
     if (elsewhere || in_text(ldso_text, ip) || in_text(libc_text, ip) ||
         in_text(alloc_text, ip)) {
         /* Still due: look again soon (it stays due while it does not switch). */
-        s->catch_sel = CATCH_ALLOW;
-        int saved_errno = errno;
-        preempt_retry_soon(s);
-        errno = saved_errno;
-        s->catch_sel = CATCH_BLOCK;
+        preempt_rearm(s, preempt_retry_soon);
         return;
     }
     s->catch_sel = CATCH_ALLOW;

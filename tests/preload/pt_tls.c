@@ -369,16 +369,14 @@ static void *dl_fn(void *arg)
     return NULL;
 }
 
-static void m_dlopen_tls(void)
+/* dlopen the initial-exec and general-dynamic test libraries and find
+ * their accessors. */
+static void load_tls_libs(void)
 {
     const char *dir = getenv("PT_LIBDIR");
     char ie[4096], gd[4096];
     snprintf(ie, sizeof ie, "%s/libtlstest_ie.so", dir ? dir : ".");
     snprintf(gd, sizeof gd, "%s/libtlstest_gd.so", dir ? dir : ".");
-    pthread_t t[4];
-    for (long i = 0; i < 4; i++)
-        OK(pthread_create(&t[i], NULL, dl_fn, (void *)i));
-    usleep(5000);                                /* they exist and wait */
     void *h1 = dlopen(ie, RTLD_NOW), *h2 = dlopen(gd, RTLD_NOW);
     CHECKF(h1 && h2, "dlopen: %s", dlerror());
     if (!h1 || !h2)
@@ -387,6 +385,15 @@ static void m_dlopen_tls(void)
     ie_set = (void (*)(int))dlsym(h1, "tlstest_ie_set");
     gd_get = (int (*)(void))dlsym(h2, "tlstest_gd_get");
     gd_set = (void (*)(int))dlsym(h2, "tlstest_gd_set");
+}
+
+static void m_dlopen_tls(void)
+{
+    pthread_t t[4];
+    for (long i = 0; i < 4; i++)
+        OK(pthread_create(&t[i], NULL, dl_fn, (void *)i));
+    usleep(5000);                                /* they exist and wait */
+    load_tls_libs();
     CHECK(ie_get() == 42 && gd_get() == 43);
     atomic_store(&dl_step, 1);
     for (int i = 0; i < 4; i++)
@@ -415,18 +422,7 @@ static void *reuse_fn(void *arg)
 
 static void m_reuse_tls(void)
 {
-    const char *dir = getenv("PT_LIBDIR");
-    char ie[4096], gd[4096];
-    snprintf(ie, sizeof ie, "%s/libtlstest_ie.so", dir ? dir : ".");
-    snprintf(gd, sizeof gd, "%s/libtlstest_gd.so", dir ? dir : ".");
-    void *h1 = dlopen(ie, RTLD_NOW), *h2 = dlopen(gd, RTLD_NOW);
-    CHECKF(h1 && h2, "dlopen: %s", dlerror());
-    if (!h1 || !h2)
-        _exit(1);
-    ie_get = (int (*)(void))dlsym(h1, "tlstest_ie_get");
-    ie_set = (void (*)(int))dlsym(h1, "tlstest_ie_set");
-    gd_get = (int (*)(void))dlsym(h2, "tlstest_gd_get");
-    gd_set = (void (*)(int))dlsym(h2, "tlstest_gd_set");
+    load_tls_libs();
     size_t before = 0;
     for (int round = 0; round < 200; round++) {
         pthread_t t[100];
