@@ -419,10 +419,14 @@ static void many_ok(struct tu_child *c, long n, enum pt_how how)
 /* An unmodified program spawning 100,000 threads that each sleep and bump a
  * mutex-protected counter (natively this machine stops near 32,000): all
  * sleep at once (1 s: long enough for all of them to start, even in a
- * sanitizer build), on one OS thread. */
+ * sanitizer build), on one OS thread. Its creation loop keeps the CPU for
+ * about a second (several on a loaded machine): preempted, it would let the
+ * first threads start, and wake, before the last exist, as natively; this
+ * test is about all of them at once, so preemption is off. */
 Test(pthread_scale, green_100000_threads_on_one_os_thread)
 {
-    struct tu_child *c = many_ms("100000", "1000", PT_GREEN, NULL);
+    const char *const extra[] = { "CORUN_PREEMPT_MS=0", NULL };
+    struct tu_child *c = many_ms("100000", "1000", PT_GREEN, extra);
     char st[128];
     many_ok(c, 100000, PT_GREEN);
     cr_assert_eq(field(c->out, "peak_sleeping"), 100000, "not all asleep at once: " PT_FMT,
