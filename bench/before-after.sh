@@ -57,7 +57,9 @@ for ((i = 1; i <= reps; i++)); do
         note "echo 100 conns, epoll native (trips/s)" $side "$(awk '$1 == "@echo" && $2 == "epoll" { print $4 }' <<<"$out")"
         note "echo 100 conns, epoll under coro-run (trips/s)" $side "$(awk '$1 == "@echo" && $2 == "epoll_corun" { print $4 }' <<<"$out")"
         if ((i <= 2)); then    # the million sleepers take a while: two runs each
-            out=$(LD_PRELOAD=$d/.libs/libcorun.so CORUN_THREADS=green "$d/bench/pt_sleepers" "$sleepers" 2>&1 || true)
+            # Not preempted: all alive at once (see bench/pt_run.sh).
+            out=$(LD_PRELOAD=$d/.libs/libcorun.so CORUN_THREADS=green CORUN_PREEMPT_MS=0 \
+                  "$d/bench/pt_sleepers" "$sleepers" 2>&1 || true)
             note "$sleepers sleeping pthreads: peak RSS per thread (bytes)" $side "$(field peak_rss_per_thread <<<"$out")"
             note "$sleepers sleeping pthreads: completed" $side "$(field completed <<<"$out")"
         fi

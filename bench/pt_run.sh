@@ -57,7 +57,10 @@ sleepers() {    # label, env...
     local per=() pte=() comp=() tot=()
     for ((i = 1; i <= (reps < 3 ? reps : 3); i++)); do
         local out
-        out=$("$@" "$build/bench/pt_sleepers" "$threads" 2) || true
+        # CORUN_PREEMPT_MS=0: main's creation loop is CPU-bound for seconds;
+        # preempted, the first sleepers would wake and exit before the last
+        # exist, and the peak would no longer be all of them at once.
+        out=$("$@" env CORUN_PREEMPT_MS=0 "$build/bench/pt_sleepers" "$threads" 2) || true
         per+=("$(field peak_rss_per_thread <<<"$out")") pte+=("$(field pte_per_thread <<<"$out")")
         comp+=("$(field completed <<<"$out")") tot+=("$(field total_s <<<"$out")")
     done

@@ -161,7 +161,9 @@ section_threads() {
                 ncreated+=("$(field created <<<"$o")")
                 ncreate+=("$(field create_s <<<"$o")") nrss+=("$(field peak_rss_per_thread <<<"$o")")
             fi
-            o=$(timeout 300 env LD_PRELOAD="$lib" CORUN_THREADS=green "$build/bench/pt_sleepers" "$n" "$secs" 2>&1 || true)
+            # Not preempted: all alive at once (see bench/pt_run.sh).
+            o=$(timeout 300 env LD_PRELOAD="$lib" CORUN_THREADS=green CORUN_PREEMPT_MS=0 \
+                "$build/bench/pt_sleepers" "$n" "$secs" 2>&1 || true)
             log "threads corun $n: $(grep '^pt_sleepers: [0-9]' <<<"$o" | tail -n1)"
             gdone+=("$(field completed <<<"$o")") gcreate+=("$(field create_s <<<"$o")")
             grss+=("$(field peak_rss_per_thread <<<"$o")") gtotal+=("$(field total_s <<<"$o")")
