@@ -221,6 +221,7 @@ void config_load(void)
     c->file_io = FILE_IO_AUTO;
     c->log_level = LOG_WARN;
     c->preempt_ms = PREEMPT_MS_DEFAULT;
+    c->procs = 1;
     /* Called from a hook that ran before libc set up the environment (a
      * sanitizer runtime's early init): use the defaults for now and read
      * the settings on a later call. */
@@ -289,6 +290,11 @@ void config_load(void)
                                      "expected the milliseconds of CPU time a green thread may "
                                      "keep its OS thread without a switch before it is made to "
                                      "yield, 1 to 60000, or 0 (never preempt); default 10");
+    if ((v = setting("CORUN_PROCS")))
+        c->procs = setting_uint("CORUN_PROCS", v, 1, PROCS_MAX,
+                                "expected the number of OS threads that run green threads, "
+                                "1 to 256 (default 1: every green thread on the OS thread "
+                                "that made it)");
     if ((v = setting("CORUN_DUMP_SIGNAL"))) {
         int sig = config_parse_signal(v);
         if (sig < 0 || sig == SIGKILL || sig == SIGSTOP || sig == SIGSEGV || sig == SIGBUS ||

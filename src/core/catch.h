@@ -118,6 +118,7 @@ static inline uint8_t catch_program_begin(void)
     if (!s)
         return CATCH_NO_SCHED;
     uint8_t v = s->catch_sel;
+    s->current->pinned++;          /* corun's frames below hold its scheduler (M:N) */
     __asm__ volatile("" ::: "memory");
     s->catch_sel = CATCH_BLOCK;
     __asm__ volatile("" ::: "memory");
@@ -128,8 +129,10 @@ static inline void catch_program_end(uint8_t held)
 {
     struct sched *s = sched_tls;
     __asm__ volatile("" ::: "memory");
-    if (s && held != CATCH_NO_SCHED)
+    if (s && held != CATCH_NO_SCHED) {
         s->catch_sel = held;
+        s->current->pinned--;
+    }
 }
 
 /* Hold for the rest of the enclosing block (the first statement of every

@@ -141,13 +141,13 @@ void sched_stats_flush(struct sched *s)
 #define ASAN_SWITCH_DONE_NEW() ((void)0)
 #endif
 
-static void all_unlink(struct sched *s, struct corun *co)
+void all_unlink(struct sched *s, struct corun *co)
 {
     if (dlink_linked(&s->all, &co->all_link))
         dlist_remove(&s->all, &co->all_link);
 }
 
-static void coroutine_release(struct corun *co)
+void coroutine_release(struct corun *co)
 {
     if (co->flags & CO_MAIN)
         return;                           /* lives on the thread's own stack */
@@ -180,6 +180,11 @@ static inline void after_switch(struct sched *s, struct corun *self)
         s->dead = NULL;
         coroutine_release(d);
     }
+    if (unlikely(s->exited != NULL)) {
+        struct corun *d = s->exited;
+        s->exited = NULL;
+        mn_finished(s, d);                /* off its stack now: others may free it */
+    }
 }
 
 static inline void sched_switch(struct sched *s, struct corun *from, struct corun *to)
@@ -196,6 +201,7 @@ static inline void sched_switch(struct sched *s, struct corun *from, struct coru
         tls_write_fs(to->fsbase);
     cr_ctx_switch(&from->sp, to->sp, NULL);
     ASAN_SWITCH_DONE(from);
+    s = from->sched;                      /* a moved thread resumes on another (M:N) */
     after_switch(s, from);
     if (unlikely(from->resume_work != 0))
         run_resumed(s, from);
@@ -322,7 +328,9 @@ void sched_hooks_resume(struct sched *s, struct corun *was)
 
 bool sched_alone(struct sched *s)
 {
-    return s->alive == 1 && coq_empty(&s->runq) && coq_empty(&s->hogs) && !timerheap_min(&s->timers) &&
+    /* M:N: another worker may hand this one threads, which a real blocking
+     * call would keep from running. */
+    return !mn_active && s->alive == 1 && coq_empty(&s->runq) && coq_empty(&s->hogs) && !timerheap_min(&s->timers) &&
            !uv_loop_alive(s->loop);
 }
 
@@ -362,7 +370,11 @@ void sched_preempt_current(struct sched *s)
     struct corun *cur = s->current;
     cur->state = CO_RUNNABLE;
     s->preempted = cur;
+    if (cur->pinned == 0 && mn_active)   /* its frames above are the program's and the handler's */
+        __atomic_or_fetch(&cur->flags, CO_MOVABLE, __ATOMIC_RELAXED);
     sched_switch(s, cur, s->loop_co);
+    if (cur->flags & CO_MOVABLE)
+        __atomic_and_fetch(&cur->flags, ~CO_MOVABLE, __ATOMIC_RELAXED);
 }
 
 void sched_yield_if_due(struct sched *s)
@@ -485,6 +497,22 @@ static int coroutine_new(struct sched *s, size_t stack_size, size_t guard, bool 
 __attribute__((noreturn)) static void coroutine_exit(struct corun *co)
 {
     struct sched *s = co->sched;
+    if (unlikely(mn_active)) {
+        /* Joiners and detachers may be on other OS threads: the thread is
+         * published finished once its stack is left (after_switch). */
+        s->alive--;
+        if (__atomic_sub_fetch(&mn_alive, 1, __ATOMIC_SEQ_CST) == 0)
+            exit(0);
+        OBSERVERS_CALL(thread_finished, s, co);
+        all_unlink(s, co);
+        struct corun *next = NULL, *p = co->parent;
+        if (p && p->id == co->parent_id && p->sched == s && p->state == CO_SUSPENDED) {
+            p->xfer = co->retval;
+            next = p;
+        }
+        s->exited = co;
+        sched_switch_final(co, next ? next : pick_next(s));
+    }
     co->state = CO_DONE;
     if (--s->alive == 0)
         exit(0);
@@ -496,7 +524,7 @@ __attribute__((noreturn)) static void coroutine_exit(struct corun *co)
      * parent may have been released; its slot stays mapped, and the id
      * check tells a live parent from a reused or zeroed slot. */
     struct corun *p = co->parent;
-    if (p && p->id == co->parent_id && p->state == CO_SUSPENDED) {
+    if (p && p->id == co->parent_id && p->sched == s && p->state == CO_SUSPENDED) {
         p->xfer = co->retval;
         next = p;
     }
@@ -526,6 +554,7 @@ static void coroutine_entry(void *arg, void *xfer)
     (void)xfer;
     struct corun *co = arg;
     struct sched *s = co->sched;
+    __atomic_and_fetch(&co->flags, ~CO_MOVABLE, __ATOMIC_RELAXED);   /* its frames hold s now */
     ASAN_SWITCH_DONE_NEW();
     co->saved_errno = 0;                 /* a new thread starts with errno 0 */
     if (co->flags & CO_OWN_TLS)
@@ -580,6 +609,8 @@ static void loop_main(void *arg, void *xfer)
             coq_push(&s->hogs, s->preempted);
             s->preempted = NULL;
         }
+        if (unlikely(s->mn_member))
+            mn_turn(s);                   /* take threads handed over, hand some over */
         struct corun *n = next_runnable(s);
         if (n) {
             s->dispatches = 1;
@@ -687,6 +718,7 @@ static void fork_child(void)
          * one green thread arms it again when it makes a second. */
         s->catch_armed = false;
     }
+    mn_fork_child(s);
     preempt_fork_child(s);
     OBSERVERS_CALL(fork_child, s);
 }
@@ -824,6 +856,13 @@ static void coroutine_start(struct sched *s, struct corun *co, const char *name,
 {
     if (unlikely(catch_wanted && !s->catch_armed))
         catch_on_first_spawn(s);
+    /* A pthread made by a thread that never used the explicit API (which
+     * clears the flag before spawning) in green mode: start the workers. */
+    if (unlikely(cr_config.procs > 1 && !mn_active) && (s->current->flags & CO_PREEMPTIBLE) &&
+        !cr_config.threads_native)
+        mn_start(s);
+    if (unlikely(mn_active))
+        __atomic_add_fetch(&mn_alive, 1, __ATOMIC_SEQ_CST);
     struct corun *cur = s->current;
     co->fn = fn;
     co->arg = arg;
@@ -834,6 +873,7 @@ static void coroutine_start(struct sched *s, struct corun *co, const char *name,
         co->flags |= CO_DETACHED;
     if (name)
         snprintf(co->name, sizeof co->name, "%s", name);
+    co->flags |= CO_MOVABLE;              /* until it starts (M:N) */
     co->state = CO_RUNNABLE;
     s->alive++;
     s->stats.created++;
@@ -878,6 +918,8 @@ int sched_join(struct corun *co, void **retval, uint64_t deadline, bool try, boo
         return ESRCH;
     if (co == cur)
         return EDEADLK;
+    if (s->mn_member && sched_is_member(co->sched))
+        return mn_join(s, co, retval, deadline, try, cancellable);
     if (co->sched != s)
         return EXDEV;
     if ((co->flags & CO_DETACHED) || co->joiner)
@@ -903,9 +945,12 @@ int sched_join(struct corun *co, void **retval, uint64_t deadline, bool try, boo
 
 int sched_detach(struct corun *co)
 {
+    struct sched *s = sched_self();
+    if (s->mn_member && sched_is_member(co->sched))
+        return mn_detach(co);
     if ((co->flags & CO_DETACHED) || co->joiner)
         return EINVAL;
-    if (co->sched != sched_self())
+    if (co->sched != s)
         return EXDEV;
     co->flags |= CO_DETACHED;
     if (co->state == CO_DONE)

@@ -75,6 +75,7 @@ struct sched_stats {
     unsigned long peak_alive;
     unsigned long switches;
     unsigned long preempted;      /* green threads made to yield after a CPU-time slice */
+    unsigned long moved_in, moved_out;   /* green threads taken from / handed to other workers */
     unsigned long parks[WAIT_KINDS];
     unsigned long offloads;
     unsigned long fds_registered; /* fds added to the epoll set */
@@ -98,6 +99,8 @@ struct sched_stats {
 #define CO_KERNEL_TID 0x4u  /* has the kernel thread's tid (see gthread_tid) */
 #define CO_OWN_TLS 0x8u     /* has a TCB and TLS of its own (tls.h) */
 #define CO_PREEMPTIBLE 0x10u /* a pthread (or main) that has not used the explicit API (catch.h) */
+#define CO_MOVABLE 0x20u    /* not started, or preempted: no frame of corun's on its stack holds
+                             * its scheduler, so it may resume on another OS thread (M:N) */
 
 struct sched;
 
@@ -135,6 +138,8 @@ struct corun {
     void *arg;
     void *retval;
     struct corun *joiner;
+    struct sched_xwake *joiner_xw;    /* the joiner's record, when it may be on another OS thread */
+    unsigned pinned;              /* program code called from corun's frames: must not move */
     struct corun *parent;         /* spawner, for corun_switch's return rule */
     uint64_t parent_id;
     uint64_t id;
@@ -188,6 +193,13 @@ struct sched {
     bool preempt_armed;           /* its CPU-time timer runs (catch.h, preemption) */
     int preempt_timer;            /* ... the kernel's timer id */
     unsigned long preempt_switches;   /* stats.switches at the timer's last signal */
+    /* M:N (CORUN_PROCS > 1; workers.c) */
+    bool mn_member;               /* runs the program's green threads with other OS threads */
+    bool worker;                  /* one of corun's worker OS threads */
+    struct corun *exited;         /* finished: published (joiner, release) after the switch */
+    struct corun *inbox;          /* atomic: green threads other workers handed over (LIFO) */
+    unsigned load;                /* atomic: runnable green threads at the last loop turn */
+    uint64_t load_at;             /* atomic: coarse time of that turn */
     struct sched_stats stats;
     _Alignas(16) unsigned char ext[];   /* the parts of upper layers */
 };
@@ -230,6 +242,10 @@ struct sched_observer {
     void (*resumed)(struct sched *s, struct corun *co);          /* co->resume_work was set */
     void (*loop_turn)(struct sched *s);                          /* s->loop_work was set */
     void (*polled)(struct sched *s);      /* after each poll's events, before timers expire */
+    /* M:N: a runnable green thread moves to another OS thread's scheduler:
+     * leaving runs on the old one's OS thread, arriving on the new one's. */
+    void (*thread_leaving)(struct sched *s, struct corun *co);
+    void (*thread_arriving)(struct sched *s, struct corun *co);
 };
 REGISTRY_SET(sched_observers, const struct sched_observer);
 #define SCHED_OBSERVER(name) REGISTER(sched_observers, name)
@@ -378,6 +394,16 @@ struct corun *sched_find_interruptible(struct sched *s, bool (*pick)(struct coru
 /* CORUN_STATS at exit: count the running coroutine's slice and the loop's
  * open stretch as if they ended now. */
 void sched_stats_flush(struct sched *s);
+
+/* ---- M:N (workers.c) ------------------------------------------------------*/
+
+/* Green threads run on CORUN_PROCS OS threads (set once the first worker
+ * starts; never cleared but in a fork child). */
+extern bool mn_active;
+
+/* s is one of the schedulers running the program's green threads together
+ * (any pointer may be asked: a pthread_t that is no green thread's). */
+bool sched_is_member(const struct sched *s);
 
 /* Record park start times (the live dump shows how long each waits). */
 extern bool sched_park_times;

@@ -45,6 +45,24 @@ void poller_poll(struct sched *s, bool block);
 void poller_open(struct sched *s);
 void poller_close(struct sched *s);
 
+/* ---- sched.c */
+void all_unlink(struct sched *s, struct corun *co);
+void coroutine_release(struct corun *co);
+
+/* ---- workers.c (M:N) */
+extern unsigned long mn_alive;     /* atomic: the program's threads alive, on every worker */
+/* The first green thread beside the first: start the other workers. */
+void mn_start(struct sched *s);
+/* At each loop turn of a member: adopt what others handed over, hand over
+ * movable threads to a less loaded worker. */
+void mn_turn(struct sched *s);
+/* co finished on s and its stack was left: wake its joiner, or release it. */
+void mn_finished(struct sched *s, struct corun *co);
+int mn_join(struct sched *s, struct corun *co, void **retval, uint64_t deadline, bool try,
+            bool cancellable);
+int mn_detach(struct corun *co);
+void mn_fork_child(struct sched *s);
+
 /* ---- stats (sched.c) */
 void stats_note_switch(struct sched *s, struct corun *from);
 void stats_note_loop_turn(struct sched *s);

@@ -447,6 +447,14 @@ uintptr_t tls_create(char *hi)
     return tp;
 }
 
+void tls_moved(uintptr_t tp, uintptr_t os_tp)
+{
+    memcpy((void *)(tp + L.tid_off), (void *)(os_tp + L.tid_off), sizeof(pid_t));
+    memcpy((void *)(tp - L.tcache_off), (void *)(os_tp - L.tcache_off), sizeof(void *));
+    if (L.arena_off)
+        memcpy((void *)(tp - L.arena_off), (void *)(os_tp - L.arena_off), sizeof(void *));
+}
+
 int *tls_errno_location(uintptr_t tp)
 {
     return (int *)(tp - L.errno_off);

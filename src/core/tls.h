@@ -47,6 +47,11 @@ size_t tls_area_size(void);
 uintptr_t tls_create(char *hi);
 
 /* Where errno of the thread with thread pointer tp lives. */
+/* The green thread whose TCB is at tp now runs on the OS thread whose own
+ * TCB is at os_tp (M:N): its tid, malloc's tcache and arena become that
+ * thread's, as at creation. */
+void tls_moved(uintptr_t tp, uintptr_t os_tp);
+
 int *tls_errno_location(uintptr_t tp);
 
 /* First code of a green thread on its own FS base: what glibc's

@@ -32,7 +32,7 @@ API int corun_spawn(corun_t **out, const corun_attr_t *attr, corun_fn fn, void *
     struct corun *co;
     /* The explicit API is cooperative ("runs when the caller next blocks
      * or yields"): a thread that uses it is never preempted from now on. */
-    sched_self()->current->flags &= ~CO_PREEMPTIBLE;
+    __atomic_and_fetch(&sched_self()->current->flags, ~CO_PREEMPTIBLE, __ATOMIC_RELAXED);
     int r = sched_spawn(sched_self(), size, guard, name && *name ? name : NULL,
                         !out || (attr && attr->detached), fn, arg, &co);
     errno = saved;
@@ -114,6 +114,7 @@ API int corun_set_name(corun_t *co, const char *name)
 API void *corun_switch(corun_t *target, void *value)
 {
     CATCH_HOLD();
-    sched_self()->current->flags &= ~CO_PREEMPTIBLE;   /* cooperative from now on */
+    __atomic_and_fetch(&sched_self()->current->flags, ~CO_PREEMPTIBLE,
+                       __ATOMIC_RELAXED);   /* cooperative from now on */
     return sched_switch_to(sched_self(), target, value);
 }

@@ -309,6 +309,26 @@ static void on_thread_finished(struct sched *s, struct corun *co)
         kmask_apply(s);          /* maybe all that are left block something */
 }
 
+/* M:N: a thread moves between schedulers with its mask and pending signals;
+ * each kernel thread's mask follows its own green threads. */
+static void on_thread_leaving(struct sched *s, struct corun *co)
+{
+    if (cr_config.threads_native)
+        return;
+    count_mask(s, sigword(&st(co)->mask), -1);
+    if (ss(s)->nmasked)
+        kmask_apply(s);
+}
+
+static void on_thread_arriving(struct sched *s, struct corun *co)
+{
+    if (cr_config.threads_native)
+        return;
+    count_mask(s, sigword(&st(co)->mask), 1);
+    if (ss(s)->kmask)
+        kmask_apply(s);
+}
+
 static void sched_reset(struct sched *s)
 {
     struct sig_sched *g = ss(s);
@@ -385,6 +405,8 @@ static const struct sched_observer observer = {
     .fork_child = on_fork_child,
     .thread_started = on_thread_started,
     .thread_finished = on_thread_finished,
+    .thread_leaving = on_thread_leaving,
+    .thread_arriving = on_thread_arriving,
     .resumed = on_resumed,
     .polled = on_polled,
 };

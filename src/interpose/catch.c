@@ -417,6 +417,7 @@ static void preempt_handler(int sig, siginfo_t *si, void *ucv)
     int saved_errno = errno;
     s->stats.preempted++;
     sched_preempt_current(s);
+    s = sched_tls;                     /* it may resume on another OS thread (M:N) */
     preempt_resumed(s);
     /* Others ran meanwhile and may have changed the thread's mask or
      * alternate stack: the sigreturn must not put back a stale one. */

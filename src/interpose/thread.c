@@ -72,7 +72,10 @@ REAL_DECL(int, setpriority, (__priority_which_t, id_t, int));
  * a kernel thread, which glibc must handle). */
 static bool green_id(struct sched *s, pthread_t t)
 {
-    return t && CO(t)->sched == s;
+    if (!t)
+        return false;
+    struct sched *ts = CO(t)->sched;
+    return ts == s || (s->mn_member && sched_is_member(ts));
 }
 
 /* ---- creation and ending ----------------------------------------------------*/

@@ -1,0 +1,393 @@
+/*
+ * M:N: the program's green threads run on CORUN_PROCS OS threads.
+ *
+ * Each OS thread (the program's main one, and CORUN_PROCS - 1 workers of
+ * corun's) keeps its own scheduler exactly as in N:1: its run queue, loop,
+ * epoll set and timers are touched only by that OS thread. What crosses
+ * between them:
+ *  - threads: at each loop turn a scheduler with two or more runnable
+ *    threads more than the least loaded member hands half the difference
+ *    to it (its inbox: a lock-free list, and a poke of its wake eventfd).
+ *    Only a thread no frame of corun's on its stack refers to may move: one
+ *    not yet started, or preempted (CO_MOVABLE) outside any program code
+ *    corun called (`pinned`). Everything else a scheduler keeps for a
+ *    thread (its place on wait queues, its timer) exists only while it is
+ *    parked, and parked threads never move. A pair that keeps waking each
+ *    other stays together: one of them is always parked at a turn.
+ *  - wakes: a parked thread is woken by its own scheduler; other OS threads
+ *    post the wake (sched_xwake_post), as kernel threads always did.
+ *  - the end of a thread: joiners and detachers may be on another OS
+ *    thread, so it is published finished (under mn_lock) only after its
+ *    stack was left.
+ * The first pthread_create (with own TLS and the catch in force) starts the
+ * workers; an idle one waits in its epoll set, costing nothing.
+ */
+#include "sched_int.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "catch.h"
+#include "config.h"
+#include "diag.h"
+#include "lock.h"
+#include "real.h"
+#include "tls.h"
+
+bool mn_active;
+unsigned long mn_alive;
+static cr_lock_t mn_lock = CR_LOCK_INIT;          /* a thread's end against join and detach */
+static struct sched *members[PROCS_MAX];
+static unsigned nmembers;                          /* atomic */
+
+#define MOVE_SCAN 1024                   /* queued threads counted per turn, at most */
+#define STALE_NS (20 * 1000000ull)       /* a member that has not turned for this long is busy */
+
+bool sched_is_member(const struct sched *s)
+{
+    unsigned n = __atomic_load_n(&nmembers, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < n; i++)
+        if (members[i] == s)
+            return true;
+    return false;
+}
+
+static void member_add(struct sched *s)
+{
+    static cr_lock_t add_lock = CR_LOCK_INIT;
+    s->mn_member = true;
+    cr_lock(&add_lock);
+    unsigned i = __atomic_load_n(&nmembers, __ATOMIC_RELAXED);
+    members[i] = s;
+    __atomic_store_n(&nmembers, i + 1, __ATOMIC_RELEASE);
+    cr_unlock(&add_lock);
+}
+
+/* ---- the workers ------------------------------------------------------------*/
+
+/* Signals the program handles are blocked in a worker's own context, so a
+ * worker's kernel thread takes one only when a green thread there does not
+ * block it (gsignal.c). Not blocked: faults, the catch's and preemption's,
+ * corun's own, and glibc's (setuid broadcasts SIGSETXID to every thread). */
+static void worker_block_signals(void)
+{
+    sigset_t m;
+    sigfillset(&m);
+    static const int keep[] = { SIGSYS, PREEMPT_SIGNAL, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP,
+                                SIGKILL, SIGSTOP, 32, 33 };
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+        sigdelset(&m, keep[i]);
+    sigdelset(&m, CORUN_KICK_SIGNAL);
+    sigdelset(&m, CORUN_DETECT_SIGNAL);
+    if (cr_config.dump_signal)
+        sigdelset(&m, cr_config.dump_signal);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &m, NULL, 8);
+}
+
+static void *worker_main(void *arg)
+{
+    (void)arg;
+    worker_block_signals();
+    struct sched *s = sched_self();
+    s->worker = true;
+    s->main_co->flags &= ~CO_PREEMPTIBLE;
+    strcpy(s->main_co->name, "corun-worker");
+    int err = catch_arm(s);
+    if (err)
+        diag_log(LOG_WARN, "worker: cannot catch system calls outside the hooks (%s)", strerror(err));
+    else
+        preempt_arm(s);
+    s->load_at = clock_coarse_ns();
+    member_add(s);
+    /* Its own context has nothing to do: the loop runs what is handed over. */
+    for (;;)
+        sched_park(s, DEADLINE_NONE, PARK_PLAIN);
+    return NULL;
+}
+
+void mn_start(struct sched *s)
+{
+    static bool warned;
+    const char *why = !tls_own     ? "each green thread needs TLS of its own (CORUN_TLS=own)"
+                      : !s->catch_armed ? "the system-call catch is not in force (CORUN_CATCH)"
+                                        : NULL;
+    if (why) {
+        if (!warned)
+            diag_log(LOG_WARN, "CORUN_PROCS=%u: %s; green threads stay on the OS thread "
+                     "that made them", cr_config.procs, why);
+        warned = true;
+        return;
+    }
+    mn_alive = s->alive;
+    s->load_at = clock_coarse_ns();
+    member_add(s);
+    __atomic_store_n(&mn_active, true, __ATOMIC_RELEASE);
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setstacksize(&a, 256 << 10);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    for (unsigned i = 1; i < cr_config.procs; i++) {
+        pthread_t t;
+        int r = libc_pthread_create(&t, &a, worker_main, NULL);
+        if (r) {
+            diag_log(LOG_WARN, "CORUN_PROCS=%u: cannot start worker %u (%s)", cr_config.procs, i,
+                     strerror(r));
+            break;
+        }
+    }
+    pthread_attr_destroy(&a);
+}
+
+/* ---- moving threads ------------------------------------------------------------*/
+
+#define CO_HOG 0x40u   /* moving: it came off the preempted threads' queue */
+
+static bool movable(const struct corun *co)
+{
+    return (co->flags & (CO_MOVABLE | CO_OWN_TLS | CO_PREEMPTIBLE | CO_MAIN)) ==
+               (CO_MOVABLE | CO_OWN_TLS | CO_PREEMPTIBLE) &&
+           co->pinned == 0 && co->state == CO_RUNNABLE;
+}
+
+static void adopt(struct sched *s, struct corun *co)
+{
+    co->sched = s;
+    s->alive++;
+    dlist_push(&s->all, &co->all_link);
+    /* What in its TCB names the OS thread: the tid, malloc's cache and arena,
+     * and corun's own copy of the scheduler. */
+    tls_moved(co->fsbase, s->fsbase);
+    *(struct sched **)(co->fsbase - tls_offset_of(&sched_tls)) = s;
+    OBSERVERS_CALL(thread_arriving, s, co);
+    if (co->flags & CO_HOG) {
+        __atomic_and_fetch(&co->flags, ~CO_HOG, __ATOMIC_RELAXED);
+        if (coq_empty(&s->hogs))
+            s->hogs_served = clock_coarse_ns();
+        coq_push(&s->hogs, co);
+    } else {
+        coq_push(&s->runq, co);
+    }
+    s->stats.moved_in++;
+}
+
+static void adopt_inbox(struct sched *s)
+{
+    if (!__atomic_load_n(&s->inbox, __ATOMIC_RELAXED))
+        return;
+    struct corun *co = __atomic_exchange_n(&s->inbox, NULL, __ATOMIC_ACQUIRE), *fifo = NULL;
+    while (co) {
+        struct corun *next = co->next;
+        co->next = fifo;
+        fifo = co;
+        co = next;
+    }
+    while (fifo) {
+        struct corun *next = fifo->next;
+        fifo->next = NULL;
+        adopt(s, fifo);
+        fifo = next;
+    }
+}
+
+static unsigned queued(const struct coq *q, unsigned cap)
+{
+    unsigned n = 0;
+    for (const struct corun *co = q->head; co && n < cap; co = co->next)
+        n++;
+    return n;
+}
+
+/* Take co off s (on s's OS thread) and chain it on *list. */
+static void leave(struct sched *s, struct corun *co, struct corun **list)
+{
+    if (co->queue == &s->hogs)
+        __atomic_or_fetch(&co->flags, CO_HOG, __ATOMIC_RELAXED);
+    coq_remove(co->queue, co);
+    s->alive--;
+    OBSERVERS_CALL(thread_leaving, s, co);
+    all_unlink(s, co);
+    s->stats.moved_out++;
+    co->next = *list;
+    *list = co;
+}
+
+static unsigned take_from(struct sched *s, struct coq *q, unsigned want, struct corun **list)
+{
+    unsigned n = 0;
+    struct corun *co = q->tail;
+    while (co && n < want) {
+        struct corun *prev = co->prev;
+        if (movable(co)) {
+            leave(s, co, list);
+            n++;
+        }
+        co = prev;
+    }
+    return n;
+}
+
+static void hand_over(struct sched *to, struct corun *list, struct corun *last)
+{
+    struct corun *head = __atomic_load_n(&to->inbox, __ATOMIC_RELAXED);
+    do
+        last->next = head;
+    while (!__atomic_compare_exchange_n(&to->inbox, &head, list, true, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED));
+    uint64_t one = 1;
+    syscall(SYS_write, to->wake_fd, &one, sizeof one);
+}
+
+static void balance(struct sched *s)
+{
+    unsigned mine = queued(&s->runq, MOVE_SCAN) + queued(&s->hogs, MOVE_SCAN);
+    uint64_t now = clock_coarse_ns();
+    __atomic_store_n(&s->load, mine, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->load_at, now, __ATOMIC_RELAXED);
+    if (mine < 2)
+        return;
+    struct sched *to = NULL;
+    unsigned to_load = 0, n = __atomic_load_n(&nmembers, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < n; i++) {
+        struct sched *m = members[i];
+        if (m == s)
+            continue;
+        unsigned l = __atomic_load_n(&m->load, __ATOMIC_RELAXED);
+        /* One stuck in a real blocking call would not run what it is given. */
+        if (!__atomic_load_n(&m->polling, __ATOMIC_RELAXED) &&
+            now - __atomic_load_n(&m->load_at, __ATOMIC_RELAXED) > STALE_NS)
+            continue;
+        if (!to || l < to_load) {
+            to = m;
+            to_load = l;
+        }
+    }
+    if (!to || mine < to_load + 2)
+        return;
+    unsigned want = (mine - to_load) / 2;
+    struct corun *list = NULL;
+    unsigned got = take_from(s, &s->hogs, want, &list);
+    if (got < want)
+        got += take_from(s, &s->runq, want - got, &list);
+    if (!got)
+        return;
+    struct corun *last = list;
+    while (last->next)
+        last = last->next;
+    __atomic_add_fetch(&to->load, got, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->load, mine - got, __ATOMIC_RELAXED);
+    hand_over(to, list, last);
+}
+
+void mn_turn(struct sched *s)
+{
+    adopt_inbox(s);
+    balance(s);
+}
+
+/* ---- the end of a thread ----------------------------------------------------*/
+
+void mn_finished(struct sched *s, struct corun *co)
+{
+    cr_lock(&mn_lock);
+    co->state = CO_DONE;
+    struct corun *j = co->joiner;
+    struct sched_xwake *jx = co->joiner_xw;
+    bool detached = co->flags & CO_DETACHED;
+    cr_unlock(&mn_lock);
+    if (j) {
+        if (j->sched == s) {
+            __atomic_store_n(&jx->delivered, 1, __ATOMIC_RELEASE);
+            sched_wake(j, WAKE_SIGNALED);
+        } else {
+            sched_xwake_post(jx);
+        }
+    } else if (detached) {
+        coroutine_release(co);
+    }
+}
+
+int mn_join(struct sched *s, struct corun *co, void **retval, uint64_t deadline, bool try,
+            bool cancellable)
+{
+    struct corun *cur = s->current;
+    cr_lock(&mn_lock);
+    if (co->state == CO_RELEASED) {
+        cr_unlock(&mn_lock);
+        return ESRCH;
+    }
+    if ((co->flags & CO_DETACHED) || co->joiner) {
+        cr_unlock(&mn_lock);
+        return EINVAL;
+    }
+    if (co->state != CO_DONE) {
+        if (try) {
+            cr_unlock(&mn_lock);
+            return EBUSY;
+        }
+        struct sched_xwake xw = { .co = cur };
+        co->joiner = cur;
+        co->joiner_xw = &xw;
+        cr_unlock(&mn_lock);
+        sched_wait_on(s, WAIT_JOIN, co, -1);
+        int why = sched_park(s, deadline, cancellable ? PARK_CANCEL : PARK_PLAIN);
+        s = cur->sched;
+        if (why != WAKE_SIGNALED) {
+            cr_lock(&mn_lock);
+            if (co->state != CO_DONE) {
+                co->joiner = NULL;
+                co->joiner_xw = NULL;
+                cr_unlock(&mn_lock);
+                return why == WAKE_CANCELED ? ECANCELED : ETIMEDOUT;
+            }
+            cr_unlock(&mn_lock);
+            /* It finished meanwhile and its wake is on the way to this
+             * record: wait for it, and the join is done. */
+            while (!__atomic_load_n(&xw.delivered, __ATOMIC_ACQUIRE))
+                sched_park(s, DEADLINE_NONE, PARK_PLAIN);
+        }
+    } else {
+        cr_unlock(&mn_lock);
+    }
+    if (retval)
+        *retval = co->retval;
+    coroutine_release(co);
+    return 0;
+}
+
+int mn_detach(struct corun *co)
+{
+    cr_lock(&mn_lock);
+    if ((co->flags & CO_DETACHED) || co->joiner) {
+        cr_unlock(&mn_lock);
+        return EINVAL;
+    }
+    if (co->state == CO_DONE) {
+        cr_unlock(&mn_lock);
+        coroutine_release(co);
+        return 0;
+    }
+    __atomic_or_fetch(&co->flags, CO_DETACHED, __ATOMIC_RELAXED);
+    cr_unlock(&mn_lock);
+    return 0;
+}
+
+/* ---- fork -------------------------------------------------------------------*/
+
+/* The child has the forking OS thread only: N:1 again until its next
+ * pthread_create starts workers of its own. */
+void mn_fork_child(struct sched *s)
+{
+    mn_lock = (cr_lock_t)CR_LOCK_INIT;
+    mn_active = false;
+    nmembers = 0;
+    if (s) {
+        s->mn_member = false;
+        s->inbox = NULL;
+        s->exited = NULL;
+        s->load = 0;
+    }
+}
