@@ -114,6 +114,62 @@ static void xwakes_drain(struct sched *s)
     }
 }
 
+/* ---- work from other OS threads (M:N) ----------------------------------------*/
+
+void sched_run_on(struct sched *target, void (*fn)(struct sched *, void *), void *arg)
+{
+    struct sched *s = sched_tls;
+    if (target == s) {
+        fn(target, arg);
+        return;
+    }
+    struct sched_call c = { .fn = fn, .arg = arg };
+    bool green = s && s->current != s->loop_co;
+    if (green)
+        c.reply.co = s->current;
+    __atomic_add_fetch(&target->xwake_posters, 1, __ATOMIC_SEQ_CST);
+    struct sched_call *head = __atomic_load_n(&target->calls, __ATOMIC_RELAXED);
+    do
+        c.next = head;
+    while (!__atomic_compare_exchange_n(&target->calls, &head, &c, true, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED));
+    uint64_t one = 1;
+    int saved = errno;
+    syscall(SYS_write, target->wake_fd, &one, sizeof one);
+    __atomic_sub_fetch(&target->xwake_posters, 1, __ATOMIC_RELEASE);
+    if (green) {
+        /* Only the reply wakes this park: it is plain, without a deadline. */
+        while (!__atomic_load_n(&c.reply.delivered, __ATOMIC_ACQUIRE))
+            sched_park(s, DEADLINE_NONE, PARK_PLAIN);
+    } else {
+        while (!__atomic_load_n(&c.done, __ATOMIC_ACQUIRE))
+            syscall(SYS_sched_yield);
+    }
+    errno = saved;
+}
+
+static void calls_drain(struct sched *s)
+{
+    if (!__atomic_load_n(&s->calls, __ATOMIC_RELAXED))
+        return;
+    struct sched_call *c = __atomic_exchange_n(&s->calls, NULL, __ATOMIC_ACQUIRE), *fifo = NULL;
+    while (c) {
+        struct sched_call *next = c->next;
+        c->next = fifo;
+        fifo = c;
+        c = next;
+    }
+    while (fifo) {
+        struct sched_call *next = fifo->next;
+        fifo->fn(s, fifo->arg);
+        if (fifo->reply.co)
+            sched_xwake_post(&fifo->reply);   /* the record lives until delivered */
+        else
+            __atomic_store_n(&fifo->done, 1, __ATOMIC_RELEASE);
+        fifo = next;
+    }
+}
+
 static void timers_expire(struct sched *s)
 {
     struct timer_node *t = timerheap_min(&s->timers);
@@ -176,6 +232,7 @@ void poller_poll(struct sched *s, bool block)
         } else
             dispatch(s, ev[i].data.u64, ev[i].events);
     }
+    calls_drain(s);
     xwakes_drain(s);              /* before timers: a handoff beats a timeout */
     OBSERVERS_CALL(polled, s);
     timers_expire(s);

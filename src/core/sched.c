@@ -707,6 +707,7 @@ static void fork_child(void)
         s->preempted = NULL;
         s->interruptible.head = NULL;
         s->xwakes = NULL;                /* their waiters stayed behind */
+        s->calls = NULL;
         s->xwake_posters = 0;
         s->all.head = NULL;
         dlist_push(&s->all, &s->current->all_link);
@@ -754,7 +755,7 @@ __attribute__((constructor)) static void process_init_on_load(void)
     libc_pthread_once(&process_once, process_init);
 }
 
-static struct sched *sched_create(void)
+static struct sched *sched_create(bool worker)
 {
     libc_pthread_once(&process_once, process_init);
     struct sched *s = calloc(1, sched_size + sizeof(uv_loop_t));
@@ -775,8 +776,12 @@ static struct sched *sched_create(void)
     main_co->errno_loc = s->errno_loc;
     main_co->fsbase = s->fsbase;
     main_co->state = CO_RUNNING;
-    main_co->flags = CO_MAIN | CO_KERNEL_TID | CO_PREEMPTIBLE;
-    main_co->id = atomic_fetch_add(&next_id, 1);
+    main_co->flags = CO_MAIN | CO_KERNEL_TID | (worker ? 0 : CO_PREEMPTIBLE);
+    /* A worker's own context is no thread of the program's: no id. */
+    main_co->id = worker ? 0 : atomic_fetch_add(&next_id, 1);
+    s->worker = worker;
+    if (worker)
+        strcpy(main_co->name, "corun-worker");
 #ifdef CORUN_SANITIZERS
     void *lo;
     size_t sz;
@@ -811,10 +816,26 @@ struct sched *sched_self(void)
     bool off = tls_hooks_off;
     tls_hooks_off = true;             /* hooks called while building it pass through */
     int saved = errno;                /* a hook's call may well succeed: errno is the program's */
-    s = sched_create();
+    s = sched_create(false);
     errno = saved;
     tls_hooks_off = off;
     return s;
+}
+
+struct sched *sched_create_worker(void)
+{
+    tls_hooks_off = true;
+    struct sched *s = sched_create(true);
+    tls_hooks_off = false;
+    return s;
+}
+
+void sched_worker_idle(struct sched *s)
+{
+    struct corun *cur = s->main_co;
+    cur->state = CO_PARKED;           /* for good: no park counted, nobody wakes it */
+    sched_switch(s, cur, pick_next(s));
+    diag_fatal("a worker's own context was resumed");
 }
 
 struct sched *sched_for_program_slow(void)

@@ -178,6 +178,7 @@ struct sched {
     int epfd;                     /* fds waited on, plus libuv's own backend fd */
     int wake_fd;                  /* eventfd in epfd: other OS threads posted wakes */
     struct sched_xwake *xwakes;   /* atomic: posted by other OS threads, LIFO */
+    struct sched_call *calls;     /* atomic: work other OS threads asked it to do, LIFO */
     unsigned xwake_posters;       /* atomic: other threads posting (they poke wake_fd) */
     unsigned long alive;          /* coroutines not finished, main included */
     struct timerheap timers;
@@ -330,6 +331,21 @@ int sched_park(struct sched *s, uint64_t deadline, enum park_mode mode);
  * queue, timer and the interruptible list). Returns false if it was not
  * parked. */
 bool sched_wake(struct corun *co, int reason);
+
+/* Work for another scheduler's OS thread (M:N), run in its loop context:
+ * what its green threads' wait queues need, which only it may touch. */
+struct sched_call {
+    struct sched_call *next;
+    void (*fn)(struct sched *s, void *arg);
+    void *arg;
+    struct sched_xwake reply;     /* the caller, woken when fn has run */
+    unsigned done;                /* atomic */
+};
+
+/* Run fn(target, arg) on target's OS thread and wait for it (parking the
+ * calling green thread, if there is one). Directly when target is the
+ * caller's own scheduler. */
+void sched_run_on(struct sched *target, void (*fn)(struct sched *, void *), void *arg);
 
 /* Post xw (xw->co set, parked on its own scheduler's OS thread) from any
  * thread: the loop of xw->co->sched wakes it with WAKE_SIGNALED. Lock-free,

@@ -62,6 +62,9 @@ int mn_join(struct sched *s, struct corun *co, void **retval, uint64_t deadline,
             bool cancellable);
 int mn_detach(struct corun *co);
 void mn_fork_child(struct sched *s);
+/* A worker's scheduler (sched.c), and its own context leaving for good. */
+struct sched *sched_create_worker(void);
+__attribute__((noreturn)) void sched_worker_idle(struct sched *s);
 
 /* ---- stats (sched.c) */
 void stats_note_switch(struct sched *s, struct corun *from);

@@ -92,10 +92,7 @@ static void *worker_main(void *arg)
 {
     (void)arg;
     worker_block_signals();
-    struct sched *s = sched_self();
-    s->worker = true;
-    s->main_co->flags &= ~CO_PREEMPTIBLE;
-    strcpy(s->main_co->name, "corun-worker");
+    struct sched *s = sched_create_worker();
     int err = catch_arm(s);
     if (err)
         diag_log(LOG_WARN, "worker: cannot catch system calls outside the hooks (%s)", strerror(err));
@@ -104,9 +101,7 @@ static void *worker_main(void *arg)
     s->load_at = clock_coarse_ns();
     member_add(s);
     /* Its own context has nothing to do: the loop runs what is handed over. */
-    for (;;)
-        sched_park(s, DEADLINE_NONE, PARK_PLAIN);
-    return NULL;
+    sched_worker_idle(s);
 }
 
 void mn_start(struct sched *s)

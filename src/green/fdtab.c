@@ -17,6 +17,7 @@
 #include "corun.h"
 #include "diag.h"
 #include "gthread.h"
+#include "lock.h"
 #include "sched.h"
 
 #define CHUNK_BITS 10
@@ -45,6 +46,63 @@ static struct fd_entry *entry_at(int fd, bool create)
     return &chunk[(unsigned)fd & (CHUNK_SIZE - 1)];
 }
 
+/* M:N: an fd's registration and wait lists belong to the scheduler whose
+ * epoll set has it (e->reg), and only its OS thread wakes them; another
+ * one takes the registration over when no thread waits there, or asks that
+ * scheduler to wake them (close, shutdown). These locks keep those steps
+ * apart from each other and from the owner's event handling. */
+#define FD_LOCKS 64
+static cr_lock_t fd_locks[FD_LOCKS];
+
+static inline void fd_lock(int fd)
+{
+    if (__builtin_expect(mn_active, 0))
+        cr_lock(&fd_locks[(unsigned)fd % FD_LOCKS]);
+}
+
+static inline void fd_unlock(int fd)
+{
+    if (__builtin_expect(mn_active, 0))
+        cr_unlock(&fd_locks[(unsigned)fd % FD_LOCKS]);
+}
+
+static bool has_waiters(const struct fd_entry *e)
+{
+    return !coq_empty(&e->waiters) || e->pollers.head;
+}
+
+struct wake_req {
+    int fd;
+    struct fd_entry *e;
+    int reason;
+};
+
+/* On the registration's scheduler: wake every thread waiting on e. */
+static void wake_all_here(struct sched *s, void *arg)
+{
+    struct wake_req *w = arg;
+    struct fd_entry *e = w->e;
+    fd_lock(w->fd);
+    if (e->reg == s) {
+        while (!coq_empty(&e->waiters))
+            sched_wake(e->waiters.head, w->reason);
+        dlist_foreach(&e->pollers, it)
+            sched_wake(container_of(it, struct fd_poller, link)->co, WAKE_SIGNALED);
+    }
+    fd_unlock(w->fd);
+}
+
+/* Wake e's waiters with `reason` (and its pollers), wherever they wait. */
+static void wake_all(int fd, struct fd_entry *e, int reason)
+{
+    struct wake_req w = { fd, e, reason };
+    struct sched *reg = e->reg;
+    if (reg && mn_active && reg != sched_tls && has_waiters(e))
+        sched_run_on(reg, wake_all_here, &w);
+    else if (reg || has_waiters(e))
+        wake_all_here(reg, &w);
+}
+
 static void socket_timeouts(int fd, struct fd_entry *e)
 {
     struct timeval tv;
@@ -57,10 +115,8 @@ static void socket_timeouts(int fd, struct fd_entry *e)
 /* Wake everyone waiting on e (the fd is going away) and forget it. */
 static void entry_retire(int fd, struct fd_entry *e)
 {
-    while (!coq_empty(&e->waiters))
-        sched_wake(e->waiters.head, WAKE_CLOSED);
-    dlist_foreach(&e->pollers, it)
-        sched_wake(container_of(it, struct fd_poller, link)->co, WAKE_SIGNALED);  /* POLLNVAL */
+    wake_all(fd, e, WAKE_CLOSED);      /* pollers find POLLNVAL */
+    fd_lock(fd);
     struct dlist pollers = e->pollers;
     if (e->reg)
         syscall(SYS_epoll_ctl, e->reg->epfd, EPOLL_CTL_DEL, fd, NULL);
@@ -68,6 +124,7 @@ static void entry_retire(int fd, struct fd_entry *e)
     memset(e, 0, sizeof *e);
     e->gen = gen;
     e->pollers = pollers;     /* their owners unlink them when they resume */
+    fd_unlock(fd);
 }
 
 static void entry_fresh(struct fd_entry *e, enum fd_kind kind, bool stream, bool nonblock)
@@ -150,8 +207,8 @@ void fdtab_shutdown(int fd, int how)
         return;
     if (how != SHUT_RD)
         e->wr_shutdown = true;
-    while (!coq_empty(&e->waiters))
-        sched_wake(e->waiters.head, WAKE_SIGNALED);
+    if (!coq_empty(&e->waiters))
+        wake_all(fd, e, WAKE_SIGNALED);
 }
 
 void fdtab_dup(int oldfd, int newfd)
@@ -261,12 +318,21 @@ static const struct sched_observer observer = {
 };
 SCHED_OBSERVER(observer);
 
+/* With fd's lock held. */
 static int fd_register(struct sched *s, int fd, struct fd_entry *e)
 {
     if (e->reg == s)
         return 0;
-    if (e->reg)
-        return ENOTSUP;           /* waited on by another OS thread's scheduler */
+    if (e->reg) {
+        /* Waited on by another OS thread's scheduler: take it over when
+         * nobody waits there (M:N: its last waiter moved, or left). */
+        if (!mn_active || !s->mn_member || !sched_is_member(e->reg))
+            return ENOTSUP;
+        if (has_waiters(e))
+            return EBUSY;             /* threads of two workers at once: look again soon */
+        syscall(SYS_epoll_ctl, e->reg->epfd, EPOLL_CTL_DEL, fd, NULL);
+        e->reg = NULL;
+    }
     struct epoll_event ev = {
         .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
         .data.u64 = sched_poll_data(&fd_source, (uint64_t)(e->gen & GEN_TAG_MASK) << 32 | (uint32_t)fd),
@@ -282,17 +348,52 @@ static int fd_register(struct sched *s, int fd, struct fd_entry *e)
     return 0;
 }
 
+#define RECHECK_NS 1000000ull
+
+static uint64_t recheck_deadline(uint64_t deadline)
+{
+    uint64_t soon = clock_now_ns() + RECHECK_NS;
+    return deadline < soon ? deadline : soon;
+}
+
+/* M:N: threads of another worker wait on fd, whose registration only one
+ * epoll set can hold: wait a millisecond, and the caller tries its call
+ * again (slower, never stuck: a real blocking call here could keep this
+ * worker from running the thread that would make the fd ready). */
+static int recheck_soon(struct sched *s, int fd, short events, uint64_t deadline)
+{
+    sched_wait_on(s, (events & POLLIN) ? WAIT_READ : WAIT_WRITE, NULL, fd);
+    switch (sched_park(s, recheck_deadline(deadline),
+                       deadline == DEADLINE_NONE ? PARK_INTR_RESTART : PARK_INTR_ALWAYS)) {
+    case WAKE_TIMEOUT: return clock_now_ns() >= deadline ? ETIMEDOUT : 0;
+    case WAKE_CANCELED: return ECANCELED;
+    case WAKE_INTERRUPTED: return EINTR;
+    default: return 0;
+    }
+}
+
 static int fd_wait(struct sched *s, int fd, struct fd_entry *e, short events, uint64_t deadline)
 {
-    if (fd_register(s, fd, e) != 0)
+    fd_lock(fd);
+    int reg = fd_register(s, fd, e);
+    if (reg == EBUSY) {
+        fd_unlock(fd);
+        return recheck_soon(s, fd, events, deadline);
+    }
+    if (reg != 0) {
+        fd_unlock(fd);
         return ENOTSUP;
+    }
     /* An event may have come in since the caller's EAGAIN. */
-    if ((events & POLLIN) ? e->rd_ready : e->wr_ready)
+    if ((events & POLLIN) ? e->rd_ready : e->wr_ready) {
+        fd_unlock(fd);
         return 0;
+    }
     struct corun *cur = s->current;
     cur->wait_want = events;
     sched_wait_on(s, (events & POLLIN) ? WAIT_READ : WAIT_WRITE, NULL, fd);
     coq_push(&e->waiters, cur);
+    fd_unlock(fd);
     /* A deadline here is the socket's SO_RCVTIMEO/SO_SNDTIMEO: such calls
      * are never restarted after a handler (signal(7)). */
     switch (sched_park(s, deadline, deadline == DEADLINE_NONE ? PARK_INTR_RESTART : PARK_INTR_ALWAYS)) {
@@ -320,11 +421,15 @@ int fd_wait_writable(struct sched *s, int fd, struct fd_entry *e, uint64_t deadl
 
 static void fd_ready(struct sched *s, uint64_t data, uint32_t events)
 {
-    (void)s;
     int fd = (int)(uint32_t)data;
     struct fd_entry *e = entry_at(fd, false);
-    if (!e || (e->gen & GEN_TAG_MASK) != (uint32_t)(data >> 32))
-        return;                        /* an fd closed since */
+    if (!e)
+        return;
+    fd_lock(fd);
+    if ((e->gen & GEN_TAG_MASK) != (uint32_t)(data >> 32) || (mn_active && e->reg != s)) {
+        fd_unlock(fd);
+        return;                        /* an fd closed since, or now waited on elsewhere */
+    }
     if (events & EV_READ)
         e->rd_ready = true;
     if (events & EV_FINAL)
@@ -345,14 +450,17 @@ static void fd_ready(struct sched *s, uint64_t data, uint32_t events)
             ((p->events & POLLOUT) && (events & EV_WRITE)))
             sched_wake(p->co, WAKE_SIGNALED);
     }
+    fd_unlock(fd);
 }
 
 /* ---- waiting on several fds -------------------------------------------------*/
 
-static void poller_unlink(struct fd_entry *e, struct fd_poller *p)
+static void poller_unlink(int fd, struct fd_entry *e, struct fd_poller *p)
 {
+    fd_lock(fd);
     if (dlink_linked(&e->pollers, &p->link))
         dlist_remove(&e->pollers, &p->link);
+    fd_unlock(fd);
 }
 
 int fd_wait_any(struct sched *s, const struct pollfd *fds, unsigned long n, uint64_t deadline,
@@ -372,25 +480,41 @@ int fd_wait_any(struct sched *s, const struct pollfd *fds, unsigned long n, uint
     }
     struct corun *cur = s->current;
     int saved = errno;
-    bool ready_now = false;
+    bool ready_now = false, elsewhere = false;
     for (unsigned long i = 0; i < n; i++) {
         ents[i] = NULL;
         if (fds[i].fd < 0)
             continue;
         struct fd_entry *e = fdtab_get(fds[i].fd);
-        if (!e || e->kind == FD_REGULAR || fd_register(s, fds[i].fd, e) != 0) {
+        if (!e || e->kind == FD_REGULAR) {
             ready_now = true;          /* let the kernel's poll answer for it */
+            break;
+        }
+        fd_lock(fds[i].fd);
+        int reg = fd_register(s, fds[i].fd, e);
+        if (reg == EBUSY) {            /* waited on by another worker's threads */
+            fd_unlock(fds[i].fd);
+            elsewhere = true;
+            continue;
+        }
+        if (reg != 0) {
+            fd_unlock(fds[i].fd);
+            ready_now = true;
             break;
         }
         nodes[i] = (struct fd_poller){ .co = cur, .events = fds[i].events };
         dlist_push(&e->pollers, &nodes[i].link);
+        fd_unlock(fds[i].fd);
         ents[i] = e;
     }
     sched_wait_on(s, WAIT_POLL, NULL, n == 1 ? fds[0].fd : -1);
-    int why = ready_now ? WAKE_SIGNALED : sched_park(s, deadline, intr);
+    int why = ready_now ? WAKE_SIGNALED
+                        : sched_park(s, elsewhere ? recheck_deadline(deadline) : deadline, intr);
+    if (why == WAKE_TIMEOUT && elsewhere && clock_now_ns() < deadline)
+        why = WAKE_SIGNALED;           /* the caller asks the kernel again */
     for (unsigned long i = 0; i < n; i++)
         if (ents[i])
-            poller_unlink(ents[i], &nodes[i]);
+            poller_unlink(fds[i].fd, ents[i], &nodes[i]);
     if (nodes != local)
         free(nodes);
     if (ents != local_ents)

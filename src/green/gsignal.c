@@ -538,6 +538,19 @@ void gsignal_add_pending(struct sched *s, sigset_t *set)
             sigaddset(set, sig);
 }
 
+static void kill_here(struct sched *s, struct corun *target, int sig);
+
+struct kill_req {
+    struct corun *target;
+    int sig;
+};
+
+static void kill_there(struct sched *s, void *arg)
+{
+    struct kill_req *k = arg;
+    kill_here(s, k->target, k->sig);
+}
+
 int gsignal_kill(struct sched *s, struct corun *target, int sig)
 {
     if (sig < 0 || sig >= NSIG)
@@ -550,9 +563,25 @@ int gsignal_kill(struct sched *s, struct corun *target, int sig)
         raise_in_kernel(sig);       /* default or ignored: process-wide anyway */
         return 0;
     }
+    struct sched *ts = target->sched;
+    if (ts != s && mn_active) {
+        /* M:N: its pending set and its wake are its scheduler's to touch.
+         * One moving meanwhile is runnable: it runs the handler on resuming. */
+        struct kill_req k = { target, sig };
+        sched_run_on(ts, kill_there, &k);
+        return 0;
+    }
+    kill_here(s, target, sig);
+    return 0;
+}
+
+static void kill_here(struct sched *s, struct corun *target, int sig)
+{
     PENDING(target) |= SIGBIT(sig);
     if (blocks(target, sig))
-        return 0;                   /* delivered when it unblocks */
+        return;                     /* delivered when it unblocks */
+    if (target->sched != s)
+        return;                     /* moving: it runs the handler when it resumes */
     if (target == s->current) {
         gsignal_run_pending(s, target);
     } else {
@@ -564,7 +593,6 @@ int gsignal_kill(struct sched *s, struct corun *target, int sig)
         /* else (a mutex, condvar or join wait, whose re-wait would need the
          * site's own re-check): the handler runs when the thread next runs */
     }
-    return 0;
 }
 
 int gsignal_kill_tid(struct sched *s, pid_t tgid, pid_t tid, int sig)

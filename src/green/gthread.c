@@ -267,11 +267,21 @@ void gthread_exit(void *retval)
 
 /* ---- cancellation ----------------------------------------------------------*/
 
+static void cancel_here(struct sched *s, void *arg)
+{
+    struct corun *t = arg;
+    t->cancel_pending = true;
+    if (t->sched == s && t->state == CO_PARKED && t->in_cancel_point && !t->cancel_disabled)
+        sched_wake(t, WAKE_CANCELED);
+}
+
 int gthread_cancel(struct corun *t)
 {
-    t->cancel_pending = true;
-    if (t->state == CO_PARKED && t->in_cancel_point && !t->cancel_disabled)
-        sched_wake(t, WAKE_CANCELED);
+    struct sched *ts = t->sched;
+    if (mn_active && ts != sched_tls)
+        sched_run_on(ts, cancel_here, t);   /* M:N: its wake is its scheduler's */
+    else
+        cancel_here(ts, t);
     return 0;
 }
 

@@ -46,10 +46,14 @@ static inline char **pr_env(bool preload, const char *const *extra)
     char **env = calloc(n + more + 3, sizeof *env);
     cr_assert_not_null(env);
     size_t e = 0;
+    bool procs_given = false;
+    for (size_t i = 0; i < more; i++)
+        procs_given |= pr_env_is(extra[i], "CORUN_PROCS");
     for (size_t i = 0; i < n; i++)
-        if (!pr_env_is(environ[i], "LD_PRELOAD") && strncmp(environ[i], "CORUN_", 6) &&
-            !pr_env_is(environ[i], "ASAN_OPTIONS"))
-            env[e++] = environ[i];
+        if ((!pr_env_is(environ[i], "LD_PRELOAD") && strncmp(environ[i], "CORUN_", 6) &&
+             !pr_env_is(environ[i], "ASAN_OPTIONS")) ||
+            (pr_env_is(environ[i], "CORUN_PROCS") && !procs_given))
+            env[e++] = environ[i];   /* the suite runs at a CORUN_PROCS of its caller's */
     if (preload) {
         snprintf(pre, sizeof pre, "LD_PRELOAD=%s", TEST_BUILDDIR "/.libs/libcorun.so");
         env[e++] = pre;
@@ -62,6 +66,15 @@ static inline char **pr_env(bool preload, const char *const *extra)
         env[e++] = (char *)extra[i];
     env[e] = NULL;
     return env;
+}
+
+/* The most OS threads a green program may run on: CORUN_PROCS as the
+ * suite was started with (corun's workers), else 1. */
+static inline long pr_procs(void)
+{
+    const char *p = getenv("CORUN_PROCS");
+    long n = p ? strtol(p, NULL, 10) : 1;
+    return n >= 1 ? n : 1;
 }
 
 /* Run TEST_BUILDDIR/tests/prog with args (NULL-terminated) in pr_env(). */
@@ -153,8 +166,10 @@ static inline void matrix_check(const char *prog, const char *mode, enum pt_how 
                   "libcorun was not loaded (preload failed?): " PT_FMT,
                   PT_ARGS(prog, mode, how, c, st));
     else
-        cr_assert(strstr(c->out, "corun=1 green=1 max_tasks=1\n"),
-                  "not green threads on one OS thread: " PT_FMT, PT_ARGS(prog, mode, how, c, st));
+        cr_assert(strstr(c->out, "corun=1 green=1 max_tasks=") &&
+                      pr_value(c, "max_tasks") >= 1 && pr_value(c, "max_tasks") <= pr_procs(),
+                  "not green threads on CORUN_PROCS OS threads: " PT_FMT,
+                  PT_ARGS(prog, mode, how, c, st));
     free(c);
 }
 

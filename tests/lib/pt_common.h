@@ -154,6 +154,14 @@ UNUSED static bool green(void)
     return corun_loaded() && !(t && !strcmp(t, "native"));
 }
 
+/* Green threads all on one OS thread (CORUN_PROCS unset or 1): orderings
+ * that follow from that are checked only then. */
+UNUSED static bool green_one_os_thread(void)
+{
+    const char *p = getenv("CORUN_PROCS");
+    return green() && (!p || atoi(p) <= 1);
+}
+
 UNUSED static int64_t ns_on(clockid_t clk)
 {
     struct timespec ts;

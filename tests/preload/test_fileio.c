@@ -22,7 +22,9 @@ static struct tu_child *run(const char *mode, bool preload, const char *policy, 
     static char pol[64], d[256];
     snprintf(pol, sizeof pol, "CORUN_FILE_IO=%s", policy ? policy : "");
     snprintf(d, sizeof d, "PT_FILE_DIR=%s", dir ? dir : "");
-    const char *extra[] = { pol, d, NULL };
+    /* These count OS threads to see the pool start: corun's workers
+     * (CORUN_PROCS) would count too. */
+    const char *extra[] = { pol, d, "CORUN_PROCS=1", NULL };
     const char *args[] = { mode, NULL };
     pr_run("pt_file", args, preload, extra, c);
     char st[128], pass[64], what[256];
