@@ -600,7 +600,10 @@ static void loop_main(void *arg, void *xfer)
             OBSERVERS_CALL(loop_turn, s);
         }
         struct corun *queued_before = s->runq.tail;
-        poller_poll(s, coq_empty(&s->runq) && coq_empty(&s->hogs) && !s->preempted);
+        bool idle = coq_empty(&s->runq) && coq_empty(&s->hogs) && !s->preempted;
+        if (unlikely(s->mn_member) && idle)
+            __atomic_store_n(&s->load, 0, __ATOMIC_RELAXED);   /* others may hand it threads */
+        poller_poll(s, idle);
         if (unlikely(s->preempted || !coq_empty(&s->hogs)))
             woken_first(&s->runq, queued_before);
         if (s->preempted) {
@@ -895,6 +898,8 @@ static void coroutine_start(struct sched *s, struct corun *co, const char *name,
     if (name)
         snprintf(co->name, sizeof co->name, "%s", name);
     co->flags |= CO_MOVABLE;              /* until it starts (M:N) */
+    if (cur->flags & CO_PREEMPTIBLE)      /* a pthread's (the explicit API clears it first) */
+        co->flags |= CO_PREEMPTIBLE;
     co->state = CO_RUNNABLE;
     s->alive++;
     s->stats.created++;
@@ -903,6 +908,8 @@ static void coroutine_start(struct sched *s, struct corun *co, const char *name,
     dlist_push(&s->all, &co->all_link);
     OBSERVERS_CALL(thread_started, s, co);
     coq_push(&s->runq, co);
+    if (unlikely(mn_active))
+        mn_spawned(s, co);                /* to an idle worker, if this one has others to run */
 }
 
 int sched_spawn(struct sched *s, size_t stack_size, size_t guard, const char *name,

@@ -56,6 +56,9 @@ void mn_start(struct sched *s);
 /* At each loop turn of a member: adopt what others handed over, hand over
  * movable threads to a less loaded worker. */
 void mn_turn(struct sched *s);
+/* co was just queued on s: hand it to a less loaded worker when s has
+ * enough to run without it. */
+void mn_spawned(struct sched *s, struct corun *co);
 /* co finished on s and its stack was left: wake its joiner, or release it. */
 void mn_finished(struct sched *s, struct corun *co);
 int mn_join(struct sched *s, struct corun *co, void **retval, uint64_t deadline, bool try,

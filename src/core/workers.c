@@ -125,16 +125,22 @@ void mn_start(struct sched *s)
     pthread_attr_init(&a);
     pthread_attr_setstacksize(&a, 256 << 10);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    for (unsigned i = 1; i < cr_config.procs; i++) {
+    unsigned started = 1;
+    for (; started < cr_config.procs; started++) {
         pthread_t t;
         int r = libc_pthread_create(&t, &a, worker_main, NULL);
         if (r) {
-            diag_log(LOG_WARN, "CORUN_PROCS=%u: cannot start worker %u (%s)", cr_config.procs, i,
-                     strerror(r));
+            diag_log(LOG_WARN, "CORUN_PROCS=%u: cannot start worker %u (%s)", cr_config.procs,
+                     started, strerror(r));
             break;
         }
     }
     pthread_attr_destroy(&a);
+    /* Ready before this first thread is queued, so that it and the next
+     * ones can go where the CPUs are (a worker starts in well under 1 ms). */
+    uint64_t give_up = clock_now_ns() + 1000000000ull;
+    while (__atomic_load_n(&nmembers, __ATOMIC_ACQUIRE) < started && clock_now_ns() < give_up)
+        syscall(SYS_sched_yield);
 }
 
 /* ---- moving threads ------------------------------------------------------------*/
@@ -236,14 +242,10 @@ static void hand_over(struct sched *to, struct corun *list, struct corun *last)
     syscall(SYS_write, to->wake_fd, &one, sizeof one);
 }
 
-static void balance(struct sched *s)
+/* The member other than s with the fewest runnable threads (NULL: none
+ * that would run them soon). */
+static struct sched *least_loaded(struct sched *s, uint64_t now, unsigned *load)
 {
-    unsigned mine = queued(&s->runq, MOVE_SCAN) + queued(&s->hogs, MOVE_SCAN);
-    uint64_t now = clock_coarse_ns();
-    __atomic_store_n(&s->load, mine, __ATOMIC_RELAXED);
-    __atomic_store_n(&s->load_at, now, __ATOMIC_RELAXED);
-    if (mine < 2)
-        return;
     struct sched *to = NULL;
     unsigned to_load = 0, n = __atomic_load_n(&nmembers, __ATOMIC_ACQUIRE);
     for (unsigned i = 0; i < n; i++) {
@@ -260,6 +262,20 @@ static void balance(struct sched *s)
             to_load = l;
         }
     }
+    *load = to_load;
+    return to;
+}
+
+static void balance(struct sched *s)
+{
+    unsigned mine = queued(&s->runq, MOVE_SCAN) + queued(&s->hogs, MOVE_SCAN);
+    uint64_t now = clock_coarse_ns();
+    __atomic_store_n(&s->load, mine, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->load_at, now, __ATOMIC_RELAXED);
+    if (mine < 2)
+        return;
+    unsigned to_load;
+    struct sched *to = least_loaded(s, now, &to_load);
     if (!to || mine < to_load + 2)
         return;
     unsigned want = (mine - to_load) / 2;
@@ -275,6 +291,22 @@ static void balance(struct sched *s)
     __atomic_add_fetch(&to->load, got, __ATOMIC_RELAXED);
     __atomic_store_n(&s->load, mine - got, __ATOMIC_RELAXED);
     hand_over(to, list, last);
+}
+
+void mn_spawned(struct sched *s, struct corun *co)
+{
+    unsigned to_load;
+    struct sched *to = least_loaded(s, clock_coarse_ns(), &to_load);
+    if (!to || !movable(co))
+        return;
+    /* Counted up to what decides: a long queue is not walked per spawn. */
+    unsigned mine = queued(&s->runq, to_load + 2);
+    if (mine < to_load + 2)
+        return;
+    struct corun *list = NULL;
+    leave(s, co, &list);
+    __atomic_add_fetch(&to->load, 1, __ATOMIC_RELAXED);
+    hand_over(to, list, list);
 }
 
 void mn_turn(struct sched *s)

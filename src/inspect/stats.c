@@ -38,6 +38,7 @@ void stats_add(struct sched_stats *sum, const struct sched_stats *x)
     sum->peak_alive += x->peak_alive;
     sum->switches += x->switches;
     sum->preempted += x->preempted;
+    sum->moved_in += x->moved_in;
     for (int k = 0; k < WAIT_KINDS; k++)
         sum->parks[k] += x->parks[k];
     sum->offloads += x->offloads;
@@ -147,6 +148,8 @@ void stats_print(void)
     diag_printf_fd(fd, "  %-28s %12lu\n", "green threads peak alive", sum.peak_alive);
     diag_printf_fd(fd, "  %-28s %12lu\n", "switches", sum.switches);
     diag_printf_fd(fd, "  %-28s %12lu\n", "preempted (CPU slices)", sum.preempted);
+    if (nsched > 1)
+        diag_printf_fd(fd, "  %-28s %12lu\n", "moved to another OS thread", sum.moved_in);
     diag_printf_fd(fd, "  %-28s %12lu\n", "parks", parks);
     /* The reasons users ask about first, always; the rest when seen. */
     static const int always[] = { WAIT_READ, WAIT_WRITE, WAIT_ACCEPT, WAIT_CONNECT, WAIT_POLL,

@@ -1,0 +1,438 @@
+/*
+ * pt_mn.c - threads that move between OS threads: a plain pthread program
+ * run by test_mn_green natively and under libcorun with CORUN_PROCS=2 and
+ * 4, where a green thread preempted in a CPU burst (or not yet started)
+ * may resume on another of corun's OS threads. Every mode mixes CPU
+ * bursts (which get threads preempted and moved) with what must survive a
+ * move: thread-local storage, errno, pthread_self, and waits of every kind
+ * between threads that are on different OS threads at the time.
+ *
+ * PT_MOVES=1 (set by the harness where corun can move threads: green, own
+ * TLS, preemption) adds: more than one OS thread ran the threads, and some
+ * thread ran on more than one.
+ */
+#include <fcntl.h>
+#include <semaphore.h>
+#include <sys/wait.h>
+
+#include "pt_common.h"
+
+static bool moves_expected(void)
+{
+    const char *m = getenv("PT_MOVES");
+    return green() && m && !strcmp(m, "1");
+}
+
+/* PT_MUST_MOVE=1: the run is laid out so that some thread must move. */
+static bool move_required(void)
+{
+    const char *m = getenv("PT_MUST_MOVE");
+    return moves_expected() && m && !strcmp(m, "1");
+}
+
+/* The kernel thread running the caller: gettid() names a green thread
+ * (corun gives each its own), /proc/thread-self the task. */
+static pid_t tid(void)
+{
+    char buf[64];
+    ssize_t n = readlink("/proc/thread-self", buf, sizeof buf - 1);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    const char *t = strrchr(buf, '/');
+    return t ? (pid_t)atoi(t + 1) : -1;
+}
+
+/* ---- what each thread checks after every burst ------------------------------*/
+
+static __thread long tl_id = -1;
+static __thread char tl_buf[64];
+
+struct ident {
+    long id;
+    pthread_t self;
+    long *tl_addr;
+    pid_t tids[8];                /* distinct OS threads it ran on (first 8) */
+    int ntids;
+    double sum;
+};
+
+static void ident_start(struct ident *me, long id)
+{
+    me->id = id;
+    tl_id = id;
+    snprintf(tl_buf, sizeof tl_buf, "thread %ld", id);
+    me->self = pthread_self();
+    me->tl_addr = &tl_id;
+    me->ntids = 0;
+    errno = (int)(1000 + id);
+}
+
+static void note_tid(struct ident *me)
+{
+    pid_t t = tid();
+    for (int i = 0; i < me->ntids; i++)
+        if (me->tids[i] == t)
+            return;
+    if (me->ntids < 8)
+        me->tids[me->ntids++] = t;
+}
+
+/* After a burst or a wait: everything per-thread is still this thread's. */
+static void ident_check(struct ident *me, const char *where)
+{
+    char want[64];
+    snprintf(want, sizeof want, "thread %ld", me->id);
+    CHECKF(tl_id == me->id, "%s: thread %ld sees tl_id %ld", where, me->id, tl_id);
+    CHECKF(&tl_id == me->tl_addr, "%s: thread %ld: its TLS moved", where, me->id);
+    CHECKF(!strcmp(tl_buf, want), "%s: thread %ld sees '%s'", where, me->id, tl_buf);
+    CHECKF(pthread_equal(pthread_self(), me->self), "%s: thread %ld: pthread_self changed", where,
+           me->id);
+    note_tid(me);
+}
+
+/* CPU work for about `us` microseconds, with floating point kept across
+ * it; errno must survive it. (Timed on the monotonic clock: reading a
+ * CPU-time clock is a system call, which the catch would take each time.) */
+static void burst(struct ident *me, long us)
+{
+    int e = errno;
+    int64_t end = mono_ns() + us * 1000;
+    double x = me->sum;
+    do
+        for (int i = 0; i < 2000; i++)
+            x = x * 1.0000001 + 1e-9;
+    while (mono_ns() < end);
+    me->sum = x;
+    CHECKF(errno == e, "thread %ld: errno %d became %d in a burst", me->id, e, errno);
+    ident_check(me, "burst");
+}
+
+static pid_t all_tids[64];
+static int nall;
+static pthread_mutex_t tids_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int moved_threads;
+
+static void ident_end(struct ident *me)
+{
+    if (me->ntids > 1)
+        atomic_fetch_add(&moved_threads, 1);
+    OK(pthread_mutex_lock(&tids_lock));
+    for (int i = 0; i < me->ntids; i++) {
+        bool seen = false;
+        for (int j = 0; j < nall; j++)
+            seen |= all_tids[j] == me->tids[i];
+        if (!seen && nall < 64)
+            all_tids[nall++] = me->tids[i];
+    }
+    OK(pthread_mutex_unlock(&tids_lock));
+}
+
+/* The threads ran on more than one OS thread; with `moved`, some thread
+ * resumed on another OS thread than it started on. */
+static void check_spread(int nthreads, bool moved)
+{
+    if (moves_expected() || !green())
+        CHECKF(nall >= 2, "the threads ran on %d OS thread(s)", nall);
+    if (move_required() && moved)
+        CHECKF(atomic_load(&moved_threads) >= 1, "no thread moved between OS threads");
+    printf("threads=%d os_threads_used=%d moved=%d\n", nthreads, nall, atomic_load(&moved_threads));
+}
+
+/* ---- spread: CPU-bound threads with their state checked ---------------------*/
+
+#define SPREAD 8
+
+static void *spread_main(void *arg)
+{
+    struct ident me;
+    ident_start(&me, (long)(intptr_t)arg);
+    /* Unequal shares: the even threads are short, the odd ones long. At 2
+     * workers new threads alternate between them, so one worker goes idle
+     * while the other still has two threads or more to run: it takes some. */
+    for (int i = 0; i < (me.id % 2 ? 50 : 12); i++) {
+        int e = (int)(2000 + me.id * 100 + i);
+        errno = e;
+        burst(&me, 3000);
+        CHECKF(errno == e, "thread %ld: errno %d, expected %d", me.id, errno, e);
+    }
+    ident_end(&me);
+    return IP(me.id * 7);
+}
+
+static void mode_spread(void)
+{
+    pthread_t t[SPREAD];
+    for (long i = 0; i < SPREAD; i++)
+        OK(pthread_create(&t[i], NULL, spread_main, IP(i)));
+    for (long i = 0; i < SPREAD; i++) {
+        void *r;
+        OK(pthread_join(t[i], &r));
+        CHECKF(r == IP(i * 7), "thread %ld returned %p", i, r);
+    }
+    check_spread(SPREAD, true);
+}
+
+/* ---- sync: every pthread object between threads that move -------------------*/
+
+#define SYNC_THREADS 6
+#define SYNC_ROUNDS 150
+
+static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_barrier_t bar;
+static sem_t sem;
+static long counter, in_mutex, readers, writers, turn;
+
+static void *sync_main(void *arg)
+{
+    struct ident me;
+    ident_start(&me, (long)(intptr_t)arg);
+    for (int i = 0; i < SYNC_ROUNDS; i++) {
+        burst(&me, 200 + 50 * me.id);
+        /* mutex: one holder at a time, across a burst inside */
+        OK(pthread_mutex_lock(&m));
+        CHECKF(in_mutex == 0, "two holders of the mutex");
+        in_mutex = 1;
+        long c = counter;
+        if (i % 16 == 0)
+            burst(&me, 300);
+        counter = c + 1;
+        in_mutex = 0;
+        OK(pthread_mutex_unlock(&m));
+        ident_check(&me, "mutex");
+        /* rwlock: readers together, a writer alone */
+        if (i % 5 == me.id % 5) {
+            OK(pthread_rwlock_wrlock(&rw));
+            CHECKF(readers == 0 && writers == 0, "writer beside %ld readers, %ld writers", readers,
+                   writers);
+            writers++;
+            sched_yield();
+            writers--;
+            OK(pthread_rwlock_unlock(&rw));
+        } else {
+            OK(pthread_rwlock_rdlock(&rw));
+            __atomic_add_fetch(&readers, 1, __ATOMIC_SEQ_CST);
+            CHECKF(writers == 0, "reader beside a writer");
+            __atomic_sub_fetch(&readers, 1, __ATOMIC_SEQ_CST);
+            OK(pthread_rwlock_unlock(&rw));
+        }
+        ident_check(&me, "rwlock");
+        /* semaphore: a token passed around */
+        OK(sem_wait(&sem));
+        burst(&me, 50);
+        OK(sem_post(&sem));
+        ident_check(&me, "sem");
+        /* condvar: threads take turns in id order every 10 rounds */
+        if (i % 10 == 0) {
+            OK(pthread_mutex_lock(&m));
+            while (turn % SYNC_THREADS != me.id)
+                OK(pthread_cond_wait(&cv, &m));
+            turn++;
+            OK(pthread_cond_broadcast(&cv));
+            OK(pthread_mutex_unlock(&m));
+            ident_check(&me, "cond");
+        }
+        if (i % 50 == 49) {
+            int r = pthread_barrier_wait(&bar);
+            CHECKF(r == 0 || r == PTHREAD_BARRIER_SERIAL_THREAD, "barrier: %d", r);
+            ident_check(&me, "barrier");
+        }
+    }
+    ident_end(&me);
+    return NULL;
+}
+
+static void mode_sync(void)
+{
+    OK(pthread_barrier_init(&bar, NULL, SYNC_THREADS));
+    OK(sem_init(&sem, 0, 2));
+    pthread_t t[SYNC_THREADS];
+    for (long i = 0; i < SYNC_THREADS; i++)
+        OK(pthread_create(&t[i], NULL, sync_main, IP(i)));
+    for (long i = 0; i < SYNC_THREADS; i++)
+        OK(pthread_join(t[i], NULL));
+    CHECKF(counter == SYNC_THREADS * SYNC_ROUNDS, "counter %ld, expected %d", counter,
+           SYNC_THREADS * SYNC_ROUNDS);
+    CHECKF(turn == SYNC_THREADS * (SYNC_ROUNDS / 10 + (SYNC_ROUNDS % 10 != 0)), "turns %ld", turn);
+    int v = -1;
+    OK(sem_getvalue(&sem, &v));
+    CHECKF(v == 2, "semaphore at %d", v);
+    OK(pthread_barrier_destroy(&bar));
+    check_spread(SYNC_THREADS, false);
+}
+
+/* ---- pipes: a ring of threads passing numbers through pipes -----------------*/
+
+#define RING 6
+#define RING_ROUNDS 300
+
+static int ring[RING][2];
+
+static void *ring_main(void *arg)
+{
+    struct ident me;
+    ident_start(&me, (long)(intptr_t)arg);
+    int in = ring[me.id][0], out = ring[(me.id + 1) % RING][1];
+    for (long i = 0; i < RING_ROUNDS; i++) {
+        long v;
+        if (me.id == 0) {
+            v = i * RING;
+            CHECK(write(out, &v, sizeof v) == (ssize_t)sizeof v);
+            CHECK(read(in, &v, sizeof v) == (ssize_t)sizeof v);
+            CHECKF(v == i * RING + RING - 1, "round %ld came back as %ld", i, v);
+        } else {
+            CHECK(read(in, &v, sizeof v) == (ssize_t)sizeof v);
+            CHECKF(v == i * RING + me.id - 1, "thread %ld round %ld got %ld", me.id, i, v);
+            v++;
+            burst(&me, 100);
+            CHECK(write(out, &v, sizeof v) == (ssize_t)sizeof v);
+        }
+        ident_check(&me, "pipe");
+    }
+    ident_end(&me);
+    return NULL;
+}
+
+static void mode_pipes(void)
+{
+    for (int i = 0; i < RING; i++)
+        OK(pipe(ring[i]));
+    pthread_t t[RING];
+    for (long i = 0; i < RING; i++)
+        OK(pthread_create(&t[i], NULL, ring_main, IP(i)));
+    for (long i = 0; i < RING; i++)
+        OK(pthread_join(t[i], NULL));
+    for (int i = 0; i < RING; i++) {
+        close(ring[i][0]);
+        close(ring[i][1]);
+    }
+    check_spread(RING, false);
+}
+
+/* ---- cancel and kill: threads parked on another OS thread -------------------*/
+
+#define PARKED 6
+
+static int park_pipe[2];
+static atomic_int handled[PARKED];
+static __thread long my_slot = -1;
+static atomic_int parked_now;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    if (my_slot >= 0)
+        atomic_fetch_add(&handled[my_slot], 1);
+}
+
+static void *parked_main(void *arg)
+{
+    struct ident me;
+    ident_start(&me, (long)(intptr_t)arg);
+    my_slot = me.id;
+    burst(&me, 20000);                 /* long enough to be preempted and moved */
+    ident_end(&me);                    /* where it ran (a canceled thread ends in read) */
+    atomic_fetch_add(&parked_now, 1);
+    char c;
+    errno = 0;
+    ssize_t r = read(park_pipe[0], &c, 1);   /* a cancellation point; EINTR without SA_RESTART */
+    int e = errno;
+    ident_check(&me, "after read");
+    CHECKF(r == -1 && e == EINTR, "thread %ld: read returned %zd (%s)", me.id, r, ename(e));
+    CHECKF(atomic_load(&handled[me.id]) == 1, "thread %ld: handler ran %d times", me.id,
+           atomic_load(&handled[me.id]));
+    return IP(me.id);
+}
+
+static void mode_cancel_kill(void)
+{
+    OK(pipe(park_pipe));
+    struct sigaction sa = { .sa_handler = on_usr1 };   /* no SA_RESTART: read fails EINTR */
+    sigemptyset(&sa.sa_mask);
+    OK(sigaction(SIGUSR1, &sa, NULL));
+    pthread_t t[PARKED];
+    for (long i = 0; i < PARKED; i++)
+        OK(pthread_create(&t[i], NULL, parked_main, IP(i)));
+    while (atomic_load(&parked_now) < PARKED)
+        usleep(1000);
+    usleep(50000);                     /* all inside read() */
+    for (long i = 0; i < PARKED; i++) {
+        if (i % 2 == 0)
+            OK(pthread_cancel(t[i]));
+        else
+            OK(pthread_kill(t[i], SIGUSR1));
+    }
+    for (long i = 0; i < PARKED; i++) {
+        void *r;
+        OK(pthread_join(t[i], &r));
+        if (i % 2 == 0)
+            CHECKF(r == PTHREAD_CANCELED, "thread %ld was not canceled: %p", i, r);
+        else
+            CHECKF(r == IP(i), "thread %ld returned %p", i, r);
+    }
+    close(park_pipe[0]);
+    close(park_pipe[1]);
+    check_spread(PARKED, false);
+}
+
+/* ---- fork from a thread that moved ------------------------------------------*/
+
+static void *fork_child_work(void *arg)
+{
+    struct ident me;
+    ident_start(&me, (long)(intptr_t)arg);
+    burst(&me, 20000);
+    return IP(me.id + 1);
+}
+
+static void *forker_main(void *arg)
+{
+    struct ident me;
+    ident_start(&me, (long)(intptr_t)arg);
+    burst(&me, 30000);
+    pid_t p = fork();
+    if (p == 0) {
+        /* The child: only this thread; it makes threads of its own. */
+        pthread_t t[4];
+        for (long i = 0; i < 4; i++)
+            if (pthread_create(&t[i], NULL, fork_child_work, IP(10 + i)) != 0)
+                _exit(20);
+        for (long i = 0; i < 4; i++) {
+            void *r;
+            if (pthread_join(t[i], &r) != 0 || r != IP(11 + i))
+                _exit(21);
+        }
+        _exit(failures ? 22 : 7);
+    }
+    CHECK(p > 0);
+    burst(&me, 5000);                  /* the parent goes on beside the others */
+    int st = 0;
+    CHECK(waitpid(p, &st, 0) == p);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 7, "child status %#x", st);
+    ident_end(&me);
+    return NULL;
+}
+
+static void mode_fork(void)
+{
+    pthread_t t[4];
+    for (long i = 0; i < 4; i++)
+        OK(pthread_create(&t[i], NULL, forker_main, IP(i)));
+    for (long i = 0; i < 4; i++)
+        OK(pthread_join(t[i], NULL));
+    check_spread(4, false);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct pt_mode modes[] = {
+        { "spread", mode_spread },
+        { "sync", mode_sync },
+        { "pipes", mode_pipes },
+        { "cancel_kill", mode_cancel_kill },
+        { "fork", mode_fork },
+    };
+    return pt_main(modes, sizeof modes / sizeof *modes, argc, argv);
+}

@@ -1,0 +1,47 @@
+/*
+ * test_mn_green.c - green threads that move between corun's OS threads
+ * (tests/pt_mn, a plain pthread program), run as `pt_mn MODE`:
+ *
+ *   mn_green   LD_PRELOAD=libcorun.so CORUN_THREADS=green, CORUN_PROCS=2
+ *              and 4 (more workers than this machine's CPUs)
+ *   mn_native  LD_PRELOAD=libcorun.so CORUN_THREADS=native
+ *   mn_plain   no libcorun: the reference
+ *
+ * Each mode checks TLS, errno and pthread_self after every CPU burst and
+ * wait; PT_MOVES=1 (green, where threads can move: own TLS and preemption,
+ * so not in a sanitizer build) also requires that the threads ran on more
+ * than one OS thread.
+ */
+#include "testutil.h"
+#include "preload_run.h"
+
+TestSuite(mn_green, .timeout = 120);
+TestSuite(mn_native, .timeout = 120);
+TestSuite(mn_plain, .timeout = 120);
+
+#ifdef CORUN_SANITIZERS
+#define MOVES "PT_MOVES=0"
+#else
+#define MOVES "PT_MOVES=1"
+#endif
+
+/* Eight CPU-bound threads, each checking its thread-locals and errno
+ * after every 3 ms burst; at 2 workers one goes idle while the other has
+ * threads queued, and some must move (PT_MUST_MOVE). */
+MATRIX(mn, spread, pt_mn, spread, MOVES, "PT_MUST_MOVE=1", "CORUN_PROCS=2", NULL)
+MATRIX(mn, spread4, pt_mn, spread, MOVES, "CORUN_PROCS=4", NULL)
+/* A mutex (with a burst inside), a rwlock, a semaphore, a condvar and a
+ * barrier shared by six threads in CPU bursts: counts exact, holders alone. */
+MATRIX(mn, sync, pt_mn, sync, MOVES, "CORUN_PROCS=2", NULL)
+MATRIX(mn, sync4, pt_mn, sync, MOVES, "CORUN_PROCS=4", NULL)
+/* A ring of six threads passing numbers through pipes (blocking reads
+ * and writes between threads on different OS threads). */
+MATRIX(mn, pipes, pt_mn, pipes, MOVES, "CORUN_PROCS=2", NULL)
+MATRIX(mn, pipes4, pt_mn, pipes, MOVES, "CORUN_PROCS=4", NULL)
+/* Threads parked in read() after a CPU burst, canceled or sent SIGUSR1
+ * (no SA_RESTART: EINTR) by main, wherever they are. */
+MATRIX(mn, cancel_kill, pt_mn, cancel_kill, MOVES, "CORUN_PROCS=2", NULL)
+MATRIX(mn, cancel_kill4, pt_mn, cancel_kill, MOVES, "CORUN_PROCS=4", NULL)
+/* fork from threads in CPU bursts: the child makes and joins threads of
+ * its own and exits 7; the parent goes on. */
+MATRIX(mn, fork, pt_mn, fork, MOVES, "CORUN_PROCS=2", NULL)
