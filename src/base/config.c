@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -207,6 +208,17 @@ static void environment_strip_corun(void)
     }
 }
 
+/* The CPUs this process may run on (sched_getaffinity), 1 to PROCS_MAX. */
+static unsigned cpus_allowed(void)
+{
+    cpu_set_t set;
+    long n = syscall(SYS_sched_getaffinity, 0, sizeof set, &set);
+    if (n <= 0)
+        return 1;
+    int cpus = CPU_COUNT(&set);
+    return cpus < 1 ? 1 : cpus > PROCS_MAX ? PROCS_MAX : (unsigned)cpus;
+}
+
 void config_load(void)
 {
     static int loading;
@@ -221,7 +233,7 @@ void config_load(void)
     c->file_io = FILE_IO_AUTO;
     c->log_level = LOG_WARN;
     c->preempt_ms = PREEMPT_MS_DEFAULT;
-    c->procs = 1;
+    c->procs = cpus_allowed();
     /* Called from a hook that ran before libc set up the environment (a
      * sanitizer runtime's early init): use the defaults for now and read
      * the settings on a later call. */
@@ -290,11 +302,13 @@ void config_load(void)
                                      "expected the milliseconds of CPU time a green thread may "
                                      "keep its OS thread without a switch before it is made to "
                                      "yield, 1 to 60000, or 0 (never preempt); default 10");
-    if ((v = setting("CORUN_PROCS")))
+    if ((v = setting("CORUN_PROCS"))) {
         c->procs = setting_uint("CORUN_PROCS", v, 1, PROCS_MAX,
                                 "expected the number of OS threads that run green threads, "
-                                "1 to 256 (default 1: every green thread on the OS thread "
-                                "that made it)");
+                                "1 to 256 (default: the CPUs the process may run on; 1 keeps "
+                                "every green thread on the OS thread that made it)");
+        c->procs_set = 1;
+    }
     if ((v = setting("CORUN_DUMP_SIGNAL"))) {
         int sig = config_parse_signal(v);
         if (sig < 0 || sig == SIGKILL || sig == SIGSTOP || sig == SIGSEGV || sig == SIGBUS ||

@@ -111,7 +111,7 @@ void mn_start(struct sched *s)
                       : !s->catch_armed ? "the system-call catch is not in force (CORUN_CATCH)"
                                         : NULL;
     if (why) {
-        if (!warned)
+        if (!warned && cr_config.procs_set)   /* the default quietly stays on one */
             diag_log(LOG_WARN, "CORUN_PROCS=%u: %s; green threads stay on the OS thread "
                      "that made them", cr_config.procs, why);
         warned = true;
