@@ -212,6 +212,7 @@ static void environment_strip_corun(void)
 static unsigned cpus_allowed(void)
 {
     cpu_set_t set;
+    CPU_ZERO(&set);                   /* the kernel writes only its mask's bytes */
     long n = syscall(SYS_sched_getaffinity, 0, sizeof set, &set);
     if (n <= 0)
         return 1;

@@ -52,7 +52,7 @@ for mode in parallel throttled localhost; do
         [ "$rc" = 0 ] && grep -q "^PASS $mode" "$work/out" || ok=0
         if [ "$how" = green ]; then
             tasks=$(sed -n 's/.*corun=1 green=1 max_tasks=\([0-9]*\)$/\1/p' "$work/out")
-            [ -n "$tasks" ] && [ "$tasks" -le "${CORUN_PROCS:-1}" ] || ok=0
+            [ -n "$tasks" ] && [ "$tasks" -le "${CORUN_PROCS:-$(nproc)}" ] || ok=0
         fi
         if [ "$ok" = 0 ]; then
             echo "FAIL: pt_curl $mode ($how) exited $rc"

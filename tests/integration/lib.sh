@@ -52,7 +52,7 @@ check() {      # "shell test" message
 os_threads() { ls "/proc/$1/task" | wc -l; }
 # A green program runs on CORUN_PROCS OS threads at most (corun's workers
 # start with its second thread), plus any the test expects besides.
-corun_procs=${CORUN_PROCS:-1}
+corun_procs=${CORUN_PROCS:-$(nproc)}
 os_threads_ok() { [ "$1" -ge 1 ] && [ "$1" -le "$corun_procs" ]; }
 open_fds() { ls "/proc/$1/fd" | wc -l; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }

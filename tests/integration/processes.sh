@@ -11,7 +11,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-procs=${CORUN_PROCS:-1}     # a green program runs on at most this many OS threads
+procs=${CORUN_PROCS:-$(nproc)}   # a green program runs on at most this many OS threads
 build=${CORUN_TEST_BUILDDIR:-$(pwd)}
 lib="$build/.libs/libcorun.so"
 if grep -q -- '-fsanitize' "$build/Makefile" 2>/dev/null; then

@@ -8,6 +8,8 @@
 #ifndef CORUN_PRELOAD_RUN_H
 #define CORUN_PRELOAD_RUN_H
 
+#include <sys/syscall.h>
+
 #include "preload_how.h"
 
 #ifndef TEST_BUILDDIR
@@ -69,12 +71,19 @@ static inline char **pr_env(bool preload, const char *const *extra)
 }
 
 /* The most OS threads a green program may run on: CORUN_PROCS as the
- * suite was started with (corun's workers), else 1. */
+ * suite was started with (corun's workers), else its default, the CPUs
+ * this process may run on. */
 static inline long pr_procs(void)
 {
     const char *p = getenv("CORUN_PROCS");
-    long n = p ? strtol(p, NULL, 10) : 1;
-    return n >= 1 ? n : 1;
+    if (p && *p)
+        return strtol(p, NULL, 10);
+    unsigned long mask[16] = { 0 };
+    long got = syscall(SYS_sched_getaffinity, 0, sizeof mask, mask);
+    long n = 0;
+    for (long i = 0; i < got / (long)sizeof mask[0]; i++)
+        n += __builtin_popcountl(mask[i]);
+    return n > 0 ? n : 1;
 }
 
 /* Run TEST_BUILDDIR/tests/prog with args (NULL-terminated) in pr_env(). */

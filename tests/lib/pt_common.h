@@ -159,7 +159,11 @@ UNUSED static bool green(void)
 UNUSED static bool green_one_os_thread(void)
 {
     const char *p = getenv("CORUN_PROCS");
-    return green() && (!p || atoi(p) <= 1);
+    if (p && *p)
+        return green() && atoi(p) <= 1;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    return green() && sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) <= 1;
 }
 
 UNUSED static int64_t ns_on(clockid_t clk)
