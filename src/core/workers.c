@@ -44,7 +44,10 @@ static cr_lock_t mn_lock = CR_LOCK_INIT;          /* a thread's end against join
 static struct sched *members[PROCS_MAX];
 static unsigned nmembers;                          /* atomic */
 
-#define MOVE_SCAN 1024                   /* queued threads counted per turn, at most */
+/* Queued threads counted, and looked at for one to move, per turn at most:
+ * a longer queue means this worker is busy anyway, and the movable ones
+ * (new or preempted) sit near the tail. */
+#define MOVE_SCAN 64
 #define STALE_NS (20 * 1000000ull)       /* a member that has not turned for this long is busy */
 
 bool sched_is_member(const struct sched *s)
@@ -218,9 +221,9 @@ static void leave(struct sched *s, struct corun *co, struct corun **list)
 
 static unsigned take_from(struct sched *s, struct coq *q, unsigned want, struct corun **list)
 {
-    unsigned n = 0;
+    unsigned n = 0, looked = 0;
     struct corun *co = q->tail;
-    while (co && n < want) {
+    while (co && n < want && looked++ < MOVE_SCAN) {
         struct corun *prev = co->prev;
         if (movable(co)) {
             leave(s, co, list);
@@ -299,9 +302,12 @@ void mn_spawned(struct sched *s, struct corun *co)
     struct sched *to = least_loaded(s, clock_coarse_ns(), &to_load);
     if (!to || !movable(co))
         return;
-    /* Counted up to what decides: a long queue is not walked per spawn. */
-    unsigned mine = queued(&s->runq, to_load + 2);
-    if (mine < to_load + 2)
+    /* To a worker asleep for want of work when its creator has another
+     * thread besides (a ticker beside a new CPU-bound thread; a pair made
+     * by a thread that then waits for it stays together), else when the
+     * creator has enough queued (counted only as far as that decides). */
+    bool idle = to_load == 0 && __atomic_load_n(&to->polling, __ATOMIC_RELAXED) && s->alive >= 3;
+    if (!idle && queued(&s->runq, to_load + 2) < to_load + 2)
         return;
     struct corun *list = NULL;
     leave(s, co, &list);
