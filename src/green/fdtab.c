@@ -306,6 +306,7 @@ POLL_SOURCE(fd_source);
 
 static void on_fork_child(struct sched *s)
 {
+    memset(fd_locks, 0, sizeof fd_locks);   /* a thread of another worker may have held one */
     fdtab_mark_all_shared();
     if (s)
         forget_sched(s);

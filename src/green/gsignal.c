@@ -379,6 +379,7 @@ static void on_sched_destroyed(struct sched *s)
 
 static void on_fork_child(struct sched *s)
 {
+    act_lock = (cr_lock_t)CR_LOCK_INIT;    /* a thread of another worker may have held it */
     if (!s)
         return;
     ownfd_release(&ss(s)->fd);         /* the parent's; the new epoll set lacks it */

@@ -97,8 +97,16 @@ static void on_thread_exiting(struct sched *s, struct corun *co)
     run_destructors();
 }
 
+/* A thread of another OS thread (M:N) may have held it at the fork. */
+static void on_fork_child(struct sched *s)
+{
+    (void)s;
+    keys_lock = (cr_lock_t)CR_LOCK_INIT;
+}
+
 static const struct sched_observer observer = {
     .sched_created = on_sched_created,
+    .fork_child = on_fork_child,
     .thread_released = on_thread_released,
     .thread_exiting = on_thread_exiting,
 };
