@@ -133,8 +133,17 @@ void stats_print(void)
     if (self && self->stats.loop_left_ns && self->current) {
         sched_stats_flush(self);
     }
-    REG_FOREACH(s)
+    /* Per OS thread too, when there are several (M:N workers). */
+    enum { PER_MAX = 16 };
+    struct { pid_t tid; struct sched_stats st; } per[PER_MAX];
+    unsigned nper = 0;
+    REG_FOREACH(s) {
         stats_add(&sum, &s->stats);
+        if (nper < PER_MAX) {
+            per[nper].tid = s->tid;
+            per[nper++].st = s->stats;
+        }
+    }
     unsigned long nsched = sched_count;
     reg_release();
 
@@ -182,4 +191,13 @@ void stats_print(void)
     diag_printf_fd(fd, "  %-28s %9.3f ms  (by %s)\n", "longest run without a switch",
                    (double)sum.max_slice_ns / 1e6, who);
     stats_print_caught(fd);
+    for (unsigned i = 0; nsched > 1 && i < nper; i++) {
+        unsigned long p = 0;
+        for (int k = 0; k < WAIT_KINDS; k++)
+            p += per[i].st.parks[k];
+        diag_printf_fd(fd, "  OS thread %d: %lu created, %lu switches, %lu preempted, %lu parks, "
+                       "%lu moved in, %lu out\n", (int)per[i].tid, per[i].st.created,
+                       per[i].st.switches, per[i].st.preempted, p, per[i].st.moved_in,
+                       per[i].st.moved_out);
+    }
 }
