@@ -29,9 +29,11 @@ TestSuite(preempt_plain, .timeout = 90);
  * gap stays far below the second (before preemption, green threads
  * starved the ticker for the whole loop). */
 MATRIX(preempt, hog_ticker, pt_preempt, hog_ticker, PREEMPTS, NULL)
-/* The same with CORUN_PREEMPT_MS=0: under corun the ticker now waits for
- * the whole loop (the setting is what made the difference). */
-MATRIX(preempt, hog_ticker_off, pt_preempt, hog_ticker, PREEMPTS, "CORUN_PREEMPT_MS=0", NULL)
+/* The same with CORUN_PREEMPT_MS=0 on one OS thread: under corun the
+ * ticker now waits for the whole loop (the setting is what made the
+ * difference; with more OS threads the loop would get one of its own). */
+MATRIX(preempt, hog_ticker_off, pt_preempt, hog_ticker, PREEMPTS, "CORUN_PREEMPT_MS=0",
+       "CORUN_PROCS=1", NULL)
 /* Four CPU-bound threads beside the ticker: they share the CPU in slices
  * and the ticker keeps ticking. */
 MATRIX(preempt, hogs_ticker, pt_preempt, hogs_ticker, PREEMPTS, NULL)
