@@ -15,6 +15,7 @@
  * timeout cannot fire early.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -107,9 +108,12 @@ static void xwakes_drain(struct sched *s)
     while (fifo) {
         struct sched_xwake *next = fifo->next;
         struct corun *co = fifo->co;
+        bool heap = fifo->heap;
         /* Once delivered, the waiter may leave and its record go. */
         __atomic_store_n(&fifo->delivered, 1, __ATOMIC_RELEASE);
         sched_wake(co, WAKE_SIGNALED);
+        if (heap)
+            free(fifo);
         fifo = next;
     }
 }

@@ -173,6 +173,8 @@ static void run_resumed(struct sched *s, struct corun *co)
 static inline void after_switch(struct sched *s, struct corun *self)
 {
     s->current = self;
+    if (unlikely(self->flags & CO_MOVABLE))   /* its frames hold s again (handlers may run) */
+        __atomic_and_fetch(&self->flags, ~CO_MOVABLE, __ATOMIC_RELAXED);
     if (!(self->flags & CO_OWN_TLS))
         *self->errno_loc = self->saved_errno;   /* shared with the OS thread: put back */
     if (unlikely(s->dead != NULL)) {
@@ -372,9 +374,7 @@ void sched_preempt_current(struct sched *s)
     s->preempted = cur;
     if (cur->pinned == 0 && mn_active)   /* its frames above are the program's and the handler's */
         __atomic_or_fetch(&cur->flags, CO_MOVABLE, __ATOMIC_RELAXED);
-    sched_switch(s, cur, s->loop_co);
-    if (cur->flags & CO_MOVABLE)
-        __atomic_and_fetch(&cur->flags, ~CO_MOVABLE, __ATOMIC_RELAXED);
+    sched_switch(s, cur, s->loop_co);     /* after_switch clears CO_MOVABLE */
 }
 
 void sched_yield_if_due(struct sched *s)
@@ -554,7 +554,6 @@ static void coroutine_entry(void *arg, void *xfer)
     (void)xfer;
     struct corun *co = arg;
     struct sched *s = co->sched;
-    __atomic_and_fetch(&co->flags, ~CO_MOVABLE, __ATOMIC_RELAXED);   /* its frames hold s now */
     ASAN_SWITCH_DONE_NEW();
     co->saved_errno = 0;                 /* a new thread starts with errno 0 */
     if (co->flags & CO_OWN_TLS)
@@ -880,10 +879,8 @@ static void coroutine_start(struct sched *s, struct corun *co, const char *name,
 {
     if (unlikely(catch_wanted && !s->catch_armed))
         catch_on_first_spawn(s);
-    /* A pthread made by a thread that never used the explicit API (which
-     * clears the flag before spawning) in green mode: start the workers. */
-    if (unlikely(cr_config.procs > 1 && !mn_active) && (s->current->flags & CO_PREEMPTIBLE) &&
-        !cr_config.threads_native)
+    /* A pthread, in green mode: start the workers. */
+    if (unlikely(cr_config.procs > 1 && !mn_active) && s->spawn_pthread && !cr_config.threads_native)
         mn_start(s);
     if (unlikely(mn_active))
         __atomic_add_fetch(&mn_alive, 1, __ATOMIC_SEQ_CST);
@@ -898,8 +895,10 @@ static void coroutine_start(struct sched *s, struct corun *co, const char *name,
     if (name)
         snprintf(co->name, sizeof co->name, "%s", name);
     co->flags |= CO_MOVABLE;              /* until it starts (M:N) */
-    if (cur->flags & CO_PREEMPTIBLE)      /* a pthread's (the explicit API clears it first) */
+    if (s->spawn_pthread) {               /* set before it is queued: another worker may run it */
         co->flags |= CO_PREEMPTIBLE;
+        s->spawn_pthread = false;
+    }
     co->state = CO_RUNNABLE;
     s->alive++;
     s->stats.created++;

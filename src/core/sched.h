@@ -112,6 +112,7 @@ struct sched_xwake {
     struct sched_xwake *next;
     struct corun *co;
     unsigned delivered;           /* atomic */
+    bool heap;                    /* malloc'd: the loop frees it once delivered */
 };
 
 struct corun {
@@ -197,6 +198,7 @@ struct sched {
     /* M:N (CORUN_PROCS > 1; workers.c) */
     bool mn_member;               /* runs the program's green threads with other OS threads */
     bool worker;                  /* one of corun's worker OS threads */
+    bool spawn_pthread;           /* the next spawn is a pthread's (CO_PREEMPTIBLE) */
     struct corun *exited;         /* finished: published (joiner, release) after the switch */
     struct corun *inbox;          /* atomic: green threads other workers handed over (LIFO) */
     unsigned load;                /* atomic: runnable green threads at the last loop turn */
@@ -420,6 +422,9 @@ extern bool mn_active;
 /* s is one of the schedulers running the program's green threads together
  * (any pointer may be asked: a pthread_t that is no green thread's). */
 bool sched_is_member(const struct sched *s);
+
+/* The member schedulers (at most max of them, in out); returns how many. */
+unsigned sched_members(struct sched **out, unsigned max);
 
 /* Record park start times (the live dump shows how long each waits). */
 extern bool sched_park_times;

@@ -25,6 +25,7 @@
 #include "sched_int.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -59,9 +60,18 @@ bool sched_is_member(const struct sched *s)
     return false;
 }
 
+unsigned sched_members(struct sched **out, unsigned max)
+{
+    unsigned n = __atomic_load_n(&nmembers, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < n && i < max; i++)
+        out[i] = members[i];
+    return n < max ? n : max;
+}
+
+static cr_lock_t add_lock = CR_LOCK_INIT;
+
 static void member_add(struct sched *s)
 {
-    static cr_lock_t add_lock = CR_LOCK_INIT;
     s->mn_member = true;
     cr_lock(&add_lock);
     unsigned i = __atomic_load_n(&nmembers, __ATOMIC_RELAXED);
@@ -333,10 +343,20 @@ void mn_finished(struct sched *s, struct corun *co)
     cr_unlock(&mn_lock);
     if (j) {
         if (j->sched == s) {
-            __atomic_store_n(&jx->delivered, 1, __ATOMIC_RELEASE);
+            if (jx)
+                __atomic_store_n(&jx->delivered, 1, __ATOMIC_RELEASE);
             sched_wake(j, WAKE_SIGNALED);
-        } else {
+        } else if (jx) {
             sched_xwake_post(jx);
+        } else {
+            /* A join that began before M:N did (sched_join's N:1 path
+             * keeps no record): a record of the loop's own. */
+            struct sched_xwake *x = calloc(1, sizeof *x);
+            if (!x)
+                diag_fatal("out of memory waking a joiner");
+            x->co = j;
+            x->heap = true;
+            sched_xwake_post(x);
         }
     } else if (detached) {
         coroutine_release(co);
@@ -415,6 +435,7 @@ int mn_detach(struct corun *co)
 void mn_fork_child(struct sched *s)
 {
     mn_lock = (cr_lock_t)CR_LOCK_INIT;
+    add_lock = (cr_lock_t)CR_LOCK_INIT;
     mn_active = false;
     nmembers = 0;
     if (s) {

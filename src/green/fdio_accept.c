@@ -28,15 +28,21 @@
  * back as it was (only on sockets the program created, see fdio.h). */
 static int accept_nowait(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
+    /* Threads on other OS threads (M:N) accepting on the same socket must
+     * not see each other's flag, nor put back the wrong one. */
+    fdtab_lock(fd);
     int fl = rs_fcntl(fd, F_GETFL, 0);
-    if (fl < 0)
+    if (fl < 0 || (!(fl & O_NONBLOCK) && rs_fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)) {
+        int err = errno;
+        fdtab_unlock(fd);
+        errno = err;
         return -1;
-    if (!(fl & O_NONBLOCK) && rs_fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
-        return -1;
+    }
     int r = (int)syscall(SYS_accept4, fd, addr, len, flags);
     int err = errno;
     if (!(fl & O_NONBLOCK))
         rs_fcntl(fd, F_SETFL, fl);
+    fdtab_unlock(fd);
     errno = err;
     return r;
 }

@@ -28,16 +28,18 @@ int fdio_connect(struct sched *s, int fd, const struct sockaddr *addr, socklen_t
     if (!e || e->kind != FD_SOCKET || !e->created || e->shared)   /* O_NONBLOCK not ours to flip */
         return (int)syscall(SYS_connect, fd, addr, len);
     int saved = errno;
+    fdtab_lock(fd);                      /* against another OS thread's flip (M:N) */
     int fl = rs_fcntl(fd, F_GETFL, 0);
-    if (fl < 0)
+    if (fl < 0 || (fl & O_NONBLOCK) || rs_fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+        fdtab_unlock(fd);
+        if (fl >= 0 && (fl & O_NONBLOCK))   /* the program's own: it expects EINPROGRESS */
+            return (int)syscall(SYS_connect, fd, addr, len);
         return -1;
-    if (fl & O_NONBLOCK)                 /* the program's own: it expects EINPROGRESS */
-        return (int)syscall(SYS_connect, fd, addr, len);
-    if (rs_fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
-        return -1;
+    }
     int r = (int)syscall(SYS_connect, fd, addr, len);
     int err = errno;
     rs_fcntl(fd, F_SETFL, fl);
+    fdtab_unlock(fd);
     if (r == 0) {
         errno = saved;
         return 0;

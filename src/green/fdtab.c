@@ -66,6 +66,16 @@ static inline void fd_unlock(int fd)
         cr_unlock(&fd_locks[(unsigned)fd % FD_LOCKS]);
 }
 
+void fdtab_lock(int fd)
+{
+    fd_lock(fd);
+}
+
+void fdtab_unlock(int fd)
+{
+    fd_unlock(fd);
+}
+
 static bool has_waiters(const struct fd_entry *e)
 {
     return !coq_empty(&e->waiters) || e->pollers.head;
@@ -77,30 +87,47 @@ struct wake_req {
     int reason;
 };
 
-/* On the registration's scheduler: wake every thread waiting on e. */
+/* Wake every thread waiting on e: with fd's lock held, on the OS thread
+ * of e's registration (or none). */
+static void wake_locked(struct fd_entry *e, int reason)
+{
+    while (!coq_empty(&e->waiters))
+        sched_wake(e->waiters.head, reason);
+    dlist_foreach(&e->pollers, it)
+        sched_wake(container_of(it, struct fd_poller, link)->co, WAKE_SIGNALED);
+}
+
+/* On the registration's scheduler (sched_run_on). */
 static void wake_all_here(struct sched *s, void *arg)
 {
     struct wake_req *w = arg;
-    struct fd_entry *e = w->e;
     fd_lock(w->fd);
-    if (e->reg == s) {
-        while (!coq_empty(&e->waiters))
-            sched_wake(e->waiters.head, w->reason);
-        dlist_foreach(&e->pollers, it)
-            sched_wake(container_of(it, struct fd_poller, link)->co, WAKE_SIGNALED);
-    }
+    if (w->e->reg == s)
+        wake_locked(w->e, w->reason);
     fd_unlock(w->fd);
+}
+
+/* Take fd's lock once no thread of another OS thread waits on e: those are
+ * woken with `reason` by their own scheduler first (M:N). */
+static void lock_woken_elsewhere(int fd, struct fd_entry *e, int reason)
+{
+    for (;;) {
+        fd_lock(fd);
+        struct sched *reg = e->reg;
+        if (!mn_active || !reg || reg == sched_tls || !has_waiters(e))
+            return;
+        fd_unlock(fd);
+        struct wake_req w = { fd, e, reason };
+        sched_run_on(reg, wake_all_here, &w);
+    }
 }
 
 /* Wake e's waiters with `reason` (and its pollers), wherever they wait. */
 static void wake_all(int fd, struct fd_entry *e, int reason)
 {
-    struct wake_req w = { fd, e, reason };
-    struct sched *reg = e->reg;
-    if (reg && mn_active && reg != sched_tls && has_waiters(e))
-        sched_run_on(reg, wake_all_here, &w);
-    else if (reg || has_waiters(e))
-        wake_all_here(reg, &w);
+    lock_woken_elsewhere(fd, e, reason);
+    wake_locked(e, reason);
+    fd_unlock(fd);
 }
 
 static void socket_timeouts(int fd, struct fd_entry *e)
@@ -115,8 +142,8 @@ static void socket_timeouts(int fd, struct fd_entry *e)
 /* Wake everyone waiting on e (the fd is going away) and forget it. */
 static void entry_retire(int fd, struct fd_entry *e)
 {
-    wake_all(fd, e, WAKE_CLOSED);      /* pollers find POLLNVAL */
-    fd_lock(fd);
+    lock_woken_elsewhere(fd, e, WAKE_CLOSED);
+    wake_locked(e, WAKE_CLOSED);       /* pollers find POLLNVAL */
     struct dlist pollers = e->pollers;
     if (e->reg)
         syscall(SYS_epoll_ctl, e->reg->epfd, EPOLL_CTL_DEL, fd, NULL);
@@ -304,12 +331,22 @@ POLL_SOURCE(fd_source);
 /* The generation's bits that fit in the epoll data beside the fd. */
 #define GEN_TAG_MASK 0xFFFFFFu
 
+/* In a fork child only the forking thread lives on, and it was not
+ * waiting: every registration (in the parent's epoll sets, of this and the
+ * other workers) and every waiter is gone. */
 static void on_fork_child(struct sched *s)
 {
+    (void)s;
     memset(fd_locks, 0, sizeof fd_locks);   /* a thread of another worker may have held one */
     fdtab_mark_all_shared();
-    if (s)
-        forget_sched(s);
+    for (unsigned c = 0; c < NCHUNKS; c++) {
+        struct fd_entry *chunk = atomic_load_explicit(&chunks[c], memory_order_acquire);
+        for (unsigned i = 0; chunk && i < CHUNK_SIZE; i++) {
+            chunk[i].reg = NULL;
+            chunk[i].waiters = (struct coq){ 0 };
+            chunk[i].pollers.head = NULL;
+        }
+    }
 }
 
 static const struct sched_observer observer = {

@@ -59,6 +59,12 @@ struct fd_entry {
     int64_t rcvtimeo, sndtimeo; /* SO_RCVTIMEO / SO_SNDTIMEO in ns, 0 = none */
 };
 
+/* M:N: the fd's lock (a stripe of them), for a short step no other OS
+ * thread's call on the same fd may interleave with (O_NONBLOCK set around
+ * one accept or connect). No-ops while green threads run on one OS thread. */
+void fdtab_lock(int fd);
+void fdtab_unlock(int fd);
+
 /* The entry for fd, classified (fstat etc.) on first use; NULL if fd is not
  * open (errno EBADF) or out of range. */
 struct fd_entry *fdtab_get(int fd);

@@ -506,7 +506,7 @@ void gsignal_run_pending(struct sched *s, struct corun *co)
     uint64_t ready;
     while ((ready = PENDING(co) & ~sigword(&st(co)->mask)) != 0) {
         int sig = __builtin_ctzll(ready) + 1;
-        PENDING(co) &= ~SIGBIT(sig);
+        __atomic_and_fetch(&PENDING(co), ~SIGBIT(sig), __ATOMIC_RELAXED);
         lock();
         bool ours = is_managed(sig);
         struct sigaction a = ours ? take_action(sig) : (struct sigaction){ 0 };
@@ -544,11 +544,13 @@ static void kill_here(struct sched *s, struct corun *target, int sig);
 struct kill_req {
     struct corun *target;
     int sig;
+    bool moved;                    /* no longer that scheduler's: ask its new one */
 };
 
 static void kill_there(struct sched *s, void *arg)
 {
     struct kill_req *k = arg;
+    k->moved = k->target->sched != s;
     kill_here(s, k->target, k->sig);
 }
 
@@ -564,12 +566,14 @@ int gsignal_kill(struct sched *s, struct corun *target, int sig)
         raise_in_kernel(sig);       /* default or ignored: process-wide anyway */
         return 0;
     }
-    struct sched *ts = target->sched;
+    struct sched *ts = __atomic_load_n(&target->sched, __ATOMIC_ACQUIRE);
     if (ts != s && mn_active) {
-        /* M:N: its pending set and its wake are its scheduler's to touch.
-         * One moving meanwhile is runnable: it runs the handler on resuming. */
-        struct kill_req k = { target, sig };
-        sched_run_on(ts, kill_there, &k);
+        /* M:N: its wake is its scheduler's to make. One that moved on
+         * meanwhile is asked again where it is now. */
+        struct kill_req k = { target, sig, false };
+        do
+            sched_run_on(__atomic_load_n(&target->sched, __ATOMIC_ACQUIRE), kill_there, &k);
+        while (k.moved);
         return 0;
     }
     kill_here(s, target, sig);
@@ -578,7 +582,7 @@ int gsignal_kill(struct sched *s, struct corun *target, int sig)
 
 static void kill_here(struct sched *s, struct corun *target, int sig)
 {
-    PENDING(target) |= SIGBIT(sig);
+    __atomic_or_fetch(&PENDING(target), SIGBIT(sig), __ATOMIC_RELAXED);   /* M:N: any thread */
     if (blocks(target, sig))
         return;                     /* delivered when it unblocks */
     if (target->sched != s)
@@ -630,7 +634,7 @@ int gsignal_wait(struct sched *s, const sigset_t *set, siginfo_t *info, uint64_t
         uint64_t mine = PENDING(co) & sigword(&want);
         if (mine) {
             int sig = __builtin_ctzll(mine) + 1;
-            PENDING(co) &= ~SIGBIT(sig);
+            __atomic_and_fetch(&PENDING(co), ~SIGBIT(sig), __ATOMIC_RELAXED);
             tkill_info(info, sig);
             return sig;
         }

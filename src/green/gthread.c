@@ -275,21 +275,32 @@ void gthread_exit(void *retval)
 
 /* ---- cancellation ----------------------------------------------------------*/
 
+struct cancel_req {
+    struct corun *t;
+    bool moved;                    /* it was no longer this scheduler's: ask its new one */
+};
+
 static void cancel_here(struct sched *s, void *arg)
 {
-    struct corun *t = arg;
-    t->cancel_pending = true;
-    if (t->sched == s && t->state == CO_PARKED && t->in_cancel_point && !t->cancel_disabled)
+    struct cancel_req *c = arg;
+    struct corun *t = c->t;
+    t->cancel_pending = true;      /* a thread on its way elsewhere sees it at its next park */
+    c->moved = t->sched != s;
+    if (!c->moved && t->state == CO_PARKED && t->in_cancel_point && !t->cancel_disabled)
         sched_wake(t, WAKE_CANCELED);
 }
 
 int gthread_cancel(struct corun *t)
 {
-    struct sched *ts = t->sched;
-    if (mn_active && ts != sched_tls)
-        sched_run_on(ts, cancel_here, t);   /* M:N: its wake is its scheduler's */
-    else
-        cancel_here(ts, t);
+    struct cancel_req c = { t, false };
+    struct sched *ts;
+    do {
+        ts = __atomic_load_n(&t->sched, __ATOMIC_ACQUIRE);
+        if (mn_active && ts != sched_tls)
+            sched_run_on(ts, cancel_here, &c);   /* M:N: its wake is its scheduler's */
+        else
+            cancel_here(ts, &c);
+    } while (c.moved && mn_active);
     return 0;
 }
 
@@ -409,10 +420,10 @@ int gthread_create(struct sched *s, const pthread_attr_t *attr, void *(*fn)(void
     }
     bool detached = detach == PTHREAD_CREATE_DETACHED;
     libc_became_multithreaded();
+    s->spawn_pthread = true;           /* a thread, not an explicit coroutine (catch.h) */
     int r = user_stack ? sched_spawn_on_stack(s, user_stack, user_size, detached, fn, arg, out)
                        : sched_spawn(s, stack, guard, NULL, detached, fn, arg, out);
-    if (r == 0)
-        (*out)->flags |= CO_PREEMPTIBLE;   /* a thread, not an explicit coroutine (catch.h) */
+    s->spawn_pthread = false;          /* (not consumed if it failed) */
     return r == ENOMEM ? EAGAIN : r;
 }
 
@@ -427,7 +438,7 @@ pid_t gthread_tid(const struct corun *co)
     return GTHREAD_TID_BASE + (pid_t)(co->id % TID_SPAN);
 }
 
-struct corun *gthread_by_tid(struct sched *s, pid_t tid)
+static struct corun *by_tid_in(struct sched *s, pid_t tid)
 {
     if (tid != s->tid && tid < GTHREAD_TID_BASE)
         return NULL;
@@ -439,7 +450,38 @@ struct corun *gthread_by_tid(struct sched *s, pid_t tid)
     return NULL;
 }
 
+struct tid_req {
+    pid_t tid;
+    struct corun *found;
+};
+
+static void by_tid_there(struct sched *s, void *arg)
+{
+    struct tid_req *r = arg;
+    r->found = by_tid_in(s, r->tid);
+}
+
+struct corun *gthread_by_tid(struct sched *s, pid_t tid)
+{
+    struct corun *co = by_tid_in(s, tid);
+    if (co || !mn_active || !s->mn_member || tid < GTHREAD_TID_BASE)
+        return co;
+    /* M:N: a thread of another worker's, in that worker's own list. */
+    struct sched *m[64];
+    unsigned n = sched_members(m, 64);
+    for (unsigned i = 0; i < n; i++) {
+        if (m[i] == s)
+            continue;
+        struct tid_req r = { tid, NULL };
+        sched_run_on(m[i], by_tid_there, &r);
+        if (r.found)
+            return r.found;
+    }
+    return NULL;
+}
+
 pid_t gthread_kernel_tid(struct sched *s, pid_t id)
 {
-    return id >= GTHREAD_TID_BASE && gthread_by_tid(s, id) ? s->tid : id;
+    struct corun *co = id >= GTHREAD_TID_BASE ? gthread_by_tid(s, id) : NULL;
+    return co ? __atomic_load_n(&co->sched, __ATOMIC_RELAXED)->tid : id;
 }

@@ -256,6 +256,17 @@ struct piped {
 static struct dlist pipes;
 static cr_lock_t pipes_lock = CR_LOCK_INIT;
 
+/* A thread of another OS thread (M:N) may have held one at the fork. */
+static void locks_fork_child(struct sched *s)
+{
+    (void)s;
+    system_lock = (cr_lock_t)CR_LOCK_INIT;
+    pipes_lock = (cr_lock_t)CR_LOCK_INIT;
+}
+
+static const struct sched_observer locks_observer = { .fork_child = locks_fork_child };
+SCHED_OBSERVER(locks_observer);
+
 static void close_fd(int fd)
 {
     fdtab_close(fd);

@@ -74,12 +74,21 @@ __attribute__((noinline)) void *corun_dlopen_patching(const char *file, int mode
     if (!corun_real_dlopen)
         corun_real_dlopen = real_resolve("dlopen");
     dlopen_fn real = (dlopen_fn)corun_real_dlopen;
+    /* Constructors run inside, under ld.so's lock, which records its owner
+     * by the tid in the TCB: the thread must not move to another OS thread
+     * meanwhile (M:N). */
+    struct sched *s = sched_tls;
+    struct corun *pin = s ? s->current : NULL;
+    if (pin)
+        pin->pinned++;
     void *h = real(file, mode);
     if (!h && file && !strchr(file, '/')) {
         h = dlopen_as(caller, file, mode);
         if (!h)
             real(file, mode);        /* dlerror() then tells the first failure */
     }
+    if (pin)
+        pin->pinned--;
     if (h) {
         CATCH_HOLD();          /* the loading itself was the program's (catch.h) */
         ffi_offload_patch_all();

@@ -11,8 +11,12 @@
  * TLS, preemption) adds: more than one OS thread ran the threads, and some
  * thread ran on more than one.
  */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <semaphore.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "pt_common.h"
@@ -435,6 +439,184 @@ static void mode_fork(void)
     check_spread(4, false);
 }
 
+/* ---- accept on one listener from threads on several OS threads ----------------*/
+
+#define ACCEPTORS 4
+#define CONNECTS 3000
+
+static int listener;
+static struct sockaddr_in listen_at;
+static atomic_int accepted_n;
+
+static void *acceptor_main(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&accepted_n) < CONNECTS) {
+        int c = accept(listener, NULL, NULL);
+        if (c < 0) {
+            /* corun sets O_NONBLOCK around each accept of its own: another
+             * OS thread's accept must never see it (nor leave it set). */
+            CHECKF(c >= 0, "accept: %s", ename(errno));
+            break;
+        }
+        close(c);
+        atomic_fetch_add(&accepted_n, 1);
+    }
+    return NULL;
+}
+
+static void *connector_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < CONNECTS / 2; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        CHECK(fd >= 0);
+        RC(connect(fd, (struct sockaddr *)&listen_at, sizeof listen_at) == 0 ? 0 : errno, 0);
+        close(fd);
+    }
+    return NULL;
+}
+
+static void *wake_acceptors(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < ACCEPTORS; i++) {   /* the acceptors still waiting */
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        connect(fd, (struct sockaddr *)&listen_at, sizeof listen_at);
+        close(fd);
+    }
+    return NULL;
+}
+
+static void mode_accept(void)
+{
+    listener = socket(AF_INET, SOCK_STREAM, 0);
+    listen_at = (struct sockaddr_in){ .sin_family = AF_INET,
+                                      .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    OK(bind(listener, (struct sockaddr *)&listen_at, sizeof listen_at));
+    socklen_t l = sizeof listen_at;
+    OK(getsockname(listener, (struct sockaddr *)&listen_at, &l));
+    OK(listen(listener, 128));
+    pthread_t a[ACCEPTORS], c[2];
+    for (int i = 0; i < ACCEPTORS; i++)
+        OK(pthread_create(&a[i], NULL, acceptor_main, NULL));
+    for (int i = 0; i < 2; i++)
+        OK(pthread_create(&c[i], NULL, connector_main, NULL));
+    for (int i = 0; i < 2; i++)
+        OK(pthread_join(c[i], NULL));
+    pthread_t w;
+    OK(pthread_create(&w, NULL, wake_acceptors, NULL));
+    for (int i = 0; i < ACCEPTORS; i++)
+        OK(pthread_join(a[i], NULL));
+    OK(pthread_join(w, NULL));
+    CHECKF(atomic_load(&accepted_n) >= CONNECTS, "accepted %d", atomic_load(&accepted_n));
+    CHECKF(!(fcntl(listener, F_GETFL) & O_NONBLOCK), "the listener was left non-blocking");
+    close(listener);
+}
+
+/* ---- fork while a thread of another OS thread waits on an fd -----------------*/
+
+static int fork_pipe[2];
+
+static void *pipe_reader(void *arg)
+{
+    (void)arg;
+    char c;
+    CHECK(read(fork_pipe[0], &c, 1) == 1);
+    return NULL;
+}
+
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+static void mode_fork_close(void)
+{
+    OK(pipe(fork_pipe));
+    pthread_t r[3];
+    for (int i = 0; i < 3; i++)          /* some on the other OS thread */
+        OK(pthread_create(&r[i], NULL, pipe_reader, NULL));
+    usleep(100000);
+    pid_t p = fork();
+    if (p == 0) {
+        /* The waiters stayed in the parent: a thread of the child's own,
+         * then closing the fd they waited on, must not wait for them. */
+        pthread_t t;
+        if (pthread_create(&t, NULL, nothing, NULL) != 0 || pthread_join(t, NULL) != 0)
+            _exit(20);
+        if (close(fork_pipe[0]) != 0)
+            _exit(21);
+        _exit(7);
+    }
+    int st = 0;
+    CHECK(waitpid(p, &st, 0) == p);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 7, "child status %#x", st);
+    CHECK(write(fork_pipe[1], "abc", 3) == 3);
+    for (int i = 0; i < 3; i++)
+        OK(pthread_join(r[i], NULL));
+    close(fork_pipe[0]);
+    close(fork_pipe[1]);
+}
+
+/* ---- tgkill naming a thread on another OS thread ------------------------------*/
+
+static atomic_int tgk_tid, tgk_got;
+static int tgk_pipe[2];
+
+static void on_usr2(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&tgk_got, 1);
+}
+
+static void *tgk_waiter(void *arg)
+{
+    (void)arg;
+    atomic_store(&tgk_tid, gettid());
+    char c;
+    ssize_t r;
+    do                                 /* SA_RESTART: the read goes on after the handler */
+        r = read(tgk_pipe[0], &c, 1);
+    while (r < 0 && errno == EINTR);
+    CHECK(r == 1);
+    return NULL;
+}
+
+static void *tgk_sender(void *arg)
+{
+    struct ident me;
+    ident_start(&me, (long)(intptr_t)arg);
+    burst(&me, 30000);                 /* preempted, maybe moved */
+    while (!atomic_load(&tgk_tid))
+        usleep(1000);
+    usleep(20000);
+    OK(syscall(SYS_tgkill, getpid(), atomic_load(&tgk_tid), SIGUSR2) == 0 ? 0 : errno);
+    for (int i = 0; i < 200 && !atomic_load(&tgk_got); i++)
+        usleep(5000);
+    CHECKF(atomic_load(&tgk_got) == 1, "handler ran %d times", atomic_load(&tgk_got));
+    CHECK(write(tgk_pipe[1], "x", 1) == 1);
+    ident_end(&me);
+    return NULL;
+}
+
+static void mode_tgkill(void)
+{
+    OK(pipe(tgk_pipe));
+    struct sigaction sa = { .sa_handler = on_usr2, .sa_flags = SA_RESTART };
+    sigemptyset(&sa.sa_mask);
+    OK(sigaction(SIGUSR2, &sa, NULL));
+    pthread_t w, snd, busy;
+    OK(pthread_create(&w, NULL, tgk_waiter, NULL));
+    OK(pthread_create(&busy, NULL, nothing, NULL));
+    OK(pthread_create(&snd, NULL, tgk_sender, IP(1)));
+    OK(pthread_join(snd, NULL));
+    OK(pthread_join(w, NULL));
+    OK(pthread_join(busy, NULL));
+    close(tgk_pipe[0]);
+    close(tgk_pipe[1]);
+}
+
 int main(int argc, char **argv)
 {
     static const struct pt_mode modes[] = {
@@ -443,6 +625,9 @@ int main(int argc, char **argv)
         { "pipes", mode_pipes },
         { "cancel_kill", mode_cancel_kill },
         { "fork", mode_fork },
+        { "accept", mode_accept },
+        { "fork_close", mode_fork_close },
+        { "tgkill", mode_tgkill },
     };
     return pt_main(modes, sizeof modes / sizeof *modes, argc, argv);
 }
