@@ -19,10 +19,13 @@ TestSuite(mn_green, .timeout = 120);
 TestSuite(mn_native, .timeout = 120);
 TestSuite(mn_plain, .timeout = 120);
 
+/* A sanitizer build has no own TLS: green threads stay on one OS thread
+ * and share its thread-locals (what pt_mn checks then: errno, pthread_self,
+ * and the waits). */
 #ifdef CORUN_SANITIZERS
-#define MOVES "PT_MOVES=0"
+#define MOVES "PT_MOVES=0", "PT_OWN_TLS=0"
 #else
-#define MOVES "PT_MOVES=1"
+#define MOVES "PT_MOVES=1", "PT_OWN_TLS=1"
 #endif
 
 /* Eight CPU-bound threads, each checking its thread-locals and errno
