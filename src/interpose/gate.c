@@ -53,8 +53,14 @@ bool caller_is_foreign(const void *ra)
         nforeign = 0;
         dl_iterate_phdr(collect_foreign, uv_base);
     }
+    /* The call site seen last, when it was the program's: a loop of
+     * pthread calls asks about the same few (one racy word is enough). */
+    static const void *last_native;
+    if (ra == __atomic_load_n(&last_native, __ATOMIC_RELAXED))
+        return false;
     for (int i = 0; i < nforeign; i++)
         if ((uintptr_t)ra >= foreign[i].lo && (uintptr_t)ra < foreign[i].hi)
             return true;
+    __atomic_store_n(&last_native, ra, __ATOMIC_RELAXED);
     return false;
 }
