@@ -883,7 +883,7 @@ static void coroutine_start(struct sched *s, struct corun *co, const char *name,
     if (unlikely(cr_config.procs > 1 && !mn_active) && s->spawn_pthread && !cr_config.threads_native)
         mn_start(s);
     if (unlikely(mn_active))
-        __atomic_add_fetch(&mn_alive, 1, __ATOMIC_SEQ_CST);
+        mn_count_start();
     struct corun *cur = s->current;
     co->fn = fn;
     co->arg = arg;

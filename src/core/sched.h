@@ -423,6 +423,10 @@ extern bool mn_active;
  * (any pointer may be asked: a pthread_t that is no green thread's). */
 bool sched_is_member(const struct sched *s);
 
+/* The most green threads alive at once over all workers since M:N started
+ * (0: it never did). */
+unsigned long sched_mn_peak_alive(void);
+
 /* The member schedulers (at most max of them, in out); returns how many. */
 unsigned sched_members(struct sched **out, unsigned max);
 

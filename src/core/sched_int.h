@@ -53,6 +53,8 @@ void coroutine_release(struct corun *co);
 extern unsigned long mn_alive;     /* atomic: the program's threads alive, on every worker */
 /* The first green thread beside the first: start the other workers. */
 void mn_start(struct sched *s);
+/* A thread of the program's begins (any worker): counted, with the peak. */
+void mn_count_start(void);
 /* At each loop turn of a member: adopt what others handed over, hand over
  * movable threads to a less loaded worker. */
 void mn_turn(struct sched *s);

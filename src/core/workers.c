@@ -60,6 +60,22 @@ bool sched_is_member(const struct sched *s)
     return false;
 }
 
+static unsigned long mn_peak;
+
+void mn_count_start(void)
+{
+    unsigned long n = __atomic_add_fetch(&mn_alive, 1, __ATOMIC_SEQ_CST);
+    unsigned long p = __atomic_load_n(&mn_peak, __ATOMIC_RELAXED);
+    while (n > p && !__atomic_compare_exchange_n(&mn_peak, &p, n, true, __ATOMIC_RELAXED,
+                                                 __ATOMIC_RELAXED))
+        ;
+}
+
+unsigned long sched_mn_peak_alive(void)
+{
+    return __atomic_load_n(&mn_peak, __ATOMIC_RELAXED);
+}
+
 unsigned sched_members(struct sched **out, unsigned max)
 {
     unsigned n = __atomic_load_n(&nmembers, __ATOMIC_ACQUIRE);
@@ -130,7 +146,7 @@ void mn_start(struct sched *s)
         warned = true;
         return;
     }
-    mn_alive = s->alive;
+    mn_alive = mn_peak = s->alive;
     s->load_at = clock_coarse_ns();
     member_add(s);
     __atomic_store_n(&mn_active, true, __ATOMIC_RELEASE);

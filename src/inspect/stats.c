@@ -154,7 +154,10 @@ void stats_print(void)
     diag_printf_fd(fd, "corun stats (pid %d, %lu scheduler%s)\n", (int)getpid(), nsched,
                    nsched == 1 ? "" : "s");
     diag_printf_fd(fd, "  %-28s %12lu\n", "green threads created", sum.created);
-    diag_printf_fd(fd, "  %-28s %12lu\n", "green threads peak alive", sum.peak_alive);
+    /* Per-scheduler peaks do not add up across workers: the process's. */
+    unsigned long peak = sched_mn_peak_alive();
+    diag_printf_fd(fd, "  %-28s %12lu\n", "green threads peak alive",
+                   peak && nsched > 1 ? peak : sum.peak_alive);
     diag_printf_fd(fd, "  %-28s %12lu\n", "switches", sum.switches);
     diag_printf_fd(fd, "  %-28s %12lu\n", "preempted (CPU slices)", sum.preempted);
     if (nsched > 1)
