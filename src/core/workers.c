@@ -85,6 +85,7 @@ unsigned sched_members(struct sched **out, unsigned max)
 }
 
 static cr_lock_t add_lock = CR_LOCK_INIT;
+static unsigned workers_ready;                     /* atomic: started, member or not */
 
 static void member_add(struct sched *s)
 {
@@ -123,12 +124,17 @@ static void *worker_main(void *arg)
     worker_block_signals();
     struct sched *s = sched_create_worker();
     int err = catch_arm(s);
-    if (err)
-        diag_log(LOG_WARN, "worker: cannot catch system calls outside the hooks (%s)", strerror(err));
-    else
+    if (err) {
+        /* Without the catch a glibc lock wait would block this OS thread:
+         * it takes no threads. */
+        diag_log(LOG_WARN, "a worker cannot catch system calls outside the hooks (%s): it "
+                 "stays idle", strerror(err));
+    } else {
         preempt_arm(s);
-    s->load_at = clock_coarse_ns();
-    member_add(s);
+        s->load_at = clock_coarse_ns();
+        member_add(s);
+    }
+    __atomic_add_fetch(&workers_ready, 1, __ATOMIC_RELEASE);
     /* Its own context has nothing to do: the loop runs what is handed over. */
     sched_worker_idle(s);
 }
@@ -168,7 +174,8 @@ void mn_start(struct sched *s)
     /* Ready before this first thread is queued, so that it and the next
      * ones can go where the CPUs are (a worker starts in well under 1 ms). */
     uint64_t give_up = clock_now_ns() + 1000000000ull;
-    while (__atomic_load_n(&nmembers, __ATOMIC_ACQUIRE) < started && clock_now_ns() < give_up)
+    while (__atomic_load_n(&workers_ready, __ATOMIC_ACQUIRE) < started - 1 &&
+           clock_now_ns() < give_up)
         syscall(SYS_sched_yield);
 }
 
@@ -452,6 +459,7 @@ void mn_fork_child(struct sched *s)
 {
     mn_lock = (cr_lock_t)CR_LOCK_INIT;
     add_lock = (cr_lock_t)CR_LOCK_INIT;
+    workers_ready = 0;
     mn_active = false;
     nmembers = 0;
     if (s) {
