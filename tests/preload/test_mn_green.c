@@ -46,16 +46,24 @@ MATRIX(mn, pipes4, pt_mn, pipes, MOVES, "CORUN_PROCS=4", NULL)
 MATRIX(mn, cancel_kill, pt_mn, cancel_kill, MOVES, "CORUN_PROCS=2", NULL)
 MATRIX(mn, cancel_kill4, pt_mn, cancel_kill, MOVES, "CORUN_PROCS=4", NULL)
 /* fork from threads in CPU bursts: the child makes and joins threads of
- * its own and exits 7; the parent goes on. */
+ * its own and exits 7; the parent goes on. Not in sanitizer builds (where
+ * threads do not move anyway): a child forked while other threads of an
+ * ASan-built program run hung once in CI (native mode), in a runtime whose
+ * locks corun does not see. */
+#ifndef CORUN_SANITIZERS
 MATRIX(mn, fork, pt_mn, fork, MOVES, "CORUN_PROCS=2", NULL)
+#endif
 /* Four threads accepting on one listener while two connect 3,000 times:
  * corun's O_NONBLOCK around each accept never shows to another OS thread's
  * accept (one would block its OS thread, or fail EAGAIN), and is never left
  * set. */
 MATRIX(mn, accept, pt_mn, accept, MOVES, "CORUN_PROCS=2", NULL)
 /* fork while threads (some on the other OS thread) wait on a pipe: the
- * child makes a thread and closes the pipe without waiting for them. */
+ * child makes a thread and closes the pipe without waiting for them (not in
+ * sanitizer builds, as fork above). */
+#ifndef CORUN_SANITIZERS
 MATRIX(mn, fork_close, pt_mn, fork_close, MOVES, "CORUN_PROCS=2", NULL)
+#endif
 /* tgkill naming a green thread's id from a thread on another OS thread:
  * its handler runs, and its read goes on (SA_RESTART). */
 MATRIX(mn, tgkill, pt_mn, tgkill, MOVES, "CORUN_PROCS=2", NULL)
