@@ -98,14 +98,23 @@ static inline uint8_t catch_hold(void)
     return v;
 }
 
+/* A preemption signal came due while the thread was inside corun (a
+ * hook, or glibc called from one): it yields now, on its way back to the
+ * program, where corun's books are consistent. */
+void preempt_at_release(struct sched *s);
+
 /* Back to the code that called catch_hold. A thread that got its scheduler
  * meanwhile goes back to the program. */
 static inline void catch_release(const uint8_t *held)
 {
     struct sched *s = sched_tls;
     __asm__ volatile("" ::: "memory");
-    if (s)
-        s->catch_sel = *held == CATCH_NO_SCHED ? CATCH_BLOCK : *held;
+    if (s) {
+        uint8_t to = *held == CATCH_NO_SCHED ? CATCH_BLOCK : *held;
+        s->catch_sel = to;
+        if (__builtin_expect(s->preempt_at_release, 0) && to == CATCH_BLOCK)
+            preempt_at_release(s);
+    }
 }
 
 /* Calling the program's code from inside corun (thread_local and key

@@ -367,12 +367,12 @@ void sched_yield_current(struct sched *s)
     sched_switch(s, cur, next);
 }
 
-void sched_preempt_current(struct sched *s)
+void sched_preempt_current(struct sched *s, bool may_move)
 {
     struct corun *cur = s->current;
     cur->state = CO_RUNNABLE;
     s->preempted = cur;
-    if (cur->pinned == 0 && mn_active)   /* its frames above are the program's and the handler's */
+    if (may_move && cur->pinned == 0 && mn_active)
         __atomic_or_fetch(&cur->flags, CO_MOVABLE, __ATOMIC_RELAXED);
     sched_switch(s, cur, s->loop_co);     /* after_switch clears CO_MOVABLE */
 }

@@ -195,6 +195,8 @@ struct sched {
     bool preempt_armed;           /* its CPU-time timer runs (catch.h, preemption) */
     int preempt_timer;            /* ... the kernel's timer id */
     unsigned long preempt_switches;   /* stats.switches at the timer's last signal */
+    bool preempt_at_release;      /* a due signal found the thread inside corun: it yields
+                                   * on its way back to the program (catch_release) */
     /* M:N (CORUN_PROCS > 1; workers.c) */
     bool mn_member;               /* runs the program's green threads with other OS threads */
     bool worker;                  /* one of corun's worker OS threads */
@@ -362,8 +364,9 @@ void sched_yield_current(struct sched *s);
  * preemption): the loop turns now, and the thread waits with the other
  * preempted ones, behind every thread that became runnable otherwise (a
  * sleeper whose time came goes first), one of them running at least every
- * slice. */
-void sched_preempt_current(struct sched *s);
+ * slice. With may_move (M:N), it may resume on another OS thread: no
+ * frame of corun's below holds s. */
+void sched_preempt_current(struct sched *s, bool may_move);
 
 /* For calls that could have waited but return at once (poll, epoll_wait):
  * yield as sched_yield_current() does if the loop has not polled for a

@@ -392,9 +392,15 @@ static void preempt_handler(int sig, siginfo_t *si, void *ucv)
         preempt_rearm(s, preempt_resumed);
         return;
     }
-    if (!whole_slice || s->catch_sel != CATCH_BLOCK || s->alive < 2 || cur == s->loop_co ||
-        cur->state != CO_RUNNING || !(cur->flags & CO_PREEMPTIBLE))
+    if (!whole_slice || s->alive < 2 || cur == s->loop_co || cur->state != CO_RUNNING ||
+        !(cur->flags & CO_PREEMPTIBLE))
         return;
+    if (s->catch_sel != CATCH_BLOCK) {
+        /* Inside corun (a hook, or libc called from one): a thread that
+         * spends its time in calls into corun yields on its way out. */
+        s->preempt_at_release = true;
+        return;
+    }
     uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
     /* corun's own code runs with the selector BLOCK for a few instructions
      * (a hook's prologue, a handler's entry: the SIGSYS handler's frame
@@ -416,7 +422,7 @@ static void preempt_handler(int sig, siginfo_t *si, void *ucv)
     s->catch_sel = CATCH_ALLOW;
     int saved_errno = errno;
     s->stats.preempted++;
-    sched_preempt_current(s);
+    sched_preempt_current(s, true);    /* its frames above are the program's and the handler's */
     s = sched_tls;                     /* it may resume on another OS thread (M:N) */
     preempt_resumed(s);
     /* Others ran meanwhile and may have changed the thread's mask or
