@@ -19,6 +19,7 @@
 
 #include "catch.h"
 #include "gthread.h"
+#include "lock.h"
 #include "sched.h"
 
 _Static_assert(sizeof(struct gmutex) <= 40, "gmutex must fit pthread_mutex_t");
@@ -77,14 +78,6 @@ const struct corun *gmutex_green_owner(const struct gmutex *m)
  * when next looked at, so nothing is handed to a thread that is not there. */
 static unsigned fork_gen;
 
-static void on_fork_child(struct sched *s)
-{
-    (void)s;
-    __atomic_add_fetch(&fork_gen, 1, __ATOMIC_RELAXED);
-}
-
-static const struct sched_observer observer = { .fork_child = on_fork_child };
-SCHED_OBSERVER(observer);
 
 static void gw_init(struct gwaiter *w, struct sched *s, void *self)
 {
@@ -217,6 +210,46 @@ static void gw_wait_handed(struct gwaiter *w)
         gw_wait(w, DEADLINE_NONE, GW_PLAIN, WAIT_OTHER, NULL);
 }
 
+
+/* ---- QLOCK sections and fork ----------------------------------------------------
+ *
+ * A fork child has the forking thread only: a QLOCK that another OS thread
+ * held (or was taking) at the fork would stay set in it, and the child's
+ * next use of that object would spin forever (as in a program whose atfork
+ * child handler unlocks a mutex that threads of other workers contend for).
+ * So every OS thread records the object it is in a QLOCK section of, and
+ * the child frees the objects of the threads it does not have. The record
+ * is one word (object, queue offset, width), stored before the CAS that
+ * takes the bit: x86-64 makes stores visible in order and the CAS drains
+ * them, so a child that sees the bit set sees the record.
+ */
+#define HOLD_ADDR ((UINT64_C(1) << 48) - 1)
+#define HOLD_QOFF_SHIFT 48      /* the queue's offset from the word, < 256 */
+#define HOLD_WIDE (UINT64_C(1) << 56)   /* the word is 64-bit (a semaphore) */
+
+/* A green thread's OS thread records in its scheduler's part: there is
+ * never more than one section open per OS thread except in a signal
+ * handler, which restores the outer record when its own section ends. */
+struct hold_rec {
+    uint64_t hold;              /* atomic */
+    struct hold_rec *next;      /* on hold_recs */
+};
+static struct sched_part hold_part = { .sched_size = sizeof(struct hold_rec) };
+SCHED_PART(hold_part);
+static struct hold_rec *hold_recs;      /* every scheduler's, under hold_lock */
+static cr_lock_t hold_lock = CR_LOCK_INIT;
+
+/* A kernel thread (no scheduler) claims one of these for each section. */
+#define KERNEL_HOLDS 64
+static struct {
+    _Alignas(64) uint64_t hold;     /* atomic: 0 when free */
+} kernel_holds[KERNEL_HOLDS];
+
+struct qsection {
+    uint64_t *rec;              /* where the section is recorded */
+    uint64_t outer;             /* what that said before (a handler's section) */
+};
+
 static void cpu_relax(unsigned *spins)
 {
     if (++*spins < 100)
@@ -225,9 +258,125 @@ static void cpu_relax(unsigned *spins)
         syscall(SYS_sched_yield);       /* the holder may be a preempted kernel thread */
 }
 
-/* Take the QLOCK of a 32-bit state word; returns the word (without QLOCK). */
-static uint32_t qlock32(uint32_t *word)
+/* Record that the caller is about to take the QLOCK of `word`, whose
+ * object's queue is q. */
+static void section_open(struct qsection *sec, void *word, struct gwq *q, bool wide)
 {
+    uint64_t hold = ((uint64_t)(uintptr_t)word & HOLD_ADDR) |
+                    (uint64_t)((char *)q - (char *)word) << HOLD_QOFF_SHIFT | (wide ? HOLD_WIDE : 0);
+    struct sched *s = sched_tls;
+    if (__builtin_expect(s != NULL, 1)) {
+        struct hold_rec *r = sched_part(s, &hold_part);
+        sec->rec = &r->hold;
+        sec->outer = r->hold;
+        __atomic_store_n(sec->rec, hold, __ATOMIC_RELAXED);
+    } else {
+        unsigned i = (unsigned)((uintptr_t)&kernel_self_token >> 6) % KERNEL_HOLDS, spins = 0;
+        for (;;) {
+            uint64_t free = 0;
+            if (__atomic_compare_exchange_n(&kernel_holds[i].hold, &free, hold, false,
+                                            __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+                break;
+            if (++i == KERNEL_HOLDS) {
+                i = 0;
+                cpu_relax(&spins);
+            }
+        }
+        sec->rec = &kernel_holds[i].hold;
+        sec->outer = 0;
+    }
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);    /* recorded before the bit is taken */
+}
+
+/* After the QLOCK was released (or never taken). */
+static void section_close(struct qsection *sec)
+{
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    __atomic_store_n(sec->rec, sec->outer, __ATOMIC_RELAXED);
+}
+
+static void hold_sched_created(struct sched *s)
+{
+    struct hold_rec *r = sched_part(s, &hold_part);
+    cr_lock(&hold_lock);
+    r->next = hold_recs;
+    __atomic_store_n(&hold_recs, r, __ATOMIC_RELEASE);
+    cr_unlock(&hold_lock);
+}
+
+static void hold_sched_destroyed(struct sched *s)
+{
+    struct hold_rec *r = sched_part(s, &hold_part);
+    cr_lock(&hold_lock);
+    for (struct hold_rec **p = &hold_recs; *p; p = &(*p)->next)
+        if (*p == r) {
+            __atomic_store_n(p, r->next, __ATOMIC_RELEASE);
+            break;
+        }
+    cr_unlock(&hold_lock);
+}
+
+/* In the child: the object recorded in `hold` was in a section of a thread
+ * the child does not have. If it still has QLOCK, free it; its queue held
+ * waiters of such threads only (the forking thread was not waiting), so it
+ * is emptied. What the section was doing did not happen. */
+static void hold_free_in_child(uint64_t hold)
+{
+    if (!hold)
+        return;
+    void *word = (void *)(uintptr_t)(hold & HOLD_ADDR);
+    struct gwq *q = (struct gwq *)((char *)word + ((hold >> HOLD_QOFF_SHIFT) & 0xff));
+    if (hold & HOLD_WIDE) {
+        uint64_t *w = word;
+        if (!(*w & GS_QLOCK))
+            return;
+        *w &= ~(uint64_t)(GS_QLOCK | GS_WAITERS);
+    } else {
+        uint32_t *w = word;
+        if (!(*w & GS_QLOCK))
+            return;
+        *w &= ~(GS_QLOCK | GS_WAITERS);
+    }
+    q->head = q->tail = NULL;
+}
+
+static void hold_fork_child(struct sched *s)
+{
+    struct hold_rec *mine = s ? sched_part(s, &hold_part) : NULL;
+    for (struct hold_rec *r = hold_recs; r; r = r->next)
+        if (r != mine) {
+            hold_free_in_child(r->hold);
+            r->hold = 0;
+        }
+    for (unsigned i = 0; i < KERNEL_HOLDS; i++) {
+        hold_free_in_child(kernel_holds[i].hold);
+        kernel_holds[i].hold = 0;
+    }
+    /* The other schedulers' records are of threads that are gone. */
+    hold_lock = (cr_lock_t)CR_LOCK_INIT;
+    hold_recs = mine;
+    if (mine)
+        mine->next = NULL;
+}
+
+static void on_fork_child(struct sched *s)
+{
+    __atomic_add_fetch(&fork_gen, 1, __ATOMIC_RELAXED);
+    hold_fork_child(s);
+}
+
+static const struct sched_observer observer = {
+    .sched_created = hold_sched_created,
+    .sched_destroyed = hold_sched_destroyed,
+    .fork_child = on_fork_child,
+};
+SCHED_OBSERVER(observer);
+
+/* Take the QLOCK of a 32-bit state word (in the open section sec); returns
+ * the word (without QLOCK). */
+static uint32_t qlock32(struct qsection *sec, uint32_t *word, struct gwq *q)
+{
+    section_open(sec, word, q, false);
     unsigned spins = 0;
     uint32_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
     for (;;) {
@@ -241,9 +390,10 @@ static uint32_t qlock32(uint32_t *word)
     }
 }
 
-static void qunlock32(uint32_t *word, uint32_t v)
+static void qunlock32(struct qsection *sec, uint32_t *word, uint32_t v)
 {
     __atomic_store_n(word, v & ~GS_QLOCK, __ATOMIC_RELEASE);
+    section_close(sec);
 }
 
 static uint32_t waiters_bit(struct gwq *q)
@@ -282,19 +432,21 @@ static void mutex_take(struct gmutex *m, void *self)
  * handed m first (then the caller holds it). */
 static bool mutex_withdraw(struct gmutex *m, struct gwaiter *w)
 {
-    uint32_t v = qlock32(&m->state);
+    struct qsection sec;
+    uint32_t v = qlock32(&sec, &m->state, &m->waiters);
     if (__atomic_load_n(&w->state, __ATOMIC_RELAXED) == GW_WAITING) {
         gwq_remove(&m->waiters, w);
-        qunlock32(&m->state, (v & ~GS_WAITERS) | waiters_bit(&m->waiters));
+        qunlock32(&sec, &m->state, (v & ~GS_WAITERS) | waiters_bit(&m->waiters));
         return true;
     }
-    qunlock32(&m->state, v);
+    qunlock32(&sec, &m->state, v);
     gw_wait_handed(w);
     return false;
 }
 
 int gmutex_lock(struct gmutex *m, uint64_t deadline, bool try)
 {
+    struct qsection sec;
     struct sched *s;
     void *self = caller(&s);
     uint32_t v = 0;
@@ -335,17 +487,19 @@ int gmutex_lock(struct gmutex *m, uint64_t deadline, bool try)
             v = __atomic_load_n(&m->state, __ATOMIC_RELAXED);
             continue;
         }
+        section_open(&sec, &m->state, &m->waiters, false);
         if (__atomic_compare_exchange_n(&m->state, &v, v | GS_QLOCK, true, __ATOMIC_ACQUIRE,
                                         __ATOMIC_RELAXED))
             break;
+        section_close(&sec);
     }
     /* QLOCK held, m locked. A deadline already reached means "try once". */
     if (deadline != DEADLINE_NONE && deadline <= clock_now_ns()) {
-        qunlock32(&m->state, v);
+        qunlock32(&sec, &m->state, v);
         return ETIMEDOUT;
     }
     gwq_push(&m->waiters, &w);
-    qunlock32(&m->state, v | GS_WAITERS);
+    qunlock32(&sec, &m->state, v | GS_WAITERS);
     if (gw_wait(&w, deadline, GW_PLAIN, WAIT_MUTEX, m) != WAKE_SIGNALED && mutex_withdraw(m, &w))
         return ETIMEDOUT;
     return 0;                     /* handed over by the unlocker: owner == self */
@@ -353,6 +507,7 @@ int gmutex_lock(struct gmutex *m, uint64_t deadline, bool try)
 
 int gmutex_unlock(struct gmutex *m)
 {
+    struct qsection sec;
     struct sched *s;
     void *self = caller(&s);
     int kind = m->kind & 3;
@@ -369,15 +524,15 @@ int gmutex_unlock(struct gmutex *m)
     uint32_t v = GS_LOCKED;
     if (__atomic_compare_exchange_n(&m->state, &v, 0, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
         return 0;
-    v = qlock32(&m->state);
+    v = qlock32(&sec, &m->state, &m->waiters);
     struct gwaiter *next = gwq_live(&m->waiters);
     if (!next) {
-        qunlock32(&m->state, 0);
+        qunlock32(&sec, &m->state, 0);
         return 0;
     }
     gw_claim(&m->waiters, next);
     mutex_take(m, next->self);
-    qunlock32(&m->state, GS_LOCKED | waiters_bit(&m->waiters));
+    qunlock32(&sec, &m->state, GS_LOCKED | waiters_bit(&m->waiters));
     gw_wake(next);
     return 0;
 }
@@ -396,6 +551,7 @@ void gcond_init(struct gcond *c, clockid_t clock)
 
 int gcond_wait(struct gcond *c, struct gmutex *m, uint64_t deadline)
 {
+    struct qsection sec;
     struct sched *s;
     void *self = caller(&s);
     if (__atomic_load_n(&m->owner, __ATOMIC_RELAXED) != self && (m->kind & 3) != GMUTEX_NORMAL)
@@ -403,20 +559,20 @@ int gcond_wait(struct gcond *c, struct gmutex *m, uint64_t deadline)
     struct gwaiter w;
     gw_init(&w, s, self);
     /* Queued before m is released: a signal sent under m reaches it. */
-    uint32_t v = qlock32(&c->state);
+    uint32_t v = qlock32(&sec, &c->state, &c->waiters);
     gwq_push(&c->waiters, &w);
-    qunlock32(&c->state, v | GS_WAITERS);
+    qunlock32(&sec, &c->state, v | GS_WAITERS);
     uint32_t depth = m->count;
     m->count = 1;                 /* release it whole, get it back whole */
     gmutex_unlock(m);
     int why = gw_wait(&w, deadline, GW_CANCELLABLE, WAIT_COND, c);
     if (why != WAKE_SIGNALED) {
-        v = qlock32(&c->state);
+        v = qlock32(&sec, &c->state, &c->waiters);
         if (__atomic_load_n(&w.state, __ATOMIC_RELAXED) == GW_WAITING) {
             gwq_remove(&c->waiters, &w);
-            qunlock32(&c->state, (v & ~GS_WAITERS) | waiters_bit(&c->waiters));
+            qunlock32(&sec, &c->state, (v & ~GS_WAITERS) | waiters_bit(&c->waiters));
         } else {
-            qunlock32(&c->state, v);
+            qunlock32(&sec, &c->state, v);
             gw_wait_handed(&w);
             if (why == WAKE_CANCELED)
                 gcond_signal(c);  /* a canceled waiter must not consume a signal */
@@ -432,27 +588,29 @@ int gcond_wait(struct gcond *c, struct gmutex *m, uint64_t deadline)
 
 void gcond_signal(struct gcond *c)
 {
+    struct qsection sec;
     if (!(__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) & GS_WAITERS))
         return;
-    uint32_t v = qlock32(&c->state);
+    uint32_t v = qlock32(&sec, &c->state, &c->waiters);
     struct gwaiter *w = gwq_live(&c->waiters);
     if (w)
         gw_claim(&c->waiters, w);
-    qunlock32(&c->state, (v & ~GS_WAITERS) | waiters_bit(&c->waiters));
+    qunlock32(&sec, &c->state, (v & ~GS_WAITERS) | waiters_bit(&c->waiters));
     if (w)
         gw_wake(w);
 }
 
 void gcond_broadcast(struct gcond *c)
 {
+    struct qsection sec;
     if (!(__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) & GS_WAITERS))
         return;
-    uint32_t v = qlock32(&c->state);
+    uint32_t v = qlock32(&sec, &c->state, &c->waiters);
     struct gwaiter *all = gwq_live(&c->waiters);
     for (struct gwaiter *w = all; w; w = w->next)
         __atomic_store_n(&w->state, GW_CLAIMED, __ATOMIC_RELAXED);
     c->waiters.head = c->waiters.tail = NULL;
-    qunlock32(&c->state, v & ~GS_WAITERS);
+    qunlock32(&sec, &c->state, v & ~GS_WAITERS);
     while (all) {
         struct gwaiter *next = all->next;   /* read before the wake: then it may be gone */
         gw_wake(all);
@@ -511,6 +669,7 @@ static void rw_wake_all(struct gwaiter *w)
 
 static int rw_lock(struct grwlock *l, bool write, uint64_t deadline, bool try)
 {
+    struct qsection sec;
     struct sched *s;
     void *self = caller(&s);
     if (__atomic_load_n(&l->writer, __ATOMIC_RELAXED) == self)
@@ -539,31 +698,33 @@ static int rw_lock(struct grwlock *l, bool write, uint64_t deadline, bool try)
             v = __atomic_load_n(&l->state, __ATOMIC_RELAXED);
             continue;
         }
+        section_open(&sec, &l->state, &l->waiters, false);
         if (__atomic_compare_exchange_n(&l->state, &v, v | GS_QLOCK, true, __ATOMIC_ACQUIRE,
                                         __ATOMIC_RELAXED))
             break;
+        section_close(&sec);
     }
     if (deadline != DEADLINE_NONE && deadline <= clock_now_ns()) {
-        qunlock32(&l->state, v);
+        qunlock32(&sec, &l->state, v);
         return ETIMEDOUT;
     }
     struct gwaiter w;
     gw_init(&w, s, self);
     w.wants_write = write;
     gwq_push(&l->waiters, &w);
-    qunlock32(&l->state, v | GS_WAITERS);
+    qunlock32(&sec, &l->state, v | GS_WAITERS);
     if (gw_wait(&w, deadline, GW_PLAIN, WAIT_RWLOCK, l) == WAKE_SIGNALED)
         return 0;
-    v = qlock32(&l->state);
+    v = qlock32(&sec, &l->state, &l->waiters);
     if (__atomic_load_n(&w.state, __ATOMIC_RELAXED) == GW_WAITING) {
         gwq_remove(&l->waiters, &w);
         /* A writer leaving may let the readers queued behind it in. */
         struct gwaiter *woken;
-        qunlock32(&l->state, rw_grant(l, v, &woken));
+        qunlock32(&sec, &l->state, rw_grant(l, v, &woken));
         rw_wake_all(woken);
         return ETIMEDOUT;
     }
-    qunlock32(&l->state, v);
+    qunlock32(&sec, &l->state, v);
     gw_wait_handed(&w);
     return 0;
 }
@@ -580,6 +741,7 @@ int grwlock_wrlock(struct grwlock *l, uint64_t deadline, bool try)
 
 int grwlock_unlock(struct grwlock *l)
 {
+    struct qsection sec;
     struct sched *s;
     void *self = caller(&s);
     bool writer = __atomic_load_n(&l->writer, __ATOMIC_RELAXED) == self;
@@ -601,10 +763,10 @@ int grwlock_unlock(struct grwlock *l)
         if (__atomic_compare_exchange_n(&l->state, &v, n, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
             return 0;
     }
-    v = qlock32(&l->state);
+    v = qlock32(&sec, &l->state, &l->waiters);
     v = writer ? v & ~GRW_WRITER : v - GRW_READER;
     struct gwaiter *woken;
-    qunlock32(&l->state, rw_grant(l, v, &woken));
+    qunlock32(&sec, &l->state, rw_grant(l, v, &woken));
     rw_wake_all(woken);
     return 0;
 }
@@ -622,8 +784,9 @@ void gsem_init(struct gsem *s, unsigned value)
     *s = (struct gsem){ .state = value * GSEM_UNIT };
 }
 
-static uint64_t qlock64(uint64_t *word)
+static uint64_t qlock64(struct qsection *sec, uint64_t *word, struct gwq *q)
 {
+    section_open(sec, word, q, true);
     unsigned spins = 0;
     uint64_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
     for (;;) {
@@ -637,13 +800,15 @@ static uint64_t qlock64(uint64_t *word)
     }
 }
 
-static void qunlock64(uint64_t *word, uint64_t v)
+static void qunlock64(struct qsection *sec, uint64_t *word, uint64_t v)
 {
     __atomic_store_n(word, v & ~(uint64_t)GS_QLOCK, __ATOMIC_RELEASE);
+    section_close(sec);
 }
 
 int gsem_wait(struct gsem *sem, uint64_t deadline, bool try)
 {
+    struct qsection sec;
     struct sched *s;
     void *self = caller(&s);
     uint64_t v = __atomic_load_n(&sem->state, __ATOMIC_RELAXED);
@@ -655,27 +820,27 @@ int gsem_wait(struct gsem *sem, uint64_t deadline, bool try)
         }
         if (try)
             return EAGAIN;
-        v = qlock64(&sem->state);
+        v = qlock64(&sec, &sem->state, &sem->waiters);
         if (v >= GSEM_UNIT) {
-            qunlock64(&sem->state, v - GSEM_UNIT);
+            qunlock64(&sec, &sem->state, v - GSEM_UNIT);
             return 0;
         }
         if (deadline != DEADLINE_NONE && deadline <= clock_now_ns()) {
-            qunlock64(&sem->state, v);
+            qunlock64(&sec, &sem->state, v);
             return ETIMEDOUT;
         }
         struct gwaiter w;
         gw_init(&w, s, self);
         gwq_push(&sem->waiters, &w);
-        qunlock64(&sem->state, v | GS_WAITERS);
+        qunlock64(&sec, &sem->state, v | GS_WAITERS);
         /* Linux restarts a semaphore's futex wait after an SA_RESTART handler
          * (signal(7) says otherwise; the kernel's -ERESTARTSYS wins). */
         int why = gw_wait(&w, deadline, GW_INTERRUPTIBLE, WAIT_SEM, sem);
         if (why == WAKE_SIGNALED)
             return 0;             /* the poster handed us its unit */
-        v = qlock64(&sem->state);
+        v = qlock64(&sec, &sem->state, &sem->waiters);
         if (__atomic_load_n(&w.state, __ATOMIC_RELAXED) != GW_WAITING) {
-            qunlock64(&sem->state, v);
+            qunlock64(&sec, &sem->state, v);
             gw_wait_handed(&w);
             if (why == WAKE_CANCELED)
                 gsem_post(sem);   /* a canceled waiter passes the unit on */
@@ -684,7 +849,7 @@ int gsem_wait(struct gsem *sem, uint64_t deadline, bool try)
         }
         gwq_remove(&sem->waiters, &w);
         v = (v & ~(uint64_t)GS_WAITERS) | waiters_bit(&sem->waiters);
-        qunlock64(&sem->state, v);
+        qunlock64(&sec, &sem->state, v);
         gthread_act_on_cancel(why);
         if (why == WAKE_RESTART)
             continue;             /* a handler ran; a post meanwhile left its unit in value */
@@ -696,6 +861,7 @@ int gsem_wait(struct gsem *sem, uint64_t deadline, bool try)
 
 int gsem_post(struct gsem *sem)
 {
+    struct qsection sec;
     uint64_t v = __atomic_load_n(&sem->state, __ATOMIC_RELAXED);
     while (!(v & (GS_WAITERS | GS_QLOCK))) {
         if (v / GSEM_UNIT >= SEM_VALUE_MAX)
@@ -704,19 +870,19 @@ int gsem_post(struct gsem *sem)
                                         __ATOMIC_RELAXED))
             return 0;
     }
-    v = qlock64(&sem->state);
+    v = qlock64(&sec, &sem->state, &sem->waiters);
     struct gwaiter *w = gwq_live(&sem->waiters);
     if (w) {
         gw_claim(&sem->waiters, w);
-        qunlock64(&sem->state, (v & ~(uint64_t)GS_WAITERS) | waiters_bit(&sem->waiters));
+        qunlock64(&sec, &sem->state, (v & ~(uint64_t)GS_WAITERS) | waiters_bit(&sem->waiters));
         gw_wake(w);
         return 0;
     }
     if (v / GSEM_UNIT >= SEM_VALUE_MAX) {
-        qunlock64(&sem->state, v);
+        qunlock64(&sec, &sem->state, v);
         return EOVERFLOW;
     }
-    qunlock64(&sem->state, v + GSEM_UNIT);
+    qunlock64(&sec, &sem->state, v + GSEM_UNIT);
     return 0;
 }
 
@@ -742,16 +908,17 @@ int gbarrier_init(struct gbarrier *b, unsigned count)
 
 int gbarrier_wait(struct gbarrier *b)
 {
+    struct qsection sec;
     struct sched *s;
     void *self = caller(&s);
-    uint32_t v = qlock32(&b->state);
+    uint32_t v = qlock32(&sec, &b->state, &b->waiters);
     if (++b->arrived == b->count) {
         b->arrived = 0;
         struct gwaiter *all = gwq_live(&b->waiters);
         for (struct gwaiter *w = all; w; w = w->next)
             __atomic_store_n(&w->state, GW_CLAIMED, __ATOMIC_RELAXED);
         b->waiters.head = b->waiters.tail = NULL;
-        qunlock32(&b->state, v & ~GS_WAITERS);
+        qunlock32(&sec, &b->state, v & ~GS_WAITERS);
         while (all) {
             struct gwaiter *next = all->next;
             gw_wake(all);
@@ -762,7 +929,7 @@ int gbarrier_wait(struct gbarrier *b)
     struct gwaiter w;
     gw_init(&w, s, self);
     gwq_push(&b->waiters, &w);
-    qunlock32(&b->state, v | GS_WAITERS);
+    qunlock32(&sec, &b->state, v | GS_WAITERS);
     while (gw_wait(&w, DEADLINE_NONE, GW_PLAIN, WAIT_BARRIER, b) != WAKE_SIGNALED)
         ;
     return 0;

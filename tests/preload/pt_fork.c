@@ -12,6 +12,7 @@
 #endif
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <sys/select.h>
 #include <sys/wait.h>
@@ -411,6 +412,106 @@ static void m_environ_rewrite(void)
     unlink(path);
 }
 
+/* ---- fork while other threads are inside the objects' own bookkeeping ---------------
+ * Threads (on other OS threads under M:N) keep making the short internal
+ * changes of a mutex and an rwlock the forking thread holds (timed locks
+ * whose deadline has passed), of a semaphore at zero (timed waits) and of a
+ * condition variable (timed waits): each fork's child must find them
+ * usable. Under corun, a child once inherited such an object marked "being
+ * changed" by a thread it does not have, and spun forever on its first use. */
+static pthread_mutex_t sec_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t sec_m2 = PTHREAD_MUTEX_INITIALIZER;
+static pthread_rwlock_t sec_rw = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_cond_t sec_c = PTHREAD_COND_INITIALIZER;
+static sem_t sec_s;
+static atomic_bool sec_stop;
+static atomic_long sec_tries[4];
+
+static void *sec_prober(void *arg)
+{
+    long kind = (long)arg;
+    const struct timespec past = { 1, 0 };
+    if (kind == 3)
+        OK(pthread_mutex_lock(&sec_m2));
+    while (!atomic_load(&sec_stop)) {
+        switch (kind) {
+        case 0: RC(pthread_mutex_timedlock(&sec_m, &past), ETIMEDOUT); break;
+        case 1: RC(pthread_rwlock_timedwrlock(&sec_rw, &past), ETIMEDOUT); break;
+        case 2:
+            CHECK(sem_timedwait(&sec_s, &past) == -1 && errno == ETIMEDOUT);
+            break;
+        default: RC(pthread_cond_timedwait(&sec_c, &sec_m2, &past), ETIMEDOUT); break;
+        }
+        atomic_fetch_add(&sec_tries[kind], 1);
+    }
+    if (kind == 3)
+        OK(pthread_mutex_unlock(&sec_m2));
+    return NULL;
+}
+
+/* The forked child: its one thread holds sec_m, and sec_rw for reading.
+ * Returns 0, or the number of the first check that failed. */
+static int sec_child(void)
+{
+    const struct timespec past = { 1, 0 };
+    int n = 0;
+    if (++n, pthread_mutex_unlock(&sec_m) != 0)
+        return n;
+    if (++n, pthread_mutex_lock(&sec_m) != 0 || pthread_mutex_unlock(&sec_m) != 0)
+        return n;
+    if (++n, pthread_rwlock_timedwrlock(&sec_rw, &past) != ETIMEDOUT)
+        return n;
+    if (++n, pthread_rwlock_unlock(&sec_rw) != 0)
+        return n;
+    if (++n, sem_post(&sec_s) != 0 || sem_wait(&sec_s) != 0 || sem_trywait(&sec_s) != -1)
+        return n;
+    /* glibc's condvar waits in the child for the waiters it had, which are
+     * gone (natively the rwlock's write side is likewise lost to the child):
+     * checked under corun only. */
+    if (++n, green() && (pthread_cond_signal(&sec_c) != 0 || pthread_cond_broadcast(&sec_c) != 0))
+        return n;
+    return 0;
+}
+
+static void m_fork_in_sections(void)
+{
+    CHECK(sem_init(&sec_s, 0, 0) == 0);
+    OK(pthread_mutex_lock(&sec_m));
+    OK(pthread_rwlock_rdlock(&sec_rw));
+    pthread_t t[4];
+    for (long i = 0; i < 4; i++)
+        OK(pthread_create(&t[i], NULL, sec_prober, (void *)i));
+    for (int i = 0; i < 4; i++)
+        while (atomic_load(&sec_tries[i]) < 100)
+            usleep(1000);
+    for (int round = 0; round < 40; round++) {
+        pid_t c = fork();
+        if (c == 0)
+            _exit(sec_child());
+        CHECK(c > 0);
+        int st = 0;
+        pid_t r = 0;
+        for (int64_t until = mono_ns() + 10000 * MS; (r = waitpid(c, &st, WNOHANG)) == 0 &&
+                                                      mono_ns() < until;)
+            usleep(1000);
+        if (r == 0) {
+            kill(c, SIGKILL);
+            waitpid(c, &st, 0);
+            failf(__LINE__, "the child of fork %d hung", round);
+            break;
+        }
+        CHECKF(r == c && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child of fork %d: status 0x%x",
+               round, st);
+        usleep(500);
+    }
+    atomic_store(&sec_stop, true);
+    for (int i = 0; i < 4; i++)
+        OK(pthread_join(t[i], NULL));
+    OK(pthread_rwlock_unlock(&sec_rw));
+    OK(pthread_mutex_unlock(&sec_m));
+    CHECK(sem_destroy(&sec_s) == 0);
+}
+
 static const struct pt_mode modes[] = {
     { "select_sigchld_fork", m_select_sigchld_fork },
     { "select_sigchld_fork_busy", m_select_sigchld_fork_busy },
@@ -419,6 +520,7 @@ static const struct pt_mode modes[] = {
     { "atfork_mutexes", m_atfork_mutexes },
     { "fork_mutex_held", m_fork_mutex_held },
     { "environ_rewrite", m_environ_rewrite },
+    { "fork_in_sections", m_fork_in_sections },
 };
 
 int main(int argc, char **argv)

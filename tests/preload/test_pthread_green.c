@@ -287,12 +287,12 @@ PT(pt_fork, select_sigchld_fork_busy)
 PT(pt_fork, sigmask_errno)
 /* OpenSSL's locks first used in a handler, then in main, then at exit from a handler. */
 PT(pt_fork, locks_in_handler)
-/* Redis/jemalloc: mutexes locked in an atfork prepare handler, released in parent and child.
- * On one OS thread: with CORUN_PROCS=4 its forked child hung in about 1 run of 50 on a loaded
- * machine (the parent waits for it with the other threads running; the child's state was not
- * captured): an open M:N bug, see the closing note of this session. */
-PT_ENV(pt_fork, atfork_mutexes, "CORUN_PROCS=1", NULL)
+/* Redis/jemalloc: mutexes locked in an atfork prepare handler, released in parent and child. */
+PT(pt_fork, atfork_mutexes)
 PT(pt_fork, fork_mutex_held)
+/* fork while threads on other OS threads are inside a mutex's, rwlock's, semaphore's and
+ * condvar's own bookkeeping: the child once spun forever on its first use of one. */
+PT(pt_fork, fork_in_sections)
 /* setproctitle: CORUN_LOG_FILE still names the log after the environment is wiped. */
 PT(pt_fork, environ_rewrite)
 
