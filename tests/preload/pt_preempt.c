@@ -111,6 +111,45 @@ static void mode_hogs_ticker(void)
            atomic_load(&t.ticks));
 }
 
+/* Threads that keep the CPU while calling into corun most of the time
+ * (timed locks of a held mutex whose deadline has passed: each returns
+ * ETIMEDOUT at once), 300 ms of CPU each, beside the ticker. A slice's
+ * signal rarely finds such a thread in its own code: it yields when it
+ * next leaves corun (before, the ticker waited about a second per tick). */
+static pthread_mutex_t held_by_main = PTHREAD_MUTEX_INITIALIZER;
+
+static void *hook_hog_main(void *arg)
+{
+    const struct timespec past = { 1, 0 };
+    int64_t end = ns_on(CLOCK_PROCESS_CPUTIME_ID) + (long)(intptr_t)arg * MS;
+    do
+        for (int i = 0; i < 100; i++)
+            RC(pthread_mutex_timedlock(&held_by_main, &past), ETIMEDOUT);
+    while (ns_on(CLOCK_PROCESS_CPUTIME_ID) < end);
+    return NULL;
+}
+
+static void mode_hook_hogs_ticker(void)
+{
+    struct gap_ticker t = { 0 };
+    pthread_t tick, hog[4];
+    OK(pthread_mutex_lock(&held_by_main));
+    OK(pthread_create(&tick, NULL, gap_ticker_main, &t));
+    usleep(30000);
+    for (int i = 0; i < 4; i++)
+        OK(pthread_create(&hog[i], NULL, hook_hog_main, IP(300)));
+    for (int i = 0; i < 4; i++)
+        OK(pthread_join(hog[i], NULL));
+    atomic_store(&t.stop, true);
+    OK(pthread_join(tick, NULL));
+    OK(pthread_mutex_unlock(&held_by_main));
+    long gap = atomic_load(&t.longest_cpu_ms);
+    if (preempting())
+        CHECKF(gap < 200, "the ticker's longest gap beside 4 loops of calls: %ld ms of CPU", gap);
+    printf("longest gap %ld ms (%ld ms of CPU), %ld ticks\n", atomic_load(&t.longest_ms), gap,
+           atomic_load(&t.ticks));
+}
+
 /* Two CPU-bound threads that print lines with stdio into one file, each
  * line in two pieces under flockfile with the work between them (a thread
  * preempted while it holds the FILE's lock makes the other wait its turn,
@@ -301,6 +340,7 @@ int main(int argc, char **argv)
     static const struct pt_mode modes[] = {
         { "hog_ticker", mode_hog_ticker },
         { "hogs_ticker", mode_hogs_ticker },
+        { "hook_hogs_ticker", mode_hook_hogs_ticker },
         { "hog_stdio", mode_hog_stdio },
         { "hog_malloc", mode_hog_malloc },
         { "sigurg_own", mode_sigurg_own },
