@@ -98,10 +98,10 @@ static inline uint8_t catch_hold(void)
     return v;
 }
 
-/* Work for the thread's way back from corun to the program at `ra`
- * (sched.h: release_preempt, release_shed), where corun's books are
- * consistent: set by the hooks' layer. */
-extern void (*catch_release_work)(struct sched *s, uintptr_t ra);
+/* A preemption signal came due while the thread was inside corun (a
+ * hook, or glibc called from one): it yields now, on its way back to the
+ * program, where corun's books are consistent. */
+void preempt_at_release(struct sched *s);
 
 /* Back to the code that called catch_hold. A thread that got its scheduler
  * meanwhile goes back to the program. */
@@ -112,8 +112,8 @@ static inline void catch_release(const uint8_t *held)
     if (s) {
         uint8_t to = *held == CATCH_NO_SCHED ? CATCH_BLOCK : *held;
         s->catch_sel = to;
-        if (__builtin_expect(s->release_preempt | s->release_shed, 0) && to == CATCH_BLOCK)
-            catch_release_work(s, (uintptr_t)__builtin_return_address(0));
+        if (__builtin_expect(s->preempt_at_release, 0) && to == CATCH_BLOCK)
+            preempt_at_release(s);
     }
 }
 

@@ -354,45 +354,6 @@ void mn_turn(struct sched *s)
     balance(s);
 }
 
-/* Threads woken from a park cannot be moved by balance (corun's frames on
- * their stacks hold s). An idle member pulls instead: it asks the member
- * with the most threads queued, whose next thread to leave a hook for the
- * program while others wait there yields and is handed over. One thread
- * per request, and only to a member still idle then: pushing woken threads
- * by the loads published at turns overshot (six of eight threads swung
- * from one worker to the other every round). */
-void mn_ask_for_work(struct sched *s)
-{
-    struct sched *from = NULL;
-    unsigned most = 0, n = __atomic_load_n(&nmembers, __ATOMIC_ACQUIRE);
-    for (unsigned i = 0; i < n; i++) {
-        struct sched *m = members[i];
-        unsigned l = __atomic_load_n(&m->load, __ATOMIC_RELAXED);
-        if (m != s && l > most) {
-            from = m;
-            most = l;
-        }
-    }
-    if (!from)
-        return;
-    struct sched *none = NULL;
-    if (__atomic_compare_exchange_n(&from->shed_to, &none, s, false, __ATOMIC_RELEASE,
-                                    __ATOMIC_RELAXED))
-        from->release_shed = true;
-}
-
-void mn_shed(struct sched *s, struct corun *co, struct sched *to)
-{
-    coq_push(&s->runq, co);
-    if (!movable(co) || !__atomic_load_n(&to->polling, __ATOMIC_RELAXED) ||
-        __atomic_load_n(&to->load, __ATOMIC_RELAXED) != 0)
-        return;                   /* it found work meanwhile: co runs on here */
-    struct corun *list = NULL;
-    leave(s, co, &list);
-    __atomic_add_fetch(&to->load, 1, __ATOMIC_RELAXED);
-    hand_over(to, list, list);
-}
-
 /* ---- the end of a thread ----------------------------------------------------*/
 
 void mn_finished(struct sched *s, struct corun *co)

@@ -325,88 +325,6 @@ static void mode_pipes(void)
     check_spread(RING, false);
 }
 
-/* ---- woken: threads that park between short bursts --------------------------
- * Eight threads each wait for main's broadcast, then work 2 ms (less than
- * a preemption slice, so nothing preempts them) and report. A worker that
- * runs out of threads asks the busiest for one, which hands over the next
- * of its threads to leave a hook while others wait there: threads move
- * (PT_MUST_MOVE; without it none ever did), and in the last rounds no OS
- * thread runs more than five of the eight. */
-
-#define WOKEN 8
-#define WOKEN_ROUNDS 150
-
-static pthread_mutex_t wk_m = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wk_go = PTHREAD_COND_INITIALIZER, wk_done = PTHREAD_COND_INITIALIZER;
-static int wk_round, wk_finished;
-static pid_t wk_tid[WOKEN];
-
-static void *woken_main(void *arg)
-{
-    struct ident me;
-    ident_start(&me, (long)(intptr_t)arg);
-    int seen = 0;
-    for (;;) {
-        OK(pthread_mutex_lock(&wk_m));
-        while (wk_round == seen)
-            OK(pthread_cond_wait(&wk_go, &wk_m));
-        seen = wk_round;
-        OK(pthread_mutex_unlock(&wk_m));
-        if (seen < 0)
-            break;
-        ident_check(&me, "woken");
-        burst(&me, 2000);
-        wk_tid[me.id] = tid();
-        OK(pthread_mutex_lock(&wk_m));
-        wk_finished++;
-        OK(pthread_cond_signal(&wk_done));
-        OK(pthread_mutex_unlock(&wk_m));
-    }
-    ident_end(&me);
-    return NULL;
-}
-
-static void mode_woken(void)
-{
-    pthread_t t[WOKEN];
-    for (long i = 0; i < WOKEN; i++)
-        OK(pthread_create(&t[i], NULL, woken_main, IP(i)));
-    int best = WOKEN;             /* the fewest threads on the busiest OS thread, last rounds */
-    int first = 0;                /* ... in the first round */
-    for (int r = 1; r <= WOKEN_ROUNDS; r++) {
-        OK(pthread_mutex_lock(&wk_m));
-        wk_finished = 0;
-        wk_round = r;
-        OK(pthread_cond_broadcast(&wk_go));
-        while (wk_finished < WOKEN)
-            OK(pthread_cond_wait(&wk_done, &wk_m));
-        OK(pthread_mutex_unlock(&wk_m));
-        int most = 0;
-        for (int i = 0; i < WOKEN; i++) {
-            int same = 0;
-            for (int j = 0; j < WOKEN; j++)
-                same += wk_tid[j] == wk_tid[i];
-            most = same > most ? same : most;
-        }
-        if (r == 1)
-            first = most;
-        if (r > WOKEN_ROUNDS - 20)
-            best = most < best ? most : best;
-    }
-    OK(pthread_mutex_lock(&wk_m));
-    wk_round = -1;
-    OK(pthread_cond_broadcast(&wk_go));
-    OK(pthread_mutex_unlock(&wk_m));
-    for (long i = 0; i < WOKEN; i++)
-        OK(pthread_join(t[i], NULL));
-    if (moves_expected())
-        CHECKF(best <= 5, "in each of the last 20 rounds one OS thread ran %d or more of the %d "
-               "threads", best, WOKEN);
-    printf("busiest OS thread: %d of %d threads in the first round, %d in the last\n", first,
-           WOKEN, best);
-    check_spread(WOKEN, true);
-}
-
 /* ---- cancel and kill: threads parked on another OS thread -------------------*/
 
 #define PARKED 6
@@ -726,7 +644,6 @@ int main(int argc, char **argv)
         { "accept", mode_accept },
         { "fork_close", mode_fork_close },
         { "tgkill", mode_tgkill },
-        { "woken", mode_woken },
     };
     return pt_main(modes, sizeof modes / sizeof *modes, argc, argv);
 }
