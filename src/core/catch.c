@@ -163,33 +163,7 @@ void preempt_resumed(struct sched *s)
     preempt_next_in(s->preempt_timer, first);
 }
 
-void preempt_at_release(struct sched *s)
-{
-    s->preempt_at_release = false;
-    struct corun *cur = s->current;
-    if (s->stats.switches != s->preempt_switches || s->alive < 2 || cur == s->loop_co ||
-        cur->state != CO_RUNNING)
-        return;                   /* it switched meanwhile, or has nobody to yield to */
-    /* Not in a handler of the program's on an alternate signal stack,
-     * which the next delivery would overwrite. */
-    char here;
-    if (cur->flags & CO_MAIN) {
-        stack_t alt;
-        if (catch_raw(SYS_sigaltstack, 0, (long)&alt, 0, 0, 0, 0) != 0 || (alt.ss_flags & SS_ONSTACK))
-            return;
-    } else if ((uintptr_t)&here < (uintptr_t)cur->stack_lo ||
-               (uintptr_t)&here >= (uintptr_t)cur->stack_hi) {
-        return;
-    }
-    s->catch_sel = CATCH_ALLOW;
-    int saved_errno = errno;
-    s->stats.preempted++;
-    sched_preempt_current(s, false);  /* the hook's frames below hold s */
-    preempt_resumed(s);
-    s->preempt_switches = s->stats.switches;
-    errno = saved_errno;
-    s->catch_sel = CATCH_BLOCK;
-}
+void (*catch_release_work)(struct sched *s, uintptr_t ra);
 
 int preempt_arm(struct sched *s)
 {

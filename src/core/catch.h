@@ -99,13 +99,15 @@ static inline uint8_t catch_hold(void)
 }
 
 /* A preemption signal came due while the thread was inside corun (a
- * hook, or glibc called from one): it yields now, on its way back to the
- * program, where corun's books are consistent. */
-void preempt_at_release(struct sched *s);
+ * hook, or glibc called from one): it yields on its way back to the
+ * program at `ra`, where corun's books are consistent, if that is the
+ * program's own code (set by the hooks' layer). */
+extern void (*catch_release_work)(struct sched *s, uintptr_t ra);
 
 /* Back to the code that called catch_hold. A thread that got its scheduler
- * meanwhile goes back to the program. */
-static inline void catch_release(const uint8_t *held)
+ * meanwhile goes back to the program. Always inlined: the return address
+ * it passes on must be the hook's. */
+static inline __attribute__((always_inline)) void catch_release(const uint8_t *held)
 {
     struct sched *s = sched_tls;
     __asm__ volatile("" ::: "memory");
@@ -113,7 +115,7 @@ static inline void catch_release(const uint8_t *held)
         uint8_t to = *held == CATCH_NO_SCHED ? CATCH_BLOCK : *held;
         s->catch_sel = to;
         if (__builtin_expect(s->preempt_at_release, 0) && to == CATCH_BLOCK)
-            preempt_at_release(s);
+            catch_release_work(s, (uintptr_t)__builtin_return_address(0));
     }
 }
 

@@ -353,15 +353,16 @@ static void sigsys_handler(int sig, siginfo_t *si, void *ucv)
  * since the last one yields, if it is in the program's own code. The
  * kernel sends it only on the way back to user space, so it never cuts a
  * waiting call short. */
-/* Re-arm the timer from the handler, in program code: corun's own calls
- * with the selector held and the program's errno kept. */
+/* Re-arm the timer from the handler: corun's own calls with the selector
+ * held and the program's errno kept. */
 static void preempt_rearm(struct sched *s, void (*how)(struct sched *))
 {
+    uint8_t was = s->catch_sel;
     s->catch_sel = CATCH_ALLOW;
     int saved_errno = errno;
     how(s);
     errno = saved_errno;
-    s->catch_sel = CATCH_BLOCK;
+    s->catch_sel = was;
 }
 
 static void preempt_handler(int sig, siginfo_t *si, void *ucv)
@@ -399,6 +400,7 @@ static void preempt_handler(int sig, siginfo_t *si, void *ucv)
         /* Inside corun (a hook, or libc called from one): a thread that
          * spends its time in calls into corun yields on its way out. */
         s->preempt_at_release = true;
+        preempt_rearm(s, preempt_retry_soon);
         return;
     }
     uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
@@ -434,6 +436,38 @@ static void preempt_handler(int sig, siginfo_t *si, void *ucv)
     s->catch_sel = CATCH_BLOCK;
 }
 
+/* A hook returns to ra with a preemption that came due inside corun
+ * (catch.h). It yields there, staying on its OS thread, if ra is the
+ * program's own code: not glibc, ld.so or a malloc of the program's (locks
+ * of theirs may be held, as for the signal), nor corun (a signal handler
+ * of corun's ends with a release), and not on a signal stack. */
+static void release_work(struct sched *s, uintptr_t ra)
+{
+    s->preempt_at_release = false;
+    struct corun *cur = s->current;
+    if (s->stats.switches != s->preempt_switches || s->alive < 2 || cur == s->loop_co ||
+        cur->state != CO_RUNNING || !(cur->flags & CO_PREEMPTIBLE) || in_text(corun_text, ra) ||
+        in_text(ldso_text, ra) || in_text(libc_text, ra) || in_text(alloc_text, ra))
+        return;
+    char here;
+    if (cur->flags & CO_MAIN) {
+        stack_t alt;
+        if (catch_raw(SYS_sigaltstack, 0, (long)&alt, 0, 0, 0, 0) != 0 || (alt.ss_flags & SS_ONSTACK))
+            return;
+    } else if ((uintptr_t)&here < (uintptr_t)cur->stack_lo ||
+               (uintptr_t)&here >= (uintptr_t)cur->stack_hi) {
+        return;
+    }
+    s->catch_sel = CATCH_ALLOW;
+    int saved_errno = errno;
+    s->stats.preempted++;
+    sched_preempt_current(s, false);   /* kept on this OS thread: fewer moves, as before */
+    preempt_resumed(s);
+    s->preempt_switches = s->stats.switches;
+    errno = saved_errno;
+    s->catch_sel = CATCH_BLOCK;
+}
+
 /* Before Linux 5.12 a CPU timer's signal came from the tick, and could
  * cut a waiting system call short with EINTR. */
 static bool kernel_at_least(int major, int minor)
@@ -451,7 +485,6 @@ static void preempt_decide(void)
 {
     if (!cr_config.preempt_ms || !kernel_at_least(5, 12))
         return;
-    find_text((const void *)preempt_handler, corun_text);
     /* A malloc of the program's own (jemalloc, tcmalloc) has its locks
      * too: corun's allocations go there. */
     const void *m = dlsym(RTLD_DEFAULT, "malloc");
@@ -493,6 +526,8 @@ static void catch_decide(void)
         return;
     }
     catch_wanted = true;
+    find_text((const void *)release_work, corun_text);
+    catch_release_work = release_work;
     preempt_decide();
 }
 
