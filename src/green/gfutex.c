@@ -396,8 +396,16 @@ bool gfutex_op(struct sched *s, uint32_t *uaddr, int op, uint32_t val, const voi
         int green = wake_green(uaddr, bitset, priv, nr);
         if (!green)
             return false;               /* the real call is the whole of it */
-        long k = green < nr ? kernel_futex(uaddr, op, (uint32_t)(nr - green), NULL, NULL, val3) : 0;
-        *ret = green + (k > 0 ? k : 0);
+        /* The kernel's waiters get the whole count too, even when green
+         * waiters took it: one of them may be corun's own code on the OS
+         * thread of the green waiter just woken (an allocation in its park
+         * path waiting for the very malloc lock the green thread waits
+         * for): woken only through the green thread, it would wait for
+         * good, and the green thread with it. A wait may end spuriously
+         * (every futex user allows it); the count returned stays within nr. */
+        long k = kernel_futex(uaddr, op, (uint32_t)nr, NULL, NULL, val3);
+        long woken = green + (k > 0 ? k : 0);
+        *ret = woken < nr ? woken : nr;
         return true;
     }
     case FUTEX_REQUEUE:

@@ -598,6 +598,36 @@ static void mode_futex_kernel_waiter(void)
     ticker_end();
 }
 
+/* A kernel thread waits first, then a green thread on the same word; a
+ * wake of one reaches the kernel thread, as natively (the kernel wakes the
+ * longest waiter of equal priority). corun woke only the green thread: a
+ * kernel waiter that was corun's own code on that green thread's OS
+ * thread (malloc's arena lock, wanted by its park) then waited for good,
+ * and the green thread with it. The green one is woken by a second wake
+ * if the first did not. */
+static void mode_futex_kernel_first(void)
+{
+    static uint32_t w;
+    const struct timespec limit = { 5, 0 };
+    pthread_t kt, gt;
+    struct fwait kf = { .w = &w, .op = FUTEX_WAIT_PRIVATE, .ts = &limit };
+    struct fwait gf = { .w = &w, .op = FUTEX_WAIT_PRIVATE };
+    OK(ktest_create(&kt, fwait_main, &kf));
+    await_waiting(&kf, true);
+    start_waiter(&gt, &gf, &w, FUTEX_WAIT_PRIVATE, 0, 0);
+    long r = futex(&w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    CHECKF(r == 1, "a wake of one returned %ld", r);
+    OK(ktest_join(kt));
+    CHECKF(kf.result == 0, "the kernel thread waiting first was not woken (%ld, errno %d)",
+           kf.result, kf.err);
+    for (int i = 0; i < 200 && !atomic_load(&gf.done); i++)
+        sleep_ms(1);
+    if (!atomic_load(&gf.done))
+        CHECK(futex(&w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0) >= 0);
+    OK(pthread_join(gt, NULL));
+    CHECK(gf.result == 0);
+}
+
 struct kwake {
     uint32_t *w;
     struct fwait *waiter;
@@ -1001,6 +1031,7 @@ int main(int argc, char **argv)
         { "futex_eintr", mode_futex_eintr },
         { "futex_kernel_waiter", mode_futex_kernel_waiter },
         { "futex_kernel_waker", mode_futex_kernel_waker },
+        { "futex_kernel_first", mode_futex_kernel_first },
         { "futex_inline_wake", mode_futex_inline_wake },
         { "uring_wait", mode_uring_wait },
         { "uring_eintr_cancel", mode_uring_eintr_cancel },

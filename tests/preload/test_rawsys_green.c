@@ -52,6 +52,10 @@ RAWSYS(futex_eintr)
 RAWSYS(futex_kernel_waiter)
 /* A green thread waits; a kernel thread's syscall(SYS_futex) wakes it (1). */
 RAWSYS(futex_kernel_waker)
+/* A kernel thread waits first, then a green one: a wake of one reaches the
+ * kernel thread, as natively (corun's own allocation, waiting in the kernel
+ * for the malloc lock a green thread of its OS thread waited for, hung). */
+RAWSYS(futex_kernel_first)
 /* A kernel thread's own syscall instruction wakes: corun does not see it;
  * the green waiter's backstop does, in well under a second. */
 RAWSYS(futex_inline_wake)
