@@ -94,14 +94,14 @@ static inline uint8_t catch_hold(void)
         return CATCH_NO_SCHED;
     uint8_t v = s->catch_sel;
     s->catch_sel = CATCH_ALLOW;
+    s->woken_in_hold = false;
     __asm__ volatile("" ::: "memory");
     return v;
 }
 
-/* A preemption signal came due while the thread was inside corun (a
- * hook, or glibc called from one): it yields on its way back to the
- * program at `ra`, where corun's books are consistent, if that is the
- * program's own code (set by the hooks' layer). */
+/* Work for the thread's way back from corun to the program at `ra`
+ * (sched.h: release_preempt, release_shed), where corun's books are
+ * consistent: set by the hooks' layer. */
 extern void (*catch_release_work)(struct sched *s, uintptr_t ra);
 
 /* Back to the code that called catch_hold. A thread that got its scheduler
@@ -114,7 +114,7 @@ static inline __attribute__((always_inline)) void catch_release(const uint8_t *h
     if (s) {
         uint8_t to = *held == CATCH_NO_SCHED ? CATCH_BLOCK : *held;
         s->catch_sel = to;
-        if (__builtin_expect(s->preempt_at_release, 0) && to == CATCH_BLOCK)
+        if (__builtin_expect(s->release_preempt | s->release_shed, 0) && to == CATCH_BLOCK)
             catch_release_work(s, (uintptr_t)__builtin_return_address(0));
     }
 }

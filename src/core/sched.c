@@ -299,6 +299,7 @@ int sched_park(struct sched *s, uint64_t deadline, enum park_mode mode)
             diag_fatal("out of memory for the timer queue");
     }
     sched_switch(s, cur, pick_next(s));
+    s->woken_in_hold = true;          /* parked threads never move: s is still its own */
     cur->wait_kind = WAIT_OTHER;
     cur->in_cancel_point = false;
     cur->park_mode = PARK_PLAIN;
@@ -374,6 +375,16 @@ void sched_preempt_current(struct sched *s, bool may_move)
     s->preempted = cur;
     if (may_move && cur->pinned == 0 && mn_active)
         __atomic_or_fetch(&cur->flags, CO_MOVABLE, __ATOMIC_RELAXED);
+    sched_switch(s, cur, s->loop_co);     /* after_switch clears CO_MOVABLE */
+}
+
+void sched_shed_current(struct sched *s, struct sched *to)
+{
+    struct corun *cur = s->current;
+    cur->state = CO_RUNNABLE;
+    s->shed_out = cur;
+    s->shed_out_to = to;
+    __atomic_or_fetch(&cur->flags, CO_MOVABLE, __ATOMIC_RELAXED);
     sched_switch(s, cur, s->loop_co);     /* after_switch clears CO_MOVABLE */
 }
 
@@ -598,10 +609,16 @@ static void loop_main(void *arg, void *xfer)
             s->loop_work = 0;
             OBSERVERS_CALL(loop_turn, s);
         }
+        if (unlikely(s->shed_out)) {
+            mn_shed(s, s->shed_out, s->shed_out_to);
+            s->shed_out = NULL;
+        }
         struct corun *queued_before = s->runq.tail;
         bool idle = coq_empty(&s->runq) && coq_empty(&s->hogs) && !s->preempted;
-        if (unlikely(s->mn_member) && idle)
+        if (unlikely(s->mn_member) && idle) {
             __atomic_store_n(&s->load, 0, __ATOMIC_RELAXED);   /* others may hand it threads */
+            mn_ask_for_work(s);
+        }
         poller_poll(s, idle);
         if (unlikely(s->preempted || !coq_empty(&s->hogs)))
             woken_first(&s->runq, queued_before);
@@ -707,6 +724,9 @@ static void fork_child(void)
         s->alive = 1;
         s->dead = NULL;
         s->preempted = NULL;
+        s->shed_out = NULL;
+        s->shed_to = NULL;
+        s->release_shed = false;
         s->interruptible.head = NULL;
         s->xwakes = NULL;                /* their waiters stayed behind */
         s->calls = NULL;

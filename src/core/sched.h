@@ -195,8 +195,15 @@ struct sched {
     bool preempt_armed;           /* its CPU-time timer runs (catch.h, preemption) */
     int preempt_timer;            /* ... the kernel's timer id */
     unsigned long preempt_switches;   /* stats.switches at the timer's last signal */
-    bool preempt_at_release;      /* a due signal found the thread inside corun: it yields
-                                   * on its way back to the program (catch_release) */
+    /* Work for the running thread's way back from corun to the program
+     * (catch_release): separate bytes, as the preemption signal's handler
+     * sets one and the loop the other. */
+    volatile bool release_preempt;    /* a due signal found it inside corun: yield */
+    volatile bool release_shed;       /* M:N: an idle worker asks for a thread (shed_to) */
+    bool woken_in_hold;               /* a thread resumed from a park since the last catch_hold */
+    struct sched *shed_to;            /* atomic: that worker */
+    struct corun *shed_out;           /* yielded to be handed to shed_out_to at the next turn */
+    struct sched *shed_out_to;
     /* M:N (CORUN_PROCS > 1; workers.c) */
     bool mn_member;               /* runs the program's green threads with other OS threads */
     bool worker;                  /* one of corun's worker OS threads */
@@ -367,6 +374,11 @@ void sched_yield_current(struct sched *s);
  * slice. With may_move (M:N), it may resume on another OS thread: no
  * frame of corun's below holds s. */
 void sched_preempt_current(struct sched *s, bool may_move);
+
+/* M:N: the current thread, on its way from a hook back to the program
+ * (no frame of corun's below holds s), yields to be handed to the idle
+ * worker `to` at the loop's next turn. */
+void sched_shed_current(struct sched *s, struct sched *to);
 
 /* For calls that could have waited but return at once (poll, epoll_wait):
  * yield as sched_yield_current() does if the loop has not polled for a

@@ -67,6 +67,10 @@ int mn_join(struct sched *s, struct corun *co, void **retval, uint64_t deadline,
             bool cancellable);
 int mn_detach(struct corun *co);
 void mn_fork_child(struct sched *s);
+/* An idle member asks a busy one for a thread; the busy one hands over co,
+ * shed on its way out of a hook (sched_shed_current). */
+void mn_ask_for_work(struct sched *s);
+void mn_shed(struct sched *s, struct corun *co, struct sched *to);
 /* A worker's scheduler (sched.c), and its own context leaving for good. */
 struct sched *sched_create_worker(void);
 __attribute__((noreturn)) void sched_worker_idle(struct sched *s);

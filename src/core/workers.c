@@ -14,6 +14,10 @@
  *    thread (its place on wait queues, its timer) exists only while it is
  *    parked, and parked threads never move. A pair that keeps waking each
  *    other stays together: one of them is always parked at a turn.
+ *  - threads woken from a park: an idle member asks the busiest for one
+ *    (mn_ask_for_work); the next of its threads to return from a hook to
+ *    the program while others wait there yields (no frame of corun's below
+ *    it holds s then) and is handed over if the asker is still idle.
  *  - wakes: a parked thread is woken by its own scheduler; other OS threads
  *    post the wake (sched_xwake_post), as kernel threads always did.
  *  - the end of a thread: joiners and detachers may be on another OS
@@ -352,6 +356,45 @@ void mn_turn(struct sched *s)
 {
     adopt_inbox(s);
     balance(s);
+}
+
+/* Threads woken from a park cannot be moved by balance (corun's frames on
+ * their stacks hold s). An idle member pulls instead: it asks the member
+ * with the most threads queued, whose next thread to leave a hook for the
+ * program while others wait there yields and is handed over. One thread
+ * per request, and only to a member still idle then: pushing woken threads
+ * by the loads published at turns overshot (six of eight threads swung
+ * from one worker to the other every round). */
+void mn_ask_for_work(struct sched *s)
+{
+    struct sched *from = NULL;
+    unsigned most = 0, n = __atomic_load_n(&nmembers, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < n; i++) {
+        struct sched *m = members[i];
+        unsigned l = __atomic_load_n(&m->load, __ATOMIC_RELAXED);
+        if (m != s && l > most) {
+            from = m;
+            most = l;
+        }
+    }
+    if (!from)
+        return;
+    struct sched *none = NULL;
+    if (__atomic_compare_exchange_n(&from->shed_to, &none, s, false, __ATOMIC_RELEASE,
+                                    __ATOMIC_RELAXED))
+        from->release_shed = true;
+}
+
+void mn_shed(struct sched *s, struct corun *co, struct sched *to)
+{
+    coq_push(&s->runq, co);
+    if (!movable(co) || !__atomic_load_n(&to->polling, __ATOMIC_RELAXED) ||
+        __atomic_load_n(&to->load, __ATOMIC_RELAXED) != 0)
+        return;                   /* it found work meanwhile: co runs on here */
+    struct corun *list = NULL;
+    leave(s, co, &list);
+    __atomic_add_fetch(&to->load, 1, __ATOMIC_RELAXED);
+    hand_over(to, list, list);
 }
 
 /* ---- the end of a thread ----------------------------------------------------*/

@@ -398,8 +398,10 @@ static void preempt_handler(int sig, siginfo_t *si, void *ucv)
         return;
     if (s->catch_sel != CATCH_BLOCK) {
         /* Inside corun (a hook, or libc called from one): a thread that
-         * spends its time in calls into corun yields on its way out. */
-        s->preempt_at_release = true;
+         * spends its time in calls into corun yields on its way out
+         * (release_work), or at the next look, soon, if that is not to
+         * the program's own code. */
+        s->release_preempt = true;
         preempt_rearm(s, preempt_retry_soon);
         return;
     }
@@ -436,18 +438,35 @@ static void preempt_handler(int sig, siginfo_t *si, void *ucv)
     s->catch_sel = CATCH_BLOCK;
 }
 
-/* A hook returns to ra with a preemption that came due inside corun
- * (catch.h). It yields there, staying on its OS thread, if ra is the
- * program's own code: not glibc, ld.so or a malloc of the program's (locks
- * of theirs may be held, as for the signal), nor corun (a signal handler
- * of corun's ends with a release), and not on a signal stack. */
+/* A hook returns to the program at ra with release work (catch.h): a
+ * preemption that came due inside corun, or an idle member asking for a
+ * thread (mn_ask_for_work). No frame of corun's below the hook holds s,
+ * so the thread may move. Not when ra is in glibc, ld.so or a malloc of
+ * the program's (locks of theirs may be held, as for the signal), nor on
+ * a signal stack. */
 static void release_work(struct sched *s, uintptr_t ra)
 {
-    s->preempt_at_release = false;
+    bool preempt = s->release_preempt;
+    s->release_preempt = false;
     struct corun *cur = s->current;
-    if (s->stats.switches != s->preempt_switches || s->alive < 2 || cur == s->loop_co ||
-        cur->state != CO_RUNNING || !(cur->flags & CO_PREEMPTIBLE) || in_text(corun_text, ra) ||
-        in_text(ldso_text, ra) || in_text(libc_text, ra) || in_text(alloc_text, ra))
+    if (s->release_shed && coq_empty(&s->runq) && coq_empty(&s->hogs)) {
+        /* Nothing waits here to give: the asker asks again when it next
+         * turns idle. */
+        s->release_shed = false;
+        __atomic_store_n(&s->shed_to, NULL, __ATOMIC_RELAXED);
+    }
+    if (s->alive < 2 || cur == s->loop_co || cur->state != CO_RUNNING ||
+        !(cur->flags & CO_PREEMPTIBLE) || in_text(corun_text, ra) || in_text(ldso_text, ra) ||
+        in_text(libc_text, ra) || in_text(alloc_text, ra))
+        return;
+    preempt = preempt && s->stats.switches == s->preempt_switches;
+    /* Shed a thread that was woken in this call while others wait here,
+     * and may move; else the request stays for the next. Not one that
+     * woke another and goes on (a mutex and condvar ping-pong): that would
+     * part the pair. */
+    bool shed = s->release_shed && s->woken_in_hold &&
+                (cur->flags & (CO_MAIN | CO_OWN_TLS)) == CO_OWN_TLS && cur->pinned == 0;
+    if (!preempt && !shed)
         return;
     char here;
     if (cur->flags & CO_MAIN) {
@@ -458,10 +477,22 @@ static void release_work(struct sched *s, uintptr_t ra)
                (uintptr_t)&here >= (uintptr_t)cur->stack_hi) {
         return;
     }
+    struct sched *to = NULL;
+    if (shed) {
+        s->release_shed = false;
+        to = __atomic_exchange_n(&s->shed_to, NULL, __ATOMIC_ACQUIRE);
+    }
+    if (!to && !preempt)
+        return;
     s->catch_sel = CATCH_ALLOW;
     int saved_errno = errno;
-    s->stats.preempted++;
-    sched_preempt_current(s, false);   /* kept on this OS thread: fewer moves, as before */
+    if (to) {
+        sched_shed_current(s, to);
+    } else {
+        s->stats.preempted++;
+        sched_preempt_current(s, false);   /* stays: fewer moves */
+    }
+    s = sched_tls;                     /* a shed thread resumes on another OS thread */
     preempt_resumed(s);
     s->preempt_switches = s->stats.switches;
     errno = saved_errno;

@@ -325,6 +325,82 @@ static void mode_pipes(void)
     check_spread(RING, false);
 }
 
+/* ---- woken: threads that park between short bursts --------------------------
+ * Eight threads wait for main's broadcast; each round a different half of
+ * them (chosen at random) works 2 ms (less than a preemption slice, so
+ * nothing preempts them) and reports, the others wait on. Whichever worker
+ * runs out of threads first asks the other for one, which hands over the
+ * next of its threads woken in a hook while others wait there: threads
+ * move (PT_MUST_MOVE; without stealing none ever did), and every round's
+ * count and every thread's state stay right. */
+
+#define WOKEN 8
+#define WOKEN_ROUNDS 200
+
+static pthread_mutex_t wk_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wk_go = PTHREAD_COND_INITIALIZER, wk_done = PTHREAD_COND_INITIALIZER;
+static int wk_round, wk_finished;
+static unsigned wk_chosen;              /* this round's workers, a bit each */
+static int wk_worked[WOKEN];
+
+static void *woken_main(void *arg)
+{
+    struct ident me;
+    ident_start(&me, (long)(intptr_t)arg);
+    int seen = 0;
+    for (;;) {
+        OK(pthread_mutex_lock(&wk_m));
+        while (wk_round == seen || (wk_round > 0 && !(wk_chosen & (1u << me.id))))
+            OK(pthread_cond_wait(&wk_go, &wk_m));
+        seen = wk_round;
+        OK(pthread_mutex_unlock(&wk_m));
+        if (seen < 0)
+            break;
+        ident_check(&me, "woken");
+        burst(&me, 2000);
+        wk_worked[me.id]++;
+        OK(pthread_mutex_lock(&wk_m));
+        wk_finished++;
+        OK(pthread_cond_signal(&wk_done));
+        OK(pthread_mutex_unlock(&wk_m));
+    }
+    ident_end(&me);
+    return NULL;
+}
+
+static void mode_woken(void)
+{
+    pthread_t t[WOKEN];
+    for (long i = 0; i < WOKEN; i++)
+        OK(pthread_create(&t[i], NULL, woken_main, IP(i)));
+    unsigned seed = 12345, chosen_total[WOKEN] = { 0 };
+    for (int r = 1; r <= WOKEN_ROUNDS; r++) {
+        unsigned mask = 0;
+        while (__builtin_popcount(mask) < WOKEN / 2)
+            mask |= 1u << (rand_r(&seed) % WOKEN);
+        for (int i = 0; i < WOKEN; i++)
+            chosen_total[i] += (mask >> i) & 1;
+        OK(pthread_mutex_lock(&wk_m));
+        wk_finished = 0;
+        wk_chosen = mask;
+        wk_round = r;
+        OK(pthread_cond_broadcast(&wk_go));
+        while (wk_finished < WOKEN / 2)
+            OK(pthread_cond_wait(&wk_done, &wk_m));
+        OK(pthread_mutex_unlock(&wk_m));
+    }
+    OK(pthread_mutex_lock(&wk_m));
+    wk_round = -1;
+    OK(pthread_cond_broadcast(&wk_go));
+    OK(pthread_mutex_unlock(&wk_m));
+    for (long i = 0; i < WOKEN; i++) {
+        OK(pthread_join(t[i], NULL));
+        CHECKF(wk_worked[i] == (int)chosen_total[i], "thread %ld worked %d rounds of its %u", i,
+               wk_worked[i], chosen_total[i]);
+    }
+    check_spread(WOKEN, true);
+}
+
 /* ---- cancel and kill: threads parked on another OS thread -------------------*/
 
 #define PARKED 6
@@ -644,6 +720,7 @@ int main(int argc, char **argv)
         { "accept", mode_accept },
         { "fork_close", mode_fork_close },
         { "tgkill", mode_tgkill },
+        { "woken", mode_woken },
     };
     return pt_main(modes, sizeof modes / sizeof *modes, argc, argv);
 }

@@ -67,3 +67,7 @@ MATRIX(mn, fork_close, pt_mn, fork_close, MOVES, "CORUN_PROCS=2", NULL)
 /* tgkill naming a green thread's id from a thread on another OS thread:
  * its handler runs, and its read goes on (SA_RESTART). */
 MATRIX(mn, tgkill, pt_mn, tgkill, MOVES, "CORUN_PROCS=2", NULL)
+/* Eight threads, a random half of them woken each round for a 2 ms burst
+ * (never preempted): a worker out of threads takes one from the other as
+ * it leaves its wait. */
+MATRIX(mn, woken, pt_mn, woken, MOVES, "PT_MUST_MOVE=1", "CORUN_PROCS=2", NULL)
