@@ -388,8 +388,9 @@ void mn_ask_for_work(struct sched *s)
 void mn_shed(struct sched *s, struct corun *co, struct sched *to)
 {
     coq_push(&s->runq, co);
-    if (!movable(co) || !__atomic_load_n(&to->polling, __ATOMIC_RELAXED) ||
-        __atomic_load_n(&to->load, __ATOMIC_RELAXED) != 0)
+    /* Not `polling`: the asker may not have reached its wait yet (the
+     * hand-over's poke wakes it either way). */
+    if (!movable(co) || __atomic_load_n(&to->load, __ATOMIC_RELAXED) != 0)
         return;                   /* it found work meanwhile: co runs on here */
     struct corun *list = NULL;
     leave(s, co, &list);
