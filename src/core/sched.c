@@ -672,7 +672,7 @@ static void sched_destroy(void *arg)
         uvfds_loop_close(s->loop);
     }
     coroutine_release(s->loop_co);
-    free(s->timers.v);
+    timerheap_release(&s->timers);
     free(s->main_co);
     free(s);
 }

@@ -1,7 +1,10 @@
 #include "timerheap.h"
 
 #include <errno.h>
-#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 static void put(struct timerheap *h, size_t i, struct timer_node *t)
 {
@@ -39,15 +42,31 @@ static void sift_down(struct timerheap *h, size_t i)
     put(h, i, t);
 }
 
+/* The array grows with mmap, not the program's malloc: it grows inside a
+ * park, and the parking thread may be waiting for a malloc lock that a
+ * thread of this OS thread holds, parked itself (glibc waits for a second
+ * lock holding an arena's), which would leave this OS thread waiting in
+ * the kernel for good. The old array is unmapped only after the new one
+ * is in place: the preemption signal's handler reads the earliest timer
+ * at any instruction. */
 int timerheap_insert(struct timerheap *h, struct timer_node *t)
 {
     if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 256;
-        struct timer_node **v = realloc(h->v, cap * sizeof *v);
-        if (!v)
+        size_t cap = h->cap ? h->cap * 2 : 4096 / sizeof *h->v;
+        struct timer_node **v = (void *)syscall(SYS_mmap, NULL, cap * sizeof *v,
+                                                PROT_READ | PROT_WRITE,
+                                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (v == MAP_FAILED)
             return ENOMEM;
+        struct timer_node **old = h->v;
+        size_t old_cap = h->cap;
+        if (old)
+            memcpy(v, old, h->n * sizeof *v);
         h->v = v;
         h->cap = cap;
+        __asm__ volatile("" ::: "memory");
+        if (old)
+            syscall(SYS_munmap, old, old_cap * sizeof *old);
     }
     put(h, h->n++, t);
     sift_up(h, h->n - 1);
@@ -66,4 +85,11 @@ void timerheap_remove(struct timerheap *h, struct timer_node *t)
         sift_up(h, i);
     else
         sift_down(h, i);
+}
+
+void timerheap_release(struct timerheap *h)
+{
+    if (h->v)
+        syscall(SYS_munmap, h->v, h->cap * sizeof *h->v);
+    *h = (struct timerheap){ 0 };
 }

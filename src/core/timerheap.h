@@ -19,6 +19,8 @@ struct timerheap {
 
 int timerheap_insert(struct timerheap *h, struct timer_node *t);
 void timerheap_remove(struct timerheap *h, struct timer_node *t);
+/* Give the array back (the heap is empty again). */
+void timerheap_release(struct timerheap *h);
 
 static inline struct timer_node *timerheap_min(const struct timerheap *h)
 {
