@@ -149,6 +149,11 @@ int ownfd_adopt(int fd)
     if (fd < 0)
         return fd;
     int saved = errno;
+    /* Under the lock: two OS threads (M:N workers starting together) could
+     * both find the same number free, and the second F_DUPFD then land
+     * above the ceiling, growing the kernel's fd table past an fd_set for
+     * good (select on getdtablesize() then read past the program's set). */
+    bool took = reg_acquire();
     int r = dup_high(fd);
     if (r >= 0) {
         syscall(SYS_close, fd);
@@ -157,6 +162,7 @@ int ownfd_adopt(int fd)
         syscall(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
     }
     mark(fd);
+    reg_release(took);
     if (ownfd_internal_ && section_n < SECTION_LOG)
         section_fds[section_n++] = fd;
     errno = saved;

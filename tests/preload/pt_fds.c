@@ -348,6 +348,41 @@ static void list_raw(void)
     _exit(0);
 }
 
+/* Threads started together (under corun: M:N workers, each making its
+ * own fds at once) leave the kernel's fd table no larger than an fd_set
+ * covers: corun's fds sit just below FD_SETSIZE, and two workers that
+ * picked the same free number there pushed the second above it, for good
+ * (select(getdtablesize(), ...) with an FD_SETSIZE set then read past
+ * the set). Natively the table stays far smaller. */
+static void *fdsize_thread(void *arg)
+{
+    (void)arg;
+    usleep(50000);
+    return NULL;
+}
+
+static void fdsize(void)
+{
+    for (int round = 0; round < 3; round++) {
+        pthread_t t[8];
+        for (int i = 0; i < 8; i++)
+            OK(pthread_create(&t[i], NULL, fdsize_thread, NULL));
+        for (int i = 0; i < 8; i++)
+            OK(pthread_join(t[i], NULL));
+    }
+    char buf[4096];
+    int fd = open("/proc/self/status", O_RDONLY);
+    CHECK(fd >= 0);
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    CHECK(n > 0);
+    buf[n > 0 ? n : 0] = '\0';
+    const char *f = strstr(buf, "\nFDSize:");
+    CHECK(f != NULL);
+    int size = f ? atoi(f + 8) : -1;
+    CHECKF(size > 0 && size <= FD_SETSIZE, "the kernel's fd table has %d entries", size);
+}
+
 int main(int argc, char **argv)
 {
     struct rlimit rl;
@@ -373,6 +408,8 @@ int main(int argc, char **argv)
         dup_onto();
     else if (!strcmp(mode_name, "exec_child"))
         exec_child(argv[0]);
+    else if (!strcmp(mode_name, "fdsize"))
+        fdsize();
     else {
         fprintf(stderr, "unknown mode %s\n", mode_name);
         return 2;

@@ -255,6 +255,8 @@ PT(pt_fds, closefrom)
 PT(pt_fds, lowered_limit)
 PT(pt_fds, listing)
 PT(pt_fds, exec_child)
+/* Eight OS threads' worth of corun's fds made at once stay below FD_SETSIZE. */
+PT_ENV(pt_fds, fdsize, "CORUN_PROCS=8", NULL)
 
 /* dup_onto makes name lookups, which start corun's thread pool: the thread
  * count is not checked. */
