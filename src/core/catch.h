@@ -114,7 +114,7 @@ static inline __attribute__((always_inline)) void catch_release(const uint8_t *h
     if (s) {
         uint8_t to = *held == CATCH_NO_SCHED ? CATCH_BLOCK : *held;
         s->catch_sel = to;
-        if (__builtin_expect(s->release_preempt | s->release_shed, 0) && to == CATCH_BLOCK)
+        if (__builtin_expect((int)s->release_preempt | (int)s->release_shed, 0) && to == CATCH_BLOCK)
             catch_release_work(s, (uintptr_t)__builtin_return_address(0));
     }
 }
