@@ -490,9 +490,13 @@ static void release_work(struct sched *s, uintptr_t ra)
         sched_shed_current(s, to);
     } else {
         s->stats.preempted++;
-        sched_preempt_current(s, false);   /* stays: fewer moves */
+        /* May move, as a thread preempted in its own code: a CPU-bound
+         * thread that calls into corun all the time (a clock read in its
+         * loop) is preempted here nearly always, and kept in place it never
+         * spread over the workers (pt_mn cancel_kill ran on one). */
+        sched_preempt_current(s, true);
     }
-    s = sched_tls;                     /* a shed thread resumes on another OS thread */
+    s = sched_tls;                     /* it may resume on another OS thread */
     preempt_resumed(s);
     s->preempt_switches = s->stats.switches;
     errno = saved_errno;
