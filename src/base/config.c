@@ -303,6 +303,8 @@ void config_load(void)
                                      "expected the milliseconds of CPU time a green thread may "
                                      "keep its OS thread without a switch before it is made to "
                                      "yield, 1 to 60000, or 0 (never preempt); default 10");
+    if ((v = setting("CORUN_STEAL")))
+        c->steal = setting_bool("CORUN_STEAL", v);
     if ((v = setting("CORUN_PROCS"))) {
         c->procs = setting_uint("CORUN_PROCS", v, 1, PROCS_MAX,
                                 "expected the number of OS threads that run green threads, "

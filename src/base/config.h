@@ -46,6 +46,7 @@ struct cr_config {
     unsigned block_warn_ms;   /* CORUN_BLOCK_WARN_MS: 0 = detector off */
     unsigned preempt_ms;      /* CORUN_PREEMPT_MS: CPU slice before a yield is forced; 0 = off */
     unsigned procs;           /* CORUN_PROCS: OS threads running green threads (M:N) */
+    int steal;                /* CORUN_STEAL: an idle worker takes threads woken from a park */
     int procs_set;            /* ... given (else the CPUs the process may run on) */
     int dump_signal;          /* CORUN_DUMP_SIGNAL: 0 = no live dump */
     enum log_level log_level; /* CORUN_LOG_LEVEL */

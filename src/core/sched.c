@@ -618,7 +618,8 @@ static void loop_main(void *arg, void *xfer)
         bool idle = coq_empty(&s->runq) && coq_empty(&s->hogs) && !s->preempted;
         if (unlikely(s->mn_member) && idle) {
             __atomic_store_n(&s->load, 0, __ATOMIC_RELAXED);   /* others may hand it threads */
-            mn_ask_for_work(s);
+            if (cr_config.steal)
+                mn_ask_for_work(s);   /* off by default: see docs/design.md, stealing */
         }
         poller_poll(s, idle);
         if (unlikely(s->preempted || !coq_empty(&s->hogs)))

@@ -70,4 +70,4 @@ MATRIX(mn, tgkill, pt_mn, tgkill, MOVES, "CORUN_PROCS=2", NULL)
 /* Eight threads, a random half of them woken each round for a 2 ms burst
  * (never preempted): a worker out of threads takes one from the other as
  * it leaves its wait. */
-MATRIX(mn, woken, pt_mn, woken, MOVES, "PT_MUST_MOVE=1", "CORUN_PROCS=2", NULL)
+MATRIX(mn, woken, pt_mn, woken, MOVES, "PT_MUST_MOVE=1", "CORUN_PROCS=2", "CORUN_STEAL=1", NULL)
