@@ -447,12 +447,25 @@ static void *parked_main(void *arg)
     return IP(me.id);
 }
 
+static void *warm_main(void *arg)
+{
+    return arg;
+}
+
 static void mode_cancel_kill(void)
 {
     OK(pipe(park_pipe));
     struct sigaction sa = { .sa_handler = on_usr1 };   /* no SA_RESTART: read fails EINTR */
     sigemptyset(&sa.sa_mask);
     OK(sigaction(SIGUSR1, &sa, NULL));
+    /* A first thread starts corun's workers; they are up before the
+     * parked threads are made, so that those spread at creation (on a
+     * loaded machine a worker not yet started got none of them, and the
+     * CI saw all six on one OS thread). */
+    pthread_t warm;
+    OK(pthread_create(&warm, NULL, warm_main, NULL));
+    OK(pthread_join(warm, NULL));
+    usleep(50000);
     pthread_t t[PARKED];
     for (long i = 0; i < PARKED; i++)
         OK(pthread_create(&t[i], NULL, parked_main, IP(i)));
