@@ -94,7 +94,7 @@ static inline uint8_t catch_hold(void)
         return CATCH_NO_SCHED;
     uint8_t v = s->catch_sel;
     s->catch_sel = CATCH_ALLOW;
-    s->woken_in_hold = false;
+    s->woken_co = NULL;
     __asm__ volatile("" ::: "memory");
     return v;
 }

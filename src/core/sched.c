@@ -299,8 +299,7 @@ int sched_park(struct sched *s, uint64_t deadline, enum park_mode mode)
             diag_fatal("out of memory for the timer queue");
     }
     sched_switch(s, cur, pick_next(s));
-    s->woken_in_hold = true;          /* parked threads never move: s is still its own */
-    s->woken_co = cur;                /* a park caught outside any hook leaves the flag set */
+    s->woken_co = cur;                /* parked threads never move: s is still its own */
     cur->wait_kind = WAIT_OTHER;
     cur->in_cancel_point = false;
     cur->park_mode = PARK_PLAIN;

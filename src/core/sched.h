@@ -200,8 +200,7 @@ struct sched {
      * sets one and the loop the other. */
     volatile bool release_preempt;    /* a due signal found it inside corun: yield */
     volatile bool release_shed;       /* M:N: an idle worker asks for a thread (shed_to) */
-    bool woken_in_hold;               /* woken_co resumed from a park since the last catch_hold */
-    struct corun *woken_co;
+    struct corun *woken_co;           /* resumed from a park since the last catch_hold */
     struct sched *shed_to;            /* atomic: that worker */
     struct corun *shed_out;           /* yielded to be handed to shed_out_to at the next turn */
     struct sched *shed_out_to;

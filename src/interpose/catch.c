@@ -464,7 +464,7 @@ static void release_work(struct sched *s, uintptr_t ra)
      * and may move; else the request stays for the next. Not one that
      * woke another and goes on (a mutex and condvar ping-pong): that would
      * part the pair. */
-    bool shed = s->release_shed && s->woken_in_hold && s->woken_co == cur &&
+    bool shed = s->release_shed && s->woken_co == cur &&
                 (cur->flags & (CO_MAIN | CO_OWN_TLS)) == CO_OWN_TLS && cur->pinned == 0;
     if (!preempt && !shed)
         return;

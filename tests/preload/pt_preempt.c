@@ -92,23 +92,31 @@ static void mode_hog_ticker(void)
 /* Four CPU-bound threads (300 ms of CPU each) beside the ticker: they
  * share the CPU in slices and the ticker still ticks (without preemption
  * it would wait for all 1.2 s). */
-static void mode_hogs_ticker(void)
+/* Four threads running hog(ms) beside the ticker; returns the ticker's
+ * longest gap in CPU ms, and prints its figures. */
+static long ticker_beside_4(void *(*hog)(void *), long ms)
 {
     struct gap_ticker t = { 0 };
-    pthread_t tick, hog[4];
+    pthread_t tick, hogs[4];
     OK(pthread_create(&tick, NULL, gap_ticker_main, &t));
     usleep(30000);
     for (int i = 0; i < 4; i++)
-        OK(pthread_create(&hog[i], NULL, hog_main, IP(300)));
+        OK(pthread_create(&hogs[i], NULL, hog, IP(ms)));
     for (int i = 0; i < 4; i++)
-        OK(pthread_join(hog[i], NULL));
+        OK(pthread_join(hogs[i], NULL));
     atomic_store(&t.stop, true);
     OK(pthread_join(tick, NULL));
     long gap = atomic_load(&t.longest_cpu_ms);
-    if (preempting())
-        CHECKF(gap < 400, "the ticker's longest gap beside 4 CPU loops: %ld ms of CPU", gap);
     printf("longest gap %ld ms (%ld ms of CPU), %ld ticks\n", atomic_load(&t.longest_ms), gap,
            atomic_load(&t.ticks));
+    return gap;
+}
+
+static void mode_hogs_ticker(void)
+{
+    long gap = ticker_beside_4(hog_main, 300);
+    if (preempting())
+        CHECKF(gap < 400, "the ticker's longest gap beside 4 CPU loops: %ld ms of CPU", gap);
 }
 
 /* Threads that keep the CPU while calling into corun most of the time
@@ -132,23 +140,11 @@ static void *hook_hog_main(void *arg)
 
 static void mode_hook_hogs_ticker(void)
 {
-    struct gap_ticker t = { 0 };
-    pthread_t tick, hog[4];
     OK(pthread_mutex_lock(&held_by_main));
-    OK(pthread_create(&tick, NULL, gap_ticker_main, &t));
-    usleep(30000);
-    for (int i = 0; i < 4; i++)
-        OK(pthread_create(&hog[i], NULL, hook_hog_main, IP(600)));
-    for (int i = 0; i < 4; i++)
-        OK(pthread_join(hog[i], NULL));
-    atomic_store(&t.stop, true);
-    OK(pthread_join(tick, NULL));
+    long gap = ticker_beside_4(hook_hog_main, 600);
     OK(pthread_mutex_unlock(&held_by_main));
-    long gap = atomic_load(&t.longest_cpu_ms);
     if (preempting())
         CHECKF(gap < 400, "the ticker's longest gap beside 4 loops of calls: %ld ms of CPU", gap);
-    printf("longest gap %ld ms (%ld ms of CPU), %ld ticks\n", atomic_load(&t.longest_ms), gap,
-           atomic_load(&t.ticks));
 }
 
 /* Two CPU-bound threads that print lines with stdio into one file, each
