@@ -234,6 +234,7 @@ void config_load(void)
     c->file_io = FILE_IO_AUTO;
     c->log_level = LOG_WARN;
     c->preempt_ms = PREEMPT_MS_DEFAULT;
+    c->handoff_ms = 10;
     c->procs = cpus_allowed();
     /* Called from a hook that ran before libc set up the environment (a
      * sanitizer runtime's early init): use the defaults for now and read
@@ -303,6 +304,12 @@ void config_load(void)
                                      "expected the milliseconds of CPU time a green thread may "
                                      "keep its OS thread without a switch before it is made to "
                                      "yield, 1 to 60000, or 0 (never preempt); default 10");
+    if ((v = setting("CORUN_HANDOFF_MS")))
+        c->handoff_ms = setting_uint("CORUN_HANDOFF_MS", v, 0, 60000,
+                                     "expected the milliseconds a worker OS thread may stay in a "
+                                     "blocking call corun cannot park before another OS thread "
+                                     "takes over its green threads, 1 to 60000, or 0 (never); "
+                                     "default 10");
     if ((v = setting("CORUN_STEAL")))
         c->steal = setting_bool("CORUN_STEAL", v);
     if ((v = setting("CORUN_PROCS"))) {

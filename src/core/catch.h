@@ -89,6 +89,9 @@ void preempt_fork_child(struct sched *s);
  * are corun's until catch_release. Nests (the value held is restored). */
 static inline uint8_t catch_hold(void)
 {
+    /* A handler that interrupted a real blocking call: this OS thread may
+     * have lost the scheduler meanwhile (handoff.c). */
+    sched_blocking_end_check();
     struct sched *s = sched_tls;
     if (!s)
         return CATCH_NO_SCHED;

@@ -861,6 +861,59 @@ void sched_worker_idle(struct sched *s)
     diag_fatal("a worker's own context was resumed");
 }
 
+/* ---- the hand-off (handoff.c) ----------------------------------------------------*/
+
+void sched_rejoin(struct sched *s, struct corun *me)
+{
+    struct mthread *m = __atomic_load_n(&me->away_os, __ATOMIC_ACQUIRE);
+    handoff_leave_os(m);
+    /* To the OS thread's own context, which queues me on s once off its
+     * stack; s's loop, on whichever OS thread runs it, resumes it here. */
+    tls_write_fs(m->fsbase);
+    cr_ctx_switch(&me->sp, m->ctx_sp, me);
+    s = me->sched;
+    after_switch(s, me);
+    if (unlikely(me->resume_work != 0))
+        run_resumed(s, me);
+}
+
+void sched_adopt_os(struct sched *s, struct mthread *m)
+{
+    sched_tls = s;
+    tls_hooks_off = false;
+    s->os = m;
+    s->tid = m->tid;
+    s->fsbase = m->fsbase;
+    s->errno_loc = m->errno_loc;
+    s->loop_co->fsbase = m->fsbase;
+    s->loop_co->errno_loc = m->errno_loc;
+    /* What the TCBs of its threads say of the OS thread (tid, malloc's
+     * cache and arena), but those away in a call on another one. */
+    dlist_foreach(&s->all, it) {
+        struct corun *co = (struct corun *)((char *)it - offsetof(struct corun, all_link));
+        if ((co->flags & CO_OWN_TLS) && !__atomic_load_n(&co->away_os, __ATOMIC_ACQUIRE))
+            tls_moved(co->fsbase, m->fsbase);
+    }
+    /* The kernel's per-thread state: the catch reads s's selector here now,
+     * and the preemption timer counts this thread's CPU time. */
+    s->catch_sel = CATCH_ALLOW;
+    s->catch_armed = false;
+    worker_block_signals();           /* a worker's mask: SIGSYS open for the catch */
+    int err = catch_arm(s);
+    if (err)
+        diag_fatal("a spare OS thread cannot catch system calls (%s)", strerror(err));
+    preempt_arm(s);
+    s->load_at = clock_coarse_ns();
+    OBSERVERS_CALL(rehomed, s);
+    __atomic_store_n(&s->block_word, 0, __ATOMIC_RELEASE);
+}
+
+void sched_os_detach(void)
+{
+    sched_tls = NULL;
+    tls_hooks_off = true;
+}
+
 struct sched *sched_for_program_slow(void)
 {
     if (tls_hooks_off)

@@ -76,6 +76,7 @@ struct sched_stats {
     unsigned long switches;
     unsigned long preempted;      /* green threads made to yield after a CPU-time slice */
     unsigned long moved_in, moved_out;   /* green threads taken from / handed to other workers */
+    unsigned long handed_off;     /* times another OS thread took it over from one stuck in a call */
     unsigned long parks[WAIT_KINDS];
     unsigned long offloads;
     unsigned long fds_registered; /* fds added to the epoll set */
@@ -103,6 +104,7 @@ struct sched_stats {
                              * its scheduler, so it may resume on another OS thread (M:N) */
 
 struct sched;
+struct mthread;
 
 /* A wake of a parked green thread posted from another OS thread (a kernel
  * thread unlocking a mutex a green thread waits for). It lives with the
@@ -141,6 +143,8 @@ struct corun {
     struct corun *joiner;
     struct sched_xwake *joiner_xw;    /* the joiner's record, when it may be on another OS thread */
     unsigned pinned;              /* program code called from corun's frames: must not move */
+    struct mthread *away_os;      /* in a real blocking call on that OS thread, which lost its
+                                   * scheduler to another meanwhile (handoff.c); atomic */
     struct corun *parent;         /* spawner, for corun_switch's return rule */
     uint64_t parent_id;
     uint64_t id;
@@ -212,6 +216,14 @@ struct sched {
     struct corun *inbox;          /* atomic: green threads other workers handed over (LIFO) */
     unsigned load;                /* atomic: runnable green threads at the last loop turn */
     uint64_t load_at;             /* atomic: coarse time of that turn */
+    /* Hand-off (handoff.c): a green thread in a real blocking call lets
+     * the monitor give this scheduler to another OS thread. */
+    bool handoff_ok;              /* a worker's: it may be handed over */
+    uintptr_t block_word;         /* atomic: the thread in such a call (bit 0: being taken) */
+    unsigned block_seq;           /* atomic: such calls begun, to tell one from the next */
+    struct mthread *os;           /* the OS thread that runs it now */
+    struct corun *returning;      /* atomic: threads whose call ended on the OS thread that
+                                   * lost it: they resume here (LIFO on `next`) */
     struct sched_stats stats;
     _Alignas(16) unsigned char ext[];   /* the parts of upper layers */
 };
@@ -258,6 +270,9 @@ struct sched_observer {
      * leaving runs on the old one's OS thread, arriving on the new one's. */
     void (*thread_leaving)(struct sched *s, struct corun *co);
     void (*thread_arriving)(struct sched *s, struct corun *co);
+    /* M:N: s now runs on another OS thread (handoff.c), called there: what
+     * an upper layer keeps per kernel thread (a timer aimed at its tid). */
+    void (*rehomed)(struct sched *s);
 };
 REGISTRY_SET(sched_observers, const struct sched_observer);
 #define SCHED_OBSERVER(name) REGISTER(sched_observers, name)
@@ -444,6 +459,48 @@ unsigned long sched_mn_peak_alive(void);
 
 /* The member schedulers (at most max of them, in out); returns how many. */
 unsigned sched_members(struct sched **out, unsigned max);
+
+/* ---- real blocking calls: the hand-off (handoff.c) ---------------------------*/
+
+/* A call corun could not turn into a park blocks its OS thread, and with
+ * it every green thread queued there. Around such a call a worker's green
+ * thread marks itself; if the call lasts longer than CORUN_HANDOFF_MS while
+ * others are on its scheduler, a monitor hands the scheduler to another OS
+ * thread (a spare), and the thread, when its call returns, resumes there as
+ * any runnable one. `blocking_co` is in each green thread's own TLS: a
+ * signal handler of corun's that interrupts such a call (catch_hold) first
+ * takes the scheduler back, or follows it (sched_blocking_resolve). */
+extern __thread struct corun *blocking_co __attribute__((tls_model("initial-exec")));
+
+void sched_blocking_begin_slow(struct sched *s);
+void sched_blocking_resolve(void);
+
+/* Before a real call that may block for long (not on behalf of ld.so,
+ * whose locks name the kernel thread). */
+static inline void sched_blocking_begin(struct sched *s)
+{
+    if (__builtin_expect(s->handoff_ok, 0))
+        sched_blocking_begin_slow(s);
+}
+
+/* After it: the thread owns its scheduler again, possibly on another OS
+ * thread. */
+static inline void sched_blocking_end(void)
+{
+    if (__builtin_expect(blocking_co != NULL, 0)) {
+        sched_blocking_resolve();
+        blocking_co = NULL;
+    }
+}
+
+/* First thing in corun's handlers (catch_hold): the same, but the call
+ * itself goes on (or fails EINTR) after the handler, and ends with
+ * sched_blocking_end. */
+static inline void sched_blocking_end_check(void)
+{
+    if (__builtin_expect(blocking_co != NULL, 0))
+        sched_blocking_resolve();
+}
 
 /* Record park start times (the live dump shows how long each waits). */
 extern bool sched_park_times;

@@ -75,6 +75,38 @@ void mn_shed(struct sched *s, struct corun *co, struct sched *to);
 struct sched *sched_create_worker(void);
 __attribute__((noreturn)) void sched_worker_idle(struct sched *s);
 
+/* ---- handoff.c (M:N): an OS thread that runs a scheduler, or waits for
+ * one to run (a spare). */
+struct mthread {
+    struct mthread *next;          /* on the spare list */
+    pid_t tid;
+    uintptr_t fsbase;              /* its own thread pointer */
+    int *errno_loc;                /* its own errno */
+    void *ctx_sp;                  /* its own context, saved while a scheduler's loop or a
+                                    * green thread runs on it (NULL: none made yet) */
+    struct sched *assigned;        /* atomic: the scheduler the monitor gave it */
+    uint32_t gen;                  /* futex: 1 once `assigned` is set */
+};
+/* A worker's own OS thread (workers.c): its record, and the hand-off on. */
+void handoff_worker_ready(struct sched *s);
+/* M:N starts: the monitor, if CORUN_HANDOFF_MS is not 0. */
+void handoff_start(void);
+void handoff_fork_child(void);
+/* On the OS thread that lost s, in the green thread me whose call ended:
+ * go to m's own context, me to be resumed by s wherever s runs (sched.c). */
+void sched_rejoin(struct sched *s, struct corun *me);
+/* The OS thread m takes s over (sched.c): its books name m from now on. */
+void sched_adopt_os(struct sched *s, struct mthread *m);
+/* The calling OS thread runs no scheduler any more (a spare). */
+void sched_os_detach(void);
+/* On its way to m's own context: the catch off, every signal blocked, the
+ * context made on first use (handoff.c). */
+void handoff_leave_os(struct mthread *m);
+/* Threads whose call ended on the OS thread that lost s: queue them. */
+void handoff_take_returning(struct sched *s);
+/* The signals a worker's own context blocks (workers.c). */
+void worker_block_signals(void);
+
 /* ---- stats (sched.c) */
 void stats_note_switch(struct sched *s, struct corun *from);
 void stats_note_loop_turn(struct sched *s);

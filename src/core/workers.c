@@ -33,6 +33,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -107,7 +108,7 @@ static void member_add(struct sched *s)
  * worker's kernel thread takes one only when a green thread there does not
  * block it (gsignal.c). Not blocked: faults, the catch's and preemption's,
  * corun's own, and glibc's (setuid broadcasts SIGSETXID to every thread). */
-static void worker_block_signals(void)
+void worker_block_signals(void)
 {
     sigset_t m;
     sigfillset(&m);
@@ -126,6 +127,7 @@ static void *worker_main(void *arg)
 {
     (void)arg;
     worker_block_signals();
+    syscall(SYS_prctl, PR_SET_NAME, "corun-worker", 0L, 0L, 0L);
     struct sched *s = sched_create_worker();
     int err = catch_arm(s);
     if (err) {
@@ -136,6 +138,7 @@ static void *worker_main(void *arg)
     } else {
         preempt_arm(s);
         s->load_at = clock_coarse_ns();
+        handoff_worker_ready(s);
         member_add(s);
     }
     __atomic_add_fetch(&workers_ready, 1, __ATOMIC_RELEASE);
@@ -158,6 +161,7 @@ void mn_start(struct sched *s)
     }
     mn_alive = mn_peak = s->alive;
     s->load_at = clock_coarse_ns();
+    handoff_start();
     member_add(s);
     __atomic_store_n(&mn_active, true, __ATOMIC_RELEASE);
     pthread_attr_t a;
@@ -354,6 +358,8 @@ void mn_spawned(struct sched *s, struct corun *co)
 
 void mn_turn(struct sched *s)
 {
+    if (__atomic_load_n(&s->returning, __ATOMIC_RELAXED))
+        handoff_take_returning(s);
     adopt_inbox(s);
     balance(s);
 }
@@ -506,10 +512,14 @@ void mn_fork_child(struct sched *s)
     workers_ready = 0;
     mn_active = false;
     nmembers = 0;
+    handoff_fork_child();
     if (s) {
         s->mn_member = false;
         s->inbox = NULL;
         s->exited = NULL;
         s->load = 0;
+        s->handoff_ok = false;
+        s->block_word = 0;
+        s->returning = NULL;
     }
 }

@@ -66,8 +66,13 @@ static ssize_t io_polled(struct sched *s, struct io_op *op, struct fd_entry *e, 
         int a = io_await(s, op->fd, e, wr, &deadline);
         if (a < 0)
             return -1;
-        if (a > 0)
-            return op->attempt(op, false, 0);
+        if (a > 0) {
+            /* It cannot be waited on: the real call, which may block. */
+            sched_blocking_begin(s);
+            ssize_t r = op->attempt(op, false, 0);
+            sched_blocking_end();
+            return r;
+        }
     }
 }
 

@@ -82,9 +82,19 @@ static void kick_fork_child(struct sched *s)
         ks(s)->made = false;         /* timers are not inherited */
 }
 
+/* Its scheduler went to another OS thread (handoff.c): the timer signals
+ * the old one's tid; a new one is made at the next use. */
+static void kick_rehomed(struct sched *s)
+{
+    if (ks(s)->made)
+        timer_delete(ks(s)->timer);
+    ks(s)->made = false;
+}
+
 static const struct sched_observer observer = {
     .sched_destroyed = kick_sched_destroyed,
     .fork_child = kick_fork_child,
+    .rehomed = kick_rehomed,
 };
 SCHED_OBSERVER(observer);
 

@@ -306,6 +306,7 @@ static void foreign_sigsys(void)
 static void sigsys_handler(int sig, siginfo_t *si, void *ucv)
 {
     (void)sig;
+    sched_blocking_end_check();       /* interrupting a real blocking call (handoff.c) */
     struct sched *s = sched_tls;
     uint8_t was = s ? s->catch_sel : CATCH_ALLOW;
     if (s)
@@ -331,10 +332,19 @@ static void sigsys_handler(int sig, siginfo_t *si, void *ucv)
     unsigned long switches = s->stats.switches;
     long r;
     const void *ip = (const void *)g[REG_RIP];
+    bool parks = may_park(nr, (uintptr_t)ip);
     if (!caught_special(nr, a, uc, &r) &&
-        !(may_park(nr, (uintptr_t)ip) ? syscall_route(nr, a, ip, &r)
-                                      : syscall_route_noblock(nr, a, ip, &r)))
+        !(parks ? syscall_route(nr, a, ip, &r) : syscall_route_noblock(nr, a, ip, &r))) {
+        /* Made for real: if it blocks for long, another OS thread takes
+         * over this one's green threads (not for ld.so: its locks name
+         * this kernel thread). */
+        bool section = parks && syscall_may_block(nr, a);
+        if (section)
+            sched_blocking_begin(s);
         r = catch_raw(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+        if (section)
+            sched_blocking_end();
+    }
     g[REG_RAX] = r;
     if (s->stats.switches != switches) {
         /* Others ran meanwhile and may have changed the thread's mask or
@@ -369,6 +379,7 @@ static void preempt_handler(int sig, siginfo_t *si, void *ucv)
 {
     (void)sig;
     (void)si;
+    sched_blocking_end_check();       /* interrupting a real blocking call (handoff.c) */
     struct sched *s = sched_tls;
     if (!s || !s->preempt_armed || !s->catch_armed)
         return;                        /* without the catch a lock wait would block for good */

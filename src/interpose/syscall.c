@@ -304,6 +304,32 @@ static bool route_noblock(long nr, const long a[6], const void *ra, long *ret)
     }
 }
 
+bool syscall_may_block(long nr, const long a[6])
+{
+    switch (nr) {
+    case SYS_fcntl:
+        return a[1] == F_SETLKW || a[1] == F_OFD_SETLKW;
+    case SYS_read: case SYS_write: case SYS_readv: case SYS_writev: case SYS_pread64:
+    case SYS_pwrite64: case SYS_preadv: case SYS_pwritev: case SYS_preadv2: case SYS_pwritev2:
+    case SYS_open: case SYS_openat: case SYS_openat2: case SYS_creat: case SYS_flock:
+    case SYS_ioctl: case SYS_msgrcv: case SYS_msgsnd: case SYS_semop: case SYS_semtimedop:
+    case SYS_mq_timedsend: case SYS_mq_timedreceive: case SYS_wait4: case SYS_waitid:
+    case SYS_sendfile: case SYS_splice: case SYS_tee: case SYS_vmsplice:
+    case SYS_copy_file_range: case SYS_fsync: case SYS_fdatasync: case SYS_sync:
+    case SYS_syncfs: case SYS_sync_file_range: case SYS_fallocate: case SYS_connect:
+    case SYS_accept: case SYS_accept4: case SYS_recvfrom: case SYS_recvmsg: case SYS_recvmmsg:
+    case SYS_sendto: case SYS_sendmsg: case SYS_sendmmsg: case SYS_select: case SYS_pselect6:
+    case SYS_poll: case SYS_ppoll: case SYS_epoll_wait: case SYS_epoll_pwait:
+    case SYS_epoll_pwait2: case SYS_nanosleep: case SYS_clock_nanosleep: case SYS_pause:
+    case SYS_rt_sigsuspend: case SYS_rt_sigtimedwait: case SYS_io_getevents:
+    case SYS_io_pgetevents: case SYS_io_uring_enter: case SYS_close: case SYS_truncate:
+    case SYS_ftruncate:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* libuv's and the sanitizers' own calls by number (libuv closes its fds and
  * drives its io_uring with syscall()) are corun's: never routed. */
 bool syscall_route_noblock(long nr, const long a[6], const void *ra, long *ret)
@@ -364,8 +390,15 @@ HOOK __attribute__((no_sanitize_address)) long syscall(long nr, ...)
         a[i] = va_arg(ap, long);
     va_end(ap);
     long r;
-    if (!syscall_route(nr, a, __builtin_return_address(0), &r))
-        return REAL(syscall)(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    if (!syscall_route(nr, a, __builtin_return_address(0), &r)) {
+        struct sched *s = syscall_may_block(nr, a) ? sched_for_program() : NULL;
+        if (s)
+            sched_blocking_begin(s);
+        r = REAL(syscall)(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+        if (s)
+            sched_blocking_end();
+        return r;
+    }
     if (r < 0 && r > -4096) {
         errno = (int)-r;
         return -1;

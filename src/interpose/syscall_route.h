@@ -21,6 +21,11 @@ bool syscall_route(long nr, const long a[6], const void *ra, long *ret);
  * caller that must not park. */
 bool syscall_route_noblock(long nr, const long a[6], const void *ra, long *ret);
 
+/* A call made for real that may block for long (a lock, a message queue,
+ * a device, a child): a worker stuck in one hands its green threads over
+ * (sched_blocking_begin). */
+bool syscall_may_block(long nr, const long a[6]);
+
 /* The calls by which a program takes SIGSYS, seccomp or the dispatch for
  * itself: the catch steps aside (catch.c). */
 void catch_notice(long nr, const long a[6]);

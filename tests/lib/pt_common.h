@@ -8,6 +8,7 @@
 #define PT_COMMON_H
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -70,6 +71,22 @@ UNUSED static void failf(int line, const char *fmt, ...)
                   #call, rc_, ename(e_), ename(want_));                         \
     } while (0)
 
+/* corun's own helper threads, which run no green thread: the monitor of
+ * blocking calls and a spare OS thread waiting for a worker's queue. */
+UNUSED static bool corun_helper_task(const char *tid)
+{
+    char path[300], comm[32] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, comm, sizeof comm - 1);
+    close(fd);
+    comm[n > 0 ? n : 0] = '\0';
+    return !strcmp(comm, "corun-monitor\n") || !strcmp(comm, "corun-spare\n");
+}
+
+/* The process's OS threads that may run the program's threads. */
 UNUSED static int count_tasks(void)
 {
     DIR *d = opendir("/proc/self/task");
@@ -78,7 +95,7 @@ UNUSED static int count_tasks(void)
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
+        if (e->d_name[0] != '.' && !corun_helper_task(e->d_name))
             n++;
     closedir(d);
     return n;

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <semaphore.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -722,6 +723,134 @@ static void mode_tgkill(void)
     close(tgk_pipe[1]);
 }
 
+/* ---- stuck: a real blocking call on a worker -----------------------------------*/
+
+/* One thread on one of corun's workers blocks for real in flock() (corun
+ * cannot park it) for STUCK_MS while the others sleep in 2 ms ticks. The
+ * threads that shared its OS thread (running, or queued behind it) must
+ * go on: another OS thread takes over its scheduler after
+ * CORUN_HANDOFF_MS. Its own call returns 0 once main unlocks, and it then
+ * runs with its state intact, on that other OS thread. */
+#define STUCK_THREADS 8
+#define STUCK_MS 500
+#define STUCK_ROUND_MS 900
+
+static atomic_int stuck_claimed, stuck_ready;
+static atomic_long stuck_go;               /* mono_ns when all are ready */
+static atomic_long stuck_start;            /* mono_ns when the flock began (0: not yet) */
+static atomic_int stuck_blocker, stuck_pre_tid, stuck_post_tid;
+static long stuck_gap[STUCK_THREADS];      /* each ticker's longest wait for a tick */
+static struct ident stuck_ident[STUCK_THREADS];
+static char stuck_path[64];
+
+static void *stuck_main(void *arg)
+{
+    struct ident *me = &stuck_ident[(intptr_t)arg];
+    ident_start(me, (long)(intptr_t)arg);
+    burst(me, 30000);                  /* preempted: spread over the workers */
+    if (atomic_fetch_add(&stuck_ready, 1) == STUCK_THREADS - 1)
+        atomic_store(&stuck_go, mono_ns());
+    while (!atomic_load(&stuck_go))
+        usleep(1000);
+    usleep(30000);                     /* everyone settled where it sleeps */
+    pid_t t = tid();
+    int expected = 0;
+    /* The first thread on a worker (not the main OS thread, whose
+     * scheduler stays) blocks; natively any thread. */
+    if ((!green() || t != getpid()) && atomic_compare_exchange_strong(&stuck_claimed, &expected, 1)) {
+        int fd = open(stuck_path, O_RDWR);
+        CHECK(fd >= 0);
+        atomic_store(&stuck_blocker, (int)me->id);
+        atomic_store(&stuck_pre_tid, t);
+        atomic_store(&stuck_start, mono_ns());
+        errno = 4242;
+        int r = flock(fd, LOCK_EX);
+        int e = errno;
+        long waited = (mono_ns() - atomic_load(&stuck_start)) / MS;
+        atomic_store(&stuck_post_tid, tid());
+        CHECKF(r == 0 && e == 4242, "flock returned %d (%s)", r, ename(e));
+        CHECKF(waited >= STUCK_MS - 50, "flock returned after %ld ms, before the unlock", waited);
+        ident_check(me, "after flock");
+        OK(flock(fd, LOCK_UN));
+        close(fd);
+        return NULL;
+    }
+    /* Each tick is due 2 ms after the one before (the first 30 ms after
+     * the go): how late it comes is what a stuck OS thread would show. */
+    int64_t prev = atomic_load(&stuck_go) + 30 * MS;
+    int64_t end = prev + STUCK_ROUND_MS * MS;
+    for (;;) {
+        int64_t now = mono_ns();
+        long gap = (long)((now - prev) / MS);
+        if (gap > stuck_gap[me->id])
+            stuck_gap[me->id] = gap;
+        ident_check(me, "tick");
+        if (now >= end)
+            break;
+        prev = now;
+        usleep(2000);
+    }
+    return NULL;
+}
+
+static bool ran_on(const struct ident *me, pid_t t)
+{
+    for (int i = 0; i < me->ntids; i++)
+        if (me->tids[i] == t)
+            return true;
+    return false;
+}
+
+static void mode_stuck(void)
+{
+    snprintf(stuck_path, sizeof stuck_path, "/tmp/pt_mn_stuck.%d", getpid());
+    int lockfd = open(stuck_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    CHECK(lockfd >= 0);
+    bool need_sharer = moves_expected();
+    int round = 0, sharers = 0;
+    for (; round < 6; round++) {
+        atomic_store(&stuck_claimed, 0);
+        atomic_store(&stuck_ready, 0);
+        atomic_store(&stuck_go, 0);
+        atomic_store(&stuck_start, 0);
+        memset(stuck_gap, 0, sizeof stuck_gap);
+        OK(flock(lockfd, LOCK_EX));
+        pthread_t th[STUCK_THREADS];
+        for (long i = 0; i < STUCK_THREADS; i++)
+            OK(pthread_create(&th[i], NULL, stuck_main, IP(i)));
+        while (!atomic_load(&stuck_start))
+            usleep(1000);
+        usleep(STUCK_MS * 1000);
+        OK(flock(lockfd, LOCK_UN));
+        for (long i = 0; i < STUCK_THREADS; i++)
+            OK(pthread_join(th[i], NULL));
+        /* Those that ran on its OS thread, or on the one its scheduler went
+         * to (where it resumed): they were on its scheduler. */
+        pid_t pre = atomic_load(&stuck_pre_tid), post = atomic_load(&stuck_post_tid);
+        long worst = 0;
+        sharers = 0;
+        for (int i = 0; i < STUCK_THREADS; i++) {
+            if (i == atomic_load(&stuck_blocker))
+                continue;
+            if (stuck_gap[i] > worst)
+                worst = stuck_gap[i];
+            sharers += green() && (ran_on(&stuck_ident[i], pre) || ran_on(&stuck_ident[i], post));
+        }
+        printf("round %d: sharers=%d worst_gap_ms=%ld blocker_moved=%d\n", round, sharers, worst,
+               pre != post);
+        CHECKF(worst < STUCK_MS / 2, "a thread waited %ld ms for its 2 ms tick (the call lasted %d)",
+               worst, STUCK_MS);
+        if (!need_sharer || sharers > 0)
+            break;
+    }
+    CHECKF(round < 6, "no round had a thread beside the blocked one");
+    if (need_sharer)
+        CHECKF(atomic_load(&stuck_pre_tid) != atomic_load(&stuck_post_tid),
+               "the blocked thread resumed on the OS thread it blocked on");
+    close(lockfd);
+    unlink(stuck_path);
+}
+
 int main(int argc, char **argv)
 {
     static const struct pt_mode modes[] = {
@@ -734,6 +863,7 @@ int main(int argc, char **argv)
         { "fork_close", mode_fork_close },
         { "tgkill", mode_tgkill },
         { "woken", mode_woken },
+        { "stuck", mode_stuck },
     };
     return pt_main(modes, sizeof modes / sizeof *modes, argc, argv);
 }

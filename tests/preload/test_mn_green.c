@@ -71,3 +71,9 @@ MATRIX(mn, tgkill, pt_mn, tgkill, MOVES, "CORUN_PROCS=2", NULL)
  * (never preempted): a worker out of threads takes one from the other as
  * it leaves its wait. */
 MATRIX(mn, woken, pt_mn, woken, MOVES, "PT_MUST_MOVE=1", "CORUN_PROCS=2", "CORUN_STEAL=1", NULL)
+/* One thread blocked for real (flock, 500 ms) on a worker while the
+ * others tick every 2 ms: those that shared its OS thread go on after
+ * CORUN_HANDOFF_MS (another OS thread takes over its scheduler); it
+ * returns 0 and resumes there, its state intact. */
+MATRIX(mn, stuck, pt_mn, stuck, MOVES, "CORUN_PROCS=2", "PT_EXTRA_TASKS=1", NULL)
+MATRIX(mn, stuck4, pt_mn, stuck, MOVES, "CORUN_PROCS=4", "PT_EXTRA_TASKS=1", NULL)
