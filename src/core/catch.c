@@ -59,6 +59,14 @@ void catch_disarm(struct sched *s)
     s->catch_armed = false;
 }
 
+void catch_frame_refresh(void *ucontext)
+{
+    ucontext_t *uc = ucontext;
+    catch_raw(SYS_rt_sigprocmask, SIG_BLOCK, 0, (long)&uc->uc_sigmask, 8, 0, 0);
+    sigdelset(&uc->uc_sigmask, SIGSYS);
+    catch_raw(SYS_sigaltstack, 0, (long)&uc->uc_stack, 0, 0, 0, 0);
+}
+
 /* ---- preemption (catch.h) ----------------------------------------------------*/
 
 bool preempt_wanted;

@@ -85,13 +85,19 @@ bool preempt_owns_signal(void);
 /* In a fork child (timers are not inherited). */
 void preempt_fork_child(struct sched *s);
 
+/* A signal frame delivered on another OS thread than the one its
+ * handler now runs on (a thread that moved inside the handler): make the
+ * mask and alternate stack its sigreturn puts back this thread's (never
+ * with SIGSYS blocked, as a dispatch with it blocked kills). */
+void catch_frame_refresh(void *ucontext);
+
 /* Entry from the program into corun: the calling OS thread's system calls
  * are corun's until catch_release. Nests (the value held is restored). */
 static inline uint8_t catch_hold(void)
 {
     /* A handler that interrupted a real blocking call: this OS thread may
      * have lost the scheduler meanwhile (handoff.c). */
-    sched_blocking_end_check();
+    (void)sched_blocking_end_check();
     struct sched *s = sched_tls;
     if (!s)
         return CATCH_NO_SCHED;

@@ -109,7 +109,7 @@ void sched_blocking_begin_slow(struct sched *s)
  * from catch_hold too (then blocking_co stays: only the call's own end,
  * in sched_blocking_end, clears it; one that a handler's longjmp skipped
  * costs a failed CAS per hook until the thread's next such call). */
-void sched_blocking_resolve(void)
+bool sched_blocking_resolve(void)
 {
     struct corun *me = blocking_co;
     struct sched *s = me->sched;
@@ -117,13 +117,13 @@ void sched_blocking_resolve(void)
         uintptr_t w = (uintptr_t)me;
         if (__atomic_compare_exchange_n(&s->block_word, &w, 0, false, __ATOMIC_ACQ_REL,
                                         __ATOMIC_ACQUIRE))
-            return;                            /* still this OS thread's */
+            return false;                      /* still this OS thread's */
         if (__atomic_load_n(&me->away_os, __ATOMIC_ACQUIRE)) {
             sched_rejoin(s, me);               /* resumes where s runs now */
-            return;
+            return true;
         }
         if (w != ((uintptr_t)me | 1))
-            return;                            /* taken back already (a handler did) */
+            return false;                      /* taken back already (a handler did) */
         __builtin_ia32_pause();                /* the monitor is deciding */
     }
 }

@@ -473,7 +473,7 @@ unsigned sched_members(struct sched **out, unsigned max);
 extern __thread struct corun *blocking_co __attribute__((tls_model("initial-exec")));
 
 void sched_blocking_begin_slow(struct sched *s);
-void sched_blocking_resolve(void);
+bool sched_blocking_resolve(void);
 
 /* Before a real call that may block for long (not on behalf of ld.so,
  * whose locks name the kernel thread). */
@@ -495,11 +495,14 @@ static inline void sched_blocking_end(void)
 
 /* First thing in corun's handlers (catch_hold): the same, but the call
  * itself goes on (or fails EINTR) after the handler, and ends with
- * sched_blocking_end. */
-static inline void sched_blocking_end_check(void)
+ * sched_blocking_end. True if the thread now runs on another OS thread:
+ * the handler's frame then holds the old one's signal mask and alternate
+ * stack, which its sigreturn must not put back (catch_frame_refresh). */
+static inline bool sched_blocking_end_check(void)
 {
     if (__builtin_expect(blocking_co != NULL, 0))
-        sched_blocking_resolve();
+        return sched_blocking_resolve();
+    return false;
 }
 
 /* Record park start times (the live dump shows how long each waits). */

@@ -161,6 +161,8 @@ static struct corun *taker(struct sched *s, struct corun *running, int sig)
  * (it may longjmp back into the program and never return here). */
 static void trampoline(int sig, siginfo_t *si, void *uc)
 {
+    if (sched_blocking_end_check())   /* it interrupted a real blocking call (handoff.c) */
+        catch_frame_refresh(uc);
     uint8_t held = catch_hold();
     int saved = errno;
     struct sigaction a = take_action(sig);

@@ -88,11 +88,14 @@ static void *cap_restorer;                /* the signal trampoline: frames below
 static int cap_n;
 static volatile sig_atomic_t cap_armed, cap_done;
 
-__attribute__((noinline)) static void detect_signal_handler(int sig)
+__attribute__((noinline)) static void detect_signal_handler(int sig, siginfo_t *si, void *uc)
 {
     (void)sig;
+    (void)si;
     if (!cap_armed)
         return;
+    if (sched_blocking_end_check())   /* it interrupted a real blocking call (handoff.c) */
+        catch_frame_refresh(uc);
     CATCH_HOLD();
     int saved = errno;
     cap_n = backtrace(cap_frames, MAX_FRAMES + 2);
@@ -348,8 +351,8 @@ void detect_install(void)
     backtrace(frames, 4);                  /* loads the unwinder now, not in a handler */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = detect_signal_handler;
-    sa.sa_flags = SA_RESTART;
+    sa.sa_sigaction = detect_signal_handler;
+    sa.sa_flags = SA_RESTART | SA_SIGINFO;
     sigemptyset(&sa.sa_mask);
     libc_sigaction(CORUN_DETECT_SIGNAL, &sa, NULL);
     struct sigaction now;

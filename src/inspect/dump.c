@@ -236,9 +236,12 @@ void dump_efd_open(struct sched *s)
         diag_log(LOG_WARN, "cannot set up the live dump (CORUN_DUMP_SIGNAL): %s", strerror(r));
 }
 
-static void dump_signal_handler(int sig)
+static void dump_signal_handler(int sig, siginfo_t *si, void *uc)
 {
     (void)sig;
+    (void)si;
+    if (sched_blocking_end_check())   /* it interrupted a real blocking call (handoff.c) */
+        catch_frame_refresh(uc);
     CATCH_HOLD();
     int saved = errno;
     /* The registry lock: another thread holding it lets go soon; if the
@@ -274,8 +277,8 @@ void dump_install(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = dump_signal_handler;
-    sa.sa_flags = SA_RESTART;
+    sa.sa_sigaction = dump_signal_handler;
+    sa.sa_flags = SA_RESTART | SA_SIGINFO;
     sigemptyset(&sa.sa_mask);
     libc_sigaction(cr_config.dump_signal, &sa, NULL);
 }

@@ -199,8 +199,14 @@ void stats_print(void)
         for (int k = 0; k < WAIT_KINDS; k++)
             p += per[i].st.parks[k];
         diag_printf_fd(fd, "  OS thread %d: %lu created, %lu switches, %lu preempted, %lu parks, "
-                       "%lu moved in, %lu out\n", (int)per[i].tid, per[i].st.created,
+                       "%lu moved in, %lu out", (int)per[i].tid, per[i].st.created,
                        per[i].st.switches, per[i].st.preempted, p, per[i].st.moved_in,
                        per[i].st.moved_out);
+        /* Its scheduler went to another OS thread while one was stuck in a
+         * real call (the tid is the last one's). */
+        if (per[i].st.handed_off)
+            diag_printf_fd(fd, ", handed over %lu time%s", per[i].st.handed_off,
+                           per[i].st.handed_off == 1 ? "" : "s");
+        diag_printf_fd(fd, "\n");
     }
 }

@@ -379,7 +379,8 @@ static void preempt_handler(int sig, siginfo_t *si, void *ucv)
 {
     (void)sig;
     (void)si;
-    sched_blocking_end_check();       /* interrupting a real blocking call (handoff.c) */
+    if (sched_blocking_end_check())   /* it interrupted a real blocking call (handoff.c) */
+        catch_frame_refresh(ucv);
     struct sched *s = sched_tls;
     if (!s || !s->preempt_armed || !s->catch_armed)
         return;                        /* without the catch a lock wait would block for good */

@@ -52,6 +52,8 @@ check_var CORUN_BLOCK_WARN_MS=50 --block-warn-ms=50
 check_var CORUN_PREEMPT_MS=5 --preempt 5
 check_var CORUN_PROCS=3 --procs 3
 check_var CORUN_PREEMPT_MS=0 --preempt-ms=0
+check_var CORUN_HANDOFF_MS=25 --handoff 25
+check_var CORUN_HANDOFF_MS=0 --handoff-ms=0
 check_var CORUN_DUMP_SIGNAL=SIGUSR1 --dump-signal SIGUSR1
 check_var CORUN_LOG_LEVEL=debug --log-level debug
 check_var CORUN_LOG_FILE="$work/log" --log-file "$work/log"
@@ -93,6 +95,8 @@ expect_error "CORUN_BLOCK_WARN_MS='-5' (--block-warn)" --block-warn -5 echo RAN
 expect_error "CORUN_BLOCK_WARN_MS='fast'" --block-warn fast echo RAN
 expect_error "CORUN_PREEMPT_MS='60001' (--preempt)" --preempt 60001 echo RAN
 expect_error "CORUN_PROCS='0' (--procs).*1 to 256" --procs 0 echo RAN
+expect_error "CORUN_HANDOFF_MS='60001' (--handoff).*or 0 (never)" --handoff 60001 echo RAN
+expect_error "CORUN_HANDOFF_MS='soon'" --handoff soon echo RAN
 expect_error "CORUN_PROCS='many' (--procs)" --procs many echo RAN
 expect_error "CORUN_PROCS='257'" --procs=257 echo RAN
 expect_error "CORUN_DUMP_SIGNAL='SIGKILL' (--dump-signal)" --dump-signal SIGKILL echo RAN
@@ -117,7 +121,8 @@ st=0; err=$(CORUN_POOL_SIZE=zero "${corun[@]}" echo RAN 2>&1) || st=$?
 # Plain LD_PRELOAD users get the same checks from the library.
 for setting in CORUN_THREADS=blue CORUN_TLS=mine CORUN_CATCH=x CORUN_STACK_SIZE=1 CORUN_POOL_SIZE=0 CORUN_INHERIT=x \
                CORUN_FILE_IO=x CORUN_STATS=x CORUN_BLOCK_WARN_MS=x CORUN_DUMP_SIGNAL=KILL \
-               CORUN_LOG_LEVEL=x CORUN_LOG_FILE=/nonexistent/log CORUN_OFFLOAD=x CORUN_PROCS=0; do
+               CORUN_LOG_LEVEL=x CORUN_LOG_FILE=/nonexistent/log CORUN_OFFLOAD=x CORUN_PROCS=0 \
+               CORUN_HANDOFF_MS=-1; do
     st=0; err=$(env "$setting" LD_PRELOAD="$lib" sh -c 'echo RAN' 2>&1) || st=$?
     [ "$st" = 2 ] && grep -q "invalid ${setting%%=*}=" <<<"$err" && ! grep -q RAN <<<"$err" ||
         bad "LD_PRELOAD with $setting: status $st [$err]"

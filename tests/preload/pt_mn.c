@@ -801,6 +801,8 @@ static bool ran_on(const struct ident *me, pid_t t)
     return false;
 }
 
+static bool stuck_poke;                    /* a signal for the OS thread it blocked on */
+
 static void mode_stuck(void)
 {
     snprintf(stuck_path, sizeof stuck_path, "/tmp/pt_mn_stuck.%d", getpid());
@@ -820,7 +822,16 @@ static void mode_stuck(void)
             OK(pthread_create(&th[i], NULL, stuck_main, IP(i)));
         while (!atomic_load(&stuck_start))
             usleep(1000);
-        usleep(STUCK_MS * 1000);
+        if (stuck_poke) {
+            /* SIGURG, ignored by default: the call goes on, natively as
+             * under corun (whose preemption handler takes it there, on an
+             * OS thread that lost its scheduler long since). */
+            usleep(100000);
+            OK(syscall(SYS_tgkill, getpid(), atomic_load(&stuck_pre_tid), SIGURG) == 0 ? 0 : errno);
+            usleep((STUCK_MS - 100) * 1000);
+        } else {
+            usleep(STUCK_MS * 1000);
+        }
         OK(flock(lockfd, LOCK_UN));
         for (long i = 0; i < STUCK_THREADS; i++)
             OK(pthread_join(th[i], NULL));
@@ -838,7 +849,10 @@ static void mode_stuck(void)
         }
         printf("round %d: sharers=%d worst_gap_ms=%ld blocker_moved=%d\n", round, sharers, worst,
                pre != post);
-        CHECKF(worst < STUCK_MS / 2, "a thread waited %ld ms for its 2 ms tick (the call lasted %d)",
+        /* After the poke the call restarts where the thread went, with no
+         * hand-off for its rest (docs/design.md): only a bound there. */
+        long bound = stuck_poke ? STUCK_MS : STUCK_MS / 2;
+        CHECKF(worst < bound, "a thread waited %ld ms for its 2 ms tick (the call lasted %d)",
                worst, STUCK_MS);
         if (!need_sharer || sharers > 0)
             break;
@@ -849,6 +863,12 @@ static void mode_stuck(void)
                "the blocked thread resumed on the OS thread it blocked on");
     close(lockfd);
     unlink(stuck_path);
+}
+
+static void mode_stuck_signal(void)
+{
+    stuck_poke = true;
+    mode_stuck();
 }
 
 int main(int argc, char **argv)
@@ -864,6 +884,7 @@ int main(int argc, char **argv)
         { "tgkill", mode_tgkill },
         { "woken", mode_woken },
         { "stuck", mode_stuck },
+        { "stuck_signal", mode_stuck_signal },
     };
     return pt_main(modes, sizeof modes / sizeof *modes, argc, argv);
 }

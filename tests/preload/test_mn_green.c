@@ -77,3 +77,7 @@ MATRIX(mn, woken, pt_mn, woken, MOVES, "PT_MUST_MOVE=1", "CORUN_PROCS=2", "CORUN
  * returns 0 and resumes there, its state intact. */
 MATRIX(mn, stuck, pt_mn, stuck, MOVES, "CORUN_PROCS=2", "PT_EXTRA_TASKS=1", NULL)
 MATRIX(mn, stuck4, pt_mn, stuck, MOVES, "CORUN_PROCS=4", "PT_EXTRA_TASKS=1", NULL)
+/* The same, and a signal for the OS thread it blocked on 100 ms in: the
+ * handler there finds the scheduler gone and follows it; the call goes on
+ * (SIGURG, ignored) and returns 0 at the unlock. */
+MATRIX(mn, stuck_signal, pt_mn, stuck_signal, MOVES, "CORUN_PROCS=2", "PT_EXTRA_TASKS=1", NULL)
