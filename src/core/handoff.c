@@ -20,9 +20,10 @@
  * monitor's CAS takes the word; it takes it back with a CAS of its own
  * when the call ends. A signal handler of corun's that interrupts the call
  * does the same first (catch_hold), so no code of the old OS thread
- * touches the scheduler once it is gone. Only workers' schedulers are
- * handed over: the main OS thread's TCB is the program's main thread's
- * (a spare could not run its loop without it).
+ * touches the scheduler once it is gone. The main OS thread's own TCB is
+ * the program's main thread's, which goes with its scheduler: that OS
+ * thread gets a TCB of corun's for its own context (made by the monitor
+ * when it first takes that scheduler).
  */
 #include "sched_int.h"
 
@@ -54,7 +55,17 @@
 
 __thread struct corun *blocking_co __attribute__((tls_model("initial-exec")));
 
-static bool handoff_on;                 /* the monitor runs */
+/* CORUN_HANDOFF_MS is not 0 (and M:N may run: not in sanitizer builds). */
+static bool handoff_wanted(void)
+{
+#ifdef CORUN_SANITIZERS
+    return false;
+#else
+    return cr_config.handoff_ms != 0;
+#endif
+}
+
+static bool monitor_started;
 static int monitor_asleep;              /* futex: 1 while it waits for a call to watch */
 static cr_lock_t spare_lock = CR_LOCK_INIT;
 static struct mthread *spares;          /* OS threads waiting for a scheduler */
@@ -76,20 +87,22 @@ static void spare_entry(void *arg, void *transfer);
 
 /* The OS thread's name (top -H, /proc/.../comm): a spare runs no green
  * thread. */
-static void name_self(const char *name)
+static void name_self(struct mthread *m, const char *name)
 {
-    catch_raw(SYS_prctl, PR_SET_NAME, (long)name, 0, 0, 0, 0);
+    if (m->tid != getpid())            /* the leader's name is the process's */
+        catch_raw(SYS_prctl, PR_SET_NAME, (long)name, 0, 0, 0, 0);
 }
 
 /* ---- the green thread's side -------------------------------------------------*/
 
-void sched_blocking_begin_slow(struct sched *s)
+void sched_blocking_begin_slow(struct sched *s, int nr)
 {
     struct corun *me = s->current;
-    /* Only a thread that may move: its TLS its own, no program code
-     * called from corun's frames (those hold s: a destructor, a handler). */
-    if ((me->flags & (CO_OWN_TLS | CO_PREEMPTIBLE | CO_MAIN)) != (CO_OWN_TLS | CO_PREEMPTIBLE) ||
-        me->pinned)
+    /* Only a pthread (or main) of the program's with TLS of its own (the
+     * main thread's is the OS thread's first, which goes with it), and no
+     * program code called from corun's frames (those hold s: a
+     * destructor, a handler). */
+    if (!(me->flags & CO_PREEMPTIBLE) || !(me->flags & (CO_OWN_TLS | CO_MAIN)) || me->pinned)
         return;
     /* blocking_co first: a handler that comes between the two stores
      * finds the word not yet its own and leaves it; the section starts
@@ -97,6 +110,7 @@ void sched_blocking_begin_slow(struct sched *s)
      * does), so the word stored here is always taken back. */
     blocking_co = me;
     __asm__ volatile("" ::: "memory");
+    s->block_nr = nr;
     __atomic_store_n(&s->block_seq, s->block_seq + 1, __ATOMIC_RELAXED);
     __atomic_store_n(&s->block_word, (uintptr_t)me, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&monitor_asleep, __ATOMIC_SEQ_CST) &&
@@ -128,7 +142,7 @@ bool sched_blocking_resolve(void)
     }
 }
 
-void handoff_leave_os(struct mthread *m)
+void handoff_leave_os(void)
 {
     /* This OS thread's selector is s's, which the new one flips now. */
     catch_raw(SYS_prctl, PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_OFF, 0, 0, 0, 0);
@@ -140,14 +154,38 @@ void handoff_leave_os(struct mthread *m)
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
         sigdelset(&all, keep[i]);
     catch_raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8, 0, 0);
-    if (m->ctx_sp)
-        return;
-    long lo = catch_raw(SYS_mmap, 0, SPARE_STACK, PROT_READ | PROT_WRITE,
+}
+
+/* An own context for the OS thread m, which is about to lose its
+ * scheduler (by the monitor, before the hand-off: m's thread is stuck).
+ * With a TCB of its own if m's was lent to the program's main thread,
+ * which stays with the scheduler: it takes m's identity as the kernel
+ * knows it (tid, malloc cache and arena) before the new OS thread's
+ * replaces it in main's. false if out of memory. */
+static bool own_context_make(struct mthread *m)
+{
+    size_t area = m->tcb_lent ? (tls_area_size() + 63) & ~(size_t)63 : 0;
+    size_t len = SPARE_STACK + area;
+    long lo = catch_raw(SYS_mmap, 0, (long)len, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
     if (lo < 0 && lo > -4096)
-        diag_fatal("out of memory for an OS thread's own context");
+        return false;
     catch_raw(SYS_mprotect, lo, 4096, PROT_NONE, 0, 0, 0);   /* a guard page */
-    m->ctx_sp = ctx_make((char *)lo + SPARE_STACK, spare_entry, m);
+    char *hi = (char *)lo + len;
+    if (m->tcb_lent) {
+        uintptr_t tp = tls_create(hi);
+        if (!tp) {
+            catch_raw(SYS_munmap, lo, (long)len, 0, 0, 0, 0);
+            return false;
+        }
+        tls_moved(tp, m->fsbase);
+        m->fsbase = tp;
+        m->errno_loc = tls_errno_location(tp);
+        m->tcb_lent = false;
+        hi -= area;
+    }
+    m->ctx_sp = ctx_make(hi, spare_entry, m);
+    return true;
 }
 
 void handoff_take_returning(struct sched *s)
@@ -198,9 +236,9 @@ __attribute__((noreturn)) static void spare_loop(struct mthread *m, struct corun
             uint64_t one = 1;
             catch_raw(SYS_write, s->wake_fd, (long)&one, sizeof one, 0, 0, 0);
         }
-        name_self("corun-spare");
+        name_self(m, "corun-spare");
         struct sched *s = spare_wait(m);
-        name_self("corun-worker");
+        name_self(m, "corun-worker");
         sched_adopt_os(s, m);
         back = cr_ctx_switch(&m->ctx_sp, s->loop_co->sp, NULL);
     }
@@ -208,6 +246,7 @@ __attribute__((noreturn)) static void spare_loop(struct mthread *m, struct corun
 
 static void spare_entry(void *arg, void *transfer)
 {
+    tls_started();                    /* a TCB of corun's: glibc's per-thread setup */
     spare_loop(arg, transfer);
 }
 
@@ -290,15 +329,20 @@ static void take(struct sched *s, uintptr_t w)
         return;                        /* its call just ended */
     /* Its OS thread is in the kernel, or spinning in sched_blocking_resolve
      * until this ends: s is the monitor's. */
-    struct mthread *m = worth_taking(s) ? spare_get() : NULL;
+    struct mthread *old = s->os;
+    struct mthread *m = worth_taking(s) && (old->ctx_sp || own_context_make(old)) ? spare_get()
+                                                                                   : NULL;
     if (!m) {
         __atomic_store_n(&s->block_word, w, __ATOMIC_RELEASE);
         return;
     }
     struct corun *x = (struct corun *)w;
+    diag_log(LOG_DEBUG, "OS thread %d is stuck in %s %d (green thread %llu): OS thread %d takes "
+             "over its green threads", (int)s->tid, s->block_nr < 0 ? "a hook's call" : "system call",
+             s->block_nr, (unsigned long long)x->id, (int)m->tid);
     preempt_disarm(s);                 /* the old OS thread's CPU-time timer */
     s->stats.handed_off++;
-    __atomic_store_n(&x->away_os, s->os, __ATOMIC_RELEASE);
+    __atomic_store_n(&x->away_os, old, __ATOMIC_RELEASE);
     __atomic_store_n(&m->assigned, s, __ATOMIC_RELEASE);
     __atomic_store_n(&m->gen, 1, __ATOMIC_RELEASE);
     futex_wake(&m->gen);
@@ -342,7 +386,7 @@ static void *monitor_main(void *arg)
     (void)arg;
     worker_block_signals();
     sched_os_detach();
-    name_self("corun-monitor");
+    catch_raw(SYS_prctl, PR_SET_NAME, (long)"corun-monitor", 0, 0, 0, 0);
     static struct watch seen[PROCS_MAX];
     uint64_t bound = (uint64_t)cr_config.handoff_ms * 1000000;
     uint64_t period = bound / 2 > 1000000 ? bound / 2 : 1000000;
@@ -369,13 +413,18 @@ static void *monitor_main(void *arg)
     return NULL;
 }
 
+/* Started by the first worker, named as the monitor meanwhile: a new
+ * thread has its creator's name until it sets its own, and the monitor
+ * must never look like an OS thread that runs green threads (top -H, or a
+ * program counting its threads: corun's helpers are named corun-monitor
+ * and corun-spare). */
 void handoff_start(void)
 {
-#ifdef CORUN_SANITIZERS
-    return;                            /* M:N does not run there either */
-#endif
-    if (!cr_config.handoff_ms || handoff_on)
+    if (!handoff_wanted() || __atomic_exchange_n(&monitor_started, true, __ATOMIC_ACQ_REL))
         return;
+    char was[16] = "";
+    catch_raw(SYS_prctl, PR_GET_NAME, (long)was, 0, 0, 0, 0);
+    catch_raw(SYS_prctl, PR_SET_NAME, (long)"corun-monitor", 0, 0, 0, 0);
     pthread_attr_t a;
     pthread_attr_init(&a);
     pthread_attr_setstacksize(&a, 128 << 10);
@@ -383,15 +432,15 @@ void handoff_start(void)
     pthread_t t;
     int r = libc_pthread_create(&t, &a, monitor_main, NULL);
     pthread_attr_destroy(&a);
+    catch_raw(SYS_prctl, PR_SET_NAME, (long)was, 0, 0, 0, 0);
     if (r) {
         diag_log(LOG_WARN, "cannot start the monitor of blocking calls (%s): a worker stuck in "
                  "one keeps its green threads", strerror(r));
         return;
     }
-    handoff_on = true;
 }
 
-void handoff_worker_ready(struct sched *s)
+void handoff_member_ready(struct sched *s, bool main_thread)
 {
     struct mthread *m = calloc(1, sizeof *m);
     if (!m)
@@ -399,14 +448,15 @@ void handoff_worker_ready(struct sched *s)
     m->tid = s->tid;
     m->fsbase = s->fsbase;
     m->errno_loc = s->errno_loc;
+    m->tcb_lent = main_thread;
     s->os = m;
-    s->handoff_ok = handoff_on;
+    s->handoff_ok = handoff_wanted();
 }
 
 /* The monitor and the spares stay behind in the parent. */
 void handoff_fork_child(void)
 {
-    handoff_on = false;
+    monitor_started = false;
     monitor_asleep = 0;
     spares = NULL;
     spare_lock = (cr_lock_t)CR_LOCK_INIT;

@@ -734,7 +734,7 @@ static void fork_child(void)
         s->xwake_posters = 0;
         s->all.head = NULL;
         dlist_push(&s->all, &s->current->all_link);
-        s->tid = (pid_t)syscall(SYS_gettid);
+        s->tid = s->home_tid = (pid_t)syscall(SYS_gettid);
         /* The child's one thread has the tid getpid() returns. */
         s->main_co->flags &= ~CO_KERNEL_TID;
         s->current->flags |= CO_KERNEL_TID;
@@ -793,7 +793,7 @@ static struct sched *sched_create(bool worker)
         diag_fatal("uv_loop_init failed: %s", uv_strerror(r));
     s->loop->data = s;
     poller_open(s);
-    s->tid = (pid_t)syscall(SYS_gettid);
+    s->tid = s->home_tid = (pid_t)syscall(SYS_gettid);
 
     main_co->sched = s;
     main_co->errno_loc = s->errno_loc;
@@ -866,7 +866,7 @@ void sched_worker_idle(struct sched *s)
 void sched_rejoin(struct sched *s, struct corun *me)
 {
     struct mthread *m = __atomic_load_n(&me->away_os, __ATOMIC_ACQUIRE);
-    handoff_leave_os(m);
+    handoff_leave_os();
     /* To the OS thread's own context, which queues me on s once off its
      * stack; s's loop, on whichever OS thread runs it, resumes it here. */
     tls_write_fs(m->fsbase);
@@ -891,7 +891,9 @@ void sched_adopt_os(struct sched *s, struct mthread *m)
      * cache and arena), but those away in a call on another one. */
     dlist_foreach(&s->all, it) {
         struct corun *co = (struct corun *)((char *)it - offsetof(struct corun, all_link));
-        if ((co->flags & CO_OWN_TLS) && !__atomic_load_n(&co->away_os, __ATOMIC_ACQUIRE))
+        bool program_main = co == s->main_co && (co->flags & CO_PREEMPTIBLE);
+        if ((co->flags & CO_OWN_TLS || program_main) &&
+            !__atomic_load_n(&co->away_os, __ATOMIC_ACQUIRE))
             tls_moved(co->fsbase, m->fsbase);
     }
     /* The kernel's per-thread state: the catch reads s's selector here now,

@@ -194,6 +194,7 @@ struct sched {
     bool polling;                 /* the loop is waiting for events, not blocked */
     volatile sig_atomic_t loop_work;  /* nonzero: observers' loop_turn() runs at the next turn */
     pid_t tid;                    /* the OS thread's kernel tid */
+    pid_t home_tid;               /* ... of its first OS thread: its main thread's tid */
     volatile uint8_t catch_sel;   /* the catch's selector (catch.h): read by the kernel */
     bool catch_armed;             /* the catch is on for this OS thread */
     bool preempt_armed;           /* its CPU-time timer runs (catch.h, preemption) */
@@ -221,6 +222,7 @@ struct sched {
     bool handoff_ok;              /* a worker's: it may be handed over */
     uintptr_t block_word;         /* atomic: the thread in such a call (bit 0: being taken) */
     unsigned block_seq;           /* atomic: such calls begun, to tell one from the next */
+    int block_nr;                 /* its system call's number (-1: a hook's), for the log */
     struct mthread *os;           /* the OS thread that runs it now */
     struct corun *returning;      /* atomic: threads whose call ended on the OS thread that
                                    * lost it: they resume here (LIFO on `next`) */
@@ -472,15 +474,15 @@ unsigned sched_members(struct sched **out, unsigned max);
  * takes the scheduler back, or follows it (sched_blocking_resolve). */
 extern __thread struct corun *blocking_co __attribute__((tls_model("initial-exec")));
 
-void sched_blocking_begin_slow(struct sched *s);
+void sched_blocking_begin_slow(struct sched *s, int nr);
 bool sched_blocking_resolve(void);
 
 /* Before a real call that may block for long (not on behalf of ld.so,
- * whose locks name the kernel thread). */
-static inline void sched_blocking_begin(struct sched *s)
+ * whose locks name the kernel thread): system call nr, or -1. */
+static inline void sched_blocking_begin(struct sched *s, int nr)
 {
     if (__builtin_expect(s->handoff_ok, 0))
-        sched_blocking_begin_slow(s);
+        sched_blocking_begin_slow(s, nr);
 }
 
 /* After it: the thread owns its scheduler again, possibly on another OS

@@ -84,11 +84,13 @@ struct mthread {
     int *errno_loc;                /* its own errno */
     void *ctx_sp;                  /* its own context, saved while a scheduler's loop or a
                                     * green thread runs on it (NULL: none made yet) */
+    bool tcb_lent;                 /* its own TCB is the program's main thread's */
     struct sched *assigned;        /* atomic: the scheduler the monitor gave it */
     uint32_t gen;                  /* futex: 1 once `assigned` is set */
 };
-/* A worker's own OS thread (workers.c): its record, and the hand-off on. */
-void handoff_worker_ready(struct sched *s);
+/* A member's OS thread (workers.c): its record, and the hand-off on (the
+ * main one's TCB is the program's main thread's). */
+void handoff_member_ready(struct sched *s, bool main_thread);
 /* M:N starts: the monitor, if CORUN_HANDOFF_MS is not 0. */
 void handoff_start(void);
 void handoff_fork_child(void);
@@ -99,9 +101,10 @@ void sched_rejoin(struct sched *s, struct corun *me);
 void sched_adopt_os(struct sched *s, struct mthread *m);
 /* The calling OS thread runs no scheduler any more (a spare). */
 void sched_os_detach(void);
-/* On its way to m's own context: the catch off, every signal blocked, the
- * context made on first use (handoff.c). */
-void handoff_leave_os(struct mthread *m);
+/* On its way to its OS thread's own context: the catch off (its selector
+ * is the scheduler's, which another OS thread flips now), signals blocked
+ * (handoff.c). */
+void handoff_leave_os(void);
 /* Threads whose call ended on the OS thread that lost s: queue them. */
 void handoff_take_returning(struct sched *s);
 /* The signals a worker's own context blocks (workers.c). */

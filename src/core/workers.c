@@ -138,7 +138,8 @@ static void *worker_main(void *arg)
     } else {
         preempt_arm(s);
         s->load_at = clock_coarse_ns();
-        handoff_worker_ready(s);
+        handoff_start();              /* the monitor, by the first worker (not main: its name) */
+        handoff_member_ready(s, false);
         member_add(s);
     }
     __atomic_add_fetch(&workers_ready, 1, __ATOMIC_RELEASE);
@@ -161,7 +162,7 @@ void mn_start(struct sched *s)
     }
     mn_alive = mn_peak = s->alive;
     s->load_at = clock_coarse_ns();
-    handoff_start();
+    handoff_member_ready(s, true);
     member_add(s);
     __atomic_store_n(&mn_active, true, __ATOMIC_RELEASE);
     pthread_attr_t a;

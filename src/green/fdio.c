@@ -68,7 +68,7 @@ static ssize_t io_polled(struct sched *s, struct io_op *op, struct fd_entry *e, 
             return -1;
         if (a > 0) {
             /* It cannot be waited on: the real call, which may block. */
-            sched_blocking_begin(s);
+            sched_blocking_begin(s, -1);
             ssize_t r = op->attempt(op, false, 0);
             sched_blocking_end();
             return r;

@@ -270,7 +270,7 @@ static void count_mask(struct sched *s, uint64_t w, int dir)
 }
 
 /* The kernel thread blocks what every green thread blocks. */
-static void kmask_apply(struct sched *s)
+static void kmask_set(struct sched *s, bool force)
 {
     struct sig_sched *g = ss(s);
     uint64_t k = 0;
@@ -283,10 +283,24 @@ static void kmask_apply(struct sched *s)
         k &= ~SIGBIT(SIGSYS);     /* a dispatch with SIGSYS blocked kills (catch.h) */
     if (preempt_owns_signal())
         k &= ~SIGBIT(PREEMPT_SIGNAL);   /* corun's: never pending in the program's view */
-    if (k != g->kmask) {
+    if (k != g->kmask || force) {
         g->kmask = k;
         syscall(SYS_rt_sigprocmask, SIG_SETMASK, &k, NULL, 8);
     }
+}
+
+static void kmask_apply(struct sched *s)
+{
+    kmask_set(s, false);
+}
+
+/* The scheduler now runs on another OS thread (the hand-off): the main
+ * one's takes the program's process-directed signals as its old one did
+ * (a worker's keeps the workers' mask, set by the core). */
+static void on_rehomed(struct sched *s)
+{
+    if (!s->worker && !cr_config.threads_native)
+        kmask_set(s, true);
 }
 
 /* ---- lifecycle (core observer) -------------------------------------------*/
@@ -412,6 +426,7 @@ static const struct sched_observer observer = {
     .thread_arriving = on_thread_arriving,
     .resumed = on_resumed,
     .polled = on_polled,
+    .rehomed = on_rehomed,
 };
 SCHED_OBSERVER(observer);
 

@@ -434,13 +434,13 @@ int gthread_create(struct sched *s, const pthread_attr_t *attr, void *(*fn)(void
 pid_t gthread_tid(const struct corun *co)
 {
     if (co->flags & CO_KERNEL_TID)
-        return co->sched->tid;
+        return co->sched->home_tid;    /* main's is getpid() wherever it runs */
     return GTHREAD_TID_BASE + (pid_t)(co->id % TID_SPAN);
 }
 
 static struct corun *by_tid_in(struct sched *s, pid_t tid)
 {
-    if (tid != s->tid && tid < GTHREAD_TID_BASE)
+    if (tid != s->home_tid && tid < GTHREAD_TID_BASE)
         return NULL;
     dlist_foreach(&s->all, it) {
         struct corun *co = container_of(it, struct corun, all_link);

@@ -340,7 +340,7 @@ static void sigsys_handler(int sig, siginfo_t *si, void *ucv)
          * this kernel thread). */
         bool section = parks && syscall_may_block(nr, a);
         if (section)
-            sched_blocking_begin(s);
+            sched_blocking_begin(s, (int)nr);
         r = catch_raw(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
         if (section)
             sched_blocking_end();

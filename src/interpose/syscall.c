@@ -391,9 +391,12 @@ HOOK __attribute__((no_sanitize_address)) long syscall(long nr, ...)
     va_end(ap);
     long r;
     if (!syscall_route(nr, a, __builtin_return_address(0), &r)) {
-        struct sched *s = syscall_may_block(nr, a) ? sched_for_program() : NULL;
-        if (s)
-            sched_blocking_begin(s);
+        /* A worker's green thread (sched_tls: no scheduler is made here). */
+        struct sched *s = syscall_may_block(nr, a) ? sched_tls : NULL;
+        if (s && s->current != s->loop_co)
+            sched_blocking_begin(s, (int)nr);
+        else
+            s = NULL;
         r = REAL(syscall)(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
         if (s)
             sched_blocking_end();

@@ -6,6 +6,8 @@ import threading
 import time
 import urllib.request
 
+from corun_tasks import os_threads
+
 port, n = int(sys.argv[1]), int(sys.argv[2])
 results = [None] * n
 
@@ -19,8 +21,8 @@ start = time.monotonic()
 threads = [threading.Thread(target=fetch, args=(i,)) for i in range(n)]
 for t in threads:
     t.start()
-os_threads = len(os.listdir("/proc/self/task"))
+threads_used = os_threads()
 for t in threads:
     t.join()
 ok = sum(1 for i in range(n) if results[i] == f"ok /{i}")
-print(f"ok={ok} secs={time.monotonic() - start:.2f} threads={os_threads}")
+print(f"ok={ok} secs={time.monotonic() - start:.2f} threads={threads_used}")

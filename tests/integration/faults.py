@@ -16,6 +16,8 @@ import sys
 import threading
 import time
 
+from corun_tasks import os_threads
+
 failed = False
 
 
@@ -229,7 +231,7 @@ def local():
            if out else "the waiter is still blocked")
     a.close()
     b.close()
-    print(f"os_threads={len(os.listdir('/proc/self/task'))}")
+    print(f"os_threads={os_threads()}")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,15 @@ check() {      # "shell test" message
     if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi
 }
 
-os_threads() { ls "/proc/$1/task" | wc -l; }
+# OS threads of process $1 that may run its threads: not corun's helpers
+# (the monitor of blocking calls, spare OS threads waiting for work).
+os_threads() {
+    local n=0 t
+    for t in /proc/"$1"/task/*; do
+        case "$(cat "$t/comm" 2>/dev/null)" in corun-monitor|corun-spare) ;; *) n=$((n + 1)) ;; esac
+    done
+    echo "$n"
+}
 # A green program runs on CORUN_PROCS OS threads at most (corun's workers
 # start with its second thread), plus any the test expects besides.
 corun_procs=${CORUN_PROCS:-$(nproc)}

@@ -6,6 +6,8 @@ import socket
 import sys
 import threading
 
+from corun_tasks import os_threads
+
 ls = socket.socket()
 ls.bind(("127.0.0.1", 0))
 ls.listen(128)
@@ -15,7 +17,7 @@ print("port", ls.getsockname()[1], flush=True)
 def serve(c):
     with c:
         data = c.recv(100)
-        threads = len(os.listdir("/proc/self/task"))
+        threads = os_threads()
         c.sendall(b"%d %d %s" % (os.getpid(), threads, data))
 
 

@@ -24,7 +24,7 @@ echo "crawler under coro-run: $out"
 ok=$(sed -n 's/.*ok=\([0-9]*\).*/\1/p' <<<"$out")
 secs=$(sed -n 's/.*secs=\([0-9.]*\).*/\1/p' <<<"$out")
 threads=$(sed -n 's/.*threads=\([0-9]*\).*/\1/p' <<<"$out")
-server_threads=$(ls "/proc/$slow/task" | wc -l)
+server_threads=$(os_threads "$slow")
 [ "$ok" = 200 ] || { echo "FAIL: $ok of 200 answers right"; fail=1; }
 # Concurrency, with a generous bound: serially this is 200 x 0.5 s = 100 s.
 awk -v s="$secs" 'BEGIN { exit !(s < 10) }' || { echo "FAIL: took $secs s: not concurrent"; fail=1; }
@@ -50,7 +50,7 @@ for i in $(seq 50); do
     clients+=($!)
 done
 sleep 0.2
-server_threads=$(ls "/proc/$server/task" | wc -l)
+server_threads=$(os_threads "$server")
 for c in "${clients[@]}"; do wait "$c" || true; done
 bad=0
 for i in $(seq 50); do cmp -s "$work/www/blob" "$work/got.$i" || bad=$((bad + 1)); done

@@ -743,6 +743,25 @@ static long stuck_gap[STUCK_THREADS];      /* each ticker's longest wait for a t
 static struct ident stuck_ident[STUCK_THREADS];
 static char stuck_path[64];
 
+/* Each tick is due 2 ms after the one before (the first 30 ms after the
+ * go): how late it comes is what a stuck OS thread would show. */
+static void stuck_tick(struct ident *me)
+{
+    int64_t prev = atomic_load(&stuck_go) + 30 * MS;
+    int64_t end = prev + STUCK_ROUND_MS * MS;
+    for (;;) {
+        int64_t now = mono_ns();
+        long gap = (long)((now - prev) / MS);
+        if (gap > stuck_gap[me->id])
+            stuck_gap[me->id] = gap;
+        ident_check(me, "tick");
+        if (now >= end)
+            break;
+        prev = now;
+        usleep(2000);
+    }
+}
+
 static void *stuck_main(void *arg)
 {
     struct ident *me = &stuck_ident[(intptr_t)arg];
@@ -755,9 +774,12 @@ static void *stuck_main(void *arg)
     usleep(30000);                     /* everyone settled where it sleeps */
     pid_t t = tid();
     int expected = 0;
-    /* The first thread on a worker (not the main OS thread, whose
-     * scheduler stays) blocks; natively any thread. */
-    if ((!green() || t != getpid()) && atomic_compare_exchange_strong(&stuck_claimed, &expected, 1)) {
+    /* The first thread there blocks, on the main OS thread or a worker
+     * (PT_STUCK_MAIN=1: only on the main one, whose TCB goes with the
+     * program's main thread to the OS thread that takes over). */
+    const char *on_main = getenv("PT_STUCK_MAIN");
+    bool here = !green() || !on_main || (t == getpid()) == !strcmp(on_main, "1");
+    if (here && atomic_compare_exchange_strong(&stuck_claimed, &expected, 1)) {
         int fd = open(stuck_path, O_RDWR);
         CHECK(fd >= 0);
         atomic_store(&stuck_blocker, (int)me->id);
@@ -775,21 +797,7 @@ static void *stuck_main(void *arg)
         close(fd);
         return NULL;
     }
-    /* Each tick is due 2 ms after the one before (the first 30 ms after
-     * the go): how late it comes is what a stuck OS thread would show. */
-    int64_t prev = atomic_load(&stuck_go) + 30 * MS;
-    int64_t end = prev + STUCK_ROUND_MS * MS;
-    for (;;) {
-        int64_t now = mono_ns();
-        long gap = (long)((now - prev) / MS);
-        if (gap > stuck_gap[me->id])
-            stuck_gap[me->id] = gap;
-        ident_check(me, "tick");
-        if (now >= end)
-            break;
-        prev = now;
-        usleep(2000);
-    }
+    stuck_tick(me);
     return NULL;
 }
 
@@ -865,6 +873,80 @@ static void mode_stuck(void)
     unlink(stuck_path);
 }
 
+/* The program's main thread blocks for real (flock) until a thread that
+ * sleeps meanwhile unlocks: if that thread shared main's OS thread and
+ * nothing took over, its sleep would never end (a deadlock natively
+ * impossible). The ticks beside main go on. */
+static int stuck_holder_fd;
+static atomic_int stuck_held;
+
+static void *stuck_holder(void *arg)
+{
+    (void)arg;
+    OK(flock(stuck_holder_fd, LOCK_EX));
+    atomic_store(&stuck_held, 1);
+    while (!atomic_load(&stuck_start))
+        usleep(1000);
+    usleep(STUCK_MS * 1000);
+    OK(flock(stuck_holder_fd, LOCK_UN));
+    return NULL;
+}
+
+static void *stuck_ticker(void *arg)
+{
+    struct ident *me = &stuck_ident[(intptr_t)arg];
+    ident_start(me, (long)(intptr_t)arg);
+    burst(me, 30000);                  /* preempted: spread over the workers */
+    if (atomic_fetch_add(&stuck_ready, 1) == STUCK_THREADS - 2)
+        atomic_store(&stuck_go, mono_ns());
+    while (!atomic_load(&stuck_go))
+        usleep(1000);
+    stuck_tick(me);
+    return NULL;
+}
+
+static void mode_stuck_main(void)
+{
+    snprintf(stuck_path, sizeof stuck_path, "/tmp/pt_mn_stuck.%d", getpid());
+    stuck_holder_fd = open(stuck_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    int fd = open(stuck_path, O_RDWR);
+    CHECK(stuck_holder_fd >= 0 && fd >= 0);
+    pthread_t h, th[STUCK_THREADS - 1];
+    OK(pthread_create(&h, NULL, stuck_holder, NULL));
+    for (long i = 0; i < STUCK_THREADS - 1; i++)
+        OK(pthread_create(&th[i], NULL, stuck_ticker, IP(i)));
+    while (!atomic_load(&stuck_go) || !atomic_load(&stuck_held))
+        usleep(1000);
+    usleep(30000);
+    pid_t pre = tid();
+    atomic_store(&stuck_start, mono_ns());
+    errno = 4343;
+    int r = flock(fd, LOCK_EX);
+    int e = errno;
+    long waited = (mono_ns() - atomic_load(&stuck_start)) / MS;
+    pid_t post = tid();
+    CHECKF(r == 0 && e == 4343, "flock returned %d (%s)", r, ename(e));
+    CHECKF(waited >= STUCK_MS - 50, "flock returned after %ld ms, before the unlock", waited);
+    OK(pthread_join(h, NULL));
+    long worst = 0;
+    int sharers = 0;
+    for (long i = 0; i < STUCK_THREADS - 1; i++) {
+        OK(pthread_join(th[i], NULL));
+        if (stuck_gap[i] > worst)
+            worst = stuck_gap[i];
+        sharers += green() && (ran_on(&stuck_ident[i], pre) || ran_on(&stuck_ident[i], post));
+    }
+    printf("main: sharers=%d worst_gap_ms=%ld main_moved=%d\n", sharers, worst, pre != post);
+    CHECKF(worst < STUCK_MS / 2, "a thread waited %ld ms for its 2 ms tick (the call lasted %d)",
+           worst, STUCK_MS);
+    if (moves_expected())
+        CHECKF(pre != post, "main resumed on the OS thread it blocked on");
+    OK(flock(fd, LOCK_UN));
+    close(fd);
+    close(stuck_holder_fd);
+    unlink(stuck_path);
+}
+
 static void mode_stuck_signal(void)
 {
     stuck_poke = true;
@@ -885,6 +967,7 @@ int main(int argc, char **argv)
         { "woken", mode_woken },
         { "stuck", mode_stuck },
         { "stuck_signal", mode_stuck_signal },
+        { "stuck_main", mode_stuck_main },
     };
     return pt_main(modes, sizeof modes / sizeof *modes, argc, argv);
 }

@@ -25,12 +25,27 @@ static std::atomic<int> max_tasks{0};
         }                                                                        \
     } while (0)
 
+/* corun's helper threads run none of the program's: its monitor of
+ * blocking calls, spare OS threads waiting for work. */
+static bool corun_helper_task(const char *tid)
+{
+    char path[300], comm[32] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", tid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    bool helper = fgets(comm, sizeof comm, f) &&
+                  (!strcmp(comm, "corun-monitor\n") || !strcmp(comm, "corun-spare\n"));
+    fclose(f);
+    return helper;
+}
+
 static int count_tasks()
 {
     DIR *d = opendir("/proc/self/task");
     int n = 0;
     while (struct dirent *e = d ? readdir(d) : nullptr)
-        n += e->d_name[0] != '.';
+        n += e->d_name[0] != '.' && !corun_helper_task(e->d_name);
     if (d)
         closedir(d);
     return n;

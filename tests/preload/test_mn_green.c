@@ -77,6 +77,15 @@ MATRIX(mn, woken, pt_mn, woken, MOVES, "PT_MUST_MOVE=1", "CORUN_PROCS=2", "CORUN
  * returns 0 and resumes there, its state intact. */
 MATRIX(mn, stuck, pt_mn, stuck, MOVES, "CORUN_PROCS=2", "PT_EXTRA_TASKS=1", NULL)
 MATRIX(mn, stuck4, pt_mn, stuck, MOVES, "CORUN_PROCS=4", "PT_EXTRA_TASKS=1", NULL)
+/* The same with the blocked thread on the main OS thread, whose TCB is the
+ * program's main thread's (it goes with the scheduler; that OS thread gets
+ * one of corun's). */
+MATRIX(mn, stuck_on_main, pt_mn, stuck, MOVES, "CORUN_PROCS=2", "PT_EXTRA_TASKS=1",
+       "PT_STUCK_MAIN=1", NULL)
+/* The program's main thread itself blocked in flock for 500 ms, until a
+ * thread that sleeps meanwhile unlocks: threads beside it tick on, and the
+ * sleeper wakes even if it shared main's OS thread. */
+MATRIX(mn, stuck_main, pt_mn, stuck_main, MOVES, "CORUN_PROCS=2", "PT_EXTRA_TASKS=1", NULL)
 /* The same, and a signal for the OS thread it blocked on 100 ms in: the
  * handler there finds the scheduler gone and follows it; the call goes on
  * (SIGURG, ignored) and returns 0 at the unlock. */
