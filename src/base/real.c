@@ -44,11 +44,32 @@ int libc_pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
     return f(how, set, old);
 }
 
+/* Set by libc_became_multithreaded: glibc's pthread_create has work of
+ * its own to do at a process's first thread (below). */
+static char *single_threaded;
+static int late_init_owed;
+
 int libc_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
 {
     static int (*f)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
     if (__builtin_expect(!f, 0))
         f = (__typeof__(f))real_resolve("pthread_create");
+    if (__builtin_expect(__atomic_load_n(&late_init_owed, __ATOMIC_ACQUIRE), 0) &&
+        __atomic_exchange_n(&late_init_owed, 0, __ATOMIC_ACQ_REL)) {
+        /* The first real thread of a process with green ones: glibc sets
+         * up for threads (the handler of SIGSETXID, by which setuid asks
+         * every real thread to change its ids) only when it sees
+         * __libc_single_threaded still set, which green threads cleared.
+         * No other thread runs the program's code yet (M:N starts with
+         * this), so setting it back for the call is unseen. */
+        *single_threaded = 1;
+        int r = f(t, attr, fn, arg);
+        if (*single_threaded) {          /* it failed before: owed still */
+            *single_threaded = 0;
+            __atomic_store_n(&late_init_owed, 1, __ATOMIC_RELEASE);
+        }
+        return r;
+    }
     return f(t, attr, fn, arg);
 }
 
@@ -116,9 +137,11 @@ void libc_became_multithreaded(void)
     if (__builtin_expect(__atomic_load_n(&done, __ATOMIC_RELAXED), 1))
         return;
     __atomic_store_n(&done, 1, __ATOMIC_RELAXED);
-    char *single_threaded = (char *)dlsym(RTLD_NEXT, "__libc_single_threaded");
-    if (single_threaded)
+    single_threaded = (char *)dlsym(RTLD_NEXT, "__libc_single_threaded");
+    if (single_threaded && *single_threaded) {
         *single_threaded = 0;
+        __atomic_store_n(&late_init_owed, 1, __ATOMIC_RELEASE);
+    }
     void (*enable_locks)(void) = (void (*)(void))dlsym(RTLD_NEXT, "_IO_enable_locks");
     if (enable_locks)
         enable_locks();

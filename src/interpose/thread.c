@@ -23,7 +23,6 @@
 #include "sched.h"
 #include "gate.h"
 
-REAL_DECL(int, pthread_create, (pthread_t *, const pthread_attr_t *, void *(*)(void *), void *));
 REAL_DECL(int, pthread_join, (pthread_t, void **));
 REAL_DECL(int, pthread_tryjoin_np, (pthread_t, void **));
 REAL_DECL(int, pthread_timedjoin_np, (pthread_t, void **, const struct timespec *));
@@ -104,9 +103,9 @@ HOOK int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(vo
     if (!s) {
         struct native_start *st;
         if (cr_config.threads_native == 0 || caller_is_foreign(ra) || !(st = malloc(sizeof *st)))
-            return REAL(pthread_create)(t, attr, fn, arg);
+            return libc_pthread_create(t, attr, fn, arg);
         *st = (struct native_start){ fn, arg };
-        int r = REAL(pthread_create)(t, attr, native_thread, st);
+        int r = libc_pthread_create(t, attr, native_thread, st);
         if (r)
             free(st);
         return r;

@@ -947,6 +947,67 @@ static void mode_stuck_main(void)
     unlink(stuck_path);
 }
 
+/* ---- setxid: setuid with threads on several OS threads ------------------------*/
+
+/* glibc's setuid family asks every real thread of the process (corun's
+ * workers too) to change its ids with SIGSETXID, whose handler glibc
+ * installs at a process's first thread: green threads never told it so,
+ * and the first such call killed the process ("Unknown signal 33"). As
+ * root: every OS thread has the new ids after, and the threads go on. */
+static atomic_int sx_stop;
+
+static void *sx_main(void *arg)
+{
+    struct ident me;
+    ident_start(&me, (long)(intptr_t)arg);
+    burst(&me, 20000);                 /* spread over the workers */
+    while (!atomic_load(&sx_stop))
+        usleep(1000);
+    ident_check(&me, "after setresuid");
+    CHECKF(getuid() == 65534 && geteuid() == 65534, "thread %ld: uid %d euid %d", me.id,
+           (int)getuid(), (int)geteuid());
+    return NULL;
+}
+
+static void mode_setxid(void)
+{
+    if (geteuid() != 0) {
+        printf("setxid: not root, nothing to check\n");
+        return;
+    }
+    pthread_t t[4];
+    for (long i = 0; i < 4; i++)
+        OK(pthread_create(&t[i], NULL, sx_main, IP(i)));
+    usleep(100000);
+    note_tasks();
+    OK(setresuid(65534, 65534, 65534) == 0 ? 0 : errno);
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    int tasks = 0, wrong = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], buf[2048];
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        int fd = open(path, O_RDONLY);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        buf[n > 0 ? n : 0] = '\0';
+        const char *u = strstr(buf, "\nUid:");
+        tasks++;
+        if (!u || atoi(u + 5) != 65534)
+            wrong++;
+    }
+    if (d)
+        closedir(d);
+    CHECKF(tasks >= 1 && wrong == 0, "%d of %d OS threads kept their uid", wrong, tasks);
+    atomic_store(&sx_stop, 1);
+    for (long i = 0; i < 4; i++)
+        OK(pthread_join(t[i], NULL));
+    printf("setxid: %d OS threads changed their ids\n", tasks);
+}
+
 static void mode_stuck_signal(void)
 {
     stuck_poke = true;
@@ -968,6 +1029,7 @@ int main(int argc, char **argv)
         { "stuck", mode_stuck },
         { "stuck_signal", mode_stuck_signal },
         { "stuck_main", mode_stuck_main },
+        { "setxid", mode_setxid },
     };
     return pt_main(modes, sizeof modes / sizeof *modes, argc, argv);
 }

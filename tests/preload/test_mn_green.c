@@ -77,6 +77,10 @@ MATRIX(mn, woken, pt_mn, woken, MOVES, "PT_MUST_MOVE=1", "CORUN_PROCS=2", "CORUN
  * returns 0 and resumes there, its state intact. */
 MATRIX(mn, stuck, pt_mn, stuck, MOVES, "CORUN_PROCS=2", "PT_EXTRA_TASKS=1", NULL)
 MATRIX(mn, stuck4, pt_mn, stuck, MOVES, "CORUN_PROCS=4", "PT_EXTRA_TASKS=1", NULL)
+/* setresuid from main while threads run on several OS threads: every OS
+ * thread changes its ids (glibc's SIGSETXID reaches corun's workers). */
+MATRIX(mn, setxid, pt_mn, setxid, MOVES, "CORUN_PROCS=2", NULL)
+MATRIX(mn, setxid4, pt_mn, setxid, MOVES, "CORUN_PROCS=4", NULL)
 /* The same with the blocked thread on the main OS thread, whose TCB is the
  * program's main thread's (it goes with the scheduler; that OS thread gets
  * one of corun's). */
