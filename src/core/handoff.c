@@ -1,12 +1,12 @@
 /*
- * M:N: a worker stuck in a real blocking call hands its scheduler over.
+ * M:N: an OS thread stuck in a real blocking call hands its scheduler over.
  *
  * Some calls corun cannot turn into a park (flock, a SysV semaphore, a
  * device read, any system call it does not know): made for real, they
  * block the OS thread, and with it every green thread queued on its
  * scheduler and every one parked there (their timers and fds are its
- * loop's). Around such a call a worker's green thread publishes itself in
- * its scheduler's `block_word` (sched_blocking_begin). A monitor thread,
+ * loop's). Around such a call an M:N member's green thread publishes
+ * itself in its scheduler's `block_word` (sched_blocking_begin). A monitor thread,
  * awake only while such calls are in progress, finds one older than
  * CORUN_HANDOFF_MS on a scheduler with other threads, takes the word, and
  * gives the scheduler to a spare OS thread, which re-arms its per-kernel-

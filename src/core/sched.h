@@ -465,7 +465,7 @@ unsigned sched_members(struct sched **out, unsigned max);
 /* ---- real blocking calls: the hand-off (handoff.c) ---------------------------*/
 
 /* A call corun could not turn into a park blocks its OS thread, and with
- * it every green thread queued there. Around such a call a worker's green
+ * it every green thread queued there. Around such a call a member's green
  * thread marks itself; if the call lasts longer than CORUN_HANDOFF_MS while
  * others are on its scheduler, a monitor hands the scheduler to another OS
  * thread (a spare), and the thread, when its call returns, resumes there as
