@@ -69,4 +69,17 @@ ticks=$(sed -n 's/.*ticks=\([0-9]*\).*/\1/p' <<<"$out")
 [[ $out == rc=0* ]] && [ "${ticks:-0}" -ge 10 ] ||
     { echo "FAIL: the other thread did not run while one waited for its child"; fail=1; }
 
+# ---- 5. a thread stuck in flock() holds up no other ------------------------------
+# flock() on a lock another process holds for 0.5 s blocks its OS thread
+# (corun cannot park it); with several OS threads the threads beside it go
+# on once another OS thread takes over theirs (CORUN_HANDOFF_MS, 10 ms).
+if command -v flock >/dev/null && [ "$corun_procs" -ge 2 ]; then
+    : > "$work/lockfile"
+    out=$(timeout 60 "${corun[@]}" python3 "$here/flock_tickers.py" "$work/lockfile" 2>&1)
+    echo "a thread in flock beside 8 tickers: $out"
+    gap=$(sed -n 's/.*worst_gap_ms=\([0-9]*\).*/\1/p' <<<"$out")
+    [[ $out == rc=0\ waited=0.[3-9]* ]] && [ -n "$gap" ] && [ "$gap" -lt 250 ] ||
+        { echo "FAIL: threads beside the one in flock waited (without the hand-off: ~450 ms)"; fail=1; }
+fi
+
 finish
