@@ -53,10 +53,10 @@ void co_label(const struct corun *co, char *buf, size_t n)
         snprintf(buf, n, "%llu", (unsigned long long)co->id);
 }
 
-/* The coroutine co waits for (the owner of its mutex, the thread it joins),
- * or NULL; *what says what for. */
-static const struct corun *waits_for(const struct sched *s, const struct corun *co,
-                                     char *what, size_t n)
+/* The green thread co waits for (the owner of its mutex, the thread it
+ * joins), on any OS thread, or NULL; *what says what for. A thread being
+ * joined is not released before its joiner is done with it. */
+static const struct corun *waits_for(const struct corun *co, char *what, size_t n)
 {
     if (co->state != CO_PARKED)
         return NULL;
@@ -66,14 +66,107 @@ static const struct corun *waits_for(const struct sched *s, const struct corun *
         return owner;
     }
     if (co->wait_kind == WAIT_JOIN && co->wait_obj) {
-        /* The target is still listed unless it has been released. */
-        ALL_FOREACH(s, const struct corun, c)
-            if (c == co->wait_obj) {
-                snprintf(what, n, "join of");
-                return c;
-            }
+        snprintf(what, n, "join of");
+        return co->wait_obj;
     }
     return NULL;
+}
+
+/* ---- one wait-for graph over every OS thread ---------------------------------
+ * Each loop adds the edges of its own threads when it writes them (its
+ * books are consistent only there); the last of the loops asked prints
+ * the graph and its cycles, which may span OS threads (M:N). */
+struct edge {
+    uint64_t from, to;
+    char from_label[64], to_label[64], what[128];
+};
+static cr_lock_t graph_lock = CR_LOCK_INIT;
+static struct edge *graph;
+static size_t graph_n, graph_cap;
+static unsigned graph_waiting;       /* atomic: loops yet to add their edges */
+static int graph_reset;              /* atomic: a new dump began: forget old edges */
+
+static void graph_add(const struct corun *co, const struct corun *to, const char *what)
+{
+    if (graph_n == graph_cap) {
+        size_t cap = graph_cap ? graph_cap * 2 : 64;
+        struct edge *g = realloc(graph, cap * sizeof *g);
+        if (!g)
+            return;                   /* a diagnostic: the edge is left out */
+        graph = g;
+        graph_cap = cap;
+    }
+    struct edge *e = &graph[graph_n++];
+    e->from = co->id;
+    e->to = to->id;
+    co_label(co, e->from_label, sizeof e->from_label);
+    co_label(to, e->to_label, sizeof e->to_label);
+    snprintf(e->what, sizeof e->what, "%s", what);
+}
+
+static int edge_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const struct edge *)a)->from, y = ((const struct edge *)b)->from;
+    return x < y ? -1 : x > y;
+}
+
+/* The edge from green thread id (each has one at most), or NULL. */
+static const struct edge *edge_from(uint64_t id)
+{
+    struct edge key = { .from = id };
+    return bsearch(&key, graph, graph_n, sizeof *graph, edge_cmp);
+}
+
+void dump_fork_child(void)
+{
+    graph_lock = (cr_lock_t)CR_LOCK_INIT;
+    graph_n = 0;
+    graph_waiting = 0;
+}
+
+static void graph_print(int fd)
+{
+    qsort(graph, graph_n, sizeof *graph, edge_cmp);
+    diag_printf_fd(fd, "corun: wait-for graph:\n");
+    for (size_t i = 0; i < graph_n; i++)
+        diag_printf_fd(fd, "  %s -> %s (%s %s)\n", graph[i].from_label, graph[i].to_label,
+                       graph[i].what, graph[i].to_label);
+    if (!graph_n)
+        diag_printf_fd(fd, "  (no green thread waits for another)\n");
+    /* Following edges from any thread either ends or enters a cycle; a
+     * cycle is reported once, from its member with the lowest id. */
+    unsigned long cycles = 0;
+    for (size_t i = 0; i < graph_n; i++) {
+        const struct edge *e = &graph[i];
+        bool cyclic = false, lowest = true;
+        for (size_t steps = 0; e && steps <= graph_n; steps++) {
+            if (e->to < graph[i].from)
+                lowest = false;
+            if (e->to == graph[i].from) {
+                cyclic = true;
+                break;
+            }
+            e = edge_from(e->to);
+        }
+        if (!cyclic || !lowest)
+            continue;
+        cycles++;
+        char line[1024];
+        int len = snprintf(line, sizeof line, "corun: DEADLOCK: ");
+        e = &graph[i];
+        do {
+            if (len < (int)sizeof line)
+                len += snprintf(line + len, sizeof line - (size_t)len, "%s%s waits for %s %s",
+                                e == &graph[i] ? "" : ", ", e->from_label, e->what, e->to_label);
+            e = edge_from(e->to);
+        } while (e && e != &graph[i]);
+        if (len > (int)sizeof line - 2)
+            len = (int)sizeof line - 2;
+        line[len++] = '\n';
+        diag_write_all(fd, line, (size_t)len);
+    }
+    if (!cycles)
+        diag_printf_fd(fd, "corun: no deadlock cycle\n");
 }
 
 static void describe_wait(const struct corun *co, uint64_t now, char *buf, size_t n)
@@ -123,6 +216,7 @@ void dump_sched(struct sched *s)
 {
     int fd = diag_fd();
     uint64_t now = clock_now_ns();
+    cr_lock(&graph_lock);             /* one OS thread's part at a time, and the graph's edges */
     unsigned long count = 0;
     ALL_FOREACH(s, struct corun, co)
         count++;
@@ -142,63 +236,25 @@ void dump_sched(struct sched *s)
             print_parked_frames(fd, frames, n);
         }
     }
-    /* Wait-for graph: each parked thread has at most one edge, so following
-     * edges from any thread either ends or enters a cycle. */
-    diag_printf_fd(fd, "corun: wait-for graph:\n");
-    unsigned long edges = 0, cycles = 0;
-    ALL_FOREACH(s, struct corun, co) {
-        char what[128], a[64], b[64];
-        const struct corun *to = waits_for(s, co, what, sizeof what);
-        if (!to)
-            continue;
-        edges++;
-        co_label(co, a, sizeof a);
-        co_label(to, b, sizeof b);
-        diag_printf_fd(fd, "  %s -> %s (%s %s)\n", a, b, what, b);
-    }
-    if (!edges)
-        diag_printf_fd(fd, "  (no green thread waits for another)\n");
-    /* A cycle is reported once, from its member with the lowest id. */
+    if (__atomic_exchange_n(&graph_reset, 0, __ATOMIC_ACQ_REL))
+        graph_n = 0;
     ALL_FOREACH(s, struct corun, co) {
         char what[128];
-        const struct corun *x = co;
-        bool cyclic = false, lowest = true;
-        for (unsigned long steps = 0; steps <= count; steps++) {
-            x = waits_for(s, x, what, sizeof what);
-            if (!x)
-                break;
-            if (x->id < co->id)
-                lowest = false;
-            if (x == co) {
-                cyclic = true;
-                break;
-            }
-        }
-        if (!cyclic || !lowest)
-            continue;
-        cycles++;
-        char line[1024];
-        int len = snprintf(line, sizeof line, "corun: DEADLOCK: ");
-        x = co;
-        do {
-            char a[64], b[64];
-            const struct corun *to = waits_for(s, x, what, sizeof what);
-            co_label(x, a, sizeof a);
-            co_label(to, b, sizeof b);
-            if (len < (int)sizeof line)
-                len += snprintf(line + len, sizeof line - (size_t)len, "%s%s waits for %s %s",
-                                x == co ? "" : ", ", a, what, b);
-            x = to;
-        } while (x != co);
-        if (len > (int)sizeof line - 2)
-            len = (int)sizeof line - 2;
-        line[len++] = '\n';
-        diag_write_all(fd, line, (size_t)len);
+        const struct corun *to = waits_for(co, what, sizeof what);
+        if (to)
+            graph_add(co, to, what);
     }
-    if (!cycles)
-        diag_printf_fd(fd, "corun: no deadlock cycle\n");
+    unsigned left = __atomic_load_n(&graph_waiting, __ATOMIC_ACQUIRE);
+    if (left)
+        __atomic_store_n(&graph_waiting, --left, __ATOMIC_RELEASE);
+    if (!left)
+        graph_print(fd);
+    else
+        diag_printf_fd(fd, "corun: (the wait-for graph of every OS thread follows the last "
+                           "one's threads: %u to come)\n", left);
     diag_printf_fd(fd, "corun: (backtraces follow frame pointers: they stop at code built "
                        "without them)\n");
+    cr_unlock(&graph_lock);
 }
 
 /* The dump is written at the loop's next turn (the core's loop_work), out
@@ -255,6 +311,11 @@ static void dump_signal_handler(int sig, siginfo_t *si, void *uc)
          tries++) {
         int expected = 0;
         if (atomic_compare_exchange_strong(&reg_lock.state, &expected, 1)) {
+            unsigned n = 0;
+            REG_FOREACH(s)
+                n++;
+            __atomic_store_n(&graph_waiting, n, __ATOMIC_RELEASE);
+            __atomic_store_n(&graph_reset, 1, __ATOMIC_RELEASE);
             REG_FOREACH(s) {
                 uint64_t one = 1;
                 is(s)->dump_pending = 1;

@@ -72,6 +72,7 @@ void dump_sched(struct sched *s);
 void co_label(const struct corun *co, char *buf, size_t n);   /* "id 'name'" */
 void on_loop_turn(struct sched *s);       /* the core's loop_work: a dump was asked for */
 void dump_efd_open(struct sched *s);
+void dump_fork_child(void);                /* the graph's lock and edges start afresh */
 void dump_install(void);
 
 /* ---- detect.c */

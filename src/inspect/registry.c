@@ -153,6 +153,7 @@ static void on_fork_child(struct sched *s)
     reg_lock = (cr_lock_t)CR_LOCK_INIT;
     reg_holder = 0;
     registry.head = NULL;
+    dump_fork_child();
     memset(&gone, 0, sizeof gone);
     sched_count = 0;
     if (s) {

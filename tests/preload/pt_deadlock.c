@@ -9,6 +9,8 @@
  * whole process waits, with no timer, for a dump asked for from outside.
  * With "own", main first installs its own SIGUSR1 handler, which prints
  * "own handler": the program keeps its signal (corun warns, no dump).
+ * With "joins", 'taker' and 'holder' join each other (with several OS
+ * threads they run on two: the cycle spans them).
  * Linked with -export-dynamic so backtraces can name the functions.
  */
 #include <pthread.h>
@@ -42,6 +44,13 @@ __attribute__((noinline)) void *holder_main(void *arg)
     return NULL;
 }
 
+__attribute__((noinline)) void *joiner_main(void *arg)
+{
+    usleep(20000);                 /* both exist by now */
+    pthread_join(*(pthread_t *)arg, NULL);
+    return NULL;
+}
+
 static volatile sig_atomic_t own_calls;
 
 static void own_handler(int sig)
@@ -60,8 +69,9 @@ int main(int argc, char **argv)
     }
     cycle = !(argc > 1 && !strcmp(argv[1], "nocycle"));
     int wait = argc > 1 && !strcmp(argv[1], "wait");
-    if (pthread_create(&taker, NULL, taker_main, NULL) != 0 ||
-        pthread_create(&holder, NULL, holder_main, NULL) != 0)
+    int joins = argc > 1 && !strcmp(argv[1], "joins");
+    if (pthread_create(&taker, NULL, joins ? joiner_main : taker_main, &holder) != 0 ||
+        pthread_create(&holder, NULL, joins ? joiner_main : holder_main, &taker) != 0)
         return 1;
     pthread_setname_np(taker, "taker");
     pthread_setname_np(holder, "holder");

@@ -301,6 +301,24 @@ Test(inspect, dump_names_functions_of_a_program_without_dynamic_symbols)
     free(c);
 }
 
+/* Two threads joining each other on two OS threads: one graph over both
+ * (each OS thread's own graph had neither edge: a join's target was looked
+ * for among its own threads only). */
+Test(inspect, dump_finds_a_cycle_across_os_threads)
+{
+    const char *const extra[] = { "CORUN_DUMP_SIGNAL=USR1", "CORUN_PROCS=2", NULL };
+    struct tu_child *c = run("pt_deadlock", "joins", extra);
+    expect_exit0("pt_deadlock", "joins", c, "done\n");
+    const char *e = c->err;
+    cr_expect(strstr(e, "  2 'taker' -> 3 'holder' (join of 3 'holder')"), "%s", e);
+    cr_expect(strstr(e, "  3 'holder' -> 2 'taker' (join of 2 'taker')"), "%s", e);
+    cr_expect(strstr(e, "DEADLOCK: 2 'taker' waits for join of 3 'holder', 3 'holder' waits for "
+                        "join of 2 'taker'"), "%s", e);
+    cr_expect_eq(count(e, "DEADLOCK"), 1, "%s", e);
+    cr_expect_eq(count(e, "corun: wait-for graph:"), 1, "%s", e);
+    free(c);
+}
+
 Test(inspect, dump_without_a_cycle_says_so)
 {
     const char *const extra[] = { "CORUN_DUMP_SIGNAL=SIGUSR1", NULL };
