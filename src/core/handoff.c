@@ -142,18 +142,31 @@ bool sched_blocking_resolve(void)
     }
 }
 
-void handoff_leave_os(void)
+bool sched_blocking_stranded(void)
 {
-    /* This OS thread's selector is s's, which the new one flips now. */
-    catch_raw(SYS_prctl, PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_OFF, 0, 0, 0, 0);
+    struct corun *me = blocking_co;
+    return me && (__atomic_load_n(&me->away_os, __ATOMIC_ACQUIRE) ||
+                  __atomic_load_n(&me->sched->block_word, __ATOMIC_ACQUIRE) == ((uintptr_t)me | 1));
+}
+
+bool handoff_leave_os(struct corun *me, uint64_t *mask)
+{
     /* Nothing for the program's handlers here (faults, and glibc's own
-     * signals, which setuid broadcasts to every thread, stay open). */
-    sigset_t all;
-    sigfillset(&all);
+     * signals, which setuid broadcasts to every thread, stay open). Bits,
+     * not sigdelset: glibc's refuses 32 and 33 with EINVAL, and errno here
+     * is still the call's. */
+    uint64_t all = ~(uint64_t)0;
     static const int keep[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, 32, 33 };
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
-        sigdelset(&all, keep[i]);
-    catch_raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8, 0, 0);
+        all &= ~((uint64_t)1 << (keep[i] - 1));
+    catch_raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, (long)mask, 8, 0, 0);
+    if (!__atomic_load_n(&me->away_os, __ATOMIC_ACQUIRE)) {
+        catch_raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)mask, 0, 8, 0, 0);
+        return false;
+    }
+    /* This OS thread's selector is s's, which the new one flips now. */
+    catch_raw(SYS_prctl, PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_OFF, 0, 0, 0, 0);
+    return true;
 }
 
 /* An own context for the OS thread m, which is about to lose its
@@ -308,7 +321,10 @@ static struct mthread *spare_get(void)
 
 /* Anything else on s that the loop would run or wake: not the worker's own
  * context, nor the thread in the call. And every thread there has TLS of
- * its own (an explicit-API coroutine shares the OS thread's). */
+ * its own (an explicit-API coroutine shares the OS thread's), and none
+ * runs program code from corun's frames (`pinned`: a constructor under
+ * ld.so's lock, whose recursive owner is the kernel tid its TCB names,
+ * which the hand-off changes). */
 static bool worth_taking(struct sched *s)
 {
     if (s->alive <= 2 && !__atomic_load_n(&s->inbox, __ATOMIC_ACQUIRE) &&
@@ -316,7 +332,7 @@ static bool worth_taking(struct sched *s)
         return false;
     dlist_foreach(&s->all, it) {
         struct corun *co = (struct corun *)((char *)it - offsetof(struct corun, all_link));
-        if (co != s->main_co && !(co->flags & CO_OWN_TLS))
+        if ((co != s->main_co && !(co->flags & CO_OWN_TLS)) || co->pinned)
             return false;
     }
     return true;

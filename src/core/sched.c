@@ -865,8 +865,14 @@ void sched_worker_idle(struct sched *s)
 
 void sched_rejoin(struct sched *s, struct corun *me)
 {
+    /* Signals off first: a handler of corun's coming now would rejoin
+     * itself, and this one, resumed after it on the new OS thread, must
+     * then not leave that thread too. */
+    uint64_t mask;
+    if (!handoff_leave_os(me, &mask))
+        return;                           /* a handler did it: we run where s runs */
+    int saved_errno = errno;              /* the call's: what runs at the resume may set it */
     struct mthread *m = __atomic_load_n(&me->away_os, __ATOMIC_ACQUIRE);
-    handoff_leave_os();
     /* To the OS thread's own context, which queues me on s once off its
      * stack; s's loop, on whichever OS thread runs it, resumes it here. */
     tls_write_fs(m->fsbase);
@@ -875,6 +881,7 @@ void sched_rejoin(struct sched *s, struct corun *me)
     after_switch(s, me);
     if (unlikely(me->resume_work != 0))
         run_resumed(s, me);
+    errno = saved_errno;
 }
 
 void sched_adopt_os(struct sched *s, struct mthread *m)

@@ -476,12 +476,23 @@ extern __thread struct corun *blocking_co __attribute__((tls_model("initial-exec
 
 void sched_blocking_begin_slow(struct sched *s, int nr);
 bool sched_blocking_resolve(void);
+/* In such a call whose scheduler another OS thread has, or is being given
+ * (a handler on the old OS thread: it must not touch the scheduler). */
+bool sched_blocking_stranded(void);
 
 /* Before a real call that may block for long (not on behalf of ld.so,
  * whose locks name the kernel thread): system call nr, or -1. */
 static inline void sched_blocking_begin(struct sched *s, int nr)
 {
     if (__builtin_expect(s->handoff_ok, 0))
+        sched_blocking_begin_slow(s, nr);
+}
+
+/* The same from a hook, for the calling green thread (none: nothing). */
+static inline void sched_blocking_begin_here(int nr)
+{
+    struct sched *s = sched_tls;
+    if (__builtin_expect(s && s->handoff_ok, 0) && s->current != s->loop_co)
         sched_blocking_begin_slow(s, nr);
 }
 

@@ -30,9 +30,20 @@ __attribute__((noreturn)) void overflow_abort(const struct corun *co, const char
 void overflow_install(void);       /* the SIGSEGV handler: once per process */
 void altstack_ensure(void);        /* an alternate signal stack: once per OS thread */
 
+#ifdef CORUN_SANITIZERS
+/* A stack that overran its end may have frames of its own, with their
+ * redzones, over the canary: AddressSanitizer must not stop the check. */
+__attribute__((noinline, no_sanitize_address)) static uint64_t canary_read(const uint64_t *c)
+{
+    return *c;
+}
+#else
+#define canary_read(c) (*(c))
+#endif
+
 static inline void stack_check(const struct corun *co)
 {
-    if (unlikely(co->canary && *co->canary != STACK_CANARY))
+    if (unlikely(co->canary && canary_read(co->canary) != STACK_CANARY))
         overflow_abort(co, "its stack canary was overwritten");
 }
 
@@ -101,10 +112,12 @@ void sched_rejoin(struct sched *s, struct corun *me);
 void sched_adopt_os(struct sched *s, struct mthread *m);
 /* The calling OS thread runs no scheduler any more (a spare). */
 void sched_os_detach(void);
-/* On its way to its OS thread's own context: the catch off (its selector
- * is the scheduler's, which another OS thread flips now), signals blocked
- * (handoff.c). */
-void handoff_leave_os(void);
+/* On its way to its OS thread's own context: signals blocked, then, if
+ * me is still away (a handler in between may have taken it to its
+ * scheduler's new OS thread: then the mask is put back and false
+ * returned), the catch off (its selector is the scheduler's, which another
+ * OS thread flips now) (handoff.c). */
+bool handoff_leave_os(struct corun *me, uint64_t *mask);
 /* Threads whose call ended on the OS thread that lost s: queue them. */
 void handoff_take_returning(struct sched *s);
 /* The signals a worker's own context blocks (workers.c). */

@@ -311,9 +311,14 @@ static void dump_signal_handler(int sig, siginfo_t *si, void *uc)
          tries++) {
         int expected = 0;
         if (atomic_compare_exchange_strong(&reg_lock.state, &expected, 1)) {
+            /* Not one stuck in a real call that nothing will take over
+             * (no other thread there, or no hand-off): its loop would not
+             * turn before the call returns, and its threads (but the one
+             * in the call, which waits for nobody) would not be written. */
             unsigned n = 0;
             REG_FOREACH(s)
-                n++;
+                n += !(__atomic_load_n(&s->block_word, __ATOMIC_RELAXED) &&
+                       (!cr_config.handoff_ms || s->alive <= 2));
             __atomic_store_n(&graph_waiting, n, __ATOMIC_RELEASE);
             __atomic_store_n(&graph_reset, 1, __ATOMIC_RELEASE);
             REG_FOREACH(s) {

@@ -303,10 +303,35 @@ static void foreign_sigsys(void)
     catch_raw(SYS_tgkill, getpid(), catch_raw(SYS_gettid, 0, 0, 0, 0, 0, 0), SIGSYS, 0, 0, 0);
 }
 
+/* A call caught on an OS thread stuck in a real call whose scheduler
+ * another OS thread runs now (a handler there: glibc's SIGSETXID one
+ * changing this kernel thread's ids, say): this kernel thread's own, made
+ * as it is, nothing of the scheduler's touched (its selector, which this
+ * thread still reads, is the new one's). */
+static void stranded_call(siginfo_t *si, ucontext_t *uc)
+{
+    greg_t *g = uc->uc_mcontext.gregs;
+    long nr = si->si_syscall;
+    if (nr == SYS_rt_sigreturn)
+        catch_sigreturn_at((uintptr_t)g[REG_RSP]);
+    long a[6] = { g[REG_RDI], g[REG_RSI], g[REG_RDX], g[REG_R10], g[REG_R8], g[REG_R9] };
+    long r;
+    if (!((nr == SYS_rt_sigprocmask || nr == SYS_sigaltstack) && caught_special(nr, a, uc, &r)))
+        r = catch_raw(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    g[REG_RAX] = r;
+}
+
 static void sigsys_handler(int sig, siginfo_t *si, void *ucv)
 {
     (void)sig;
-    sched_blocking_end_check();       /* interrupting a real blocking call (handoff.c) */
+    if (si->si_code == SYS_USER_DISPATCH && sched_blocking_stranded()) {
+        int saved_errno = errno;
+        stranded_call(si, ucv);
+        errno = saved_errno;
+        return;
+    }
+    if (sched_blocking_end_check())   /* it interrupted a real call, and follows it (handoff.c) */
+        catch_frame_refresh(ucv);
     struct sched *s = sched_tls;
     uint8_t was = s ? s->catch_sel : CATCH_ALLOW;
     if (s)

@@ -182,6 +182,13 @@ static int fcntl_common(int r, int fd, int cmd, long arg)
     return r;
 }
 
+/* A record lock's wait is made for real (corun cannot park it): one that
+ * lasts hands the OS thread's other green threads over (CORUN_HANDOFF_MS). */
+static inline bool lock_wait(int cmd)
+{
+    return cmd == F_SETLKW || cmd == F_OFD_SETLKW;
+}
+
 HOOK int fcntl(int fd, int cmd, ...)
 {
     CATCH_HOLD();
@@ -190,7 +197,11 @@ HOOK int fcntl(int fd, int cmd, ...)
     va_start(ap, cmd);
     long arg = va_arg(ap, long);
     va_end(ap);
-    return fcntl_common(REAL(fcntl)(fd, cmd, arg), fd, cmd, arg);
+    if (lock_wait(cmd))
+        sched_blocking_begin_here(SYS_fcntl);
+    int r = REAL(fcntl)(fd, cmd, arg);
+    sched_blocking_end();
+    return fcntl_common(r, fd, cmd, arg);
 }
 
 HOOK int fcntl64(int fd, int cmd, ...)
@@ -201,7 +212,19 @@ HOOK int fcntl64(int fd, int cmd, ...)
     va_start(ap, cmd);
     long arg = va_arg(ap, long);
     va_end(ap);
-    return fcntl_common(REAL(fcntl64)(fd, cmd, arg), fd, cmd, arg);
+    if (lock_wait(cmd))
+        sched_blocking_begin_here(SYS_fcntl);
+    int r = REAL(fcntl64)(fd, cmd, arg);
+    sched_blocking_end();
+    return fcntl_common(r, fd, cmd, arg);
+}
+
+/* The terminal requests that wait for output to drain or a modem line to
+ * change: made for real, they may block for long. */
+static inline bool ioctl_waits(unsigned long req)
+{
+    return req == TCSBRK || req == TCSBRKP || req == TCSETSW || req == TCSETSF ||
+           req == TCSETAW || req == TCSETAF || req == TIOCMIWAIT;
 }
 
 HOOK int ioctl(int fd, unsigned long req, ...)
@@ -211,7 +234,10 @@ HOOK int ioctl(int fd, unsigned long req, ...)
     va_start(ap, req);
     void *arg = va_arg(ap, void *);
     va_end(ap);
+    if (ioctl_waits(req))
+        sched_blocking_begin_here(SYS_ioctl);
     int r = REAL(ioctl)(fd, req, arg);
+    sched_blocking_end();
     if (r == 0 && req == FIONBIO && arg && gate_any())
         fdtab_set_nonblock(fd, *(int *)arg != 0);
     return r;

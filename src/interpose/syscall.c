@@ -391,15 +391,10 @@ HOOK __attribute__((no_sanitize_address)) long syscall(long nr, ...)
     va_end(ap);
     long r;
     if (!syscall_route(nr, a, __builtin_return_address(0), &r)) {
-        /* A worker's green thread (sched_tls: no scheduler is made here). */
-        struct sched *s = syscall_may_block(nr, a) ? sched_tls : NULL;
-        if (s && s->current != s->loop_co)
-            sched_blocking_begin(s, (int)nr);
-        else
-            s = NULL;
+        if (syscall_may_block(nr, a))
+            sched_blocking_begin_here((int)nr);
         r = REAL(syscall)(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-        if (s)
-            sched_blocking_end();
+        sched_blocking_end();
         return r;
     }
     if (r < 0 && r > -4096) {

@@ -735,6 +735,22 @@ static void mode_tgkill(void)
 #define STUCK_MS 500
 #define STUCK_ROUND_MS 900
 
+/* The lock: flock(), or with PT_STUCK_OFD=1 an open file description's
+ * record lock (fcntl F_OFD_SETLKW, through the fcntl hook). */
+static bool stuck_ofd(void)
+{
+    const char *o = getenv("PT_STUCK_OFD");
+    return o && !strcmp(o, "1");
+}
+
+static int stuck_lock(int fd, bool wait)
+{
+    if (!stuck_ofd())
+        return flock(fd, wait ? LOCK_EX : LOCK_UN);
+    struct flock l = { .l_type = wait ? F_WRLCK : F_UNLCK, .l_whence = SEEK_SET };
+    return fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &l);
+}
+
 static atomic_int stuck_claimed, stuck_ready;
 static atomic_long stuck_go;               /* mono_ns when all are ready */
 static atomic_long stuck_start;            /* mono_ns when the flock began (0: not yet) */
@@ -786,14 +802,14 @@ static void *stuck_main(void *arg)
         atomic_store(&stuck_pre_tid, t);
         atomic_store(&stuck_start, mono_ns());
         errno = 4242;
-        int r = flock(fd, LOCK_EX);
+        int r = stuck_lock(fd, true);
         int e = errno;
         long waited = (mono_ns() - atomic_load(&stuck_start)) / MS;
         atomic_store(&stuck_post_tid, tid());
         CHECKF(r == 0 && e == 4242, "flock returned %d (%s)", r, ename(e));
         CHECKF(waited >= STUCK_MS - 50, "flock returned after %ld ms, before the unlock", waited);
         ident_check(me, "after flock");
-        OK(flock(fd, LOCK_UN));
+        OK(stuck_lock(fd, false));
         close(fd);
         return NULL;
     }
@@ -824,7 +840,7 @@ static void mode_stuck(void)
         atomic_store(&stuck_go, 0);
         atomic_store(&stuck_start, 0);
         memset(stuck_gap, 0, sizeof stuck_gap);
-        OK(flock(lockfd, LOCK_EX));
+        OK(stuck_lock(lockfd, true));
         pthread_t th[STUCK_THREADS];
         for (long i = 0; i < STUCK_THREADS; i++)
             OK(pthread_create(&th[i], NULL, stuck_main, IP(i)));
@@ -840,7 +856,7 @@ static void mode_stuck(void)
         } else {
             usleep(STUCK_MS * 1000);
         }
-        OK(flock(lockfd, LOCK_UN));
+        OK(stuck_lock(lockfd, false));
         for (long i = 0; i < STUCK_THREADS; i++)
             OK(pthread_join(th[i], NULL));
         /* Those that ran on its OS thread, or on the one its scheduler went

@@ -71,16 +71,23 @@ MATRIX(mn, tgkill, pt_mn, tgkill, MOVES, "CORUN_PROCS=2", NULL)
  * (never preempted): a worker out of threads takes one from the other as
  * it leaves its wait. */
 MATRIX(mn, woken, pt_mn, woken, MOVES, "PT_MUST_MOVE=1", "CORUN_PROCS=2", "CORUN_STEAL=1", NULL)
+/* setresuid from main while threads run on several OS threads: every OS
+ * thread changes its ids (glibc's SIGSETXID reaches corun's workers). */
+MATRIX(mn, setxid, pt_mn, setxid, MOVES, "CORUN_PROCS=2", NULL)
+MATRIX(mn, setxid4, pt_mn, setxid, MOVES, "CORUN_PROCS=4", NULL)
+/* A real blocking call (no hand-off without M:N: in a sanitizer build the
+ * one OS thread would wait for good, as it always did there). */
+#ifndef CORUN_SANITIZERS
 /* One thread blocked for real (flock, 500 ms) on a worker while the
  * others tick every 2 ms: those that shared its OS thread go on after
  * CORUN_HANDOFF_MS (another OS thread takes over its scheduler); it
  * returns 0 and resumes there, its state intact. */
 MATRIX(mn, stuck, pt_mn, stuck, MOVES, "CORUN_PROCS=2", "PT_EXTRA_TASKS=1", NULL)
 MATRIX(mn, stuck4, pt_mn, stuck, MOVES, "CORUN_PROCS=4", "PT_EXTRA_TASKS=1", NULL)
-/* setresuid from main while threads run on several OS threads: every OS
- * thread changes its ids (glibc's SIGSETXID reaches corun's workers). */
-MATRIX(mn, setxid, pt_mn, setxid, MOVES, "CORUN_PROCS=2", NULL)
-MATRIX(mn, setxid4, pt_mn, setxid, MOVES, "CORUN_PROCS=4", NULL)
+/* The same blocked in fcntl(F_OFD_SETLKW), which goes through corun's
+ * fcntl hook. */
+MATRIX(mn, stuck_ofd, pt_mn, stuck, MOVES, "CORUN_PROCS=2", "PT_EXTRA_TASKS=1", "PT_STUCK_OFD=1",
+       NULL)
 /* The same with the blocked thread on the main OS thread, whose TCB is the
  * program's main thread's (it goes with the scheduler; that OS thread gets
  * one of corun's). */
@@ -94,3 +101,4 @@ MATRIX(mn, stuck_main, pt_mn, stuck_main, MOVES, "CORUN_PROCS=2", "PT_EXTRA_TASK
  * handler there finds the scheduler gone and follows it; the call goes on
  * (SIGURG, ignored) and returns 0 at the unlock. */
 MATRIX(mn, stuck_signal, pt_mn, stuck_signal, MOVES, "CORUN_PROCS=2", "PT_EXTRA_TASKS=1", NULL)
+#endif
