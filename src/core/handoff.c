@@ -249,6 +249,13 @@ __attribute__((noreturn)) static void spare_loop(struct mthread *m, struct corun
             uint64_t one = 1;
             catch_raw(SYS_write, s->wake_fd, (long)&one, sizeof one, 0, 0, 0);
         }
+        if (m->tid == getpid()) {
+            /* The process's first thread, on a TCB of corun's now: glibc's
+             * setuid family, which reaches the threads it knows by their
+             * TCBs, would leave its ids behind, so it runs nothing again. */
+            for (;;)
+                futex_wait(&m->gen, m->gen);
+        }
         name_self(m, "corun-spare");
         struct sched *s = spare_wait(m);
         name_self(m, "corun-worker");

@@ -752,6 +752,7 @@ static int stuck_lock(int fd, bool wait)
 }
 
 static atomic_int stuck_claimed, stuck_ready;
+static atomic_int stuck_main_os;           /* the OS thread running main's scheduler now */
 static atomic_long stuck_go;               /* mono_ns when all are ready */
 static atomic_long stuck_start;            /* mono_ns when the flock began (0: not yet) */
 static atomic_int stuck_blocker, stuck_pre_tid, stuck_post_tid;
@@ -794,7 +795,7 @@ static void *stuck_main(void *arg)
      * (PT_STUCK_MAIN=1: only on the main one, whose TCB goes with the
      * program's main thread to the OS thread that takes over). */
     const char *on_main = getenv("PT_STUCK_MAIN");
-    bool here = !green() || !on_main || (t == getpid()) == !strcmp(on_main, "1");
+    bool here = !green() || !on_main || (t == atomic_load(&stuck_main_os)) == !strcmp(on_main, "1");
     if (here && atomic_compare_exchange_strong(&stuck_claimed, &expected, 1)) {
         int fd = open(stuck_path, O_RDWR);
         CHECK(fd >= 0);
@@ -837,6 +838,7 @@ static void mode_stuck(void)
     for (; round < 6; round++) {
         atomic_store(&stuck_claimed, 0);
         atomic_store(&stuck_ready, 0);
+        atomic_store(&stuck_main_os, tid());   /* after a hand-off, not the first one */
         atomic_store(&stuck_go, 0);
         atomic_store(&stuck_start, 0);
         memset(stuck_gap, 0, sizeof stuck_gap);
