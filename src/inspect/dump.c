@@ -114,7 +114,7 @@ static int edge_cmp(const void *a, const void *b)
 static const struct edge *edge_from(uint64_t id)
 {
     struct edge key = { .from = id };
-    return bsearch(&key, graph, graph_n, sizeof *graph, edge_cmp);
+    return graph_n ? bsearch(&key, graph, graph_n, sizeof *graph, edge_cmp) : NULL;
 }
 
 void dump_fork_child(void)
@@ -126,7 +126,8 @@ void dump_fork_child(void)
 
 static void graph_print(int fd)
 {
-    qsort(graph, graph_n, sizeof *graph, edge_cmp);
+    if (graph_n)                      /* (graph is NULL while it has never had an edge) */
+        qsort(graph, graph_n, sizeof *graph, edge_cmp);
     diag_printf_fd(fd, "corun: wait-for graph:\n");
     for (size_t i = 0; i < graph_n; i++)
         diag_printf_fd(fd, "  %s -> %s (%s %s)\n", graph[i].from_label, graph[i].to_label,
