@@ -54,6 +54,9 @@
 #endif
 
 __thread struct corun *blocking_co __attribute__((tls_model("initial-exec")));
+/* The thread's kernel mask before the call (corun's signals blocked for it). */
+static __thread uint64_t blocking_mask __attribute__((tls_model("initial-exec")));
+static __thread bool blocking_masked __attribute__((tls_model("initial-exec")));
 
 /* CORUN_HANDOFF_MS is not 0 (and M:N may run: not in sanitizer builds). */
 static bool handoff_wanted(void)
@@ -104,6 +107,17 @@ void sched_blocking_begin_slow(struct sched *s, int nr)
      * destructor, a handler). */
     if (!(me->flags & CO_PREEMPTIBLE) || !(me->flags & (CO_OWN_TLS | CO_MAIN)) || me->pinned)
         return;
+    /* corun's own asynchronous signals wait for the call's end: a handler
+     * of theirs would take the word back at its entry, and the call,
+     * restarted by the kernel after it (SA_RESTART), would go on without
+     * a hand-off (a timer's SIGURG pending as the call began did so under
+     * load: pt_mn stuck hung). The program's own signals still interrupt
+     * it, as natively. */
+    uint64_t quiet = (uint64_t)1 << (PREEMPT_SIGNAL - 1) | (uint64_t)1 << (CORUN_DETECT_SIGNAL - 1);
+    if (cr_config.dump_signal)
+        quiet |= (uint64_t)1 << (cr_config.dump_signal - 1);
+    catch_raw(SYS_rt_sigprocmask, SIG_BLOCK, (long)&quiet, (long)&blocking_mask, 8, 0, 0);
+    blocking_masked = true;
     /* blocking_co first: a handler that comes between the two stores
      * finds the word not yet its own and leaves it; the section starts
      * after the handler. Handlers never clear blocking_co (only the end
@@ -140,6 +154,15 @@ bool sched_blocking_resolve(void)
             return false;                      /* taken back already (a handler did) */
         __builtin_ia32_pause();                /* the monitor is deciding */
     }
+}
+
+void sched_blocking_done(bool moved)
+{
+    /* Where it moved, the mask is that OS thread's already. */
+    if (blocking_masked && !moved)
+        catch_raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&blocking_mask, 0, 8, 0, 0);
+    blocking_masked = false;
+    blocking_co = NULL;
 }
 
 bool sched_blocking_stranded(void)
@@ -334,7 +357,9 @@ static struct mthread *spare_get(void)
  * which the hand-off changes). */
 static bool worth_taking(struct sched *s)
 {
-    if (s->alive <= 2 && !__atomic_load_n(&s->inbox, __ATOMIC_ACQUIRE) &&
+    /* alive counts the thread in the call, and a worker's own context (the
+     * main one's is the program's main thread, which may wait there). */
+    if (s->alive <= 1 + (unsigned long)s->worker && !__atomic_load_n(&s->inbox, __ATOMIC_ACQUIRE) &&
         !__atomic_load_n(&s->returning, __ATOMIC_ACQUIRE))
         return false;
     dlist_foreach(&s->all, it) {

@@ -498,12 +498,12 @@ static inline void sched_blocking_begin_here(int nr)
 
 /* After it: the thread owns its scheduler again, possibly on another OS
  * thread. */
+void sched_blocking_done(bool moved);
+
 static inline void sched_blocking_end(void)
 {
-    if (__builtin_expect(blocking_co != NULL, 0)) {
-        sched_blocking_resolve();
-        blocking_co = NULL;
-    }
+    if (__builtin_expect(blocking_co != NULL, 0))
+        sched_blocking_done(sched_blocking_resolve());
 }
 
 /* First thing in corun's handlers (catch_hold): the same, but the call

@@ -319,7 +319,7 @@ static void dump_signal_handler(int sig, siginfo_t *si, void *uc)
             unsigned n = 0;
             REG_FOREACH(s)
                 n += !(__atomic_load_n(&s->block_word, __ATOMIC_RELAXED) &&
-                       (!cr_config.handoff_ms || s->alive <= 2));
+                       (!cr_config.handoff_ms || s->alive <= 1 + (unsigned long)s->worker));
             __atomic_store_n(&graph_waiting, n, __ATOMIC_RELEASE);
             __atomic_store_n(&graph_reset, 1, __ATOMIC_RELEASE);
             REG_FOREACH(s) {
