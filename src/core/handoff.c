@@ -113,6 +113,8 @@ void sched_blocking_begin_slow(struct sched *s, int nr)
      * a hand-off (a timer's SIGURG pending as the call began did so under
      * load: pt_mn stuck hung). The program's own signals still interrupt
      * it, as natively. */
+    if (blocking_masked)              /* a handler's longjmp left the last call: its mask back */
+        catch_raw(SYS_rt_sigprocmask, SIG_SETMASK, (long)&blocking_mask, 0, 8, 0, 0);
     uint64_t quiet = (uint64_t)1 << (PREEMPT_SIGNAL - 1) | (uint64_t)1 << (CORUN_DETECT_SIGNAL - 1);
     if (cr_config.dump_signal)
         quiet |= (uint64_t)1 << (cr_config.dump_signal - 1);
