@@ -420,12 +420,24 @@ static void on_usr1(int sig)
             atomic_fetch_add(&handled[i], 1);
 }
 
+static atomic_int parked_first_tid, parked_spread;
+
 static void *parked_main(void *arg)
 {
     struct ident me;
     ident_start(&me, (long)(intptr_t)arg);
     slot_thread[me.id] = pthread_self();
-    burst(&me, 20000);                 /* long enough to be preempted and moved */
+    /* Long enough to be preempted and moved: 20 ms, and on a loaded
+     * machine (where a worker may get no CPU for a while) more slices,
+     * up to 300 ms, until the threads have run on two OS threads (CI saw
+     * all six on one within 0.19 s twice, and scripts/stress under 2x
+     * oversubscription once). */
+    for (int k = 0; k < 30 && (k < 2 || !atomic_load(&parked_spread)); k++) {
+        burst(&me, 10000);
+        int t = tid(), expected = 0;
+        if (!atomic_compare_exchange_strong(&parked_first_tid, &expected, t) && expected != t)
+            atomic_store(&parked_spread, 1);
+    }
     ident_end(&me);                    /* where it ran (a canceled thread ends in read) */
     atomic_fetch_add(&parked_now, 1);
     char c;
