@@ -240,6 +240,19 @@ void handoff_take_returning(struct sched *s)
     }
 }
 
+/* A detached thread of corun's (glibc's: its TCB in glibc's lists). */
+static int thread_start(void *(*fn)(void *), void *arg, size_t stack)
+{
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setstacksize(&a, stack);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    int r = libc_pthread_create(&t, &a, fn, arg);
+    pthread_attr_destroy(&a);
+    return r;
+}
+
 /* ---- spares ----------------------------------------------------------------------*/
 
 /* Wait until the monitor gives m a scheduler. */
@@ -321,14 +334,7 @@ static struct mthread *spare_get(void)
     m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    pthread_attr_setstacksize(&a, 256 << 10);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    pthread_t t;
-    int r = libc_pthread_create(&t, &a, spare_main, m);
-    pthread_attr_destroy(&a);
-    if (r) {
+    if (thread_start(spare_main, m, 256 << 10)) {
         free(m);
         return NULL;
     }
@@ -475,13 +481,7 @@ void handoff_start(void)
     char was[16] = "";
     catch_raw(SYS_prctl, PR_GET_NAME, (long)was, 0, 0, 0, 0);
     catch_raw(SYS_prctl, PR_SET_NAME, (long)"corun-monitor", 0, 0, 0, 0);
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    pthread_attr_setstacksize(&a, 128 << 10);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    pthread_t t;
-    int r = libc_pthread_create(&t, &a, monitor_main, NULL);
-    pthread_attr_destroy(&a);
+    int r = thread_start(monitor_main, NULL, 128 << 10);
     catch_raw(SYS_prctl, PR_SET_NAME, (long)was, 0, 0, 0, 0);
     if (r) {
         diag_log(LOG_WARN, "cannot start the monitor of blocking calls (%s): a worker stuck in "
