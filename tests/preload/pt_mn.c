@@ -791,15 +791,23 @@ static void stuck_tick(struct ident *me)
     }
 }
 
-static void *stuck_main(void *arg)
+/* A thread of the stuck modes starts: spread over the workers by a
+ * preempted burst, then waits until all `ready` have, the go noted. */
+static struct ident *stuck_begin(void *arg, int ready)
 {
     struct ident *me = &stuck_ident[(intptr_t)arg];
     ident_start(me, (long)(intptr_t)arg);
-    burst(me, 30000);                  /* preempted: spread over the workers */
-    if (atomic_fetch_add(&stuck_ready, 1) == STUCK_THREADS - 1)
+    burst(me, 30000);
+    if (atomic_fetch_add(&stuck_ready, 1) == ready - 1)
         atomic_store(&stuck_go, mono_ns());
     while (!atomic_load(&stuck_go))
         usleep(1000);
+    return me;
+}
+
+static void *stuck_main(void *arg)
+{
+    struct ident *me = stuck_begin(arg, STUCK_THREADS);
     usleep(30000);                     /* everyone settled where it sleeps */
     pid_t t = tid();
     int expected = 0;
@@ -924,13 +932,7 @@ static void *stuck_holder(void *arg)
 
 static void *stuck_ticker(void *arg)
 {
-    struct ident *me = &stuck_ident[(intptr_t)arg];
-    ident_start(me, (long)(intptr_t)arg);
-    burst(me, 30000);                  /* preempted: spread over the workers */
-    if (atomic_fetch_add(&stuck_ready, 1) == STUCK_THREADS - 2)
-        atomic_store(&stuck_go, mono_ns());
-    while (!atomic_load(&stuck_go))
-        usleep(1000);
+    struct ident *me = stuck_begin(arg, STUCK_THREADS - 1);
     stuck_tick(me);
     return NULL;
 }
