@@ -37,13 +37,14 @@ files=$port
 timeout 30 "${corun[@]}" curl -sS -o "$work/curl.blob" "http://localhost:$files/blob" ||
     echo "curl exited with $?"
 check 'cmp -s "$work/www/blob" "$work/curl.blob"' "curl under coro-run: download differs"
-timeout 30 "${corun[@]}" wget -q --tries=1 -O "$work/wget.blob" "http://127.0.0.1:$files/blob" ||
-    echo "wget exited with $?"
+timeout 30 "${corun[@]}" wget -nv --tries=1 -O "$work/wget.blob" "http://127.0.0.1:$files/blob" 2> "$work/wget.log" ||
+    { echo "wget exited with $?; its messages:"; cat "$work/wget.log"; }
 check 'cmp -s "$work/www/blob" "$work/wget.blob"' "wget under coro-run: download differs"
 # wget fetching a list of URLs one after the other on one connection
 urls "$files" | sed 's|/[0-9]*$|/blob|' | head -n 5 > "$work/list"
 mkdir -p "$work/wl"
-timeout 60 "${corun[@]}" wget -q --tries=1 -P "$work/wl" -i "$work/list" || echo "wget -i exited with $?"
+timeout 60 "${corun[@]}" wget -nv --tries=1 -P "$work/wl" -i "$work/list" 2> "$work/wget-i.log" ||
+    { echo "wget -i exited with $?; its messages:"; cat "$work/wget-i.log"; }
 got=$(find "$work/wl" -type f | wc -l) same=0
 for f in "$work"/wl/*; do cmp -s "$f" "$work/www/blob" && same=$((same + 1)); done
 check '[ "$got" = 5 ] && [ "$same" = 5 ]' "wget -i under coro-run: $same of 5 downloads right ($got files)"
