@@ -64,10 +64,13 @@ void ownfd_internal_begin(void)
     if (ownfd_internal_++ != 0)
         return;
     section_n = 0;
-    /* All but the fault signals, which a blocked mask would turn fatal. */
+    /* All but the fault signals, which a blocked mask would turn fatal,
+     * and glibc's two, which are not the program's (setuid waits for 33
+     * on every thread). */
     uint64_t all = ~(uint64_t)0 & ~((1ull << (SIGSEGV - 1)) | (1ull << (SIGBUS - 1)) |
                                     (1ull << (SIGILL - 1)) | (1ull << (SIGFPE - 1)) |
-                                    (1ull << (SIGTRAP - 1)) | (1ull << (SIGSYS - 1)));
+                                    (1ull << (SIGTRAP - 1)) | (1ull << (SIGSYS - 1)) |
+                                    (1ull << 31) | (1ull << 32));
     int saved = errno;
     syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, &section_mask, 8);
     errno = saved;
@@ -401,4 +404,33 @@ void ownfd_fork_parent(void)
 void ownfd_fork_child(void)
 {
     reg_lock = (cr_lock_t)CR_LOCK_INIT;
+}
+
+/* ---- /proc ---------------------------------------------------------------*/
+
+static int proc_fd = -1;
+
+void ownfd_proc_open(void)
+{
+    if (__atomic_load_n(&proc_fd, __ATOMIC_ACQUIRE) >= 0)
+        return;
+    int saved = errno;
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fd = ownfd_adopt(fd);
+        int none = -1;
+        if (__atomic_compare_exchange_n(&proc_fd, &none, fd, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            ownfd_track_static(&proc_fd);
+        } else {                       /* another thread's came first */
+            ownfd_forget(fd);
+            syscall(SYS_close, fd);
+        }
+    }
+    errno = saved;
+}
+
+int ownfd_proc(void)
+{
+    return __atomic_load_n(&proc_fd, __ATOMIC_ACQUIRE);
 }

@@ -103,6 +103,16 @@ static inline bool ownfd_dir_hides(const void *dir, const char *name)
            ownfd_dir_hides_slow(dir, name);
 }
 
+/* /proc (O_PATH), one of corun's fds, for listing the process's kernel
+ * threads (the setuid family's change on every one) even after a chroot.
+ * Opened ahead of the process's second kernel thread (libc_pthread_create,
+ * a caught clone), not at load: a process that never had one needs no
+ * list, and one that never makes threads has no fd of corun's. Lock-free;
+ * keeps errno. */
+void ownfd_proc_open(void);
+/* Its number, or -1 if it was never opened. */
+int ownfd_proc(void);
+
 /* fork: the registry's lock held across it, reset in the child. */
 void ownfd_fork_prepare(void);
 void ownfd_fork_parent(void);

@@ -1,4 +1,5 @@
 #include "real.h"
+#include "ownfd.h"
 
 #include <dlfcn.h>
 
@@ -54,6 +55,7 @@ int libc_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(vo
     static int (*f)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
     if (__builtin_expect(!f, 0))
         f = (__typeof__(f))real_resolve("pthread_create");
+    ownfd_proc_open();                 /* before a second kernel thread (ownfd.h) */
     if (__builtin_expect(__atomic_load_n(&late_init_owed, __ATOMIC_ACQUIRE), 0) &&
         __atomic_exchange_n(&late_init_owed, 0, __ATOMIC_ACQ_REL)) {
         /* The first real thread of a process with green ones: glibc sets

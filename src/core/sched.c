@@ -30,6 +30,7 @@
 #include "ownfd.h"
 #include "real.h"
 #include "catch.h"
+#include "ids.h"
 #include "tls.h"
 #include "uvfds.h"
 
@@ -706,6 +707,7 @@ static void fork_child(void)
     CATCH_HOLD();
     stack_fork_child();
     ownfd_fork_child();
+    ids_fork_child();
     tls_fork_child();
     uvfds_fork_child_begin();
     struct sched *s = sched_tls;

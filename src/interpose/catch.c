@@ -212,6 +212,8 @@ static long clone_on_new_stack(long nr, const long a[6], const greg_t *g,
         c.mxcsr = uc_fp->mxcsr;
         c.fcw = uc_fp->cwd;
     }
+    if (shares_memory)
+        ownfd_proc_open();             /* before a second kernel thread (ownfd.h) */
     long r = catch_clone_run(&c);
     /* A child sharing memory reads c from this frame: it stays until then. */
     if (r > 0 && shares_memory)

@@ -13,6 +13,7 @@
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <semaphore.h>
 #include <sys/file.h>
@@ -1001,6 +1002,58 @@ static void *sx_main(void *arg)
     return NULL;
 }
 
+/* Does the status line `key` ("Uid:", "Groups:") list exactly want[0..n)? */
+static bool status_line_is(const char *buf, const char *key, const long *want, int n)
+{
+    char k[32];
+    snprintf(k, sizeof k, "\n%s", key);
+    const char *p = strstr(buf, k);
+    if (!p)
+        return false;
+    p += strlen(k);
+    for (int i = 0; i < n; i++) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v != want[i])
+            return false;
+        p = end;
+    }
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return *p == '\n';
+}
+
+/* How many kernel threads of the process (of *tasks) do not show the
+ * status line `key` as want[0..n). */
+static int tasks_without(const char *key, const long *want, int n, int *tasks)
+{
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    int wrong = 0;
+    *tasks = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], buf[4096];
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        int fd = open(path, O_RDONLY);
+        ssize_t r = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (r <= 0)
+            continue;                  /* gone meanwhile */
+        buf[r] = '\0';
+        (*tasks)++;
+        if (!status_line_is(buf, key, want, n))
+            wrong++;
+    }
+    if (d)
+        closedir(d);
+    return wrong;
+}
+
+static const long nobody4[] = { 65534, 65534, 65534, 65534 };
+
 static void mode_setxid(void)
 {
     if (geteuid() != 0) {
@@ -1013,31 +1066,80 @@ static void mode_setxid(void)
     usleep(100000);
     note_tasks();
     OK(setresuid(65534, 65534, 65534) == 0 ? 0 : errno);
-    DIR *d = opendir("/proc/self/task");
-    CHECK(d != NULL);
-    int tasks = 0, wrong = 0;
-    for (struct dirent *e; d && (e = readdir(d));) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[300], buf[2048];
-        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
-        int fd = open(path, O_RDONLY);
-        ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-        if (fd >= 0)
-            close(fd);
-        buf[n > 0 ? n : 0] = '\0';
-        const char *u = strstr(buf, "\nUid:");
-        tasks++;
-        if (!u || atoi(u + 5) != 65534)
-            wrong++;
-    }
-    if (d)
-        closedir(d);
+    int tasks, wrong = tasks_without("Uid:", nobody4, 4, &tasks);
     CHECKF(tasks >= 1 && wrong == 0, "%d of %d OS threads kept their uid", wrong, tasks);
     atomic_store(&sx_stop, 1);
     for (long i = 0; i < 4; i++)
         OK(pthread_join(t[i], NULL));
     printf("setxid: %d OS threads changed their ids\n", tasks);
+}
+
+/* The whole family called by a thread that is not main, while others run
+ * on every OS thread: under corun a green thread's setuid was signal 33's
+ * default action (no real thread made: "Unknown signal 33") or a hang
+ * (glibc waiting for a TCB that is not current on the OS thread it
+ * signalled). Every kernel thread has each change after the call; errors
+ * are the kernel's. */
+static void *sx_changer(void *arg)
+{
+    (void)arg;
+    int tasks, wrong;
+    gid_t two[] = { 1, 2 };
+    static const long two_l[] = { 1, 2 };
+    OK(setgroups(2, two) == 0 ? 0 : errno);
+    wrong = tasks_without("Groups:", two_l, 2, &tasks);
+    CHECKF(wrong == 0, "setgroups: %d of %d OS threads kept their groups", wrong, tasks);
+
+    /* initgroups: the groups getgrouplist gives (glibc makes its setgroups
+     * inside libc, below the hooks) */
+    gid_t g[64];
+    int ng = 64;
+    CHECK(getgrouplist("nobody", 65534, g, &ng) >= 0);
+    long gl[64];
+    for (int i = 0; i < ng; i++)
+        gl[i] = g[i];
+    OK(initgroups("nobody", 65534) == 0 ? 0 : errno);
+    wrong = tasks_without("Groups:", gl, ng, &tasks);
+    CHECKF(wrong == 0, "initgroups: %d of %d OS threads kept their groups", wrong, tasks);
+
+    OK(setresgid(65534, 65534, 65534) == 0 ? 0 : errno);
+    wrong = tasks_without("Gid:", nobody4, 4, &tasks);
+    CHECKF(wrong == 0, "setresgid: %d of %d OS threads kept their gid", wrong, tasks);
+    OK(setresuid(65534, 65534, 65534) == 0 ? 0 : errno);
+    wrong = tasks_without("Uid:", nobody4, 4, &tasks);
+    CHECKF(wrong == 0, "setresuid: %d of %d OS threads kept their uid", wrong, tasks);
+
+    errno = 0;
+    CHECKF(setuid(0) == -1 && errno == EPERM, "setuid(0) as nobody: errno %d", errno);
+    errno = 0;
+    CHECKF(seteuid((uid_t)-1) == -1 && errno == EINVAL, "seteuid(-1): errno %d", errno);
+    errno = 0;
+    CHECKF(setgroups(1, (gid_t *)8) == -1 && errno == EPERM, "setgroups as nobody: errno %d",
+           errno);
+    wrong = tasks_without("Uid:", nobody4, 4, &tasks);
+    CHECKF(wrong == 0, "after the refused calls: %d of %d OS threads changed", wrong, tasks);
+    printf("setxid_thread: %d OS threads changed their ids\n", tasks);
+    return NULL;
+}
+
+static void mode_setxid_thread(void)
+{
+    if (geteuid() != 0) {
+        printf("setxid_thread: not root, nothing to check\n");
+        return;
+    }
+    pthread_t t[4], c;
+    for (long i = 0; i < 4; i++)
+        OK(pthread_create(&t[i], NULL, sx_main, IP(i)));
+    usleep(50000);
+    note_tasks();
+    OK(pthread_create(&c, NULL, sx_changer, NULL));
+    OK(pthread_join(c, NULL));
+    CHECKF(getuid() == 65534 && getgid() == 65534, "main: uid %d gid %d", (int)getuid(),
+           (int)getgid());
+    atomic_store(&sx_stop, 1);
+    for (long i = 0; i < 4; i++)
+        OK(pthread_join(t[i], NULL));
 }
 
 static void mode_stuck_signal(void)
@@ -1062,6 +1164,7 @@ int main(int argc, char **argv)
         { "stuck_signal", mode_stuck_signal },
         { "stuck_main", mode_stuck_main },
         { "setxid", mode_setxid },
+        { "setxid_thread", mode_setxid_thread },
     };
     return pt_main(modes, sizeof modes / sizeof *modes, argc, argv);
 }
