@@ -13,14 +13,18 @@
  * sigprocmask refuse or drop it), so no thread of the program's misses it;
  * glibc's own handler runs for the signals that are not corun's.
  *
- * Left out: io_uring's kernel workers (they take no signals), and a
- * thread that blocks the signal with a raw system call for more than a
- * second (warned about; it keeps its ids, where glibc would wait for it
- * for good). */
+ * The caller's own thread makes the call last, as glibc's does; every
+ * thread's result must be the same (else the process stops, as glibc's
+ * does). Left out: io_uring's kernel workers (they take no signals) and
+ * threads exiting or gone. A thread that keeps the signal blocked with a
+ * raw system call is waited for, as glibc waits (warned about after a
+ * second). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <signal.h>
@@ -38,16 +42,21 @@
 #include "ownfd.h"
 
 #define IDS_SIGNAL 33                /* glibc's SIGSETXID */
-#define PF_IO_WORKER 0x10            /* the kernel's flag of io_uring's workers (stat field 9) */
+#define PF_EXITING 0x4               /* the kernel's task flags (stat field 9) */
+#define PF_IO_WORKER 0x10
 
 #define NO_RESULT LONG_MIN
 
-enum { SLOT_SENT = 1, SLOT_CLAIMED, SLOT_DONE, SLOT_SKIPPED };
+/* A slot's word: the tid in the high half, the state in the low one, so
+ * that a handler's claim checks both at once. */
+enum { SLOT_TO_SEND, SLOT_SENT, SLOT_CLAIMED, SLOT_DONE, SLOT_SKIPPED };
+#define WORD(tid, state) ((uint64_t)(uint32_t)(tid) << 32 | (uint32_t)(state))
+#define WORD_STATE(w) ((int)(uint32_t)(w))
 
 struct ids_slot {
-    int tid;
-    int state;
-    int64_t sent_ns;                 /* when it was signalled (the give-up's clock) */
+    uint64_t word;
+    int64_t sent_ns;                 /* when it was signalled */
+    bool warned;
 };
 
 struct ids_table {
@@ -71,8 +80,6 @@ static struct {
 /* glibc's handler (or whatever the signal had), for the signals not ours. */
 static struct kernel_sigaction chained;
 
-static void ids_handler(int sig, siginfo_t *si, void *uc);
-
 /* ---- the handler (any kernel thread; no TLS: a green thread's FS base may
  * be mid-switch) ------------------------------------------------------------*/
 
@@ -87,9 +94,8 @@ static void ids_handler(int sig, siginfo_t *si, void *uc)
         unsigned n = __atomic_load_n(&t->n, __ATOMIC_ACQUIRE);
         for (unsigned i = 0; i < n; i++) {
             struct ids_slot *sl = &t->s[i];
-            int want = SLOT_SENT;
-            if (sl->tid != tid ||
-                !__atomic_compare_exchange_n(&sl->state, &want, SLOT_CLAIMED, false,
+            uint64_t want = WORD(tid, SLOT_SENT);
+            if (!__atomic_compare_exchange_n(&sl->word, &want, WORD(tid, SLOT_CLAIMED), false,
                                              __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
                 continue;
             long r = catch_raw(cmd.nr, cmd.a, cmd.b, cmd.c, 0, 0, 0);
@@ -97,7 +103,7 @@ static void ids_handler(int sig, siginfo_t *si, void *uc)
             if (!__atomic_compare_exchange_n(&cmd.result, &first, r, false, __ATOMIC_ACQ_REL,
                                              __ATOMIC_ACQUIRE) && first != r)
                 __atomic_store_n(&cmd.differ, 1, __ATOMIC_RELEASE);
-            __atomic_store_n(&sl->state, SLOT_DONE, __ATOMIC_RELEASE);
+            __atomic_store_n(&sl->word, WORD(tid, SLOT_DONE), __ATOMIC_RELEASE);
             __atomic_add_fetch(&cmd.acks, 1, __ATOMIC_ACQ_REL);
             catch_raw(SYS_futex, (long)&cmd.acks, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
             return;
@@ -115,21 +121,34 @@ static void ids_handler(int sig, siginfo_t *si, void *uc)
 }
 
 /* Ours the kernel's action for the signal? Installs it if not (glibc sets
- * its own at a process's first real thread, which may come after). */
-static bool handler_in_place(void)
+ * its own at a process's first real thread, which may come after): false
+ * if it had to, or could not. */
+static bool handler_was_in_place(bool *ok)
 {
     struct kernel_sigaction cur;
+    *ok = false;
     if (catch_raw(SYS_rt_sigaction, IDS_SIGNAL, 0, (long)&cur, 8, 0, 0) != 0)
         return false;
-    if (cur.handler == (uintptr_t)ids_handler)
+    if (cur.handler == (uintptr_t)ids_handler) {
+        *ok = true;
         return true;
+    }
     chained = cur;
+    /* Everything blocked while it runs but what must not be (faults, the
+     * catch's SIGSYS): no handler of the program's nests in it and leaves
+     * it by longjmp with its slot claimed. */
+    uint64_t keep = 0;
+    static const int open_sigs[] = { SIGSYS, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP };
+    for (size_t i = 0; i < sizeof open_sigs / sizeof open_sigs[0]; i++)
+        keep |= (uint64_t)1 << (open_sigs[i] - 1);
     struct kernel_sigaction sa = {
         .handler = (uintptr_t)ids_handler,
         .flags = SA_SIGINFO | SA_RESTART | KSA_RESTORER,
         .restorer = catch_restorer,
+        .mask = ~keep,
     };
-    return catch_raw(SYS_rt_sigaction, IDS_SIGNAL, (long)&sa, 0, 8, 0, 0) == 0;
+    *ok = catch_raw(SYS_rt_sigaction, IDS_SIGNAL, (long)&sa, 0, 8, 0, 0) == 0;
+    return false;
 }
 
 /* ---- the caller's side -------------------------------------------------------*/
@@ -141,70 +160,62 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* A small /proc file of this process's (relative to /proc/self/), read
- * whole: its length, or -1. */
-static ssize_t read_self_file(const char *rel, char *buf, size_t size)
+/* A small /proc file of this process's thread tid (/proc/self/task/TID/
+ * file), read whole: its length, or -1 (gone). */
+static ssize_t read_task_file(int tid, const char *file, char *buf, size_t size)
 {
-    char path[64] = "self/";
-    size_t l = strlen(rel);
-    if (l + 6 > sizeof path)
-        return -1;
-    memcpy(path + 5, rel, l + 1);
+    /* "self/task/TID/FILE" without snprintf (locale, stdio) */
+    char path[64], digits[16];
+    int d = 0;
+    for (unsigned v = (unsigned)tid; d == 0 || v; v /= 10)
+        digits[d++] = (char)('0' + v % 10);
+    size_t o = 0;
+    for (const char *p = "self/task/"; *p;)
+        path[o++] = *p++;
+    while (d)
+        path[o++] = digits[--d];
+    path[o++] = '/';
+    for (const char *p = file; *p && o + 1 < sizeof path;)
+        path[o++] = *p++;
+    path[o] = '\0';
     int fd = (int)catch_raw(SYS_openat, ownfd_proc(), (long)path, O_RDONLY | O_CLOEXEC, 0, 0, 0);
     if (fd < 0)
         return -1;
     long n = catch_raw(SYS_read, fd, (long)buf, (long)size - 1, 0, 0, 0);
     catch_raw(SYS_close, fd, 0, 0, 0, 0, 0);
-    if (n < 0)
+    if (n <= 0)
         return -1;
     buf[n] = '\0';
     return n;
 }
 
-static void task_path(char *out, size_t size, int tid, const char *file)
+/* Whether the thread can take the signal and make the call: not gone, not
+ * exiting (a zombie leader after main's pthread_exit stays listed), not
+ * one of io_uring's kernel workers. */
+static bool takes_signals(int tid)
 {
-    /* "task/TID/FILE" without snprintf's locale and stdio */
-    char digits[16];
-    int d = 0;
-    for (unsigned v = (unsigned)tid; d == 0 || v; v /= 10)
-        digits[d++] = (char)('0' + v % 10);
-    size_t o = 0;
-    const char *pre = "task/";
-    while (*pre && o + 1 < size)
-        out[o++] = *pre++;
-    while (d && o + 1 < size)
-        out[o++] = digits[--d];
-    if (o + 1 < size)
-        out[o++] = '/';
-    while (*file && o + 1 < size)
-        out[o++] = *file++;
-    out[o] = '\0';
-}
-
-/* An io_uring worker of the kernel's: it takes no signal. */
-static bool is_io_worker(int tid)
-{
-    char path[48], buf[512];
-    task_path(path, sizeof path, tid, "stat");
-    if (read_self_file(path, buf, sizeof buf) < 0)
+    char buf[512];
+    if (read_task_file(tid, "stat", buf, sizeof buf) < 0)
         return false;
     const char *p = strrchr(buf, ')');          /* the name may hold spaces and parens */
-    if (!p)
+    if (!p || p[1] != ' ')
+        return false;
+    char state = p[2];
+    if (state == 'Z' || state == 'X' || state == 'x')
         return false;
     for (int field = 2; field < 9; field++) {   /* to the 9th field, flags */
         p = strchr(p + 1, ' ');
         if (!p)
             return false;
     }
-    return (strtoul(p + 1, NULL, 10) & PF_IO_WORKER) != 0;
+    return !(strtoul(p + 1, NULL, 10) & (PF_EXITING | PF_IO_WORKER));
 }
 
 /* The thread blocks the signal (its SigBlk line has bit 33). */
 static bool blocks_signal(int tid)
 {
-    char path[48], buf[2048];
-    task_path(path, sizeof path, tid, "status");
-    if (read_self_file(path, buf, sizeof buf) < 0)
+    char buf[2048];
+    if (read_task_file(tid, "status", buf, sizeof buf) < 0)
         return false;
     const char *p = strstr(buf, "\nSigBlk:");
     if (!p)
@@ -213,11 +224,11 @@ static bool blocks_signal(int tid)
     return (m >> (IDS_SIGNAL - 1)) & 1;
 }
 
-static bool table_add(int tid)
+static bool table_add(int tid, int state)
 {
     struct ids_table *t = cmd.table;
     for (unsigned i = 0; i < t->n; i++)
-        if (t->s[i].tid == tid)
+        if ((int)(t->s[i].word >> 32) == tid)
             return false;
     if (t->n == t->cap) {
         /* No handler writes the table now (no slot is SENT while the caller
@@ -228,20 +239,21 @@ static bool table_add(int tid)
                                                  PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                                                  -1, 0);
         if ((unsigned long)nt > -4096UL)
-            return false;
+            diag_fatal("setuid family: no memory for the list of threads");
         memcpy(nt->s, t->s, t->n * sizeof t->s[0]);
         nt->cap = (unsigned)cap;
         nt->n = t->n;
         __atomic_store_n(&cmd.table, nt, __ATOMIC_RELEASE);
         t = nt;
     }
-    t->s[t->n] = (struct ids_slot){ .tid = tid, .state = 0 };
+    t->s[t->n] = (struct ids_slot){ .word = WORD(tid, state) };
     __atomic_store_n(&t->n, t->n + 1, __ATOMIC_RELEASE);
     return true;
 }
 
-/* Add the threads /proc lists that are not in the table: how many. */
-static int list_threads(void)
+/* Add the threads /proc lists that are not in the table (the caller's own
+ * as done: it makes the call last): how many, or -1. */
+static int list_threads(int self)
 {
     int fd = (int)catch_raw(SYS_openat, ownfd_proc(), (long)"self/task",
                             O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0);
@@ -259,11 +271,8 @@ static int list_threads(void)
             if (e->d_name[0] < '0' || e->d_name[0] > '9')
                 continue;
             int tid = (int)strtol(e->d_name, NULL, 10);
-            if (table_add(tid)) {
-                added++;
-                if (is_io_worker(tid))
-                    cmd.table->s[cmd.table->n - 1].state = SLOT_SKIPPED;
-            }
+            int state = tid != self && takes_signals(tid) ? SLOT_TO_SEND : SLOT_SKIPPED;
+            added += table_add(tid, state);
         }
     }
     catch_raw(SYS_close, fd, 0, 0, 0, 0, 0);
@@ -272,6 +281,7 @@ static int list_threads(void)
 
 static void send_to(struct ids_slot *sl, pid_t pid)
 {
+    int tid = (int)(sl->word >> 32);
     siginfo_t info;
     memset(&info, 0, sizeof info);
     info.si_signo = IDS_SIGNAL;
@@ -280,69 +290,69 @@ static void send_to(struct ids_slot *sl, pid_t pid)
     info.si_uid = (uid_t)catch_raw(SYS_getuid, 0, 0, 0, 0, 0, 0);
     info.si_value.sival_int = cmd.gen;
     sl->sent_ns = now_ns();
-    __atomic_store_n(&sl->state, SLOT_SENT, __ATOMIC_RELEASE);
-    long r = catch_raw(SYS_rt_tgsigqueueinfo, pid, sl->tid, IDS_SIGNAL, (long)&info, 0, 0);
-    int want = SLOT_SENT;
+    uint64_t st = __atomic_load_n(&sl->word, __ATOMIC_ACQUIRE);
+    if (WORD_STATE(st) == SLOT_TO_SEND)
+        __atomic_store_n(&sl->word, WORD(tid, SLOT_SENT), __ATOMIC_RELEASE);
+    long r = catch_raw(SYS_rt_tgsigqueueinfo, pid, tid, IDS_SIGNAL, (long)&info, 0, 0);
+    uint64_t want = WORD(tid, SLOT_SENT);
     if (r == -ESRCH)                     /* gone already */
-        __atomic_compare_exchange_n(&sl->state, &want, SLOT_SKIPPED, false, __ATOMIC_ACQ_REL,
-                                    __ATOMIC_ACQUIRE);
-    else if (r != 0)                     /* EAGAIN: the signal queue is full: later */
-        __atomic_compare_exchange_n(&sl->state, &want, 0, false, __ATOMIC_ACQ_REL,
-                                    __ATOMIC_ACQUIRE);
+        __atomic_compare_exchange_n(&sl->word, &want, WORD(tid, SLOT_SKIPPED), false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    else if (r == -EAGAIN)               /* the signal queue is full: at the next check */
+        __atomic_compare_exchange_n(&sl->word, &want, WORD(tid, SLOT_TO_SEND), false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    else if (r != 0)
+        diag_fatal("setuid family: cannot signal thread %d (error %ld)", tid, -r);
 }
 
-/* Signal every slot not yet signalled and wait until none is pending. */
+#define CHECK_EVERY_NS 10000000LL
+
+/* Signal every listed thread not yet signalled and wait until each made
+ * the call or is gone. */
 static void run_round(pid_t pid)
 {
+    int64_t checked = now_ns();
     for (;;) {
         int seen = __atomic_load_n(&cmd.acks, __ATOMIC_ACQUIRE);
         bool pending = false;
         struct ids_table *t = cmd.table;
         for (unsigned i = 0; i < t->n; i++) {
             struct ids_slot *sl = &t->s[i];
-            int st = __atomic_load_n(&sl->state, __ATOMIC_ACQUIRE);
-            if (st == 0)
+            if (WORD_STATE(__atomic_load_n(&sl->word, __ATOMIC_ACQUIRE)) == SLOT_TO_SEND)
                 send_to(sl, pid);
-            st = __atomic_load_n(&sl->state, __ATOMIC_ACQUIRE);
-            if (st == SLOT_SENT || st == SLOT_CLAIMED || st == 0)
-                pending = true;
+            int st = WORD_STATE(__atomic_load_n(&sl->word, __ATOMIC_ACQUIRE));
+            pending |= st == SLOT_TO_SEND || st == SLOT_SENT || st == SLOT_CLAIMED;
         }
         if (!pending)
             return;
-        struct timespec ts = { 0, 10 * 1000 * 1000 };
-        long r = catch_raw(SYS_futex, (long)&cmd.acks, FUTEX_WAIT_PRIVATE, seen, (long)&ts, 0, 0);
-        if (r != -ETIMEDOUT)
-            continue;
-        /* Slow: a thread gone with the signal pending, a handler replaced
-         * (glibc's first thread), or one that keeps the signal blocked. */
-        if (!handler_in_place())
-            diag_log(LOG_WARN, "setuid family: cannot install the handler of signal %d",
-                     IDS_SIGNAL);
+        struct timespec ts = { 0, CHECK_EVERY_NS };
+        catch_raw(SYS_futex, (long)&cmd.acks, FUTEX_WAIT_PRIVATE, seen, (long)&ts, 0, 0);
+        /* Every 10 ms, however often handlers interrupt the wait: threads
+         * gone or exiting with the signal pending, a handler replaced
+         * (glibc's, at its first thread), one keeping the signal blocked. */
         int64_t now = now_ns();
+        if (now - checked < CHECK_EVERY_NS)
+            continue;
+        checked = now;
+        bool ok;
+        bool resend = !handler_was_in_place(&ok);
+        if (!ok)
+            diag_fatal("setuid family: cannot install the handler of signal %d", IDS_SIGNAL);
         for (unsigned i = 0; i < t->n; i++) {
             struct ids_slot *sl = &t->s[i];
-            if (__atomic_load_n(&sl->state, __ATOMIC_ACQUIRE) != SLOT_SENT)
+            uint64_t w = __atomic_load_n(&sl->word, __ATOMIC_ACQUIRE);
+            if (WORD_STATE(w) != SLOT_SENT)
                 continue;
-            int want = SLOT_SENT;
-            long alive = catch_raw(SYS_tgkill, pid, sl->tid, 0, 0, 0, 0);
-            if (alive == -ESRCH) {
-                __atomic_compare_exchange_n(&sl->state, &want, SLOT_SKIPPED, false,
+            int tid = (int)(w >> 32);
+            if (!takes_signals(tid)) {
+                __atomic_compare_exchange_n(&sl->word, &w, WORD(tid, SLOT_SKIPPED), false,
                                             __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-            } else if (now - sl->sent_ns > 1000000000 && blocks_signal(sl->tid)) {
-                if (__atomic_compare_exchange_n(&sl->state, &want, SLOT_SKIPPED, false,
-                                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-                    diag_log(LOG_WARN, "setuid family: thread %d blocks signal %d for more "
-                             "than a second: its ids stay as they were", sl->tid, IDS_SIGNAL);
-            } else {
-                /* queued again: the handler's claim makes a second one a no-op */
-                siginfo_t info;
-                memset(&info, 0, sizeof info);
-                info.si_signo = IDS_SIGNAL;
-                info.si_code = SI_QUEUE;
-                info.si_pid = pid;
-                info.si_uid = (uid_t)catch_raw(SYS_getuid, 0, 0, 0, 0, 0, 0);
-                info.si_value.sival_int = cmd.gen;
-                catch_raw(SYS_rt_tgsigqueueinfo, pid, sl->tid, IDS_SIGNAL, (long)&info, 0, 0);
+            } else if (resend) {
+                send_to(sl, pid);      /* the handler's claim makes a second one a no-op */
+            } else if (now - sl->sent_ns > 1000000000 && !sl->warned && blocks_signal(tid)) {
+                sl->warned = true;
+                diag_log(LOG_WARN, "setuid family: thread %d keeps signal %d blocked: waiting "
+                         "for it to change its ids", tid, IDS_SIGNAL);
             }
         }
     }
@@ -352,39 +362,33 @@ int ids_set_all(long nr, long a, long b, long c)
 {
     int saved = errno;
     cr_lock(&ids_lock);
-    bool one_thread = ownfd_proc() < 0;
-    if (one_thread || !handler_in_place()) {
-        /* No /proc fd: the process never had a second kernel thread
-         * (ownfd.h), so the call here is the whole change. Or no /proc
-         * when it had, or the signal's action refused: this thread only,
-         * said once. */
-        static bool warned;
-        if (!one_thread && !__atomic_exchange_n(&warned, true, __ATOMIC_ACQ_REL))
-            diag_log(LOG_WARN, "setuid family: signal %d's action refused: ids change on the "
-                     "calling OS thread only", IDS_SIGNAL);
-        long r = catch_raw(nr, a, b, c, 0, 0, 0);
-        cr_unlock(&ids_lock);
-        if (r < 0) {
-            errno = (int)-r;
-            return -1;
-        }
-        errno = saved;
-        return 0;
+    long r;
+    /* unshare(CLONE_THREAD) fails unless the caller is the process's only
+     * kernel thread (and then does nothing): the call here is the change. */
+    if (catch_raw(SYS_unshare, CLONE_THREAD, 0, 0, 0, 0, 0) == 0) {
+        r = catch_raw(nr, a, b, c, 0, 0, 0);
+        goto out;
     }
+    ownfd_proc_open();                 /* glibc's own threads (a SIGEV_THREAD timer's) came
+                                        * without a hook */
+    if (ownfd_proc() < 0)
+        diag_fatal("setuid family: the process has several kernel threads and /proc cannot be "
+                   "opened to list them: their ids cannot all be changed");
+    bool ok;
+    handler_was_in_place(&ok);
+    if (!ok)
+        diag_fatal("setuid family: cannot install the handler of signal %d", IDS_SIGNAL);
     if (!cmd.table) {
         size_t cap = 64;
         cmd.table = (void *)catch_raw(SYS_mmap, 0,
                                       (long)(sizeof *cmd.table + cap * sizeof cmd.table->s[0]),
                                       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if ((unsigned long)cmd.table > -4096UL) {
-            cmd.table = NULL;
-            cr_unlock(&ids_lock);
-            errno = ENOMEM;
-            return -1;
-        }
+        if ((unsigned long)cmd.table > -4096UL)
+            diag_fatal("setuid family: no memory for the list of threads");
         cmd.table->cap = (unsigned)cap;
     }
     pid_t pid = (pid_t)catch_raw(SYS_getpid, 0, 0, 0, 0, 0, 0);
+    int self = (int)catch_raw(SYS_gettid, 0, 0, 0, 0, 0, 0);
     cmd.table->n = 0;
     cmd.nr = nr;
     cmd.a = a;
@@ -395,20 +399,19 @@ int ids_set_all(long nr, long a, long b, long c)
     __atomic_store_n(&cmd.gen, cmd.gen + 1, __ATOMIC_RELEASE);
     __atomic_store_n(&cmd.active, 1, __ATOMIC_RELEASE);
     int listed;
-    while ((listed = list_threads()) > 0)
+    while ((listed = list_threads(self)) > 0)
         run_round(pid);
     __atomic_store_n(&cmd.active, 0, __ATOMIC_RELEASE);
-    long r = __atomic_load_n(&cmd.result, __ATOMIC_ACQUIRE);
-    bool listed_any = r != NO_RESULT;
-    if (!listed_any)                     /* /proc/self/task could not be read */
-        r = catch_raw(nr, a, b, c, 0, 0, 0);
-    if (__atomic_load_n(&cmd.differ, __ATOMIC_ACQUIRE)) {
+    if (listed < 0 && cmd.table->n == 0)
+        diag_fatal("setuid family: cannot list /proc/self/task");
+    /* Last, as glibc's: the caller's own thread. */
+    r = catch_raw(nr, a, b, c, 0, 0, 0);
+    long others = __atomic_load_n(&cmd.result, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&cmd.differ, __ATOMIC_ACQUIRE) || (others != NO_RESULT && others != r))
         /* Threads of one process with different ids: what glibc stops too. */
         diag_fatal("setuid family: the kernel threads' results differ: stopping the process");
-    }
+out:
     cr_unlock(&ids_lock);
-    if (listed < 0 && !listed_any)
-        diag_log(LOG_WARN, "setuid family: cannot list /proc/self/task");
     if (r < 0) {
         errno = (int)-r;
         return -1;
@@ -419,8 +422,9 @@ int ids_set_all(long nr, long a, long b, long c)
 
 int ids_initgroups(const char *user, gid_t group)
 {
-    /* glibc's initgroups: the user's groups (NSS), then as many of them as
-     * the kernel takes. */
+    /* glibc's initgroups: the user's groups (NSS), at most as many as the
+     * kernel takes, then fewer while it says EINVAL. */
+    long limit = sysconf(_SC_NGROUPS_MAX);
     int n = 64;
     gid_t *g = NULL;
     for (;;) {
@@ -438,6 +442,8 @@ int ids_initgroups(const char *user, gid_t group)
         }
         n = want > n ? want : n * 2;
     }
+    if (limit > 0 && n > limit)
+        n = (int)limit;
     int r;
     do
         r = ids_set_all(SYS_setgroups, n, (long)g, 0);

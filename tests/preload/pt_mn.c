@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "pt_common.h"
 
@@ -1002,25 +1003,44 @@ static void *sx_main(void *arg)
     return NULL;
 }
 
-/* Does the status line `key` ("Uid:", "Groups:") list exactly want[0..n)? */
+static int cmp_long(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+/* Does the status line `key` ("Uid:", "Groups:") list exactly want[0..n)
+ * (as a set for "Groups:", which the kernel keeps sorted)? */
 static bool status_line_is(const char *buf, const char *key, const long *want, int n)
 {
     char k[32];
     snprintf(k, sizeof k, "\n%s", key);
     const char *p = strstr(buf, k);
-    if (!p)
+    if (!p || n > 64)
         return false;
     p += strlen(k);
-    for (int i = 0; i < n; i++) {
+    long got[64], exp[64];
+    int m = 0;
+    for (;;) {
         char *end;
         long v = strtol(p, &end, 10);
-        if (end == p || v != want[i])
+        if (end == p)
+            break;
+        if (m == 64)
             return false;
+        got[m++] = v;
         p = end;
     }
     while (*p == ' ' || *p == '\t')
         p++;
-    return *p == '\n';
+    if (*p != '\n' || m != n)
+        return false;
+    memcpy(exp, want, (size_t)n * sizeof *want);
+    if (!strcmp(key, "Groups:")) {
+        qsort(got, (size_t)m, sizeof *got, cmp_long);
+        qsort(exp, (size_t)n, sizeof *exp, cmp_long);
+    }
+    return !memcmp(got, exp, (size_t)n * sizeof *exp);
 }
 
 /* How many kernel threads of the process (of *tasks) do not show the
@@ -1043,6 +1063,8 @@ static int tasks_without(const char *key, const long *want, int n, int *tasks)
         if (r <= 0)
             continue;                  /* gone meanwhile */
         buf[r] = '\0';
+        if (strstr(buf, "\nState:\tZ"))
+            continue;                  /* a zombie leader (main's pthread_exit): no ids to change */
         (*tasks)++;
         if (!status_line_is(buf, key, want, n))
             wrong++;
@@ -1118,8 +1140,63 @@ static void *sx_changer(void *arg)
            errno);
     wrong = tasks_without("Uid:", nobody4, 4, &tasks);
     CHECKF(wrong == 0, "after the refused calls: %d of %d OS threads changed", wrong, tasks);
+    /* main's, the timer's helper (glibc's own thread), and corun's workers */
+    CHECKF(tasks >= 2, "only %d kernel thread(s) checked", tasks);
     printf("setxid_thread: %d OS threads changed their ids\n", tasks);
     return NULL;
+}
+
+/* A SIGEV_THREAD timer: glibc runs its callbacks on a helper thread it
+ * makes itself, through no hook of corun's. */
+static atomic_int sx_timer_euid = -1;
+
+static void sx_timer_fn(union sigval v)
+{
+    (void)v;
+    atomic_store(&sx_timer_euid, (int)geteuid());
+}
+
+/* The kernel threads now, as a bit per tid (below 1 << 22). */
+static void task_set(uint64_t *bits, size_t words)
+{
+    memset(bits, 0, words * sizeof *bits);
+    DIR *d = opendir("/proc/self/task");
+    for (struct dirent *e; d && (e = readdir(d));) {
+        long t = atol(e->d_name);
+        if (t > 0 && (size_t)t / 64 < words)
+            bits[t / 64] |= 1ull << (t % 64);
+    }
+    if (d)
+        closedir(d);
+}
+
+/* glibc's timer helper threads (made by glibc, through no hook) are not
+ * the program's: named so that the OS-thread count leaves them out
+ * (pt_common.h). */
+static void name_new_tasks(const uint64_t *before, size_t words)
+{
+    static uint64_t now[(1 << 22) / 64];
+    task_set(now, words);
+    for (size_t w = 0; w < words; w++)
+        for (uint64_t m = now[w] & ~before[w]; m; m &= m - 1) {
+            char path[64];
+            snprintf(path, sizeof path, "/proc/self/task/%zu/comm",
+                     w * 64 + (size_t)__builtin_ctzll(m));
+            int fd = open(path, O_WRONLY);
+            if (fd >= 0) {
+                CHECK(write(fd, "pt-glibc-helper", 15) == 15);
+                close(fd);
+            }
+        }
+}
+
+static void sx_timer_fire(timer_t t)
+{
+    atomic_store(&sx_timer_euid, -1);
+    struct itimerspec its = { .it_value = { 0, 1000000 } };
+    OK(timer_settime(t, 0, &its, NULL));
+    for (int i = 0; i < 2000 && atomic_load(&sx_timer_euid) == -1; i++)
+        usleep(1000);
 }
 
 static void mode_setxid_thread(void)
@@ -1128,6 +1205,16 @@ static void mode_setxid_thread(void)
         printf("setxid_thread: not root, nothing to check\n");
         return;
     }
+    struct sigevent ev = { .sigev_notify = SIGEV_THREAD, .sigev_notify_function = sx_timer_fn };
+    timer_t tm;
+    static uint64_t before[(1 << 22) / 64];
+    task_set(before, sizeof before / sizeof *before);
+    OK(timer_create(CLOCK_MONOTONIC, &ev, &tm) == 0 ? 0 : errno);
+    sx_timer_fire(tm);
+    usleep(10000);                     /* the callback's thread ends */
+    name_new_tasks(before, sizeof before / sizeof *before);
+    CHECKF(atomic_load(&sx_timer_euid) == 0, "the timer's callback before: euid %d",
+           atomic_load(&sx_timer_euid));
     pthread_t t[4], c;
     for (long i = 0; i < 4; i++)
         OK(pthread_create(&t[i], NULL, sx_main, IP(i)));
@@ -1137,9 +1224,38 @@ static void mode_setxid_thread(void)
     OK(pthread_join(c, NULL));
     CHECKF(getuid() == 65534 && getgid() == 65534, "main: uid %d gid %d", (int)getuid(),
            (int)getgid());
+    sx_timer_fire(tm);
+    CHECKF(atomic_load(&sx_timer_euid) == 65534, "the timer's callback after: euid %d",
+           atomic_load(&sx_timer_euid));
+    timer_delete(tm);
     atomic_store(&sx_stop, 1);
     for (long i = 0; i < 4; i++)
         OK(pthread_join(t[i], NULL));
+}
+
+/* setresuid from a thread after main's pthread_exit (natively the
+ * process's leader stays listed as a zombie, and takes no signal). */
+static void *sx_after_main(void *arg)
+{
+    (void)arg;
+    usleep(100000);                   /* main has exited */
+    OK(setresuid(65534, 65534, 65534) == 0 ? 0 : errno);
+    int tasks, wrong = tasks_without("Uid:", nobody4, 4, &tasks);
+    CHECKF(tasks >= 1 && wrong == 0, "%d of %d kernel threads kept their uid", wrong, tasks);
+    CHECKF(geteuid() == 65534, "euid %d", (int)geteuid());
+    printf("setxid_main_exit: %d kernel threads changed their ids\n", tasks);
+    return NULL;
+}
+
+static void mode_setxid_main_exit(void)
+{
+    if (geteuid() != 0) {
+        printf("setxid_main_exit: not root, nothing to check\n");
+        return;
+    }
+    pthread_t t;
+    OK(pthread_create(&t, NULL, sx_after_main, NULL));
+    pthread_exit(NULL);
 }
 
 static void mode_stuck_signal(void)
@@ -1165,6 +1281,7 @@ int main(int argc, char **argv)
         { "stuck_main", mode_stuck_main },
         { "setxid", mode_setxid },
         { "setxid_thread", mode_setxid_thread },
+        { "setxid_main_exit", mode_setxid_main_exit },
     };
     return pt_main(modes, sizeof modes / sizeof *modes, argc, argv);
 }

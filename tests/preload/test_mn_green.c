@@ -76,11 +76,14 @@ MATRIX(mn, woken, pt_mn, woken, MOVES, "PT_MUST_MOVE=1", "CORUN_PROCS=2", "CORUN
 MATRIX(mn, setxid, pt_mn, setxid, MOVES, "CORUN_PROCS=2", NULL)
 MATRIX(mn, setxid4, pt_mn, setxid, MOVES, "CORUN_PROCS=4", NULL)
 /* The setuid family from a thread that is not main, at 1, 2 and 4 OS
- * threads: each call changes every kernel thread (corun's hooks make it
- * on each), the refused ones fail as natively. */
+ * threads, beside glibc's own helper thread (a SIGEV_THREAD timer's):
+ * each call changes every kernel thread (corun's hooks make it on each),
+ * the refused ones fail as natively. And from a thread after main's
+ * pthread_exit. */
 MATRIX(mn, setxid_thread1, pt_mn, setxid_thread, MOVES, "CORUN_PROCS=1", NULL)
 MATRIX(mn, setxid_thread, pt_mn, setxid_thread, MOVES, "CORUN_PROCS=2", NULL)
 MATRIX(mn, setxid_thread4, pt_mn, setxid_thread, MOVES, "CORUN_PROCS=4", NULL)
+MATRIX(mn, setxid_main_exit, pt_mn, setxid_main_exit, MOVES, "CORUN_PROCS=2", NULL)
 /* A real blocking call (no hand-off without M:N: in a sanitizer build the
  * one OS thread would wait for good, as it always did there). */
 #ifndef CORUN_SANITIZERS
