@@ -617,8 +617,10 @@ static void loop_main(void *arg, void *xfer)
         struct corun *queued_before = s->runq.tail;
         bool idle = coq_empty(&s->runq) && coq_empty(&s->hogs) && !s->preempted;
         if (unlikely(s->mn_member) && idle) {
-            __atomic_store_n(&s->load, 0, __ATOMIC_RELAXED);   /* others may hand it threads */
-            if (cr_config.steal)
+            __atomic_store_n(&s->load, 0, __ATOMIC_SEQ_CST);   /* others may hand it threads */
+            if (mn_take_global_idle(s))
+                idle = false;
+            else if (cr_config.steal)
                 mn_ask_for_work(s);   /* off by default: see docs/design.md, stealing */
         }
         poller_poll(s, idle);

@@ -76,6 +76,7 @@ struct sched_stats {
     unsigned long switches;
     unsigned long preempted;      /* green threads made to yield after a CPU-time slice */
     unsigned long moved_in, moved_out;   /* green threads taken from / handed to other workers */
+    unsigned long from_global;           /* ... of them taken from the global queue */
     unsigned long handed_off;     /* times another OS thread took it over from one stuck in a call */
     unsigned long parks[WAIT_KINDS];
     unsigned long offloads;
@@ -217,6 +218,7 @@ struct sched {
     struct corun *inbox;          /* atomic: green threads other workers handed over (LIFO) */
     unsigned load;                /* atomic: runnable green threads at the last loop turn */
     uint64_t load_at;             /* atomic: coarse time of that turn */
+    unsigned global_turns;        /* loop turns since it last looked at the global queue */
     /* Hand-off (handoff.c): a green thread in a real blocking call lets
      * the monitor give this scheduler to another OS thread. */
     bool handoff_ok;              /* a worker's: it may be handed over */

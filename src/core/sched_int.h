@@ -69,6 +69,9 @@ void mn_count_start(void);
 /* At each loop turn of a member: adopt what others handed over, hand over
  * movable threads to a less loaded worker. */
 void mn_turn(struct sched *s);
+/* A member out of work takes a share of the global queue: whether it got
+ * any. */
+bool mn_take_global_idle(struct sched *s);
 /* co was just queued on s: hand it to a less loaded worker when s has
  * enough to run without it. */
 void mn_spawned(struct sched *s, struct corun *co);

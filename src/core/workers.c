@@ -14,6 +14,10 @@
  *    thread (its place on wait queues, its timer) exists only while it is
  *    parked, and parked threads never move. A pair that keeps waking each
  *    other stays together: one of them is always parked at a turn.
+ *  - the global queue: a new thread whose creator has others queued and no
+ *    member idle goes there, for whichever member runs out of work first
+ *    (a member takes a share before it sleeps, and one thread every
+ *    GLOBAL_EVERY turns however busy: none waits there for long).
  *  - threads woken from a park: an idle member asks the busiest for one
  *    (mn_ask_for_work); the next of its threads to return from a hook to
  *    the program while others wait there yields (no frame of corun's below
@@ -338,6 +342,88 @@ static void balance(struct sched *s)
     hand_over(to, list, last);
 }
 
+/* ---- the global queue --------------------------------------------------------*/
+
+/* Threads any member may run (new ones), FIFO on `next`. */
+static cr_lock_t global_lock = CR_LOCK_INIT;
+static struct corun *global_head, *global_tail;
+static unsigned global_n;                          /* atomic: how many */
+
+/* Looked at by a busy member once in this many turns (Go's scheduler
+ * looks at its global queue once in 61 schedules: a prime, so that it
+ * does not beat with a period of the program's). */
+#define GLOBAL_EVERY 61
+/* At most this many taken at once by a member out of work. */
+#define GLOBAL_BATCH 32
+
+/* Put co (off its scheduler: leave()) on the global queue, and poke a
+ * member out of work, which takes it at its next turn. One that is just
+ * going to sleep saw global_n or gets the poke (both sides' accesses are
+ * sequentially consistent: its load of 0, then global_n; here global_n,
+ * then the loads). */
+static void global_put(struct sched *s, struct corun *co)
+{
+    co->next = NULL;
+    cr_lock(&global_lock);
+    if (global_tail)
+        global_tail->next = co;
+    else
+        global_head = co;
+    global_tail = co;
+    __atomic_add_fetch(&global_n, 1, __ATOMIC_SEQ_CST);
+    cr_unlock(&global_lock);
+    unsigned n = __atomic_load_n(&nmembers, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < n; i++) {
+        struct sched *m = members[i];
+        if (m != s && __atomic_load_n(&m->load, __ATOMIC_SEQ_CST) == 0) {
+            uint64_t one = 1;
+            syscall(SYS_write, m->wake_fd, &one, sizeof one);
+            return;
+        }
+    }
+}
+
+/* Adopt up to max threads of the global queue: how many. */
+static unsigned global_take(struct sched *s, unsigned max)
+{
+    if (!__atomic_load_n(&global_n, __ATOMIC_SEQ_CST))
+        return 0;
+    cr_lock(&global_lock);
+    struct corun *list = global_head, *last = NULL;
+    unsigned got = 0;
+    for (struct corun *co = list; co && got < max; co = co->next) {
+        last = co;
+        got++;
+    }
+    if (got) {
+        global_head = last->next;
+        if (!global_head)
+            global_tail = NULL;
+        last->next = NULL;
+        __atomic_sub_fetch(&global_n, got, __ATOMIC_SEQ_CST);
+    }
+    cr_unlock(&global_lock);
+    while (list) {
+        struct corun *next = list->next;
+        list->next = NULL;
+        adopt(s, list);
+        s->stats.from_global++;
+        list = next;
+    }
+    s->global_turns = 0;
+    return got;
+}
+
+bool mn_take_global_idle(struct sched *s)
+{
+    unsigned n = __atomic_load_n(&global_n, __ATOMIC_SEQ_CST);
+    if (!n)
+        return false;
+    /* A share, as Go's findrunnable takes: the queue over the members. */
+    unsigned share = n / (__atomic_load_n(&nmembers, __ATOMIC_ACQUIRE) ?: 1) + 1;
+    return global_take(s, share < GLOBAL_BATCH ? share : GLOBAL_BATCH) != 0;
+}
+
 void mn_spawned(struct sched *s, struct corun *co)
 {
     unsigned to_load;
@@ -346,13 +432,19 @@ void mn_spawned(struct sched *s, struct corun *co)
         return;
     /* To a worker asleep for want of work when its creator has another
      * thread besides (a ticker beside a new CPU-bound thread; a pair made
-     * by a thread that then waits for it stays together), else when the
-     * creator has enough queued (counted only as far as that decides). */
+     * by a thread that then waits for it stays together), else, when the
+     * creator has enough queued (counted only as far as that decides), to
+     * the global queue: the member that runs out first takes it (the loads
+     * published at turns lag behind the threads handed over since). */
     bool idle = to_load == 0 && __atomic_load_n(&to->polling, __ATOMIC_RELAXED) && s->alive >= 3;
     if (!idle && queued(&s->runq, to_load + 2) < to_load + 2)
         return;
     struct corun *list = NULL;
     leave(s, co, &list);
+    if (!idle) {
+        global_put(s, co);
+        return;
+    }
     __atomic_add_fetch(&to->load, 1, __ATOMIC_RELAXED);
     hand_over(to, list, list);
 }
@@ -362,6 +454,10 @@ void mn_turn(struct sched *s)
     if (__atomic_load_n(&s->returning, __ATOMIC_RELAXED))
         handoff_take_returning(s);
     adopt_inbox(s);
+    if (coq_empty(&s->runq) && coq_empty(&s->hogs))
+        mn_take_global_idle(s);
+    else if (++s->global_turns >= GLOBAL_EVERY)
+        global_take(s, 1);
     balance(s);
 }
 
@@ -510,6 +606,9 @@ void mn_fork_child(struct sched *s)
 {
     mn_lock = (cr_lock_t)CR_LOCK_INIT;
     add_lock = (cr_lock_t)CR_LOCK_INIT;
+    global_lock = (cr_lock_t)CR_LOCK_INIT;    /* its threads were the parent's others */
+    global_head = global_tail = NULL;
+    global_n = 0;
     workers_ready = 0;
     mn_active = false;
     nmembers = 0;

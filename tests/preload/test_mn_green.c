@@ -33,6 +33,33 @@ TestSuite(mn_plain, .timeout = 120);
  * threads queued, and some must move (PT_MUST_MOVE). */
 MATRIX(mn, spread, pt_mn, spread, MOVES, "PT_MUST_MOVE=1", "CORUN_PROCS=2", NULL)
 MATRIX(mn, spread4, pt_mn, spread, MOVES, "CORUN_PROCS=4", NULL)
+/* The spread's threads, made by main while it runs (its own queue holds
+ * the earlier ones), go through the global queue: CORUN_STATS counts the
+ * threads taken from it, and they ran on both OS threads. Not in sanitizer
+ * builds (N:1 there). */
+#ifndef CORUN_SANITIZERS
+Test(mn_green, spread_through_global_queue)
+{
+    struct tu_child *c = calloc(1, sizeof *c);
+    cr_assert_not_null(c);
+    const char *args[] = { "spread", NULL };
+    const char *const extra[] = { MOVES, "PT_MUST_MOVE=1", "CORUN_PROCS=2", "CORUN_STATS=1",
+                                  NULL };
+    pt_run("pt_mn", args, PT_GREEN, extra, c);
+    char st[128];
+    cr_assert(WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0 &&
+                  strstr(c->out, "PASS spread\n"),
+              PT_FMT, PT_ARGS("pt_mn", "spread", PT_GREEN, c, st));
+    const char *g = strstr(c->err, "from the global queue ");
+    cr_assert(g, "no global queue line in the stats" PT_FMT,
+              PT_ARGS("pt_mn", "spread", PT_GREEN, c, st));
+    long n = strtol(g + strlen("from the global queue "), NULL, 10);
+    cr_assert(n >= 1, "no thread taken from the global queue" PT_FMT,
+              PT_ARGS("pt_mn", "spread", PT_GREEN, c, st));
+    free(c);
+}
+#endif
+
 /* A mutex (with a burst inside), a rwlock, a semaphore, a condvar and a
  * barrier shared by six threads in CPU bursts: counts exact, holders alone. */
 MATRIX(mn, sync, pt_mn, sync, MOVES, "CORUN_PROCS=2", NULL)
