@@ -235,6 +235,7 @@ void config_load(void)
     c->log_level = LOG_WARN;
     c->preempt_ms = PREEMPT_MS_DEFAULT;
     c->handoff_ms = 10;
+    c->steal = 1;
     c->procs = cpus_allowed();
     /* Called from a hook that ran before libc set up the environment (a
      * sanitizer runtime's early init): use the defaults for now and read

@@ -46,7 +46,8 @@ struct cr_config {
     unsigned block_warn_ms;   /* CORUN_BLOCK_WARN_MS: 0 = detector off */
     unsigned preempt_ms;      /* CORUN_PREEMPT_MS: CPU slice before a yield is forced; 0 = off */
     unsigned procs;           /* CORUN_PROCS: OS threads running green threads (M:N) */
-    int steal;                /* CORUN_STEAL: an idle worker takes threads woken from a park */
+    int steal;                /* CORUN_STEAL (default on): an idle worker takes threads woken
+                               * from a park */
     unsigned handoff_ms;      /* CORUN_HANDOFF_MS: a worker stuck this long in a real call hands
                                * its scheduler to another OS thread; 0 = never */
     int procs_set;            /* ... given (else the CPUs the process may run on) */

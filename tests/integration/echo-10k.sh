@@ -27,8 +27,22 @@ load() {       # conns msgs size -> echo-load's line; a failed client fails the 
           --conns "$1" --msgs "$2" --size "$3") || { echo "FAIL: echo-load: $out"; fail=1; }
     echo "$out"
 }
-settle() {     # wait (up to 10 s) until the server holds $1 fds again
-    for _ in $(seq 200); do [ "$(open_fds "$server")" -le "$1" ] && return 0; sleep 0.05; done
+settle() {     # wait (up to 10 s) until the server holds $1 fds again,
+               # then (up to 10 s) until its RSS stops falling: a thread that
+               # closed its connection may not have ended yet (queued behind
+               # thousands of others, or moving to another OS thread), and
+               # holds its stack until it does (with stealing, 27 MiB above
+               # the settled figure once, gone 0.5 s later)
+    for _ in $(seq 200); do [ "$(open_fds "$server")" -le "$1" ] && break; sleep 0.05; done
+    local prev now steady=0
+    prev=$(rss_kb "$server")
+    for _ in $(seq 100); do
+        sleep 0.1
+        now=$(rss_kb "$server")
+        if [ $((prev - now)) -lt 256 ]; then steady=$((steady + 1)); else steady=0; fi
+        [ "$steady" -ge 3 ] && return 0
+        prev=$now
+    done
 }
 
 # A warm-up round fills the stack pool and malloc arenas: the baseline.
