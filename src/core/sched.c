@@ -621,7 +621,7 @@ static void loop_main(void *arg, void *xfer)
             if (mn_take_global_idle(s))
                 idle = false;
             else if (cr_config.steal)
-                mn_ask_for_work(s);   /* off by default: see docs/design.md, stealing */
+                mn_ask_for_work(s);   /* CORUN_STEAL (on by default): docs/design.md */
         }
         poller_poll(s, idle);
         if (unlikely(s->preempted || !coq_empty(&s->hogs)))

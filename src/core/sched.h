@@ -218,7 +218,6 @@ struct sched {
     struct corun *inbox;          /* atomic: green threads other workers handed over (LIFO) */
     unsigned load;                /* atomic: runnable green threads at the last loop turn */
     uint64_t load_at;             /* atomic: coarse time of that turn */
-    unsigned global_turns;        /* loop turns since it last looked at the global queue */
     /* Hand-off (handoff.c): a green thread in a real blocking call lets
      * the monitor give this scheduler to another OS thread. */
     bool handoff_ok;              /* a worker's: it may be handed over */

@@ -16,8 +16,9 @@
  *    other stays together: one of them is always parked at a turn.
  *  - the global queue: a new thread whose creator has others queued and no
  *    member idle goes there, for whichever member runs out of work first
- *    (a member takes a share before it sleeps, and one thread every
- *    GLOBAL_EVERY turns however busy: none waits there for long).
+ *    (a member with nothing queued but preempted CPU hogs takes a share;
+ *    a busier one takes one thread at each turn: none waits there for
+ *    long, and a new thread still runs ahead of the hogs).
  *  - threads woken from a park: an idle member asks the busiest for one
  *    (mn_ask_for_work); the next of its threads to return from a hook to
  *    the program while others wait there yields (no frame of corun's below
@@ -349,18 +350,15 @@ static cr_lock_t global_lock = CR_LOCK_INIT;
 static struct corun *global_head, *global_tail;
 static unsigned global_n;                          /* atomic: how many */
 
-/* Looked at by a busy member once in this many turns (Go's scheduler
- * looks at its global queue once in 61 schedules: a prime, so that it
- * does not beat with a period of the program's). */
-#define GLOBAL_EVERY 61
 /* At most this many taken at once by a member out of work. */
 #define GLOBAL_BATCH 32
 
-/* Put co (off its scheduler: leave()) on the global queue, and poke a
- * member out of work, which takes it at its next turn. One that is just
+/* Put co (off its scheduler: leave()) on the global queue, and poke the
+ * members out of work, which take it at their next turn. One that is just
  * going to sleep saw global_n or gets the poke (both sides' accesses are
  * sequentially consistent: its load of 0, then global_n; here global_n,
- * then the loads). */
+ * then the loads). Every such member: one whose load reads 0 may have
+ * just taken threads and not yet published them. */
 static void global_put(struct sched *s, struct corun *co)
 {
     co->next = NULL;
@@ -378,7 +376,6 @@ static void global_put(struct sched *s, struct corun *co)
         if (m != s && __atomic_load_n(&m->load, __ATOMIC_SEQ_CST) == 0) {
             uint64_t one = 1;
             syscall(SYS_write, m->wake_fd, &one, sizeof one);
-            return;
         }
     }
 }
@@ -405,12 +402,16 @@ static unsigned global_take(struct sched *s, unsigned max)
     cr_unlock(&global_lock);
     while (list) {
         struct corun *next = list->next;
+        bool own = list->sched == s;
         list->next = NULL;
         adopt(s, list);
         s->stats.from_global++;
+        if (own) {                     /* back where it was made: no move */
+            s->stats.moved_in--;
+            s->stats.moved_out--;
+        }
         list = next;
     }
-    s->global_turns = 0;
     return got;
 }
 
@@ -454,9 +455,12 @@ void mn_turn(struct sched *s)
     if (__atomic_load_n(&s->returning, __ATOMIC_RELAXED))
         handoff_take_returning(s);
     adopt_inbox(s);
-    if (coq_empty(&s->runq) && coq_empty(&s->hogs))
+    /* New threads run ahead of preempted hogs, as they would have in
+     * their creator's run queue (taken only when both queues were empty,
+     * or once in 61 turns, they waited seconds behind CPU-bound threads). */
+    if (coq_empty(&s->runq))
         mn_take_global_idle(s);
-    else if (++s->global_turns >= GLOBAL_EVERY)
+    else
         global_take(s, 1);
     balance(s);
 }
@@ -485,7 +489,7 @@ void mn_ask_for_work(struct sched *s)
     struct sched *none = NULL;
     if (__atomic_compare_exchange_n(&from->shed_to, &none, s, false, __ATOMIC_RELEASE,
                                     __ATOMIC_RELAXED))
-        from->release_shed = true;
+        __atomic_store_n(&from->release_shed, true, __ATOMIC_RELEASE);
 }
 
 void mn_shed(struct sched *s, struct corun *co, struct sched *to)

@@ -909,7 +909,9 @@ static void mode_stuck(void)
             break;
     }
     CHECKF(round < 6, "no round had a thread beside the blocked one");
-    if (need_sharer)
+    /* PT_STUCK_ANY_OS=1 (stealing on): the others may all have left its
+     * scheduler before the bound, and nothing needed a hand-off. */
+    if (need_sharer && !getenv("PT_STUCK_ANY_OS"))
         CHECKF(atomic_load(&stuck_pre_tid) != atomic_load(&stuck_post_tid),
                "the blocked thread resumed on the OS thread it blocked on");
     close(lockfd);
@@ -976,7 +978,7 @@ static void mode_stuck_main(void)
     printf("main: sharers=%d worst_gap_ms=%ld main_moved=%d\n", sharers, worst, pre != post);
     CHECKF(worst < STUCK_MS / 2, "a thread waited %ld ms for its 2 ms tick (the call lasted %d)",
            worst, STUCK_MS);
-    if (moves_expected())
+    if (moves_expected() && !getenv("PT_STUCK_ANY_OS"))
         CHECKF(pre != post, "main resumed on the OS thread it blocked on");
     OK(flock(fd, LOCK_UN));
     close(fd);

@@ -118,23 +118,32 @@ MATRIX(mn, setxid_main_exit, pt_mn, setxid_main_exit, MOVES, "CORUN_PROCS=2", NU
  * others tick every 2 ms: those that shared its OS thread go on after
  * CORUN_HANDOFF_MS (another OS thread takes over its scheduler); it
  * returns 0 and resumes there, its state intact. */
-MATRIX(mn, stuck, pt_mn, stuck, MOVES, "CORUN_PROCS=2", "PT_EXTRA_TASKS=1", NULL)
-MATRIX(mn, stuck4, pt_mn, stuck, MOVES, "CORUN_PROCS=4", "PT_EXTRA_TASKS=1", NULL)
+/* Without stealing (CORUN_STEAL=0) here: an idle worker pulling the tickers
+ * off the blocked thread's scheduler before the bound leaves nothing to
+ * hand over (the thread then resumes where it blocked, as it should, and
+ * the hand-off is not exercised); stuck_steal runs it with stealing on and
+ * checks only that no ticker waited. */
+MATRIX(mn, stuck, pt_mn, stuck, MOVES, "CORUN_PROCS=2", "PT_EXTRA_TASKS=1", "CORUN_STEAL=0", NULL)
+MATRIX(mn, stuck4, pt_mn, stuck, MOVES, "CORUN_PROCS=4", "PT_EXTRA_TASKS=1", "CORUN_STEAL=0", NULL)
+MATRIX(mn, stuck_steal, pt_mn, stuck, MOVES, "CORUN_PROCS=2", "PT_EXTRA_TASKS=1",
+       "PT_STUCK_ANY_OS=1", NULL)
 /* The same blocked in fcntl(F_OFD_SETLKW), which goes through corun's
  * fcntl hook. */
 MATRIX(mn, stuck_ofd, pt_mn, stuck, MOVES, "CORUN_PROCS=2", "PT_EXTRA_TASKS=1", "PT_STUCK_OFD=1",
-       NULL)
+       "CORUN_STEAL=0", NULL)
 /* The same with the blocked thread on the main OS thread, whose TCB is the
  * program's main thread's (it goes with the scheduler; that OS thread gets
  * one of corun's). */
 MATRIX(mn, stuck_on_main, pt_mn, stuck, MOVES, "CORUN_PROCS=2", "PT_EXTRA_TASKS=1",
-       "PT_STUCK_MAIN=1", NULL)
+       "PT_STUCK_MAIN=1", "CORUN_STEAL=0", NULL)
 /* The program's main thread itself blocked in flock for 500 ms, until a
  * thread that sleeps meanwhile unlocks: threads beside it tick on, and the
  * sleeper wakes even if it shared main's OS thread. */
-MATRIX(mn, stuck_main, pt_mn, stuck_main, MOVES, "CORUN_PROCS=2", "PT_EXTRA_TASKS=1", NULL)
+MATRIX(mn, stuck_main, pt_mn, stuck_main, MOVES, "CORUN_PROCS=2", "PT_EXTRA_TASKS=1",
+       "CORUN_STEAL=0", NULL)
 /* The same, and a signal for the OS thread it blocked on 100 ms in: the
  * handler there finds the scheduler gone and follows it; the call goes on
  * (SIGURG, ignored) and returns 0 at the unlock. */
-MATRIX(mn, stuck_signal, pt_mn, stuck_signal, MOVES, "CORUN_PROCS=2", "PT_EXTRA_TASKS=1", NULL)
+MATRIX(mn, stuck_signal, pt_mn, stuck_signal, MOVES, "CORUN_PROCS=2", "PT_EXTRA_TASKS=1",
+       "CORUN_STEAL=0", NULL)
 #endif
