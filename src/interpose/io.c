@@ -408,8 +408,29 @@ HOOK FILE *fdopen(int fd, const char *mode)
     return REAL(fdopen)(fd, mode);   /* same fd, same file: nothing to forget */
 }
 
+/* Whether this thread's system calls outside the hold are caught: then
+ * the flush and close of fclose and freopen (glibc's own write and close)
+ * run as the program's code, where the write parks on a full pipe or
+ * socket and the close goes through the close hook (held around the real
+ * call, the flush blocked the OS thread, and a reader there with it: a
+ * hang, pt_catch stdio_fclose_full). */
+static bool stream_close_caught(void)
+{
+    CATCH_HOLD();
+    struct sched *s = gate_any();
+    return s && s->catch_armed;
+}
+
+static FILE *stream_reopened(FILE *f)
+{
+    CATCH_HOLD();
+    return stream_opened(f);
+}
+
 HOOK FILE *freopen(const char *path, const char *mode, FILE *f)
 {
+    if (stream_close_caught())
+        return stream_reopened(REAL(freopen)(path, mode, f));
     CATCH_HOLD();
     if (f && gate_any())
         fdtab_close(fileno(f));
@@ -418,6 +439,8 @@ HOOK FILE *freopen(const char *path, const char *mode, FILE *f)
 
 HOOK FILE *freopen64(const char *path, const char *mode, FILE *f)
 {
+    if (stream_close_caught())
+        return stream_reopened(REAL(freopen64)(path, mode, f));
     CATCH_HOLD();
     if (f && gate_any())
         fdtab_close(fileno(f));
@@ -426,6 +449,8 @@ HOOK FILE *freopen64(const char *path, const char *mode, FILE *f)
 
 HOOK int fclose(FILE *f)
 {
+    if (stream_close_caught())
+        return REAL(fclose)(f);
     CATCH_HOLD();
     int fd = f ? fileno(f) : -1;
     if (fd >= 0 && gate_any())

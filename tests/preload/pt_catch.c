@@ -158,6 +158,55 @@ static void m_stdio_socket(void)
     stdio_both_ways(ar, br);
 }
 
+/* fclose flushing into a full pipe, whose reader starts only after it: the
+ * flush (glibc's own write inside fclose) must park, not block the OS
+ * thread the reader runs on (fclose held corun's catch around the real
+ * call: a hang with both on one OS thread). */
+struct fclose_full {
+    int fd;
+    size_t got;
+};
+
+static void *fclose_full_reader(void *arg)
+{
+    struct fclose_full *ff = arg;
+    sleep_ms(100);                     /* after the writer's fclose began */
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(ff->fd, buf, sizeof buf)) > 0)
+        ff->got += (size_t)n;
+    CHECK(n == 0);
+    return NULL;
+}
+
+static void m_stdio_fclose_full(void)
+{
+    ticker_start();
+    int p[2];
+    make_pipe(p);
+    int cap = fcntl(p[1], F_GETPIPE_SZ);
+    CHECK(cap > 0);
+    struct fclose_full ff = { .fd = p[0] };
+    pthread_t r;
+    OK(pthread_create(&r, NULL, fclose_full_reader, &ff));
+    FILE *w = fdopen(p[1], "w");
+    CHECK(w != NULL);
+    static char block[1 << 20];
+    CHECK((size_t)cap <= sizeof block);
+    memset(block, 'x', sizeof block);
+    /* The pipe full (a write of its capacity does not wait), then a little
+     * in the FILE's buffer for fclose to flush. */
+    CHECK(write(p[1], block, (size_t)cap) == cap);
+    CHECK(fwrite(block, 1, 100, w) == 100);
+    size_t sent = (size_t)cap + 100;
+    long t0 = atomic_load(&ticks);
+    CHECK(fclose(w) == 0);
+    TICKED_DURING(t0, "fclose's flush into a full pipe");
+    OK(pthread_join(r, NULL));
+    CHECKF(ff.got == sent, "the reader got %zu of %zu bytes", ff.got, sent);
+    ticker_end();
+}
+
 /* ---- syscall instructions in the program's code ------------------------------*/
 
 static void *write_later(void *arg)
@@ -590,6 +639,7 @@ static void m_liburing_wait(void)
 static const struct pt_mode modes[] = {
     { "stdio_pipe", m_stdio_pipe },
     { "stdio_socket", m_stdio_socket },
+    { "stdio_fclose_full", m_stdio_fclose_full },
     { "insn_read", m_insn_read },
     { "insn_plain", m_insn_plain },
     { "insn_futex", m_insn_futex },

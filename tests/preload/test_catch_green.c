@@ -65,6 +65,11 @@ TestSuite(catch_plain, .timeout = 90);
  * and on sockets: glibc's own writes and reads park. */
 CATCH(stdio_pipe)
 CATCH(stdio_socket)
+/* fclose flushing into a full pipe whose reader starts later: the flush
+ * parks (the fclose hook held the catch around the real call: the OS
+ * thread blocked, the reader with it, at 1 and 2 OS threads alike). */
+CATCH(stdio_fclose_full)
+MATRIX(catch, stdio_fclose_full2, pt_catch, stdio_fclose_full, "CORUN_PROCS=2", NULL)
 /* read by a syscall instruction parks; errors are the kernel's; errno stays. */
 CATCH(insn_read)
 /* Calls corun does not route (getppid, fstat) come back as the kernel's. */
