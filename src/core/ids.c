@@ -363,17 +363,19 @@ int ids_set_all(long nr, long a, long b, long c)
     int saved = errno;
     cr_lock(&ids_lock);
     long r;
-    /* unshare(CLONE_THREAD) fails unless the caller is the process's only
-     * kernel thread (and then does nothing): the call here is the change. */
-    if (catch_raw(SYS_unshare, CLONE_THREAD, 0, 0, 0, 0, 0) == 0) {
+    ownfd_proc_open();                 /* glibc's own threads (a SIGEV_THREAD timer's) came
+                                        * without a hook */
+    if (ownfd_proc() < 0) {
+        /* No /proc (a chroot without one, before any thread): unshare
+         * (CLONE_THREAD) fails unless the caller is the process's only
+         * kernel thread, and then does nothing; asked only here, since a
+         * seccomp filter may forbid it. */
+        if (catch_raw(SYS_unshare, CLONE_THREAD, 0, 0, 0, 0, 0) != 0)
+            diag_fatal("setuid family: the process has several kernel threads and /proc "
+                       "cannot be opened to list them: their ids cannot all be changed");
         r = catch_raw(nr, a, b, c, 0, 0, 0);
         goto out;
     }
-    ownfd_proc_open();                 /* glibc's own threads (a SIGEV_THREAD timer's) came
-                                        * without a hook */
-    if (ownfd_proc() < 0)
-        diag_fatal("setuid family: the process has several kernel threads and /proc cannot be "
-                   "opened to list them: their ids cannot all be changed");
     bool ok;
     handler_was_in_place(&ok);
     if (!ok)
