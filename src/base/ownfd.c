@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/resource.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -416,6 +418,11 @@ void ownfd_proc_open(void)
         return;
     int saved = errno;
     int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    struct statfs st;
+    if (fd >= 0 && (syscall(SYS_fstatfs, fd, &st) != 0 || st.f_type != PROC_SUPER_MAGIC)) {
+        syscall(SYS_close, fd);        /* a jail's empty /proc, say */
+        fd = -1;
+    }
     if (fd >= 0) {
         fd = ownfd_adopt(fd);
         int none = -1;

@@ -103,12 +103,12 @@ static inline bool ownfd_dir_hides(const void *dir, const char *name)
            ownfd_dir_hides_slow(dir, name);
 }
 
-/* /proc (O_PATH), one of corun's fds, for listing the process's kernel
- * threads (the setuid family's change on every one) even after a chroot.
- * Opened ahead of a second kernel thread that corun sees made
- * (libc_pthread_create, a caught clone) or at the first change with
- * several, not at load: a program that never makes threads has no fd of
- * corun's. Lock-free; keeps errno. */
+/* /proc (O_PATH, checked to be procfs), one of corun's fds, for listing
+ * the process's kernel threads (the setuid family's change on every one)
+ * even after a chroot. Opened ahead of a second kernel thread that corun
+ * sees made (libc_pthread_create, a caught clone) or at the first change,
+ * not at load: a program that never makes threads nor changes its ids has
+ * no fd of corun's. Keeps errno. */
 void ownfd_proc_open(void);
 /* Its number, or -1 if it was never opened. */
 int ownfd_proc(void);

@@ -3,15 +3,15 @@
  * One change at a time: the caller lists the process's kernel threads
  * (/proc/self/task, through corun's /proc fd, opened before the process's
  * second kernel thread, so that a chroot does not hide it: sshd's
- * privilege separation chroots, then drops its ids), queues glibc's SIGSETXID to each with a value naming the change,
- * and waits until each has made the call in the signal's handler (the
- * caller's own thread too: a signal it queues to itself runs as the call
- * returns). It lists again until a listing finds no thread it has not
- * done: a thread made meanwhile by one not yet done is seen then, and one
- * made by a thread already done has the new ids from birth. The signal is
- * glibc's because no program can catch or block it (sigaction and
- * sigprocmask refuse or drop it), so no thread of the program's misses it;
- * glibc's own handler runs for the signals that are not corun's.
+ * privilege separation chroots, then drops its ids), queues glibc's
+ * SIGSETXID to each other one with a value naming the change, and waits
+ * until each has made the call in the signal's handler. It lists again
+ * until a listing finds no thread it has not done: a thread made
+ * meanwhile by one not yet done is seen then, and one made by a thread
+ * already done has the new ids from birth. The signal is glibc's because
+ * no program can catch or block it (sigaction and sigprocmask refuse or
+ * drop it), so no thread of the program's misses it; glibc's own handler
+ * runs for the signals that are not corun's.
  *
  * The caller's own thread makes the call last, as glibc's does; every
  * thread's result must be the same (else the process stops, as glibc's
@@ -161,7 +161,7 @@ static int64_t now_ns(void)
 }
 
 /* A small /proc file of this process's thread tid (/proc/self/task/TID/
- * file), read whole: its length, or -1 (gone). */
+ * file), read whole: its length, or -errno (ENOENT, ESRCH: gone). */
 static ssize_t read_task_file(int tid, const char *file, char *buf, size_t size)
 {
     /* "self/task/TID/FILE" without snprintf (locale, stdio) */
@@ -178,25 +178,30 @@ static ssize_t read_task_file(int tid, const char *file, char *buf, size_t size)
     for (const char *p = file; *p && o + 1 < sizeof path;)
         path[o++] = *p++;
     path[o] = '\0';
-    int fd = (int)catch_raw(SYS_openat, ownfd_proc(), (long)path, O_RDONLY | O_CLOEXEC, 0, 0, 0);
+    long fd = catch_raw(SYS_openat, ownfd_proc(), (long)path, O_RDONLY | O_CLOEXEC, 0, 0, 0);
     if (fd < 0)
-        return -1;
+        return fd;
     long n = catch_raw(SYS_read, fd, (long)buf, (long)size - 1, 0, 0, 0);
     catch_raw(SYS_close, fd, 0, 0, 0, 0, 0);
     if (n <= 0)
-        return -1;
+        return n < 0 ? n : -ESRCH;      /* an empty stat: the task is being reaped */
     buf[n] = '\0';
     return n;
 }
 
 /* Whether the thread can take the signal and make the call: not gone, not
  * exiting (a zombie leader after main's pthread_exit stays listed), not
- * one of io_uring's kernel workers. */
+ * one of io_uring's kernel workers. A file that cannot be read for another
+ * reason (no fd left) says yes: the signal's ESRCH tells a gone one, and a
+ * thread wrongly left out would keep its ids. */
 static bool takes_signals(int tid)
 {
     char buf[512];
-    if (read_task_file(tid, "stat", buf, sizeof buf) < 0)
+    ssize_t n = read_task_file(tid, "stat", buf, sizeof buf);
+    if (n == -ENOENT || n == -ESRCH)
         return false;
+    if (n < 0)
+        return true;
     const char *p = strrchr(buf, ')');          /* the name may hold spaces and parens */
     if (!p || p[1] != ' ')
         return false;
@@ -216,7 +221,7 @@ static bool blocks_signal(int tid)
 {
     char buf[2048];
     if (read_task_file(tid, "status", buf, sizeof buf) < 0)
-        return false;
+        return false;                  /* only for a warning */
     const char *p = strstr(buf, "\nSigBlk:");
     if (!p)
         return false;
@@ -252,18 +257,23 @@ static bool table_add(int tid, int state)
 }
 
 /* Add the threads /proc lists that are not in the table (the caller's own
- * as done: it makes the call last): how many, or -1. */
+ * as done: it makes the call last): how many, or -errno (the whole list
+ * could not be read). */
 static int list_threads(int self)
 {
-    int fd = (int)catch_raw(SYS_openat, ownfd_proc(), (long)"self/task",
-                            O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0);
+    long fd = catch_raw(SYS_openat, ownfd_proc(), (long)"self/task",
+                        O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0);
     if (fd < 0)
-        return -1;
+        return (int)fd;
     int added = 0;
     char buf[4096];
     for (;;) {
         long n = catch_raw(SYS_getdents64, fd, (long)buf, sizeof buf, 0, 0, 0);
-        if (n <= 0)
+        if (n < 0) {
+            catch_raw(SYS_close, fd, 0, 0, 0, 0, 0);
+            return (int)n;
+        }
+        if (n == 0)
             break;
         for (long off = 0; off < n;) {
             struct dirent64 *e = (struct dirent64 *)(buf + off);
@@ -365,47 +375,56 @@ int ids_set_all(long nr, long a, long b, long c)
     long r;
     ownfd_proc_open();                 /* glibc's own threads (a SIGEV_THREAD timer's) came
                                         * without a hook */
-    if (ownfd_proc() < 0) {
-        /* No /proc (a chroot without one, before any thread): unshare
-         * (CLONE_THREAD) fails unless the caller is the process's only
-         * kernel thread, and then does nothing; asked only here, since a
-         * seccomp filter may forbid it. */
-        if (catch_raw(SYS_unshare, CLONE_THREAD, 0, 0, 0, 0, 0) != 0)
-            diag_fatal("setuid family: the process has several kernel threads and /proc "
-                       "cannot be opened to list them: their ids cannot all be changed");
-        r = catch_raw(nr, a, b, c, 0, 0, 0);
+    int listed = -ENOENT;
+    if (ownfd_proc() >= 0) {
+        bool ok;
+        handler_was_in_place(&ok);
+        if (!ok)
+            diag_fatal("setuid family: cannot install the handler of signal %d", IDS_SIGNAL);
+        if (!cmd.table) {
+            size_t cap = 64;
+            cmd.table = (void *)catch_raw(SYS_mmap, 0,
+                                          (long)(sizeof *cmd.table + cap * sizeof cmd.table->s[0]),
+                                          PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                                          0);
+            if ((unsigned long)cmd.table > -4096UL)
+                diag_fatal("setuid family: no memory for the list of threads");
+            cmd.table->cap = (unsigned)cap;
+        }
+        pid_t pid = (pid_t)catch_raw(SYS_getpid, 0, 0, 0, 0, 0, 0);
+        int self = (int)catch_raw(SYS_gettid, 0, 0, 0, 0, 0, 0);
+        cmd.table->n = 0;
+        cmd.nr = nr;
+        cmd.a = a;
+        cmd.b = b;
+        cmd.c = c;
+        cmd.differ = 0;
+        cmd.result = NO_RESULT;
+        __atomic_store_n(&cmd.gen, cmd.gen + 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&cmd.active, 1, __ATOMIC_RELEASE);
+        while ((listed = list_threads(self)) > 0)
+            run_round(pid);
+        __atomic_store_n(&cmd.active, 0, __ATOMIC_RELEASE);
+        if (listed < 0 && cmd.table->n > 0)
+            diag_fatal("setuid family: /proc/self/task could not be read again (error %d) after "
+                       "some threads changed their ids: stopping the process", -listed);
+    }
+    if (listed < 0) {
+        /* No list (no /proc, an empty one in a jail, no fd left), and
+         * nothing changed yet: unshare(CLONE_THREAD) fails unless the caller
+         * is the process's only kernel thread, and then does nothing (asked
+         * only here: a seccomp filter may forbid it). With several, the
+         * call fails whole (EAGAIN, as for a passing shortage) rather than
+         * change some threads only. */
+        if (catch_raw(SYS_unshare, CLONE_THREAD, 0, 0, 0, 0, 0) == 0) {
+            r = catch_raw(nr, a, b, c, 0, 0, 0);
+        } else {
+            diag_log(LOG_WARN, "setuid family: the process's threads cannot be listed (/proc: "
+                     "error %d): the call fails, no thread's ids changed", -listed);
+            r = -EAGAIN;
+        }
         goto out;
     }
-    bool ok;
-    handler_was_in_place(&ok);
-    if (!ok)
-        diag_fatal("setuid family: cannot install the handler of signal %d", IDS_SIGNAL);
-    if (!cmd.table) {
-        size_t cap = 64;
-        cmd.table = (void *)catch_raw(SYS_mmap, 0,
-                                      (long)(sizeof *cmd.table + cap * sizeof cmd.table->s[0]),
-                                      PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if ((unsigned long)cmd.table > -4096UL)
-            diag_fatal("setuid family: no memory for the list of threads");
-        cmd.table->cap = (unsigned)cap;
-    }
-    pid_t pid = (pid_t)catch_raw(SYS_getpid, 0, 0, 0, 0, 0, 0);
-    int self = (int)catch_raw(SYS_gettid, 0, 0, 0, 0, 0, 0);
-    cmd.table->n = 0;
-    cmd.nr = nr;
-    cmd.a = a;
-    cmd.b = b;
-    cmd.c = c;
-    cmd.differ = 0;
-    cmd.result = NO_RESULT;
-    __atomic_store_n(&cmd.gen, cmd.gen + 1, __ATOMIC_RELEASE);
-    __atomic_store_n(&cmd.active, 1, __ATOMIC_RELEASE);
-    int listed;
-    while ((listed = list_threads(self)) > 0)
-        run_round(pid);
-    __atomic_store_n(&cmd.active, 0, __ATOMIC_RELEASE);
-    if (listed < 0 && cmd.table->n == 0)
-        diag_fatal("setuid family: cannot list /proc/self/task");
     /* Last, as glibc's: the caller's own thread. */
     r = catch_raw(nr, a, b, c, 0, 0, 0);
     long others = __atomic_load_n(&cmd.result, __ATOMIC_ACQUIRE);

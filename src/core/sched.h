@@ -76,7 +76,8 @@ struct sched_stats {
     unsigned long switches;
     unsigned long preempted;      /* green threads made to yield after a CPU-time slice */
     unsigned long moved_in, moved_out;   /* green threads taken from / handed to other workers */
-    unsigned long from_global;           /* ... of them taken from the global queue */
+    unsigned long from_global;           /* green threads taken from the global queue (its
+                                          * own ones back too) */
     unsigned long handed_off;     /* times another OS thread took it over from one stuck in a call */
     unsigned long parks[WAIT_KINDS];
     unsigned long offloads;

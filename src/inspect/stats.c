@@ -163,7 +163,7 @@ void stats_print(void)
     diag_printf_fd(fd, "  %-28s %12lu\n", "preempted (CPU slices)", sum.preempted);
     if (nsched > 1) {
         diag_printf_fd(fd, "  %-28s %12lu\n", "moved to another OS thread", sum.moved_in);
-        diag_printf_fd(fd, "  %-28s %12lu\n", "  from the global queue", sum.from_global);
+        diag_printf_fd(fd, "  %-28s %12lu\n", "taken from the global queue", sum.from_global);
     }
     diag_printf_fd(fd, "  %-28s %12lu\n", "parks", parks);
     /* The reasons users ask about first, always; the rest when seen. */
@@ -202,9 +202,10 @@ void stats_print(void)
         for (int k = 0; k < WAIT_KINDS; k++)
             p += per[i].st.parks[k];
         diag_printf_fd(fd, "  OS thread %d: %lu created, %lu switches, %lu preempted, %lu parks, "
-                       "%lu moved in (%lu from the global queue), %lu out", (int)per[i].tid,
-                       per[i].st.created, per[i].st.switches, per[i].st.preempted, p,
-                       per[i].st.moved_in, per[i].st.from_global, per[i].st.moved_out);
+                       "%lu moved in, %lu out, %lu taken from the global queue",
+                       (int)per[i].tid, per[i].st.created, per[i].st.switches,
+                       per[i].st.preempted, p, per[i].st.moved_in, per[i].st.moved_out,
+                       per[i].st.from_global);
         /* Its scheduler went to another OS thread while one was stuck in a
          * real call (the tid is the last one's). */
         if (per[i].st.handed_off)

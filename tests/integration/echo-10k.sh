@@ -5,7 +5,7 @@
 # connection is closed: the server's fd count must be back to its value
 # before the load, and its RSS must not grow from one round to the next (a
 # leak of a few hundred bytes per connection would show as megabytes).
-# The server must run on one OS thread throughout.
+# The server must run on CORUN_PROCS OS threads at most throughout.
 . "$(dirname "$0")/lib.sh"
 conns=10000
 # 10,000 sockets in each process (+ a few): within the 20,000 hard limit here.

@@ -50,10 +50,10 @@ Test(mn_green, spread_through_global_queue)
     cr_assert(WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0 &&
                   strstr(c->out, "PASS spread\n"),
               PT_FMT, PT_ARGS("pt_mn", "spread", PT_GREEN, c, st));
-    const char *g = strstr(c->err, "from the global queue ");
+    const char *g = strstr(c->err, "taken from the global queue ");
     cr_assert(g, "no global queue line in the stats" PT_FMT,
               PT_ARGS("pt_mn", "spread", PT_GREEN, c, st));
-    long n = strtol(g + strlen("from the global queue "), NULL, 10);
+    long n = strtol(g + strlen("taken from the global queue "), NULL, 10);
     cr_assert(n >= 1, "no thread taken from the global queue" PT_FMT,
               PT_ARGS("pt_mn", "spread", PT_GREEN, c, st));
     free(c);
