@@ -164,9 +164,9 @@ static void *spread_main(void *arg)
 {
     struct ident me;
     ident_start(&me, (long)(intptr_t)arg);
-    /* Unequal shares: the even threads are short, the odd ones long. At 2
-     * workers new threads alternate between them, so one worker goes idle
-     * while the other still has two threads or more to run: it takes some. */
+    /* Unequal shares: the even threads are short, the odd ones long, so
+     * that (unless the split comes out even) one worker goes idle while the
+     * other still has two threads or more to run: it takes some. */
     for (int i = 0; i < (me.id % 2 ? 50 : 12); i++) {
         int e = (int)(2000 + me.id * 100 + i);
         errno = e;
@@ -179,13 +179,20 @@ static void *spread_main(void *arg)
 
 static void mode_spread(void)
 {
-    pthread_t t[SPREAD];
-    for (long i = 0; i < SPREAD; i++)
-        OK(pthread_create(&t[i], NULL, spread_main, IP(i)));
-    for (long i = 0; i < SPREAD; i++) {
-        void *r;
-        OK(pthread_join(t[i], &r));
-        CHECKF(r == IP(i * 7), "thread %ld returned %p", i, r);
+    /* Where new threads start depends on which worker takes them first
+     * (the global queue): a wave whose split came out even moves none
+     * (2 runs in 16). PT_MUST_MOVE: up to four waves until one did. */
+    for (int wave = 0; wave < 4; wave++) {
+        pthread_t t[SPREAD];
+        for (long i = 0; i < SPREAD; i++)
+            OK(pthread_create(&t[i], NULL, spread_main, IP(i)));
+        for (long i = 0; i < SPREAD; i++) {
+            void *r;
+            OK(pthread_join(t[i], &r));
+            CHECKF(r == IP(i * 7), "thread %ld returned %p", i, r);
+        }
+        if (!move_required() || atomic_load(&moved_threads) >= 1)
+            break;
     }
     check_spread(SPREAD, true);
 }
