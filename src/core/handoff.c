@@ -288,9 +288,10 @@ __attribute__((noreturn)) static void spare_loop(struct mthread *m, struct corun
             catch_raw(SYS_write, s->wake_fd, (long)&one, sizeof one, 0, 0, 0);
         }
         if (m->tid == getpid()) {
-            /* The process's first thread, on a TCB of corun's now: glibc's
-             * setuid family, which reaches the threads it knows by their
-             * TCBs, would leave its ids behind, so it runs nothing again. */
+            /* The process's first thread, on a TCB of corun's now, which
+             * glibc's lists do not hold (what glibc does to every thread it
+             * knows, as its own setuid path inside libc, would miss it):
+             * it runs nothing again. */
             for (;;)
                 futex_wait(&m->gen, m->gen);
         }

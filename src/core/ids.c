@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "catch.h"
+#include "clock.h"
 #include "diag.h"
 #include "ids.h"
 #include "lock.h"
@@ -152,13 +153,6 @@ static bool handler_was_in_place(bool *ok)
 }
 
 /* ---- the caller's side -------------------------------------------------------*/
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    catch_raw(SYS_clock_gettime, CLOCK_MONOTONIC, (long)&ts, 0, 0, 0, 0);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* A small /proc file of this process's thread tid (/proc/self/task/TID/
  * file), read whole: its length, or -errno (ENOENT, ESRCH: gone). */
@@ -299,7 +293,7 @@ static void send_to(struct ids_slot *sl, pid_t pid)
     info.si_pid = pid;
     info.si_uid = (uid_t)catch_raw(SYS_getuid, 0, 0, 0, 0, 0, 0);
     info.si_value.sival_int = cmd.gen;
-    sl->sent_ns = now_ns();
+    sl->sent_ns = (int64_t)clock_now_ns();
     uint64_t st = __atomic_load_n(&sl->word, __ATOMIC_ACQUIRE);
     if (WORD_STATE(st) == SLOT_TO_SEND)
         __atomic_store_n(&sl->word, WORD(tid, SLOT_SENT), __ATOMIC_RELEASE);
@@ -321,7 +315,7 @@ static void send_to(struct ids_slot *sl, pid_t pid)
  * the call or is gone. */
 static void run_round(pid_t pid)
 {
-    int64_t checked = now_ns();
+    int64_t checked = (int64_t)clock_now_ns();
     for (;;) {
         int seen = __atomic_load_n(&cmd.acks, __ATOMIC_ACQUIRE);
         bool pending = false;
@@ -340,7 +334,7 @@ static void run_round(pid_t pid)
         /* Every 10 ms, however often handlers interrupt the wait: threads
          * gone or exiting with the signal pending, a handler replaced
          * (glibc's, at its first thread), one keeping the signal blocked. */
-        int64_t now = now_ns();
+        int64_t now = (int64_t)clock_now_ns();
         if (now - checked < CHECK_EVERY_NS)
             continue;
         checked = now;
@@ -439,6 +433,15 @@ out:
     }
     errno = saved;
     return 0;
+}
+
+int ids_set_effective(long nr, long id)
+{
+    if ((uint32_t)id == (uint32_t)-1) {     /* glibc's seteuid/setegid: EINVAL */
+        errno = EINVAL;
+        return -1;
+    }
+    return ids_set_all(nr, (uint32_t)-1, id, (uint32_t)-1);
 }
 
 int ids_initgroups(const char *user, gid_t group)

@@ -22,6 +22,10 @@
  * thread). */
 int ids_set_all(long nr, long a, long b, long c);
 
+/* seteuid/setegid: nr (setresuid, setresgid) with only the effective id
+ * changed; EINVAL for -1, as glibc's. */
+int ids_set_effective(long nr, long id);
+
 /* initgroups(3) through ids_set_all. */
 int ids_initgroups(const char *user, gid_t group);
 

@@ -1,7 +1,6 @@
 /* Hooks: the setuid family. The ids are the process's: each call is made
  * on every kernel thread of the process (src/core/ids.c), as glibc does
  * for the threads it made, which under corun are not the program's. */
-#include <errno.h>
 #include <grp.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -45,26 +44,16 @@ HOOK int setresgid(gid_t rgid, gid_t egid, gid_t sgid)
     return ids_set_all(SYS_setresgid, rgid, egid, sgid);
 }
 
-/* glibc's seteuid/setegid: setresuid/setresgid with the others left, and
- * EINVAL for -1. */
 HOOK int seteuid(uid_t euid)
 {
     CATCH_HOLD();
-    if (euid == (uid_t)-1) {
-        errno = EINVAL;
-        return -1;
-    }
-    return ids_set_all(SYS_setresuid, (uid_t)-1, euid, (uid_t)-1);
+    return ids_set_effective(SYS_setresuid, euid);
 }
 
 HOOK int setegid(gid_t egid)
 {
     CATCH_HOLD();
-    if (egid == (gid_t)-1) {
-        errno = EINVAL;
-        return -1;
-    }
-    return ids_set_all(SYS_setresgid, (gid_t)-1, egid, (gid_t)-1);
+    return ids_set_effective(SYS_setresgid, egid);
 }
 
 HOOK int setgroups(size_t n, const gid_t *list)
