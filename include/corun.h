@@ -140,7 +140,8 @@ int corun_sleep(int64_t ns);
 corun_t *corun_current(void);
 
 /* A process-wide unique, never reused id: 1 for the first scheduler's main
- * coroutine, then increasing. */
+ * coroutine, then increasing on each scheduler (each takes its ids from
+ * the process's count in blocks). */
 uint64_t corun_id(const corun_t *co);
 
 /* The name of co, or "" if it has none. Valid while co is. */

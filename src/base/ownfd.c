@@ -1,6 +1,7 @@
 /* The registry of corun's own fds: see ownfd.h. Raw system calls only. */
 #include "ownfd.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -440,4 +441,32 @@ void ownfd_proc_open(void)
 int ownfd_proc(void)
 {
     return __atomic_load_n(&proc_fd, __ATOMIC_ACQUIRE);
+}
+
+int ownfd_each_task(bool (*fn)(pid_t tid, void *arg), void *arg)
+{
+    int saved = errno;
+    long fd = syscall(SYS_openat, ownfd_proc(), "self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        int r = -errno;
+        errno = saved;
+        return r;
+    }
+    int r = 0;
+    char buf[4096];
+    long len;
+    while ((len = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0)
+        for (long off = 0; off < len;) {
+            struct dirent64 *e = (struct dirent64 *)(buf + off);
+            off += e->d_reclen;
+            if (e->d_name[0] >= '0' && e->d_name[0] <= '9' &&
+                !fn((pid_t)strtol(e->d_name, NULL, 10), arg))
+                goto done;
+        }
+    if (len < 0)
+        r = -errno;
+done:
+    syscall(SYS_close, fd);
+    errno = saved;
+    return r;
 }

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Numbers tracked; corun places its fds below OWNFD_CEILING, FD_SETSIZE:
  * an fd above it would grow the kernel's fd table past what an fd_set
@@ -112,6 +113,11 @@ static inline bool ownfd_dir_hides(const void *dir, const char *name)
 void ownfd_proc_open(void);
 /* Its number, or -1 if it was never opened. */
 int ownfd_proc(void);
+
+/* fn(tid, arg) for each kernel thread of the process that /proc lists
+ * (through that fd), until fn returns false: 0, or -errno when the list
+ * could not be read to its end. Keeps errno. */
+int ownfd_each_task(bool (*fn)(pid_t tid, void *arg), void *arg);
 
 /* fork: the registry's lock held across it, reset in the child. */
 void ownfd_fork_prepare(void);

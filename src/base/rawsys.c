@@ -8,6 +8,7 @@
 #include "rawsys.h"
 
 #include <errno.h>
+#include <linux/membarrier.h>
 #include <stdarg.h>
 
 /* In corun_allowed (src/core/catch.h): the catch never turns corun's own
@@ -31,4 +32,34 @@ __attribute__((no_sanitize_address, section("corun_allowed"))) long raw_syscall(
         return -1;
     }
     return r;
+}
+
+/* ---- membarrier: the slow side of an asymmetric fence ---------------------- */
+
+static int membarrier_state;            /* 0 not tried, 1 registered, -1 refused */
+
+bool rs_membarrier_ready(void)
+{
+    int b = __atomic_load_n(&membarrier_state, __ATOMIC_ACQUIRE);
+    if (b == 0) {
+        int saved = errno;
+        b = raw_syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 ? 1 : -1;
+        errno = saved;
+        __atomic_store_n(&membarrier_state, b, __ATOMIC_RELEASE);
+    }
+    return b > 0;
+}
+
+bool rs_membarrier(void)
+{
+    int saved = errno;
+    /* A fork child's process is not registered yet: it is, then. */
+    bool ok = raw_syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0 ||
+              (errno == EPERM &&
+               raw_syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
+               raw_syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) ||
+              raw_syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0;
+    if (ok)
+        errno = saved;
+    return ok;
 }

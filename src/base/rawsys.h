@@ -18,6 +18,16 @@
 /* What the layers' syscall() calls are (rawsys.c). */
 long raw_syscall(long nr, ...);
 
+/* An asymmetric fence: a fast side that only stores then loads (with a
+ * compiler barrier between), and a rare slow side that stores, runs
+ * rs_membarrier() (a full barrier on every running thread of the process),
+ * then loads: each sees the other's store, or the fast side's load comes
+ * after the barrier and sees the slow side's. rs_membarrier_ready() says,
+ * once and for good, whether the kernel has it (it registers the process);
+ * after a yes, rs_membarrier() fails only if the kernel changed its mind. */
+bool rs_membarrier_ready(void);
+bool rs_membarrier(void);
+
 static inline ssize_t rs_readv(int fd, const struct iovec *iov, int cnt)
 {
     return syscall(SYS_readv, fd, iov, cnt);

@@ -71,7 +71,7 @@ void catch_frame_refresh(void *ucontext)
 
 bool preempt_wanted;
 void (*preempt_handler_fn)(int, siginfo_t *, void *);
-static bool preempt_given_up;
+bool preempt_given_up;                 /* atomic: preemption is off for good (catch.h) */
 static bool preempt_installed;         /* the handler is the kernel's action for the signal */
 
 /* Install the handler at the first arm, once the TLS mode is known, if

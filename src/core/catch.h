@@ -68,6 +68,9 @@ extern void (*preempt_handler_fn)(int, siginfo_t *, void *);
 /* Arm the calling OS thread's timer (s its scheduler). Returns 0 or an
  * errno value. */
 int preempt_arm(struct sched *s);
+/* Preemption was given up (its signal taken by the program): armed
+ * schedulers' timers are gone, their preempt_armed left as it was. */
+extern bool preempt_given_up;
 void preempt_disarm(struct sched *s);
 /* The program takes PREEMPT_SIGNAL for itself: preemption stops in the
  * whole process (every timer deleted). */

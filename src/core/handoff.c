@@ -211,7 +211,7 @@ static bool own_context_make(struct mthread *m)
     catch_raw(SYS_mprotect, lo, 4096, PROT_NONE, 0, 0, 0);   /* a guard page */
     char *hi = (char *)lo + len;
     if (m->tcb_lent) {
-        uintptr_t tp = tls_create(hi);
+        uintptr_t tp = tls_create(hi, false);
         if (!tp) {
             catch_raw(SYS_munmap, lo, (long)len, 0, 0, 0, 0);
             return false;

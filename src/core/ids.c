@@ -19,7 +19,6 @@
  * threads exiting or gone. A thread that keeps the signal blocked with a
  * raw system call is waited for, as glibc waits (warned about after a
  * second). */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -253,34 +252,23 @@ static bool table_add(int tid, int state)
 /* Add the threads /proc lists that are not in the table (the caller's own
  * as done: it makes the call last): how many, or -errno (the whole list
  * could not be read). */
+struct listing {
+    int self, added;
+};
+
+static bool list_one(pid_t tid, void *arg)
+{
+    struct listing *l = arg;
+    int state = tid != l->self && takes_signals(tid) ? SLOT_TO_SEND : SLOT_SKIPPED;
+    l->added += table_add(tid, state);
+    return true;
+}
+
 static int list_threads(int self)
 {
-    long fd = catch_raw(SYS_openat, ownfd_proc(), (long)"self/task",
-                        O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0);
-    if (fd < 0)
-        return (int)fd;
-    int added = 0;
-    char buf[4096];
-    for (;;) {
-        long n = catch_raw(SYS_getdents64, fd, (long)buf, sizeof buf, 0, 0, 0);
-        if (n < 0) {
-            catch_raw(SYS_close, fd, 0, 0, 0, 0, 0);
-            return (int)n;
-        }
-        if (n == 0)
-            break;
-        for (long off = 0; off < n;) {
-            struct dirent64 *e = (struct dirent64 *)(buf + off);
-            off += e->d_reclen;
-            if (e->d_name[0] < '0' || e->d_name[0] > '9')
-                continue;
-            int tid = (int)strtol(e->d_name, NULL, 10);
-            int state = tid != self && takes_signals(tid) ? SLOT_TO_SEND : SLOT_SKIPPED;
-            added += table_add(tid, state);
-        }
-    }
-    catch_raw(SYS_close, fd, 0, 0, 0, 0, 0);
-    return added;
+    struct listing l = { self, 0 };
+    int r = ownfd_each_task(list_one, &l);
+    return r < 0 ? r : l.added;
 }
 
 static void send_to(struct ids_slot *sl, pid_t pid)

@@ -9,4 +9,7 @@ struct sched;
  * touch the calling thread's thread-local state (errno is copied back). */
 void offload_run(struct sched *s, void (*fn)(void *), void *arg);
 
+/* In a forked child: the pool is started (sized and named) anew. */
+void offload_fork_child(void);
+
 #endif

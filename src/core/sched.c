@@ -31,6 +31,7 @@
 #include "real.h"
 #include "catch.h"
 #include "ids.h"
+#include "offload.h"
 #include "tls.h"
 #include "uvfds.h"
 
@@ -58,6 +59,21 @@ void sched_mark_program_thread(void)
     tls_program_thread = true;
 }
 static atomic_uint_fast64_t next_id = 1;
+
+/* Ids are taken from the global count in blocks, one block per scheduler
+ * at a time: a lock-prefixed add per thread would cost about 10 ns, more
+ * right after a new thread's TCB was cleared (it waits for those stores).
+ * A process with one scheduler numbers its threads 1, 2, 3... as before. */
+#define ID_BLOCK 256
+
+static uint64_t next_thread_id(struct sched *s)
+{
+    if (unlikely(s->id_next == s->id_end)) {
+        s->id_next = atomic_fetch_add(&next_id, ID_BLOCK);
+        s->id_end = s->id_next + ID_BLOCK;
+    }
+    return s->id_next++;
+}
 
 /* ---- parts ----------------------------------------------------------------*/
 
@@ -160,7 +176,8 @@ void coroutine_release(struct corun *co)
     if (!co->stack.cls)
         return;                           /* the program's own stack (pthread_attr_setstack) */
     struct stack_slot slot = co->stack;   /* the header goes with the stack */
-    stack_release(&slot);
+    struct sched *me = sched_tls;         /* the releasing OS thread's */
+    stack_release_cached(me ? &me->stack_spare : NULL, &slot);
 }
 
 static void run_resumed(struct sched *s, struct corun *co)
@@ -174,8 +191,12 @@ static void run_resumed(struct sched *s, struct corun *co)
 static inline void after_switch(struct sched *s, struct corun *self)
 {
     s->current = self;
-    if (unlikely(self->flags & CO_MOVABLE))   /* its frames hold s again (handlers may run) */
-        __atomic_and_fetch(&self->flags, ~CO_MOVABLE, __ATOMIC_RELAXED);
+    if (unlikely(self->flags & CO_MOVABLE)) {  /* its frames hold s again (handlers may run) */
+        if (mn_active)                          /* other OS threads may look at the flags */
+            __atomic_and_fetch(&self->flags, ~CO_MOVABLE, __ATOMIC_RELAXED);
+        else
+            self->flags &= ~CO_MOVABLE;
+    }
     if (!(self->flags & CO_OWN_TLS))
         *self->errno_loc = self->saved_errno;   /* shared with the OS thread: put back */
     if (unlikely(s->dead != NULL)) {
@@ -229,10 +250,21 @@ __attribute__((noreturn)) static void sched_switch_final(struct corun *from,
  * once the coarse clock has ticked since the last poll: coroutines that
  * work for milliseconds between yields would otherwise make every timer
  * and wakeup late by POLL_EVERY of their slices. At most one extra poll
- * per tick. */
+ * per tick. A look at the clock costs a few ns, as much as the rest of a
+ * switch: while preemption's CPU-time timer is armed, its signal marks a
+ * long run on the CPU (poll_tick), and the clock, which also sees time
+ * spent off it (a real blocking call), is read at every 8th dispatch. */
+static inline bool poll_due_exact(struct sched *s)
+{
+    return s->dispatches >= POLL_EVERY || s->poll_tick || clock_coarse_ns() != s->polled_tick;
+}
+
 static inline bool poll_due(struct sched *s)
 {
-    return s->dispatches >= POLL_EVERY || clock_coarse_ns() != s->polled_tick;
+    if (s->preempt_armed && (s->dispatches & 7) != 0 && !s->poll_tick &&
+        !__atomic_load_n(&preempt_given_up, __ATOMIC_RELAXED))
+        return s->dispatches >= POLL_EVERY;
+    return poll_due_exact(s);
 }
 
 /* The next runnable thread. Preempted (CPU-bound) ones wait while others
@@ -296,8 +328,7 @@ int sched_park(struct sched *s, uint64_t deadline, enum park_mode mode)
     note_park(s, cur);
     if (deadline != DEADLINE_NONE) {
         cur->timer.deadline = deadline;
-        if (timerheap_insert(&s->timers, &cur->timer) != 0)
-            diag_fatal("out of memory for the timer queue");
+        timerheap_insert(&s->timers, &cur->timer);
     }
     sched_switch(s, cur, pick_next(s));
     s->woken_co = cur;                /* parked threads never move: s is still its own */
@@ -391,7 +422,7 @@ void sched_shed_current(struct sched *s, struct sched *to)
 
 void sched_yield_if_due(struct sched *s)
 {
-    if (poll_due(s))
+    if (poll_due_exact(s))        /* a call that returns at once counts no dispatch */
         sched_yield_current(s);
 }
 
@@ -429,12 +460,34 @@ void *sched_switch_to(struct sched *s, struct corun *target, void *value)
 
 /* ---- coroutines ----------------------------------------------------------*/
 
+/* Where a slot's header lies: 64-aligned at its top. */
+static inline char *slot_header(const char *lo, size_t size)
+{
+    return (char *)(((uintptr_t)lo + size - co_hdr_size) & ~(uintptr_t)63);
+}
+
 /* A pooled stack slot leaves the TLS area an earlier thread had on it
  * (it becomes plain stack, or its pages go back to the kernel). */
 static void slot_forget_area(const struct stack_slot *slot)
 {
     if (tls_own && slot->size >= co_hdr_size + tls_area_size())
-        tls_forget((char *)(((uintptr_t)slot->lo + slot->size - co_hdr_size) & ~(uintptr_t)63));
+        tls_forget(slot_header(slot->lo, slot->size));
+}
+
+struct area_walk { void (*fn)(char *hi, void *arg); void *arg; };
+
+static void area_of_slot(char *lo, size_t size, void *arg)
+{
+    const struct area_walk *w = arg;
+    if (size >= co_hdr_size + tls_area_size())
+        w->fn(slot_header(lo, size), w->arg);
+}
+
+/* tls_sync_static's walk of the areas on pooled stacks. */
+static void walk_pool_areas(void (*fn)(char *hi, void *arg), void *arg)
+{
+    struct area_walk w = { fn, arg };
+    stack_foreach_slot(area_of_slot, &w);
 }
 
 /* Header at the top of the stack slot, and an initial context running
@@ -445,7 +498,7 @@ static struct corun *coroutine_on_slot(struct sched *s, const struct stack_slot 
                                        ctx_entry_fn entry, void *arg)
 {
     struct corun *co =
-        (struct corun *)(((uintptr_t)slot->lo + slot->size - co_hdr_size) & ~(uintptr_t)63);
+        (struct corun *)slot_header(slot->lo, slot->size);
     memset(co, 0, co_hdr_size);
     co->stack = *slot;
     co->stack_lo = slot->lo + below;
@@ -458,7 +511,7 @@ static struct corun *coroutine_on_slot(struct sched *s, const struct stack_slot 
         slot_forget_area(slot);           /* a DTV kept on this stack by an earlier thread */
     if (own_tls) {
         /* Its TCB and TLS lie between its header and its stack. */
-        uintptr_t tp = tls_create((char *)co);
+        uintptr_t tp = tls_create((char *)co, slot->cls != NULL);
         if (!tp)
             return NULL;
         co->stack_hi = (char *)co - tls_area_size();
@@ -494,8 +547,9 @@ static int coroutine_new(struct sched *s, size_t stack_size, size_t guard, bool 
     /* Without a guard region the canary needs a page below the stack. */
     size_t below = guard ? 0 : stack_page_size();
     struct stack_slot slot;
-    int r = stack_alloc(stack_size + co_hdr_size + below + (own_tls ? tls_area_size() : 0),
-                        guard, &slot);
+    int r = stack_alloc_cached(&s->stack_spare,
+                               stack_size + co_hdr_size + below + (own_tls ? tls_area_size() : 0),
+                               guard, &slot);
     if (r)
         return r;
     *out = coroutine_on_slot(s, &slot, below, stack_size, own_tls, entry, arg);
@@ -604,6 +658,7 @@ static void loop_main(void *arg, void *xfer)
     after_switch(s, s->loop_co);
     for (;;) {
         s->dispatches = 0;
+        s->poll_tick = 0;
         s->polled_tick = clock_coarse_ns();
         __atomic_store_n(&s->turns, s->turns + 1, __ATOMIC_RELAXED);
         if (unlikely(s->loop_work)) {
@@ -627,8 +682,12 @@ static void loop_main(void *arg, void *xfer)
         if (unlikely(s->preempted || !coq_empty(&s->hogs)))
             woken_first(&s->runq, queued_before);
         if (s->preempted) {
-            if (coq_empty(&s->hogs))
-                s->hogs_served = clock_coarse_ns();
+            /* Its slice ends now: the others get a whole slice before the
+             * next hog. Counted from the slice's start, a slice longer
+             * than CORUN_PREEMPT_MS of wall time (the OS thread sharing a
+             * CPU with other processes) let the hogs go first at every
+             * turn, and a ticker beside them starved. */
+            s->hogs_served = clock_coarse_ns();
             coq_push(&s->hogs, s->preempted);
             s->preempted = NULL;
         }
@@ -675,7 +734,7 @@ static void sched_destroy(void *arg)
         uvfds_loop_close(s->loop);
     }
     coroutine_release(s->loop_co);
-    timerheap_release(&s->timers);
+    stack_cache_drop(&s->stack_spare);
     free(s->main_co);
     free(s);
 }
@@ -711,6 +770,7 @@ static void fork_child(void)
     ownfd_fork_child();
     ids_fork_child();
     tls_fork_child();
+    offload_fork_child();
     uvfds_fork_child_begin();
     struct sched *s = sched_tls;
     if (s) {
@@ -756,6 +816,7 @@ static void process_init(void)
     config_load();
     parts_layout();
     stack_set_cold_hook(slot_forget_area);
+    tls_set_pool_walk(walk_pool_areas);
     tls_decide();
     if (cr_config.report_tls) {
         /* coro-run --doctor: which TLS mode a program would get, and why. */
@@ -974,7 +1035,7 @@ static void coroutine_start(struct sched *s, struct corun *co, const char *name,
     struct corun *cur = s->current;
     co->fn = fn;
     co->arg = arg;
-    co->id = atomic_fetch_add(&next_id, 1);
+    co->id = next_thread_id(s);
     co->parent = cur;
     co->parent_id = cur->id;
     if (detached)

@@ -177,11 +177,13 @@ struct sched {
     struct corun *dead;           /* detached coroutine whose stack to release after the switch */
     struct corun *preempted;      /* made to yield: queued after what the loop's next turn wakes */
     struct coq hogs;              /* preempted threads: run when runq is empty, or every slice */
-    uint64_t hogs_served;         /* coarse time a hog last ran, or the queue filled */
+    uint64_t hogs_served;         /* coarse time a hog last started or ended a slice, or
+                                     one moved in to an empty queue */
     int *errno_loc;               /* the OS thread's errno */
     uintptr_t fsbase;             /* the OS thread's own thread pointer */
     unsigned dispatches;          /* since events were last polled */
     uint64_t polled_tick;         /* coarse clock at that poll */
+    volatile sig_atomic_t poll_tick;  /* preemption's signal came since (poll_due) */
     int epfd;                     /* fds waited on, plus libuv's own backend fd */
     int wake_fd;                  /* eventfd in epfd: other OS threads posted wakes */
     struct sched_xwake *xwakes;   /* atomic: posted by other OS threads, LIFO */
@@ -189,6 +191,8 @@ struct sched {
     unsigned xwake_posters;       /* atomic: other threads posting (they poke wake_fd) */
     unsigned long alive;          /* coroutines not finished, main included */
     struct timerheap timers;
+    struct stack_slot stack_spare;   /* its last released stack, out of the pool (stack.h) */
+    uint64_t id_next, id_end;        /* thread ids it hands out (a block of the global count) */
     struct dlist interruptible;   /* coroutines parked interruptibly */
     struct dlist all;             /* every coroutine not yet released, main included */
     uv_loop_t *loop;              /* libuv's loop, allocated with the scheduler */

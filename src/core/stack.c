@@ -52,6 +52,7 @@ struct arena {
 struct stack_class {
     size_t usable, guard, slot;
     struct stack_class *next;
+    struct arena *newest;              /* where carve is */
     char *carve;                       /* next uncarved slot of the newest arena */
     size_t carve_left;
     size_t next_arena_slots;
@@ -136,6 +137,7 @@ static int arena_new(struct stack_class *c)
     a->next = atomic_load(&arenas);
     while (!atomic_compare_exchange_weak(&arenas, &a->next, a))
         ;
+    c->newest = a;
     c->carve = p;
     c->carve_left = n;
     if (c->next_arena_slots < ARENA_MAX_SLOTS)
@@ -162,6 +164,19 @@ static bool guard_install(char *at, size_t len)
         return false;
     mprotect_budget--;
     return true;
+}
+
+/* A stack about to be used again. */
+static inline void handed_out(const struct stack_slot *out)
+{
+#ifdef STACK_ASAN
+    /* Frames that never returned (a finished coroutine's entry) left their
+     * redzones poisoned near the top. */
+    size_t clear = out->size < (64u << 10) ? out->size : (64u << 10);
+    ASAN_UNPOISON_MEMORY_REGION(out->lo + out->size - clear, clear);
+#else
+    (void)out;
+#endif
 }
 
 int stack_alloc(size_t size, size_t guard, struct stack_slot *out)
@@ -204,13 +219,36 @@ int stack_alloc(size_t size, size_t guard, struct stack_slot *out)
     out->size = usable;
     out->cls = c;
     out->guarded = enc & 1;
-#ifdef STACK_ASAN
-    /* Frames that never returned (a finished coroutine's entry) left their
-     * redzones poisoned near the top. */
-    size_t clear = usable < (64u << 10) ? usable : (64u << 10);
-    ASAN_UNPOISON_MEMORY_REGION(out->lo + usable - clear, clear);
-#endif
+    handed_out(out);
     return 0;
+}
+
+int stack_alloc_cached(struct stack_slot *cache, size_t size, size_t guard, struct stack_slot *out)
+{
+    const struct stack_class *c = cache->cls;
+    if (!c || c->usable != round_page(size) || c->guard != round_page(guard))
+        return stack_alloc(size, guard, out);
+    *out = *cache;
+    cache->cls = NULL;
+    handed_out(out);
+    return 0;
+}
+
+void stack_release_cached(struct stack_slot *cache, const struct stack_slot *s)
+{
+    if (cache && !cache->cls)
+        *cache = *s;
+    else
+        stack_release(s);
+}
+
+void stack_cache_drop(struct stack_slot *cache)
+{
+    if (!cache->cls)
+        return;
+    struct stack_slot s = *cache;
+    cache->cls = NULL;
+    stack_release(&s);
 }
 
 static int cmp_enc(const void *a, const void *b)
@@ -308,6 +346,26 @@ bool stack_guard_hit(const void *addr, char **hi, size_t *size)
     return false;
 }
 
+bool stack_in_pool(const void *addr)
+{
+    uintptr_t a = (uintptr_t)addr;
+    for (struct arena *ar = atomic_load(&arenas); ar; ar = ar->next)
+        if (a - (uintptr_t)ar->base < ar->len)
+            return true;
+    return false;
+}
+
+void stack_foreach_slot(void (*fn)(char *lo, size_t size, void *arg), void *arg)
+{
+    cr_lock(&pool_lock);
+    for (struct arena *ar = atomic_load(&arenas); ar; ar = ar->next) {
+        const struct stack_class *c = ar->cls;
+        char *end = ar == c->newest ? c->carve : ar->base + ar->len;   /* carved so far */
+        for (char *slot = ar->base; slot + c->slot <= end; slot += c->slot)
+            fn(slot + c->guard, c->usable, arg);
+    }
+    cr_unlock(&pool_lock);
+}
 
 /* The pool's lock is held across a fork, so that the child never inherits
  * it held by a thread it does not have (a fork while another OS thread made

@@ -28,6 +28,14 @@ int stack_alloc(size_t size, size_t guard, struct stack_slot *out);
  * stack must not be in use. */
 void stack_release(const struct stack_slot *slot);
 
+/* One released stack an OS thread keeps out of the pool (`cache`, its
+ * own, cls NULL when empty): its next stack of the same size comes back
+ * without the pool's lock. stack_release_cached fills an empty cache
+ * (NULL: none), else releases; stack_cache_drop gives it to the pool. */
+int stack_alloc_cached(struct stack_slot *cache, size_t size, size_t guard, struct stack_slot *out);
+void stack_release_cached(struct stack_slot *cache, const struct stack_slot *slot);
+void stack_cache_drop(struct stack_slot *cache);
+
 /* Called for each pooled stack whose pages are about to go back to the
  * kernel (outside the pool's lock): what its owner left on it goes too. */
 void stack_set_cold_hook(void (*hook)(const struct stack_slot *slot));
@@ -40,6 +48,14 @@ void stack_fork_child(void);
 /* For fault handlers: if addr lies in the guard region of a pooled stack,
  * store that stack's highest address and usable size and return true. */
 bool stack_guard_hit(const void *addr, char **hi, size_t *size);
+
+/* Whether addr lies in one of the pool's arenas (lock-free: arenas are
+ * never unmapped). */
+bool stack_in_pool(const void *addr);
+
+/* fn(lo, size, arg) for every slot of the pool handed out at least once,
+ * free or not, under the pool's lock (fn must not call into the pool). */
+void stack_foreach_slot(void (*fn)(char *lo, size_t size, void *arg), void *arg);
 
 size_t stack_page_size(void);
 

@@ -1,95 +1,86 @@
 #include "timerheap.h"
 
-#include <errno.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-static void put(struct timerheap *h, size_t i, struct timer_node *t)
+/* The earlier of two roots; the other becomes its first child. */
+static struct timer_node *meld(struct timer_node *a, struct timer_node *b)
 {
-    h->v[i] = t;
-    t->idx = i + 1;
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    if (b->deadline < a->deadline) {
+        struct timer_node *t = a;
+        a = b;
+        b = t;
+    }
+    b->prev = a;
+    b->next = a->child;
+    if (a->child)
+        a->child->prev = b;
+    a->child = b;
+    return a;
 }
 
-static void sift_up(struct timerheap *h, size_t i)
+/* One root from a list of siblings: melded in pairs left to right, then the
+ * pairs right to left (the two passes that give the amortised bound).
+ * Iterative: after many inserts without a removal the root has as many
+ * children. */
+static struct timer_node *merge_pairs(struct timer_node *first)
 {
-    struct timer_node *t = h->v[i];
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (h->v[p]->deadline <= t->deadline)
-            break;
-        put(h, i, h->v[p]);
-        i = p;
+    struct timer_node *pairs = NULL;      /* melded pairs, last first */
+    while (first) {
+        struct timer_node *a = first, *b = a->next;
+        first = b ? b->next : NULL;
+        a->next = a->prev = NULL;
+        if (b)
+            b->next = b->prev = NULL;
+        struct timer_node *m = meld(a, b);
+        m->next = pairs;
+        pairs = m;
     }
-    put(h, i, t);
+    struct timer_node *root = NULL;
+    while (pairs) {
+        struct timer_node *p = pairs;
+        pairs = p->next;
+        p->next = NULL;
+        root = meld(root, p);
+    }
+    return root;
 }
 
-static void sift_down(struct timerheap *h, size_t i)
+/* The root changes in one store, after the nodes are linked: the
+ * preemption signal's handler reads the earliest deadline at any
+ * instruction (a node just taken out stays readable: its owner holds it). */
+static void set_root(struct timerheap *h, struct timer_node *r)
 {
-    struct timer_node *t = h->v[i];
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n)
-            break;
-        if (c + 1 < h->n && h->v[c + 1]->deadline < h->v[c]->deadline)
-            c++;
-        if (t->deadline <= h->v[c]->deadline)
-            break;
-        put(h, i, h->v[c]);
-        i = c;
-    }
-    put(h, i, t);
+    if (r)
+        r->next = r->prev = NULL;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    __atomic_store_n(&h->root, r, __ATOMIC_RELAXED);
 }
 
-/* The array grows with mmap, not the program's malloc: it grows inside a
- * park, and the parking thread may be waiting for a malloc lock that a
- * thread of this OS thread holds, parked itself (glibc waits for a second
- * lock holding an arena's), which would leave this OS thread waiting in
- * the kernel for good. The old array is unmapped only after the new one
- * is in place: the preemption signal's handler reads the earliest timer
- * at any instruction. */
-int timerheap_insert(struct timerheap *h, struct timer_node *t)
+void timerheap_insert(struct timerheap *h, struct timer_node *t)
 {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 4096 / sizeof *h->v;
-        struct timer_node **v = (void *)syscall(SYS_mmap, NULL, cap * sizeof *v,
-                                                PROT_READ | PROT_WRITE,
-                                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (v == MAP_FAILED)
-            return ENOMEM;
-        struct timer_node **old = h->v;
-        size_t old_cap = h->cap;
-        if (old)
-            memcpy(v, old, h->n * sizeof *v);
-        h->v = v;
-        h->cap = cap;
-        __asm__ volatile("" ::: "memory");
-        if (old)
-            syscall(SYS_munmap, old, old_cap * sizeof *old);
-    }
-    put(h, h->n++, t);
-    sift_up(h, h->n - 1);
-    return 0;
+    t->child = t->next = t->prev = NULL;
+    t->queued = true;
+    h->n++;
+    set_root(h, meld(h->root, t));
 }
 
 void timerheap_remove(struct timerheap *h, struct timer_node *t)
 {
-    size_t i = t->idx - 1;
-    t->idx = 0;
-    struct timer_node *last = h->v[--h->n];
-    if (i == h->n)
+    t->queued = false;
+    h->n--;
+    if (t == h->root) {
+        set_root(h, merge_pairs(t->child));
         return;
-    put(h, i, last);
-    if (i > 0 && h->v[(i - 1) / 2]->deadline > last->deadline)
-        sift_up(h, i);
+    }
+    /* Out of its sibling list, then its children join the root. */
+    if (t->prev->child == t)
+        t->prev->child = t->next;
     else
-        sift_down(h, i);
-}
-
-void timerheap_release(struct timerheap *h)
-{
-    if (h->v)
-        syscall(SYS_munmap, h->v, h->cap * sizeof *h->v);
-    *h = (struct timerheap){ 0 };
+        t->prev->next = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    struct timer_node *sub = merge_pairs(t->child);
+    set_root(h, meld(h->root, sub));
 }

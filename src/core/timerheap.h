@@ -1,5 +1,7 @@
-/* A binary min-heap of deadlines (CLOCK_MONOTONIC nanoseconds). Nodes are
- * embedded in their owners; removal is O(log n) from any position. */
+/* A pairing heap of deadlines (CLOCK_MONOTONIC nanoseconds). Nodes are
+ * embedded in their owners, so a sleeping thread costs no memory beyond
+ * its own (a million sleepers, no array of a million pointers); removal
+ * from any position is O(log n) amortised. */
 #ifndef CR_TIMERHEAP_H
 #define CR_TIMERHEAP_H
 
@@ -9,27 +11,28 @@
 
 struct timer_node {
     uint64_t deadline;
-    size_t idx;                 /* position in the heap + 1; 0 when not queued */
+    struct timer_node *child;   /* the first of its children */
+    struct timer_node *next;    /* its next sibling */
+    struct timer_node *prev;    /* its previous sibling, or its parent if it is the first */
+    bool queued;
 };
 
 struct timerheap {
-    struct timer_node **v;
-    size_t n, cap;
+    struct timer_node *root;    /* the earliest (a signal handler of corun's reads it) */
+    size_t n;
 };
 
-int timerheap_insert(struct timerheap *h, struct timer_node *t);
+void timerheap_insert(struct timerheap *h, struct timer_node *t);
 void timerheap_remove(struct timerheap *h, struct timer_node *t);
-/* Give the array back (the heap is empty again). */
-void timerheap_release(struct timerheap *h);
 
 static inline struct timer_node *timerheap_min(const struct timerheap *h)
 {
-    return h->n ? h->v[0] : NULL;
+    return __atomic_load_n(&h->root, __ATOMIC_RELAXED);
 }
 
 static inline bool timer_queued(const struct timer_node *t)
 {
-    return t->idx != 0;
+    return t->queued;
 }
 
 #endif

@@ -31,6 +31,7 @@
 #include "diag.h"
 #include "list.h"
 #include "lock.h"
+#include "stack.h"
 
 /* The resolver state (struct __res_state) each thread has: <resolv.h>
  * itself cannot come in here, its macros rename ELF fields. */
@@ -77,6 +78,8 @@ static struct {
     size_t area;                       /* bytes a TLS area takes */
     size_t lm_tls_off;                 /* link_map's l_tls_offset (0: unknown) */
     bool keep_dtv;                     /* a pooled area keeps its DTV (dtv_layout_ok) */
+    size_t dtv_cap;                    /* entries of a DTV kept in a pooled area (0: malloc'ed) */
+    size_t dtv_room;                   /* bytes the area gives it */
 } L;
 
 static char why_not[160];
@@ -210,6 +213,103 @@ static bool dtv_layout_ok(uintptr_t tp)
     return dl_iterate_phdr(dtv_check_module, (void *)dtv) == 0;
 }
 
+/*
+ * A pooled area keeps its DTV in its own pages: a sleeping thread then
+ * costs two pages, not two pages and a 300-byte block of the heap. ld.so
+ * frees a thread's DTV when its TLS goes, and reallocs it from the
+ * thread's own __tls_get_addr when a dlopen added more modules than it
+ * has room for. It calls the global malloc's functions through pointers
+ * it looked up at startup and keeps in its RELRO (glibc's __rtld_free
+ * and __rtld_realloc); corun points those two at functions that leave a
+ * DTV in a stack arena alone, or copy it to the heap. The pointers are
+ * found by value: the words of ld.so's RELRO that hold the global
+ * malloc, calloc, free and realloc, each exactly once, all four within
+ * 64 bytes. Anything else keeps the DTV on the heap.
+ */
+static struct {
+    void *(*malloc)(size_t);
+    void (*free)(void *);
+    void *(*realloc)(void *, size_t);
+} rtld;
+
+static void rtld_free_hook(void *p)
+{
+    if (p && stack_in_pool(p))
+        return;                        /* a DTV in its area: goes with the area */
+    rtld.free(p);
+}
+
+static void *rtld_realloc_hook(void *p, size_t n)
+{
+    if (!p || !stack_in_pool(p))
+        return rtld.realloc(p, n);
+    /* p is &dtv[-1], whose first word is the DTV's length in entries. */
+    size_t have = (((const dtv_entry *)p)->val + 2) * sizeof(dtv_entry);
+    void *q = rtld.malloc(n);
+    if (q)
+        memcpy(q, p, have < n ? have : n);
+    return q;
+}
+
+struct relro { uintptr_t base, lo, hi; };
+
+static int find_relro(struct dl_phdr_info *info, size_t n, void *arg)
+{
+    (void)n;
+    struct relro *r = arg;
+    if (info->dlpi_addr != r->base)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_GNU_RELRO) {
+            r->lo = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+            r->hi = r->lo + info->dlpi_phdr[i].p_memsz;
+        }
+    return 1;
+}
+
+static bool rtld_hooks_install(void)
+{
+    Dl_info di;
+    struct link_map *lm = NULL;
+    if (!dladdr1((void *)L.allocate, &di, (void **)&lm, RTLD_DL_LINKMAP) || !lm)
+        return false;
+    struct relro r = { .base = lm->l_addr };
+    if (!dl_iterate_phdr(find_relro, &r) || r.hi <= r.lo)
+        return false;
+    static const char *const names[4] = { "malloc", "calloc", "free", "realloc" };
+    uintptr_t want[4], *at[4] = { NULL };
+    for (int k = 0; k < 4; k++)
+        if (!(want[k] = (uintptr_t)dlsym(RTLD_DEFAULT, names[k])))
+            return false;
+    for (uintptr_t *w = (uintptr_t *)((r.lo + 7) & ~(uintptr_t)7); (uintptr_t)(w + 1) <= r.hi; w++)
+        for (int k = 0; k < 4; k++)
+            if (*w == want[k]) {
+                if (at[k])
+                    return false;      /* twice: not the allocator's pointers */
+                at[k] = w;
+            }
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int k = 0; k < 4; k++) {
+        if (!at[k])
+            return false;
+        lo = (uintptr_t)at[k] < lo ? (uintptr_t)at[k] : lo;
+        hi = (uintptr_t)at[k] > hi ? (uintptr_t)at[k] : hi;
+    }
+    if (hi - lo >= 64)
+        return false;
+    size_t page = stack_page_size();
+    uintptr_t plo = lo & ~(page - 1), phi = (hi + 8 + page - 1) & ~(page - 1);
+    if (rs_mprotect((void *)plo, phi - plo, PROT_READ | PROT_WRITE) != 0)
+        return false;
+    rtld.malloc = (void *(*)(size_t))want[0];
+    rtld.free = (void (*)(void *))want[2];
+    rtld.realloc = (void *(*)(void *, size_t))want[3];
+    *at[2] = (uintptr_t)rtld_free_hook;
+    *at[3] = (uintptr_t)rtld_realloc_hook;
+    rs_mprotect((void *)plo, phi - plo, PROT_READ);
+    return true;
+}
+
 #define REFUSE(...)                                                 \
     do {                                                            \
         snprintf(why_not, sizeof why_not, __VA_ARGS__);             \
@@ -301,9 +401,6 @@ static bool layout_check(void)
     if (!find_malloc_state(tp, b.lo))
         REFUSE("malloc's per-thread cache is not where expected in libc's TLS");
     L.keep_dtv = L.allocate_init && dtv_layout_ok(tp);
-
-    /* The area: static TLS with the TCB, then the resolver state below it. */
-    L.area = (L.static_size + RES_STATE_SIZE + L.static_align + 128 + 63) & ~(size_t)63;
     const uint32_t *lm_off = desc("_thread_db_link_map_l_tls_offset");
     L.lm_tls_off = lm_off && lm_off[0] == 64 ? lm_off[2] : 0;
     return true;
@@ -350,32 +447,59 @@ void tls_decide(void)
         return;
     }
     tls_own = true;
+    if (L.keep_dtv && rtld_hooks_install()) {
+        /* As long as the one ld.so gave this thread: its modules and room to spare. */
+        L.dtv_cap = (*(const dtv_entry **)(tls_read_fs() + TCB_DTV))[-1].val;
+        L.dtv_room = (L.dtv_cap + 2) * sizeof(dtv_entry);
+    }
+    /* The area: the TCB and static TLS, the resolver state below them, the
+     * DTV's room and the record at the bottom. */
+    L.area = (L.static_size + RES_STATE_SIZE + L.dtv_room + L.static_align + 128 + 63) &
+             ~(size_t)63;
     if (L.lm_tls_off)
         dl_iterate_phdr(sync_module, (void *)1);   /* note what is in static TLS now */
 }
 
 /* ---- areas ---------------------------------------------------------------*/
 
-/* Every live area, for tls_sync_static: a record at the area's bottom.
- * An area whose thread finished and whose stack went back to the pool
- * keeps its DTV there for the next thread on that stack (`kept` then
- * holds the record's address xor AREA_KEPT, so that a record on a stack
- * that was handed back to the kernel, zeros, or used as plain stack is
- * never taken for one). */
+/* A record at the bottom of every area. `live` holds the record's address
+ * xor AREA_LIVE while a thread uses the area (tls_sync_static finds the
+ * live areas of pooled stacks by walking the pool; the others, few, are
+ * on a list). An area whose thread finished and whose stack went back to
+ * the pool keeps its DTV there for the next thread on that stack (`kept`
+ * then holds the address xor AREA_KEPT). Either tag on a stack that was
+ * handed back to the kernel (zeros) or used as plain stack is never taken
+ * for one. A pooled area's own DTV, if it has one (rtld_hooks_install),
+ * follows the record. */
 struct area_rec {
     struct dlink link;
     uintptr_t tp;
     dtv_entry *dtv;
     uintptr_t kept;
+    uintptr_t live;
 };
 #define AREA_KEPT ((uintptr_t)0x6b65707464747621)
+#define AREA_LIVE ((uintptr_t)0x6576696c64747621)
 
 static bool area_kept(const struct area_rec *rec)
 {
     return rec->kept == ((uintptr_t)rec ^ AREA_KEPT);
 }
+
+static dtv_entry *area_dtv_room(struct area_rec *rec)
+{
+    return (dtv_entry *)(rec + 1);
+}
+
 static cr_lock_t areas_lock = CR_LOCK_INIT;
-static struct dlist areas;
+static struct dlist areas;             /* live areas not on a pooled stack */
+static int areas_walking;              /* atomic: tls_sync_static walks the pool */
+static void (*pool_walk)(void (*fn)(char *hi, void *arg), void *arg);
+
+void tls_set_pool_walk(void (*walk)(void (*fn)(char *hi, void *arg), void *arg))
+{
+    pool_walk = walk;
+}
 
 static struct area_rec *area_rec_of(char *hi);
 
@@ -384,18 +508,56 @@ static inline void put_word(uintptr_t at, uintptr_t v)
     memcpy((void *)at, &v, sizeof v);
 }
 
-uintptr_t tls_create(char *hi)
+static void area_unlist(struct area_rec *rec, bool pooled)
+{
+    if (pooled) {
+        /* Not live, then no walk under way (or it saw this): the stack may
+         * be reused at once, and a walk must not write into it then. The
+         * walker fences for both (rs_membarrier): no lock prefix here. */
+        if (rs_membarrier_ready()) {
+            __atomic_store_n(&rec->live, 0, __ATOMIC_RELEASE);
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        } else {
+            __atomic_store_n(&rec->live, 0, __ATOMIC_SEQ_CST);
+        }
+        while (__atomic_load_n(&areas_walking, __ATOMIC_SEQ_CST))
+            raw_syscall(SYS_sched_yield);
+    } else {
+        cr_lock(&areas_lock);
+        dlist_remove(&areas, &rec->link);
+        cr_unlock(&areas_lock);
+    }
+    rec->tp = 0;
+}
+
+/* Where the TCB of the area below hi lies. */
+static uintptr_t area_tp(char *hi)
 {
     uintptr_t top = (uintptr_t)hi & ~(uintptr_t)63;
-    uintptr_t tp = (top - L.tcb_size) & ~(uintptr_t)(L.static_align - 1);
+    return (top - L.tcb_size) & ~(uintptr_t)(L.static_align - 1);
+}
+
+uintptr_t tls_create(char *hi, bool pooled)
+{
+    uintptr_t tp = area_tp(hi);
     uintptr_t blocks = tp - (L.static_size - L.tcb_size);
     uintptr_t res = (blocks - RES_STATE_SIZE) & ~(uintptr_t)15;
     struct area_rec *rec = area_rec_of(hi);
-    if (res < (uintptr_t)(rec + 1))
+    if (res < (uintptr_t)(rec + 1) + L.dtv_room)
         diag_fatal("TLS area too small (%zu bytes)", L.area);
 
+    /* Live before ld.so copies the images: a dlopen whose module the copy
+     * misses finds the area in tls_sync_static (ld.so's TLS lock, taken by
+     * both, orders the store before the walk). */
+    rec->tp = tp;
+    if (pooled) {
+        __atomic_store_n(&rec->live, (uintptr_t)rec ^ AREA_LIVE, __ATOMIC_RELEASE);
+    } else {
+        cr_lock(&areas_lock);
+        dlist_push(&areas, &rec->link);
+        cr_unlock(&areas_lock);
+    }
     uintptr_t cur = tls_read_fs();
-    memset((void *)tp, 0, L.tcb_size);
     if (area_kept(rec)) {
         /* The last thread's DTV, its dynamic blocks freed at its release:
          * cleared and filled anew, as glibc does for a cached stack. */
@@ -403,10 +565,24 @@ uintptr_t tls_create(char *hi)
         memset(rec->dtv, 0, (rec->dtv[-1].val + 1) * sizeof *rec->dtv);
         put_word(tp + TCB_DTV, (uintptr_t)rec->dtv);
         if (!L.allocate_init((void *)tp, true))
-            return 0;
+            goto fail;
+    } else if (pooled && L.dtv_cap) {
+        dtv_entry *room = area_dtv_room(rec);
+        memset(room, 0, L.dtv_room);
+        room[0].val = L.dtv_cap;
+        put_word(tp + TCB_DTV, (uintptr_t)(room + 1));
+        if (!L.allocate_init((void *)tp, true))
+            goto fail;
     } else if (!L.allocate((void *)tp)) {
-        return 0;
+        goto fail;
     }
+    /* The TCB cleared only now, all but the DTV ld.so just put there: its
+     * TLS lock is a lock-prefixed instruction, which would first wait for
+     * every one of these stores to drain. */
+    uintptr_t dtv_word;
+    memcpy(&dtv_word, (void *)(tp + TCB_DTV), sizeof dtv_word);
+    memset((void *)tp, 0, L.tcb_size);
+    put_word(tp + TCB_DTV, dtv_word);
     put_word(tp + TCB_SELF_TCB, tp);
     put_word(tp + TCB_SELF, tp);
     /* glibc's SINGLE_THREAD_P reads this field of THREAD_SELF: 0 lets malloc
@@ -440,11 +616,10 @@ uintptr_t tls_create(char *hi)
     put_word(tp - L.dlerror_off, 0);
     memset((void *)res, 0, RES_STATE_SIZE);
     put_word(tp - L.resp_off, res);
-    rec->tp = tp;
-    cr_lock(&areas_lock);
-    dlist_push(&areas, &rec->link);
-    cr_unlock(&areas_lock);
     return tp;
+fail:
+    area_unlist(rec, pooled);
+    return 0;
 }
 
 void tls_moved(uintptr_t tp, uintptr_t os_tp)
@@ -481,10 +656,7 @@ void tls_release(uintptr_t tp, char *hi, bool pooled)
     struct area_rec *rec = area_rec_of(hi);
     if (rec->tp != tp)
         diag_fatal("TLS area of thread pointer %#lx not found", (unsigned long)tp);
-    cr_lock(&areas_lock);
-    dlist_remove(&areas, &rec->link);
-    cr_unlock(&areas_lock);
-    rec->tp = 0;
+    area_unlist(rec, pooled);
     if (!pooled || !L.keep_dtv) {
         L.deallocate((void *)tp, false);
         return;
@@ -505,7 +677,8 @@ void tls_forget(char *hi)
     if (!tls_own || !area_kept(rec))
         return;
     rec->kept = 0;
-    free(&rec->dtv[-1]);               /* where glibc's calloc'ed block starts */
+    if (rec->dtv != area_dtv_room(rec) + 1)
+        free(&rec->dtv[-1]);           /* where glibc's calloc'ed block starts */
 }
 
 /* Modules in static TLS whose image every live area has (link map and
@@ -521,6 +694,21 @@ static bool was_synced(const void *lm, size_t off)
         if (synced[i].lm == lm && synced[i].off == off)
             return true;
     return false;
+}
+
+struct image { const char *bytes; size_t off, filesz, memsz; };
+
+static void image_into(uintptr_t tp, const struct image *im)
+{
+    memcpy((char *)(tp - im->off), im->bytes, im->filesz);
+    memset((char *)(tp - im->off) + im->filesz, 0, im->memsz - im->filesz);
+}
+
+static void image_into_pooled(char *hi, void *arg)
+{
+    struct area_rec *rec = area_rec_of(hi);
+    if (__atomic_load_n(&rec->live, __ATOMIC_SEQ_CST) == ((uintptr_t)rec ^ AREA_LIVE))
+        image_into(area_tp(hi), arg);
 }
 
 static int sync_module(struct dl_phdr_info *info, size_t n, void *arg)
@@ -556,13 +744,20 @@ static int sync_module(struct dl_phdr_info *info, size_t n, void *arg)
         return 0;                      /* at load: every area gets it from ld.so */
     /* New in static TLS since the areas were made: an initial-exec
      * library dlopen'ed later. Give every live area its image. */
-    const char *image = (const char *)(info->dlpi_addr + tls->p_vaddr);
-    cr_lock(&areas_lock);
-    dlist_foreach(&areas, it) {
-        uintptr_t tp = container_of(it, struct area_rec, link)->tp;
-        memcpy((char *)(tp - off), image, tls->p_filesz);
-        memset((char *)(tp - off) + tls->p_filesz, 0, tls->p_memsz - tls->p_filesz);
+    struct image im = { (const char *)(info->dlpi_addr + tls->p_vaddr), off, tls->p_filesz,
+                        tls->p_memsz };
+    if (pool_walk) {
+        /* A thread releasing its area meanwhile waits for the walk's end
+         * (area_unlist): its stack is not reused under the copy. */
+        __atomic_store_n(&areas_walking, 1, __ATOMIC_SEQ_CST);
+        if (rs_membarrier_ready() && !rs_membarrier())
+            diag_fatal("membarrier failed after its registration succeeded (%s)", strerror(errno));
+        pool_walk(image_into_pooled, &im);
+        __atomic_store_n(&areas_walking, 0, __ATOMIC_SEQ_CST);
     }
+    cr_lock(&areas_lock);
+    dlist_foreach(&areas, it)
+        image_into(container_of(it, struct area_rec, link)->tp, &im);
     cr_unlock(&areas_lock);
     return 0;
 }
@@ -572,6 +767,7 @@ void tls_fork_child(void)
     /* Another OS thread may have held one at fork: it is not in the child. */
     areas_lock = (cr_lock_t)CR_LOCK_INIT;
     sync_lock = (cr_lock_t)CR_LOCK_INIT;
+    areas_walking = 0;
 }
 
 void tls_sync_static(void)

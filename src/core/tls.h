@@ -41,10 +41,16 @@ const char *tls_unavailable_reason(void);
 size_t tls_area_size(void);
 
 /* Build a TCB and static TLS in the `tls_area_size()` bytes below `hi`
- * (the same `hi` goes to tls_release).
- * Returns the thread pointer (the FS base to run with), or 0 when out of
- * memory. Runs on any context. */
-uintptr_t tls_create(char *hi);
+ * (the same `hi` goes to tls_release). `pooled`: the area is on a stack of
+ * corun's pool (stack.h), where tls_sync_static finds it by walking the
+ * pool, and where its DTV may live. Returns the thread pointer (the FS
+ * base to run with), or 0 when out of memory. Runs on any context. */
+uintptr_t tls_create(char *hi, bool pooled);
+
+/* How tls_sync_static visits the areas on pooled stacks: `walk` calls fn
+ * with the `hi` of every pooled stack that may hold one (sched.c knows
+ * where on a stack its area lies). */
+void tls_set_pool_walk(void (*walk)(void (*fn)(char *hi, void *arg), void *arg));
 
 /* Where errno of the thread with thread pointer tp lives. */
 /* The green thread whose TCB is at tp now runs on the OS thread whose own

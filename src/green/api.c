@@ -32,7 +32,9 @@ API int corun_spawn(corun_t **out, const corun_attr_t *attr, corun_fn fn, void *
     struct corun *co;
     /* The explicit API is cooperative ("runs when the caller next blocks
      * or yields"): a thread that uses it is never preempted from now on. */
-    __atomic_and_fetch(&sched_self()->current->flags, ~CO_PREEMPTIBLE, __ATOMIC_RELAXED);
+    struct corun *cur = sched_self()->current;
+    if (__atomic_load_n(&cur->flags, __ATOMIC_RELAXED) & CO_PREEMPTIBLE)   /* no lock prefix after */
+        __atomic_and_fetch(&cur->flags, ~CO_PREEMPTIBLE, __ATOMIC_RELAXED);
     int r = sched_spawn(sched_self(), size, guard, name && *name ? name : NULL,
                         !out || (attr && attr->detached), fn, arg, &co);
     errno = saved;

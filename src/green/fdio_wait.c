@@ -38,17 +38,24 @@ static bool mask_swap(struct sched *s, const sigset_t **mask, sigset_t *old)
     return true;
 }
 
-static int poll_wait(struct sched *s, struct pollfd *fds, unsigned long n, int64_t timeout_ns,
-                     const sigset_t *mask);
-static int epoll_wait_green(struct sched *s, int epfd, struct epoll_event *ev, int max,
-                            int64_t timeout_ns, const sigset_t *mask);
+static int poll_wait(struct sched *s, struct gsignal_mark mark, struct pollfd *fds,
+                     unsigned long n, int64_t timeout_ns, const sigset_t *mask);
+static int epoll_wait_green(struct sched *s, struct gsignal_mark mark, int epfd,
+                            struct epoll_event *ev, int max, int64_t timeout_ns,
+                            const sigset_t *mask);
 
 int fdio_poll(struct sched *s, struct pollfd *fds, unsigned long n, int64_t timeout_ns,
               const sigset_t *mask)
 {
+    /* Taken before the mask is swapped in: a pending signal the wait's
+     * mask unblocks has its handler run by the swap, and ends the wait
+     * with EINTR unless an fd is ready, as the kernel's ppoll does (where
+     * an fd is ready the kernel puts the old mask back without running the
+     * handler: here it ran). */
+    struct gsignal_mark mark = gsignal_mark(s->current);
     sigset_t old;
     bool swapped = mask_swap(s, &mask, &old);
-    int r = poll_wait(s, fds, n, timeout_ns, mask);
+    int r = poll_wait(s, mark, fds, n, timeout_ns, mask);
     if (swapped) {
         int e = errno;
         gsignal_setmask(s, SIG_SETMASK, &old, NULL);
@@ -60,9 +67,10 @@ int fdio_poll(struct sched *s, struct pollfd *fds, unsigned long n, int64_t time
 int fdio_epoll_wait(struct sched *s, int epfd, struct epoll_event *ev, int max,
                     int64_t timeout_ns, const sigset_t *mask)
 {
+    struct gsignal_mark mark = gsignal_mark(s->current);   /* as in fdio_poll */
     sigset_t old;
     bool swapped = mask_swap(s, &mask, &old);
-    int r = epoll_wait_green(s, epfd, ev, max, timeout_ns, mask);
+    int r = epoll_wait_green(s, mark, epfd, ev, max, timeout_ns, mask);
     if (swapped) {
         int e = errno;
         gsignal_setmask(s, SIG_SETMASK, &old, NULL);
@@ -71,15 +79,41 @@ int fdio_epoll_wait(struct sched *s, int epfd, struct epoll_event *ev, int max,
     return r;
 }
 
-static int poll_wait(struct sched *s, struct pollfd *fds, unsigned long n, int64_t timeout_ns,
-                     const sigset_t *mask)
+/* Handlers run for the calling thread since `mark`: the wait's EINTR. */
+static bool handled_since(struct sched *s, struct gsignal_mark mark)
+{
+    return gsignal_interrupted_since(s->current, mark, PARK_INTR_ALWAYS);
+}
+
+/* The kernel's zero-timeout ppoll fails EINTR when a signal reaches the
+ * OS thread during it, and green threads share the OS thread: the signal
+ * may be for another of them. Only a handler run for the caller is its
+ * EINTR (seen here, or by its park once the loop names the signal's
+ * thread); the rest is looked again. With native threads the kernel's
+ * EINTR (the call's own mask applied) is the caller's own. */
+static int ppoll_now(struct sched *s, struct gsignal_mark mark, struct pollfd *fds,
+                     unsigned long n, const sigset_t *mask)
+{
+    struct timespec zero = { 0, 0 };
+    int r;
+    while ((r = (int)syscall(SYS_ppoll, fds, n, &zero, mask, 8)) < 0 && errno == EINTR &&
+           !cr_config.threads_native && !handled_since(s, mark))
+        ;
+    return r;
+}
+
+static int poll_wait(struct sched *s, struct gsignal_mark mark, struct pollfd *fds,
+                     unsigned long n, int64_t timeout_ns, const sigset_t *mask)
 {
     uint64_t deadline = deadline_after(timeout_ns);
-    struct timespec zero = { 0, 0 };
     for (;;) {
-        int r = (int)syscall(SYS_ppoll, fds, n, &zero, mask, 8);
+        int r = ppoll_now(s, mark, fds, n, mask);
         if (r > 0)
             sched_yield_if_due(s);     /* ready at once: maybe a loop that never waits */
+        if (r == 0 && handled_since(s, mark)) {
+            errno = EINTR;             /* nothing ready, a handler ran: the kernel's order */
+            return -1;
+        }
         if (r != 0 || timeout_ns == 0)
             return r;
         int saved = errno;
@@ -97,23 +131,30 @@ static int poll_wait(struct sched *s, struct pollfd *fds, unsigned long n, int64
         }
         errno = saved;
         if (err == ETIMEDOUT)              /* the kernel has the last word */
-            return (int)syscall(SYS_ppoll, fds, n, &zero, mask, 8);
+            return ppoll_now(s, mark, fds, n, mask);
     }
 }
 
-static int epoll_wait_green(struct sched *s, int epfd, struct epoll_event *ev, int max,
-                            int64_t timeout_ns, const sigset_t *mask)
+static int epoll_wait_green(struct sched *s, struct gsignal_mark mark, int epfd,
+                            struct epoll_event *ev, int max, int64_t timeout_ns,
+                            const sigset_t *mask)
 {
     /* The program's epoll fd is itself pollable: wait for it to have events,
      * whichever fds are in it, then let the kernel hand them out. */
     struct pollfd p = { .fd = epfd, .events = POLLIN };
     uint64_t deadline = deadline_after(timeout_ns);
     for (;;) {
+        /* A zero-timeout epoll_pwait never fails EINTR; one with time
+         * does once no event is there and a handler ran (the mask's). */
         int r = (int)syscall(SYS_epoll_pwait, epfd, ev, max, 0, mask, 8);
         if (r > 0)
             sched_yield_if_due(s);     /* ready at once: maybe a loop that never waits */
         if (r != 0 || timeout_ns == 0)
             return r;
+        if (handled_since(s, mark)) {
+            errno = EINTR;
+            return -1;
+        }
         int saved = errno;
         int err = fd_wait_any(s, &p, 1, deadline, PARK_INTR_ALWAYS);
         if (err == ECANCELED)

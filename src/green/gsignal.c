@@ -52,6 +52,7 @@ struct sig_sched {
     uint32_t nblocked[64];        /* per signal: coroutines that block it */
     uint64_t blocked_any;         /* the signals some coroutine blocks (nblocked > 0) */
     uint64_t kmask;               /* what the kernel thread blocks */
+    uint64_t never;               /* kmask_never() when kmask was last set */
     int fd;                       /* eventfd: a signal needs the loop's attention */
     volatile uint64_t arrived;    /* signals for dispatch() */
     volatile uint64_t norestart;  /* ... of which the handler lacks SA_RESTART */
@@ -269,6 +270,17 @@ static void count_mask(struct sched *s, uint64_t w, int dir)
     }
 }
 
+/* What the kernel thread never blocks, whatever its green threads do. */
+static uint64_t kmask_never(void)
+{
+    uint64_t n = GLIBC_INTERNAL;
+    if (catch_wanted)
+        n |= SIGBIT(SIGSYS);      /* a dispatch with SIGSYS blocked kills (catch.h) */
+    if (preempt_owns_signal())
+        n |= SIGBIT(PREEMPT_SIGNAL);   /* corun's: never pending in the program's view */
+    return n;
+}
+
 /* The kernel thread blocks what every green thread blocks. */
 static void kmask_set(struct sched *s, bool force)
 {
@@ -278,11 +290,8 @@ static void kmask_set(struct sched *s, bool force)
         for (uint64_t w = g->blocked_any; w; w &= w - 1)
             if (g->nblocked[__builtin_ctzll(w)] >= s->alive)
                 k |= w & -w;
-    k &= ~GLIBC_INTERNAL;
-    if (catch_wanted)
-        k &= ~SIGBIT(SIGSYS);     /* a dispatch with SIGSYS blocked kills (catch.h) */
-    if (preempt_owns_signal())
-        k &= ~SIGBIT(PREEMPT_SIGNAL);   /* corun's: never pending in the program's view */
+    g->never = kmask_never();
+    k &= ~g->never;
     if (k != g->kmask || force) {
         g->kmask = k;
         syscall(SYS_rt_sigprocmask, SIG_SETMASK, &k, NULL, 8);
@@ -310,9 +319,14 @@ static void on_thread_started(struct sched *s, struct corun *co)
     st(co)->mask = st(s->current)->mask;   /* a new thread inherits its creator's mask */
     if (cr_config.threads_native)
         return;
-    count_mask(s, sigword(&st(co)->mask), 1);
-    if (ss(s)->kmask)
-        kmask_apply(s);          /* a new thread not blocking them: unblock */
+    uint64_t w = sigword(&st(co)->mask);
+    count_mask(s, w, 1);
+    /* A new thread not blocking them: unblock. Its mask is its creator's,
+     * so only what corun never lets the kernel thread block can change
+     * (the first thread arms preemption and the catch). */
+    struct sig_sched *g = ss(s);
+    if ((g->kmask & ~w) || g->never != kmask_never())
+        kmask_apply(s);
 }
 
 static void on_thread_finished(struct sched *s, struct corun *co)
@@ -320,9 +334,15 @@ static void on_thread_finished(struct sched *s, struct corun *co)
     PENDING(co) = 0;
     if (cr_config.threads_native)
         return;
-    count_mask(s, sigword(&st(co)->mask), -1);
-    if (ss(s)->nmasked)
-        kmask_apply(s);          /* maybe all that are left block something */
+    uint64_t w = sigword(&st(co)->mask);
+    count_mask(s, w, -1);
+    /* Maybe all that are left block something: only a signal it did not
+     * block can join the kernel thread's mask (for the others both the
+     * count and the number alive went down by one), or one corun no longer
+     * keeps open. */
+    struct sig_sched *g = ss(s);
+    if (g->nmasked && ((g->blocked_any & ~w & ~g->kmask) || g->never != kmask_never()))
+        kmask_apply(s);
 }
 
 /* M:N: a thread moves between schedulers with its mask and pending signals;
@@ -353,6 +373,7 @@ static void sched_reset(struct sched *s)
     g->nmasked = 0;
     g->arrived = g->norestart = 0;
     g->kmask = sigword(&st(s->current)->mask);
+    g->never = 0;                 /* the raw mask: the next start or end filters it */
     PENDING(s->current) = 0;
     count_mask(s, g->kmask, 1);
 }
@@ -621,6 +642,12 @@ int gsignal_kill_tid(struct sched *s, pid_t tgid, pid_t tid, int sig)
 {
     struct corun *co = tgid == getpid() ? gthread_by_tid(s, tid) : NULL;
     return co ? gsignal_kill(s, co, sig) : -1;
+}
+
+bool gsignal_mask_frees_pending(struct sched *s, const sigset_t *mask)
+{
+    return s && mask && !cr_config.threads_native &&
+           (PENDING(s->current) & ~sigword(mask)) != 0;
 }
 
 struct gsignal_mark gsignal_mark(const struct corun *co)

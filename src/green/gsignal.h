@@ -82,6 +82,10 @@ struct gsignal_mark gsignal_mark(const struct corun *co);
  * for PARK_INTR_RESTART. */
 bool gsignal_interrupted_since(const struct corun *co, struct gsignal_mark m, int mode);
 
+/* Whether `mask`, made the calling green thread's for a call (ppoll,
+ * pselect), unblocks a signal pending for it: its handler would run. */
+bool gsignal_mask_frees_pending(struct sched *s, const sigset_t *mask);
+
 /* sigsuspend (mask) or pause (mask NULL): wait until a handler has run for
  * this green thread. Always returns -1 with errno EINTR. */
 int gsignal_suspend(struct sched *s, const sigset_t *mask);

@@ -13,13 +13,19 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "catch.h"
+#include "clock.h"
+#include "diag.h"
 #include "gthread.h"
 #include "lock.h"
+#include "rawsys.h"
 #include "sched.h"
 
 _Static_assert(sizeof(struct gmutex) <= 40, "gmutex must fit pthread_mutex_t");
@@ -210,6 +216,199 @@ static void gw_wait_handed(struct gwaiter *w)
         gw_wait(w, DEADLINE_NONE, GW_PLAIN, WAIT_OTHER, NULL);
 }
 
+static void cpu_relax(unsigned *spins)
+{
+    if (++*spins < 100)
+        __builtin_ia32_pause();
+    else
+        syscall(SYS_sched_yield);       /* the holder may be a preempted kernel thread */
+}
+
+/* ---- one OS thread: compare-and-swap without the lock prefix ------------------
+ *
+ * A lock-prefixed instruction costs about 10 ns here (it waits for the store
+ * buffer to drain), against about 2 for a plain one (bench/RESULTS.md). While
+ * a single scheduler has ever used these objects (every thread of the
+ * program green on one OS thread: CORUN_PROCS=1, or an M:N process before a
+ * second member has used one), only its OS thread and that thread's signal
+ * handlers touch them, and a cmpxchg without the prefix, one instruction, is
+ * atomic against a handler. The owner is named by its scheduler (sched_tls:
+ * the same for all its green threads and in their handlers; a scheduler
+ * handed to another OS thread goes while its old one is in a real blocking
+ * call, not in an object).
+ *
+ * Any other caller (another scheduler, a thread without one) ends this for
+ * good before its own first CAS: with its signals blocked (a handler of its
+ * own calling in would wait for the end it interrupted), it marks the owner
+ * word ending, makes every thread of the process execute a full barrier
+ * (membarrier), waits until the owner is out of any unprefixed instruction
+ * it had begun (solo_busy), then publishes SOLO_OFF. The owner raises
+ * solo_busy and only then looks whether it still owns: with the barrier,
+ * either the ender sees it busy or the owner sees the end. Other callers
+ * wait for SOLO_OFF; the old owner itself goes on with locked instructions
+ * at once (its handler may have interrupted its own unprefixed one).
+ */
+#define SOLO_NONE ((uintptr_t)2)        /* not claimed yet */
+#define SOLO_OFF ((uintptr_t)4)         /* ended: every CAS is locked */
+#define SOLO_ENDING ((uintptr_t)1)      /* or'ed into the owner: being ended */
+static uintptr_t solo_owner = SOLO_NONE;   /* atomic: the owner's struct sched *, or SOLO_* */
+static unsigned solo_busy;              /* the owner's only: inside an unprefixed CAS (nested) */
+static const char *solo_off_why;        /* why SOLO_OFF (CORUN_STATS) */
+
+/* Signals that may not be blocked while they can arise from the code itself. */
+#define SYNC_SIGNALS                                                                     \
+    ((UINT64_C(1) << (SIGSEGV - 1)) | (UINT64_C(1) << (SIGBUS - 1)) |                    \
+     (UINT64_C(1) << (SIGFPE - 1)) | (UINT64_C(1) << (SIGILL - 1)) |                     \
+     (UINT64_C(1) << (SIGSYS - 1)) | (UINT64_C(1) << (SIGTRAP - 1)))
+
+/* The owner word says ending (the caller, signals blocked, put it there):
+ * see that the owner has seen it and left any unprefixed CAS. */
+static void solo_end_owner(void)
+{
+    if (!rs_membarrier())
+        diag_fatal("membarrier failed after its registration succeeded (%s)", strerror(errno));
+    /* A few instructions, unless a handler that interrupted them never
+     * returned (siglongjmp out of a sem_post): then the count stays up. */
+    uint64_t since = clock_now_ns();
+    unsigned spins = 0;
+    while (__atomic_load_n(&solo_busy, __ATOMIC_ACQUIRE)) {
+        cpu_relax(&spins);
+        if (clock_now_ns() - since > NS_PER_SEC) {
+            diag_log(LOG_WARN, "pthread objects: the first OS thread's busy count stayed up "
+                               "for 1 s (a signal handler left by a jump?); going on");
+            break;
+        }
+    }
+}
+
+/* The caller, whose scheduler is s (NULL: none), is not the owner: claim
+ * the objects if nobody has, or end the owner's claim. Returns the state it
+ * leaves (s itself when claimed). */
+__attribute__((noinline)) static uintptr_t solo_settle(struct sched *s)
+{
+    int saved = errno;
+    uintptr_t o = __atomic_load_n(&solo_owner, __ATOMIC_ACQUIRE);
+    if (o == SOLO_NONE && s) {
+        if (rs_membarrier_ready()) {
+            if (__atomic_compare_exchange_n(&solo_owner, &o, (uintptr_t)s, false,
+                                            __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE)) {
+                errno = saved;
+                return (uintptr_t)s;
+            }
+        } else {
+            solo_off_why = "no membarrier";
+        }
+    }
+    unsigned spins = 0;
+    for (;;) {
+        if (o == SOLO_OFF || o == (uintptr_t)s)
+            break;
+        if (o & SOLO_ENDING) {
+            if ((o & ~SOLO_ENDING) == (uintptr_t)s)
+                break;                          /* the old owner: locked from now on */
+            cpu_relax(&spins);
+            o = __atomic_load_n(&solo_owner, __ATOMIC_ACQUIRE);
+            continue;
+        }
+        if (o == SOLO_NONE) {
+            if (__atomic_compare_exchange_n(&solo_owner, &o, SOLO_OFF, false, __ATOMIC_SEQ_CST,
+                                            __ATOMIC_ACQUIRE)) {
+                if (!solo_off_why)
+                    solo_off_why = "first used by a thread without a scheduler";
+                o = SOLO_OFF;
+                break;
+            }
+            continue;
+        }
+        uint64_t all = ~SYNC_SIGNALS, old;
+        syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof all);
+        bool mine = __atomic_compare_exchange_n(&solo_owner, &o, o | SOLO_ENDING, false,
+                                                __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE);
+        if (mine) {
+            solo_end_owner();
+            solo_off_why = "used by several OS threads";
+            __atomic_store_n(&solo_owner, SOLO_OFF, __ATOMIC_RELEASE);
+            o = SOLO_OFF;
+        }
+        syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof old);
+        if (mine)
+            break;
+    }
+    errno = saved;
+    return o;
+}
+
+/* Whether the caller may use an unprefixed CAS now; if so it is marked busy,
+ * and solo_end(*outer) must follow the CAS. */
+static inline bool solo_begin(unsigned *outer)
+{
+    struct sched *s = sched_tls;
+    uintptr_t o = __atomic_load_n(&solo_owner, __ATOMIC_RELAXED);
+    if (__builtin_expect(o != (uintptr_t)s && o != SOLO_OFF, 0))
+        o = solo_settle(s);
+    if (o != (uintptr_t)s)
+        return false;
+    *outer = __atomic_load_n(&solo_busy, __ATOMIC_RELAXED);
+    __atomic_store_n(&solo_busy, *outer + 1, __ATOMIC_RELAXED);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (__builtin_expect(__atomic_load_n(&solo_owner, __ATOMIC_RELAXED) == (uintptr_t)s, 1))
+        return true;
+    __atomic_store_n(&solo_busy, *outer, __ATOMIC_RELAXED);
+    return false;
+}
+
+static inline void solo_end(unsigned outer)
+{
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    __atomic_store_n(&solo_busy, outer, __ATOMIC_RELAXED);
+}
+
+/* A strong compare-and-swap of an object's word, as
+ * __atomic_compare_exchange_n: a cmpxchg without the lock prefix (atomic for
+ * the thread that runs it and its handlers) while the caller owns them. */
+static inline bool cas32(uint32_t *w, uint32_t *expect, uint32_t desired)
+{
+    unsigned outer;
+    if (solo_begin(&outer)) {
+        bool ok;
+        __asm__ volatile("cmpxchgl %3, %1" : "+a"(*expect), "+m"(*w), "=@ccz"(ok) : "r"(desired)
+                         : "memory");
+        solo_end(outer);
+        return ok;
+    }
+    return __atomic_compare_exchange_n(w, expect, desired, false, __ATOMIC_SEQ_CST,
+                                       __ATOMIC_RELAXED);
+}
+
+static inline bool cas64(uint64_t *w, uint64_t *expect, uint64_t desired)
+{
+    unsigned outer;
+    if (solo_begin(&outer)) {
+        bool ok;
+        __asm__ volatile("cmpxchgq %3, %1" : "+a"(*expect), "+m"(*w), "=@ccz"(ok) : "r"(desired)
+                         : "memory");
+        solo_end(outer);
+        return ok;
+    }
+    return __atomic_compare_exchange_n(w, expect, desired, false, __ATOMIC_SEQ_CST,
+                                       __ATOMIC_RELAXED);
+}
+
+/* Whether the objects are still one OS thread's (CORUN_STATS). */
+const char *gsync_solo_state(void)
+{
+    uintptr_t o = __atomic_load_n(&solo_owner, __ATOMIC_ACQUIRE);
+    if (o == SOLO_OFF || (o == SOLO_NONE && solo_off_why)) {
+        static char buf[80];
+        snprintf(buf, sizeof buf, "lock prefix (%s)", solo_off_why ? solo_off_why : "?");
+        return buf;
+    }
+    if (o == SOLO_NONE)
+        return "not used yet";
+    if (o & SOLO_ENDING)
+        return "lock prefix (used by several OS threads)";
+    return "no lock prefix (one OS thread)";
+}
 
 /* ---- QLOCK sections and fork ----------------------------------------------------
  *
@@ -220,8 +419,9 @@ static void gw_wait_handed(struct gwaiter *w)
  * So every OS thread records the object it is in a QLOCK section of, and
  * the child frees the objects of the threads it does not have. The record
  * is one word (object, queue offset, width), stored before the CAS that
- * takes the bit: x86-64 makes stores visible in order and the CAS drains
- * them, so a child that sees the bit set sees the record.
+ * takes the bit: x86-64 makes a thread's stores visible in order (the CAS
+ * is one of them, prefixed or not), so a child that sees the bit set sees
+ * the record.
  */
 #define HOLD_ADDR ((UINT64_C(1) << 48) - 1)
 #define HOLD_QOFF_SHIFT 48      /* the queue's offset from the word, < 256 */
@@ -250,17 +450,27 @@ struct qsection {
     uint64_t outer;             /* what that said before (a handler's section) */
 };
 
-static void cpu_relax(unsigned *spins)
+/* A kernel thread's record: a free slot of kernel_holds. */
+__attribute__((noinline)) static void section_open_kernel(struct qsection *sec, uint64_t hold)
 {
-    if (++*spins < 100)
-        __builtin_ia32_pause();
-    else
-        syscall(SYS_sched_yield);       /* the holder may be a preempted kernel thread */
+    unsigned i = (unsigned)((uintptr_t)&kernel_self_token >> 6) % KERNEL_HOLDS, spins = 0;
+    for (;;) {
+        uint64_t free = 0;
+        if (__atomic_compare_exchange_n(&kernel_holds[i].hold, &free, hold, false,
+                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+            break;
+        if (++i == KERNEL_HOLDS) {
+            i = 0;
+            cpu_relax(&spins);
+        }
+    }
+    sec->rec = &kernel_holds[i].hold;
+    sec->outer = 0;
 }
 
 /* Record that the caller is about to take the QLOCK of `word`, whose
  * object's queue is q. */
-static void section_open(struct qsection *sec, void *word, struct gwq *q, bool wide)
+static inline void section_open(struct qsection *sec, void *word, struct gwq *q, bool wide)
 {
     uint64_t hold = ((uint64_t)(uintptr_t)word & HOLD_ADDR) |
                     (uint64_t)((char *)q - (char *)word) << HOLD_QOFF_SHIFT | (wide ? HOLD_WIDE : 0);
@@ -271,19 +481,7 @@ static void section_open(struct qsection *sec, void *word, struct gwq *q, bool w
         sec->outer = r->hold;
         __atomic_store_n(sec->rec, hold, __ATOMIC_RELAXED);
     } else {
-        unsigned i = (unsigned)((uintptr_t)&kernel_self_token >> 6) % KERNEL_HOLDS, spins = 0;
-        for (;;) {
-            uint64_t free = 0;
-            if (__atomic_compare_exchange_n(&kernel_holds[i].hold, &free, hold, false,
-                                            __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-                break;
-            if (++i == KERNEL_HOLDS) {
-                i = 0;
-                cpu_relax(&spins);
-            }
-        }
-        sec->rec = &kernel_holds[i].hold;
-        sec->outer = 0;
+        section_open_kernel(sec, hold);
     }
     __atomic_signal_fence(__ATOMIC_SEQ_CST);    /* recorded before the bit is taken */
 }
@@ -306,6 +504,11 @@ static void hold_sched_created(struct sched *s)
 
 static void hold_sched_destroyed(struct sched *s)
 {
+    /* Its address may name another OS thread's scheduler next. */
+    uintptr_t o = (uintptr_t)s;
+    if (__atomic_compare_exchange_n(&solo_owner, &o, SOLO_OFF, false, __ATOMIC_SEQ_CST,
+                                    __ATOMIC_RELAXED))
+        solo_off_why = "the owning scheduler ended";
     struct hold_rec *r = sched_part(s, &hold_part);
     cr_lock(&hold_lock);
     for (struct hold_rec **p = &hold_recs; *p; p = &(*p)->next)
@@ -363,6 +566,11 @@ static void on_fork_child(struct sched *s)
 {
     __atomic_add_fetch(&fork_gen, 1, __ATOMIC_RELAXED);
     hold_fork_child(s);
+    /* One OS thread again, in no CAS: whoever uses an object next owns
+     * them (rs_membarrier registers the child when it first needs to). */
+    solo_busy = 0;
+    solo_off_why = NULL;
+    solo_owner = SOLO_NONE;
 }
 
 static const struct sched_observer observer = {
@@ -380,8 +588,7 @@ static uint32_t qlock32(struct qsection *sec, uint32_t *word, struct gwq *q)
     unsigned spins = 0;
     uint32_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
     for (;;) {
-        if (!(v & GS_QLOCK) && __atomic_compare_exchange_n(word, &v, v | GS_QLOCK, true,
-                                                           __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        if (!(v & GS_QLOCK) && cas32(word, &v, v | GS_QLOCK))
             return v;
         if (v & GS_QLOCK) {
             cpu_relax(&spins);
@@ -450,8 +657,7 @@ int gmutex_lock(struct gmutex *m, uint64_t deadline, bool try)
     struct sched *s;
     void *self = caller(&s);
     uint32_t v = 0;
-    if (__atomic_compare_exchange_n(&m->state, &v, GS_LOCKED, false, __ATOMIC_ACQUIRE,
-                                    __ATOMIC_RELAXED)) {
+    if (cas32(&m->state, &v, GS_LOCKED)) {
         mutex_take(m, self);
         return 0;
     }
@@ -473,8 +679,7 @@ int gmutex_lock(struct gmutex *m, uint64_t deadline, bool try)
     unsigned spins = 0;
     for (;;) {
         if (!(v & (GS_LOCKED | GS_QLOCK))) {
-            if (__atomic_compare_exchange_n(&m->state, &v, v | GS_LOCKED, true, __ATOMIC_ACQUIRE,
-                                            __ATOMIC_RELAXED)) {
+            if (cas32(&m->state, &v, v | GS_LOCKED)) {
                 mutex_take(m, self);
                 return 0;
             }
@@ -488,8 +693,7 @@ int gmutex_lock(struct gmutex *m, uint64_t deadline, bool try)
             continue;
         }
         section_open(&sec, &m->state, &m->waiters, false);
-        if (__atomic_compare_exchange_n(&m->state, &v, v | GS_QLOCK, true, __ATOMIC_ACQUIRE,
-                                        __ATOMIC_RELAXED))
+        if (cas32(&m->state, &v, v | GS_QLOCK))
             break;
         section_close(&sec);
     }
@@ -522,7 +726,7 @@ int gmutex_unlock(struct gmutex *m)
     __atomic_store_n(&m->owner, NULL, __ATOMIC_RELAXED);
     m->count = 0;
     uint32_t v = GS_LOCKED;
-    if (__atomic_compare_exchange_n(&m->state, &v, 0, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+    if (cas32(&m->state, &v, 0))
         return 0;
     v = qlock32(&sec, &m->state, &m->waiters);
     struct gwaiter *next = gwq_live(&m->waiters);
@@ -683,8 +887,7 @@ static int rw_lock(struct grwlock *l, bool write, uint64_t deadline, bool try)
         if (free) {
             if (!write && v >= UINT32_MAX - GRW_READER + 1)
                 return EAGAIN;
-            if (__atomic_compare_exchange_n(&l->state, &v, write ? v | GRW_WRITER : v + GRW_READER,
-                                            true, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+            if (cas32(&l->state, &v, write ? v | GRW_WRITER : v + GRW_READER)) {
                 if (write)
                     __atomic_store_n(&l->writer, self, __ATOMIC_RELAXED);
                 return 0;
@@ -699,8 +902,7 @@ static int rw_lock(struct grwlock *l, bool write, uint64_t deadline, bool try)
             continue;
         }
         section_open(&sec, &l->state, &l->waiters, false);
-        if (__atomic_compare_exchange_n(&l->state, &v, v | GS_QLOCK, true, __ATOMIC_ACQUIRE,
-                                        __ATOMIC_RELAXED))
+        if (cas32(&l->state, &v, v | GS_QLOCK))
             break;
         section_close(&sec);
     }
@@ -760,7 +962,7 @@ int grwlock_unlock(struct grwlock *l)
         uint32_t n = writer ? v & ~GRW_WRITER : v - GRW_READER;
         if ((n & GS_WAITERS) && n < GRW_READER)
             break;                /* the lock becomes free with waiters: grant it */
-        if (__atomic_compare_exchange_n(&l->state, &v, n, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+        if (cas32(&l->state, &v, n))
             return 0;
     }
     v = qlock32(&sec, &l->state, &l->waiters);
@@ -790,8 +992,7 @@ static uint64_t qlock64(struct qsection *sec, uint64_t *word, struct gwq *q)
     unsigned spins = 0;
     uint64_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
     for (;;) {
-        if (!(v & GS_QLOCK) && __atomic_compare_exchange_n(word, &v, v | GS_QLOCK, true,
-                                                           __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        if (!(v & GS_QLOCK) && cas64(word, &v, v | GS_QLOCK))
             return v;
         if (v & GS_QLOCK) {
             cpu_relax(&spins);
@@ -814,8 +1015,7 @@ int gsem_wait(struct gsem *sem, uint64_t deadline, bool try)
     uint64_t v = __atomic_load_n(&sem->state, __ATOMIC_RELAXED);
     for (;;) {
         while (v >= GSEM_UNIT && !(v & GS_QLOCK)) {
-            if (__atomic_compare_exchange_n(&sem->state, &v, v - GSEM_UNIT, true, __ATOMIC_ACQUIRE,
-                                            __ATOMIC_RELAXED))
+            if (cas64(&sem->state, &v, v - GSEM_UNIT))
                 return 0;
         }
         if (try)
@@ -866,8 +1066,7 @@ int gsem_post(struct gsem *sem)
     while (!(v & (GS_WAITERS | GS_QLOCK))) {
         if (v / GSEM_UNIT >= SEM_VALUE_MAX)
             return EOVERFLOW;
-        if (__atomic_compare_exchange_n(&sem->state, &v, v + GSEM_UNIT, true, __ATOMIC_RELEASE,
-                                        __ATOMIC_RELAXED))
+        if (cas64(&sem->state, &v, v + GSEM_UNIT))
             return 0;
     }
     v = qlock64(&sec, &sem->state, &sem->waiters);

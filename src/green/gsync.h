@@ -129,4 +129,8 @@ int gspin_unlock(int *lock);
 /* pthread_once: run fn exactly once; others wait for it to finish. */
 int gonce(int *once, void (*fn)(void));
 
+/* Whether the objects' fast paths go without the lock prefix (they do while
+ * one OS thread has used them): for CORUN_STATS. */
+const char *gsync_solo_state(void);
+
 #endif

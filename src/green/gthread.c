@@ -31,15 +31,16 @@ static struct {
 static cr_lock_t keys_lock = CR_LOCK_INIT;
 
 static __thread struct gthread_tsd *tls_tsd __attribute__((tls_model("initial-exec")));
-/* The first values of such a thread live in place, not on the heap (as
- * glibc keeps its first 32): jemalloc sets a key in the middle of its own
- * initialisation, where a malloc would re-enter it. */
+/* The first values of such a thread go in a block of glibc's own malloc,
+ * not the program's (as glibc keeps its first 32 in place): jemalloc sets
+ * a key in the middle of its own initialisation, where its malloc would
+ * re-enter it. One per OS thread, until it has a scheduler; not in static
+ * TLS, which every green thread has a copy of (tls.h). */
 #define TSD_INLINE 32
-static __thread union {
-    struct gthread_tsd t;
-    char room[sizeof(struct gthread_tsd) + TSD_INLINE * 2 * sizeof(uint64_t)];
-} tls_inline __attribute__((tls_model("initial-exec")));
-_Static_assert(sizeof tls_inline.t.v[0] == 2 * sizeof(uint64_t), "room for TSD_INLINE values");
+#define TSD_BOOT_SIZE (sizeof(struct gthread_tsd) + TSD_INLINE * 2 * sizeof(uint64_t))
+static __thread struct gthread_tsd *tls_boot __attribute__((tls_model("initial-exec")));
+extern void *__libc_malloc(size_t size);
+extern void __libc_free(void *p);
 
 /* The pthread-level state of a green thread. */
 struct gthread_part {
@@ -69,13 +70,15 @@ static void on_sched_created(struct sched *s)
 {
     struct gthread_tsd *t = tls_tsd;
     tls_tsd = NULL;
-    if (t == &tls_inline.t) {            /* the coroutine's must be freeable */
+    if (t && t == tls_boot) {            /* the coroutine's must be freeable */
         size_t size = sizeof *t + t->n * sizeof t->v[0];
         struct gthread_tsd *g = malloc(size);
         if (g)
             memcpy(g, t, size);
         t = g;
     }
+    __libc_free(tls_boot);               /* a thread that ends would leave it behind */
+    tls_boot = NULL;
     gt(s->main_co)->tsd = t;
 }
 
@@ -155,10 +158,13 @@ int gthread_setspecific(unsigned key, const void *value)
         return EINVAL;
     struct gthread_tsd **slot = tsd_slot(), *t = *slot;
     if (!t && slot == &tls_tsd && key < TSD_INLINE) {
-        t = &tls_inline.t;
-        memset(t, 0, sizeof tls_inline);
-        t->n = TSD_INLINE;
-        *slot = t;
+        if (!tls_boot)
+            tls_boot = __libc_malloc(TSD_BOOT_SIZE);
+        if ((t = tls_boot)) {
+            memset(t, 0, TSD_BOOT_SIZE);
+            t->n = TSD_INLINE;
+            *slot = t;
+        }
     }
     if (!t || key >= t->n) {
         size_t n = t ? t->n : 0, want = key + 1 > 8 ? (size_t)key + 1 : 8;
@@ -166,12 +172,18 @@ int gthread_setspecific(unsigned key, const void *value)
             want = 2 * n;
         if (want > GTHREAD_KEYS_MAX)
             want = GTHREAD_KEYS_MAX;
-        bool inline_block = t == &tls_inline.t;
+        bool inline_block = t && t == tls_boot;
+        /* The boot block's values, copied first: the malloc may come back
+         * through a hook that gives this thread a scheduler, which frees
+         * the block (on_sched_created). */
+        char boot[TSD_BOOT_SIZE];
+        if (inline_block)
+            memcpy(boot, t, sizeof *t + n * sizeof t->v[0]);
         struct gthread_tsd *g = realloc(inline_block ? NULL : t, sizeof *g + want * sizeof g->v[0]);
         if (!g)
             return ENOMEM;
         if (inline_block)
-            memcpy(g, t, sizeof *g + n * sizeof g->v[0]);
+            memcpy(g, boot, sizeof *g + n * sizeof g->v[0]);
         memset(&g->v[n], 0, (want - n) * sizeof g->v[0]);
         g->n = want;
         *slot = t = g;

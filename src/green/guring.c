@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "config.h"
 #include "fdtab.h"
 #include "gsignal.h"
 #include "gthread.h"
@@ -88,13 +89,24 @@ static void cq_unmap(const char *m, size_t len)
 /* Are min_complete completions there? 1 yes, 0 no, or -errno. The kernel's
  * zero-timeout wait runs the ring's pending task work and flushes its
  * overflow, so what is done is posted; it succeeds when there is at least
- * one completion, and `cq` (for min_complete > 1) counts them. */
-static long completions_ready(int fd, unsigned min_complete, const char *cq)
+ * one completion, and `cq` (for min_complete > 1) counts them.
+ * That wait fails EINTR when a signal reaches the OS thread during it, and
+ * green threads share the OS thread: the signal may be for another of
+ * them. Only a handler run for `co` since `mark` is the caller's EINTR
+ * (seen here, or by its park once the loop names the signal's thread);
+ * anything else is looked again. With native threads the kernel's EINTR is
+ * the caller's own. */
+static long completions_ready(const struct corun *co, struct gsignal_mark mark, int fd,
+                              unsigned min_complete, const char *cq)
 {
     struct __kernel_timespec zero = { 0, 0 };
     struct io_uring_getevents_arg ext = { .ts = (__u64)(uintptr_t)&zero };
-    long r = enter(fd, 0, min_complete, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &ext,
-                   sizeof ext);
+    long r;
+    do
+        r = enter(fd, 0, min_complete, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &ext,
+                  sizeof ext);
+    while (r == -EINTR && !cr_config.threads_native &&
+           !gsignal_interrupted_since(co, mark, PARK_INTR_ALWAYS));
     if (r < 0)
         return r == -ETIME ? 0 : r;
     if (min_complete == 1)
@@ -148,7 +160,9 @@ bool guring_enter(struct sched *s, int fd, unsigned to_submit, unsigned min_comp
     struct pollfd pfd = { .fd = fd, .events = POLLIN };
     struct gsignal_mark mark = gsignal_mark(s->current);
     for (;;) {
-        waited = completions_ready(fd, min_complete, cq);
+        waited = completions_ready(s->current, mark, fd, min_complete, cq);
+        if (waited == 0 && gsignal_interrupted_since(s->current, mark, PARK_INTR_ALWAYS))
+            waited = -EINTR;            /* a handler ran for it meanwhile, as the kernel's wait */
         if (waited != 0)
             break;
         uint64_t tick = deadline_after(step);
@@ -157,7 +171,7 @@ bool guring_enter(struct sched *s, int fd, unsigned to_submit, unsigned min_comp
         if (err == ETIMEDOUT && !recheck) {
             /* As the kernel: at the timeout, success if any completion is
              * there, else ETIME. */
-            waited = completions_ready(fd, 1, NULL);
+            waited = completions_ready(s->current, mark, fd, 1, NULL);
             if (waited == 0)
                 waited = -ETIME;
             break;

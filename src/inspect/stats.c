@@ -186,6 +186,7 @@ void stats_print(void)
     }
     diag_printf_fd(fd, "  %-28s %12lu\n", "offloads (pool calls)", sum.offloads);
     diag_printf_fd(fd, "  %-28s %12lu\n", "fds tracked (registered)", sum.fds_registered);
+    diag_printf_fd(fd, "  %-28s %s\n", "sync objects' CAS", gsync_solo_state());
     /* The block is blamed on the green thread that ran longest in it. */
     char who[80] = "-";
     stats_who(who, sizeof who, sum.max_block_top_ns, sum.max_block_top_id, sum.max_block_top_name);

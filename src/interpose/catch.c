@@ -409,7 +409,10 @@ static void preempt_handler(int sig, siginfo_t *si, void *ucv)
     if (sched_blocking_end_check())   /* it interrupted a real blocking call (handoff.c) */
         catch_frame_refresh(ucv);
     struct sched *s = sched_tls;
-    if (!s || !s->preempt_armed || !s->catch_armed)
+    if (!s || !s->preempt_armed)
+        return;
+    s->poll_tick = 1;                  /* the loop polls at the next switch (sched.c) */
+    if (!s->catch_armed)
         return;                        /* without the catch a lock wait would block for good */
     unsigned long switches = s->stats.switches;
     bool whole_slice = switches == s->preempt_switches;
@@ -587,7 +590,7 @@ static void catch_decide(void)
                      "(%s); only the hooks see calls", why);
         return;
     }
-    caller_is_foreign(NULL);   /* the text ranges, found now rather than in a handler */
+    caller_is_foreign_slow(NULL);   /* the text ranges, found now rather than in a handler */
     find_text(dlsym(RTLD_NEXT, "fputs"), libc_text);
     find_text(dlsym(RTLD_DEFAULT, "_dl_allocate_tls"), ldso_text);
     struct kernel_sigaction sa = {

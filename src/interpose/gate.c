@@ -45,7 +45,13 @@ static int collect_foreign(struct dl_phdr_info *info, size_t size, void *uv_base
     return 0;
 }
 
-bool caller_is_foreign(const void *ra)
+/* Call sites found to be the program's, by address: a loop of pthread
+ * calls asks about the same few (a lock, a wait, a signal, an unlock),
+ * which a single remembered one would not hold. Racy words: an entry only
+ * ever says "the program's". */
+const void *gate_known_native[GATE_KNOWN_NATIVE];
+
+bool caller_is_foreign_slow(const void *ra)
 {
     if (__builtin_expect(nforeign < 0, 0)) {
         Dl_info di;
@@ -53,14 +59,10 @@ bool caller_is_foreign(const void *ra)
         nforeign = 0;
         dl_iterate_phdr(collect_foreign, uv_base);
     }
-    /* The call site seen last, when it was the program's: a loop of
-     * pthread calls asks about the same few (one racy word is enough). */
-    static const void *last_native;
-    if (ra == __atomic_load_n(&last_native, __ATOMIC_RELAXED))
-        return false;
     for (int i = 0; i < nforeign; i++)
         if ((uintptr_t)ra >= foreign[i].lo && (uintptr_t)ra < foreign[i].hi)
             return true;
-    __atomic_store_n(&last_native, ra, __ATOMIC_RELAXED);
+    __atomic_store_n(&gate_known_native[((uintptr_t)ra >> 3) % GATE_KNOWN_NATIVE], ra,
+                     __ATOMIC_RELAXED);
     return false;
 }

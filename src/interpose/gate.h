@@ -56,8 +56,20 @@ static inline struct sched *gate_blocking(void)
         }                               \
     } while (0)
 
-/* Is the code at `ra` (a return address) libuv's or a sanitizer runtime's? */
-bool caller_is_foreign(const void *ra);
+/* Is the code at `ra` (a return address) libuv's or a sanitizer runtime's?
+ * A call site seen to be the program's is remembered (inline: the pthread
+ * hooks ask at every call). */
+#define GATE_KNOWN_NATIVE 64
+extern const void *gate_known_native[GATE_KNOWN_NATIVE];
+bool caller_is_foreign_slow(const void *ra);
+
+static inline bool caller_is_foreign(const void *ra)
+{
+    if (ra == __atomic_load_n(&gate_known_native[((uintptr_t)ra >> 3) % GATE_KNOWN_NATIVE],
+                              __ATOMIC_RELAXED))
+        return false;
+    return caller_is_foreign_slow(ra);
+}
 
 /* Green pthreads for a call from `ra`? (Keys are corun's on every thread
  * then, so that keys made and used on different threads agree.) */

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "fdio.h"
+#include "gsignal.h"
 #include "rawsys.h"
 #include "gate.h"
 #include "real.h"
@@ -32,6 +33,16 @@ static struct sched *poll_gate(int64_t timeout_ns)
 {
     struct sched *s = gate_blocking();
     return timeout_ns == 0 ? NULL : s;
+}
+
+/* For a zero timeout with a mask: the scheduler when the mask frees a
+ * signal pending for the green thread (its handler runs and the call
+ * fails EINTR unless an fd is ready, fdio_poll), else NULL for the real
+ * call. */
+static struct sched *zero_mask_gate(const sigset_t *mask)
+{
+    struct sched *s = mask ? gate_blocking() : NULL;
+    return gsignal_mask_frees_pending(s, mask) ? s : NULL;
 }
 
 /* Seconds beyond this are forever (as the kernel's saturating deadline). */
@@ -72,8 +83,12 @@ HOOK int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
 HOOK int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask)
 {
     CATCH_HOLD();
-    if (ts_ns(ts) == 0)
+    if (ts_ns(ts) == 0) {
+        struct sched *z = timeout_valid(ts) ? zero_mask_gate(mask) : NULL;
+        if (z)
+            return fdio_poll(z, fds, n, 0, mask);
         return fdio_polled_now(gate_blocking(), REAL(ppoll)(fds, n, ts, mask));
+    }
     struct sched *s = poll_gate(ts_ns(ts));
     if (!s || !timeout_valid(ts))
         return REAL(ppoll)(fds, n, ts, mask);
@@ -106,8 +121,12 @@ HOOK int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespe
                  const sigset_t *mask)
 {
     CATCH_HOLD();
-    if (ts_ns(ts) == 0)
+    if (ts_ns(ts) == 0) {
+        struct sched *z = timeout_valid(ts) ? zero_mask_gate(mask) : NULL;
+        if (z)
+            return fdio_select(z, nfds, r, w, e, 0, mask, NULL);
         return fdio_polled_now(gate_blocking(), REAL(pselect)(nfds, r, w, e, ts, mask));
+    }
     struct sched *s = poll_gate(ts_ns(ts));
     if (!s || !timeout_valid(ts))
         return REAL(pselect)(nfds, r, w, e, ts, mask);

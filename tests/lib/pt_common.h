@@ -72,25 +72,49 @@ UNUSED static void failf(int line, const char *fmt, ...)
     } while (0)
 
 /* corun's own helper threads, which run no green thread: the monitor of
- * blocking calls and a spare OS thread waiting for a worker's queue; and
+ * blocking calls, a spare OS thread waiting for a worker's queue and
+ * libuv's pool (offloaded file I/O, name lookups: corun names them
+ * corun-pool, libuv 1.50 and later names them libuv-worker itself); and
  * glibc's own helper threads, which a test names "pt-glibc-helper" (a
  * SIGEV_THREAD timer's: glibc makes it through no hook). */
-UNUSED static bool corun_helper_task(const char *tid)
+/* A thread's name, with its newline; "" if it cannot be read. */
+UNUSED static void task_comm(const char *tid, char comm[32])
 {
-    char path[300], comm[32] = "";
+    char path[300];
+    comm[0] = '\0';
     snprintf(path, sizeof path, "/proc/self/task/%s/comm", tid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return false;
-    ssize_t n = read(fd, comm, sizeof comm - 1);
+        return;
+    ssize_t n = read(fd, comm, 31);
     close(fd);
     comm[n > 0 ? n : 0] = '\0';
-    return !strcmp(comm, "corun-monitor\n") || !strcmp(comm, "corun-spare\n") ||
-           !strcmp(comm, "pt-glibc-helper\n");
 }
 
-/* The process's OS threads that may run the program's threads. */
-UNUSED static int count_tasks(void)
+UNUSED static bool task_named(const char *tid, const char *name)
+{
+    char comm[32];
+    task_comm(tid, comm);
+    size_t len = strlen(name);
+    return !strncmp(comm, name, len) && comm[len] == '\n';
+}
+
+/* One read of the name per thread: note_tasks runs in every thread of
+ * tests that make thousands. */
+UNUSED static bool corun_helper_task(const char *tid)
+{
+    static const char *const helpers[] = { "corun-monitor\n", "corun-spare\n", "corun-pool\n",
+                                           "libuv-worker\n", "pt-glibc-helper\n" };
+    char comm[32];
+    task_comm(tid, comm);
+    for (size_t i = 0; i < sizeof helpers / sizeof *helpers; i++)
+        if (!strcmp(comm, helpers[i]))
+            return true;
+    return false;
+}
+
+/* How many of the process's OS threads `pick` takes. */
+UNUSED static int count_tasks_if(bool (*pick)(const char *tid, const char *arg), const char *arg)
 {
     DIR *d = opendir("/proc/self/task");
     if (!d)
@@ -98,10 +122,27 @@ UNUSED static int count_tasks(void)
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)))
-        if (e->d_name[0] != '.' && !corun_helper_task(e->d_name))
-            n++;
+        n += e->d_name[0] != '.' && pick(e->d_name, arg);
     closedir(d);
     return n;
+}
+
+/* The process's OS threads named `name`. */
+UNUSED static int count_tasks_named(const char *name)
+{
+    return count_tasks_if(task_named, name);
+}
+
+UNUSED static bool not_helper_task(const char *tid, const char *unused)
+{
+    (void)unused;
+    return !corun_helper_task(tid);
+}
+
+/* The process's OS threads that may run the program's threads. */
+UNUSED static int count_tasks(void)
+{
+    return count_tasks_if(not_helper_task, NULL);
 }
 
 /* Record how many OS threads the process has now. */
@@ -196,6 +237,27 @@ UNUSED static int64_t ns_on(clockid_t clk)
 UNUSED static int64_t mono_ns(void)
 {
     return ns_on(CLOCK_MONOTONIC);
+}
+
+/* The start of a timed wait, read on both clocks before its deadline is
+ * computed. A deadline on CLOCK_REALTIME is kept on that clock, whose rate
+ * a time service may move away from CLOCK_MONOTONIC's (CI: realtime
+ * waits ended 1 % short on the monotonic clock, without corun too). */
+struct wait_start {
+    int64_t mono, real;
+};
+
+UNUSED static struct wait_start wait_start(void)
+{
+    return (struct wait_start){ mono_ns(), ns_on(CLOCK_REALTIME) };
+}
+
+/* How long the wait lasted, not early on either clock: the longer of the
+ * two clocks' readings (each kind of deadline is kept on its own clock). */
+UNUSED static int64_t waited_ns(struct wait_start w)
+{
+    int64_t m = mono_ns() - w.mono, r = ns_on(CLOCK_REALTIME) - w.real;
+    return m > r ? m : r;
 }
 
 /* An absolute time `ns` from now on clock `clk`. */

@@ -167,11 +167,11 @@ enum how { TIMEDWAIT, CLOCKWAIT };
 static void expect_timeout(const char *what, pthread_cond_t *c, pthread_mutex_t *m, enum how how,
                            clockid_t clk, int64_t ns)
 {
+    struct wait_start t0 = wait_start();
     struct timespec ts = abs_in(clk, ns);
-    int64_t t0 = mono_ns();
     int rc = how == TIMEDWAIT ? pthread_cond_timedwait(c, m, &ts)
                               : pthread_cond_clockwait(c, m, clk, &ts);
-    int64_t el = mono_ns() - t0;
+    int64_t el = waited_ns(t0);
     CHECKF(rc == ETIMEDOUT, "%s returned %s, expected ETIMEDOUT", what, ename(rc));
     if (ns > 0)
         CHECKF(el >= ns && el < ns + 300 * MS, "%s (%lld ms) returned after %lld ms", what,

@@ -27,6 +27,18 @@
 
 #include "pt_common.h"
 
+/* libuv's pool's threads (named by corun, or by libuv 1.50 and later). */
+static int pool_threads(void)
+{
+    return count_tasks_named("corun-pool") + count_tasks_named("libuv-worker");
+}
+
+/* The OS threads running the program's threads, and libuv's pool's. */
+static int os_threads(void)
+{
+    return count_tasks() + pool_threads();
+}
+
 static const char *dir(void)
 {
     const char *d = getenv("PT_FILE_DIR");
@@ -149,7 +161,7 @@ static void cached(void)
     CHECK(read(fd, b, sizeof b) == 15 && !memcmp(b, "cached contents", 15));
     close(fd);
     unlink(path);
-    printf("tasks=%d\n", count_tasks());
+    printf("tasks=%d\n", os_threads());
     ticker_end();
 }
 
@@ -179,14 +191,15 @@ static void cold(void)
     OK(fsync(fd));
     OK(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED));
     size_t pages = resident(fd, len);
-    int before = count_tasks();
+    int before = os_threads();
     ticker_start();
     char *back = malloc(len);
     CHECK(pread(fd, back, len, 0) == (ssize_t)len && !memcmp(data, back, len));
     if (pages > len / 4096 / 2)
         printf("SKIP cold: the page cache kept %zu of %zu pages\n", pages, len / 4096);
     else
-        printf("cold tasks_before=%d tasks_after=%d\n", before, count_tasks());
+        printf("cold tasks_before=%d tasks_after=%d pool=%d\n", before, os_threads(),
+               pool_threads());
     ticker_end();
     close(fd);
     unlink(path);
@@ -210,7 +223,7 @@ static void sync_write(void)
     CHECK(pread(fd, b, 10, 190) == 10 && !memcmp(b, "0123456789", 10));
     close(fd);
     unlink(path);
-    printf("tasks=%d\n", count_tasks());
+    printf("tasks=%d\n", os_threads());
     ticker_end();
 }
 
@@ -252,7 +265,7 @@ static void metadata(void)
     OK(statx(AT_FDCWD, p2, 0, STATX_SIZE, &sx));
     CHECK(sx.stx_size == 2);
     OK(unlink(p2));
-    printf("tasks=%d\n", count_tasks());
+    printf("tasks=%d\n", os_threads());
     /* The sync calls last: they go to the pool unless CORUN_FILE_IO=inline. */
     OK(fsync(fd));
     OK(fdatasync(fd));
@@ -263,7 +276,7 @@ static void metadata(void)
     close(p[0]);
     close(p[1]);
     close(fd);
-    printf("tasks_sync=%d\n", count_tasks());
+    printf("tasks_sync=%d\n", os_threads());
     ticker_end();
 }
 

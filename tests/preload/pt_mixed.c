@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -502,6 +503,70 @@ static void m_once(void)
     printf("kernel threads: %d\n", 3 * ONCE_ROUNDS);
 }
 
+/* ---- a kernel thread arriving while green threads use the objects -----------
+ * Under corun on one OS thread the objects' CAS go without the lock prefix
+ * until a second OS thread uses one (src/green/gsync.c): the kernel
+ * thread's first call must end that before it takes part. Two green threads
+ * count under a mutex, an rwlock held for writing and a semaphore used as a
+ * lock, yielding now and then; the kernel thread starts once they are well
+ * under way, and they stop only after it has done as many rounds itself.
+ * Any count short of the rounds done is a lost update. */
+
+#define LATE_ROUNDS 20000
+static pthread_mutex_t lk_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_rwlock_t lk_rw = PTHREAD_RWLOCK_INITIALIZER;
+static sem_t lk_sem;
+static long lk_mutexed, lk_written, lk_semmed;
+static atomic_long lk_rounds[2];        /* [0] green, [1] kernel */
+static atomic_bool lk_stop;
+
+static void *lk_worker(void *arg)
+{
+    int kernel = arg == NULL;
+    long n = 0;
+    while (!atomic_load(&lk_stop)) {
+        OK(pthread_mutex_lock(&lk_m));
+        lk_mutexed++;
+        OK(pthread_mutex_unlock(&lk_m));
+        OK(pthread_rwlock_wrlock(&lk_rw));
+        lk_written++;
+        OK(pthread_rwlock_unlock(&lk_rw));
+        if (sem_wait(&lk_sem) != 0)
+            failf(__LINE__, "sem_wait: %s", strerror(errno));
+        lk_semmed++;
+        if (sem_post(&lk_sem) != 0)
+            failf(__LINE__, "sem_post: %s", strerror(errno));
+        atomic_fetch_add(&lk_rounds[kernel], 1);
+        if (!kernel && ++n % 16 == 0)
+            sched_yield();
+    }
+    return NULL;
+}
+
+static void m_late_kernel(void)
+{
+    CHECK(sem_init(&lk_sem, 0, 1) == 0);
+    pthread_t g[2];
+    for (int i = 0; i < 2; i++)
+        gstart(&g[i], lk_worker, (void *)1);
+    while (atomic_load(&lk_rounds[0]) < LATE_ROUNDS)
+        usleep(1000);
+    struct kthread k;
+    kstart(&k, lk_worker, NULL);
+    while (atomic_load(&lk_rounds[1]) < LATE_ROUNDS)
+        usleep(1000);
+    atomic_store(&lk_stop, true);
+    for (int i = 0; i < 2; i++)
+        OK(pthread_join(g[i], NULL));
+    kwait(&k);
+    long total = atomic_load(&lk_rounds[0]) + atomic_load(&lk_rounds[1]);
+    CHECKF(lk_mutexed == total && lk_written == total && lk_semmed == total,
+           "%ld rounds, counted %ld under the mutex, %ld under the rwlock, %ld under the semaphore",
+           total, lk_mutexed, lk_written, lk_semmed);
+    printf("kernel threads: 1, green rounds at least %d, kernel rounds at least %d\n", LATE_ROUNDS,
+           LATE_ROUNDS);
+}
+
 static const struct pt_mode modes[] = {
     { "pingpong", m_pingpong },
     { "cond", m_cond },
@@ -511,6 +576,7 @@ static const struct pt_mode modes[] = {
     { "rwlock", m_rwlock },
     { "barrier", m_barrier },
     { "once", m_once },
+    { "late_kernel", m_late_kernel },
 };
 
 int main(int argc, char **argv)

@@ -54,7 +54,7 @@ struct probe {
 static void *probe_fn(void *arg)
 {
     struct probe *p = arg;
-    int64_t t0 = mono_ns();
+    struct wait_start t0 = wait_start();
     switch (p->op) {
     case OP_TRYLOCK:
         p->rc = pthread_mutex_trylock(p->m);
@@ -73,7 +73,7 @@ static void *probe_fn(void *arg)
             OK(pthread_mutex_unlock(p->m));
         break;
     }
-    p->el = mono_ns() - t0;
+    p->el = waited_ns(t0);
     note_tasks();
     return NULL;
 }
@@ -105,10 +105,10 @@ static void check_normal(pthread_mutex_t *m)
     RC(from_other(m, OP_TIMEDLOCK_50MS), ETIMEDOUT);
     RC(pthread_mutex_destroy(m), EBUSY);
     /* A normal mutex relocked by its owner with a timeout waits it out. */
-    int64_t t0 = mono_ns();
+    struct wait_start t0 = wait_start();
     struct timespec ts = abs_in(CLOCK_REALTIME, 50 * MS);
     RC(pthread_mutex_timedlock(m, &ts), ETIMEDOUT);
-    CHECK(mono_ns() - t0 >= 50 * MS);
+    CHECK(waited_ns(t0) >= 50 * MS);
     OK(pthread_mutex_unlock(m));
     RC(from_other(m, OP_TRYLOCK_UNLOCK), 0);
     OK(pthread_mutex_trylock(m));
@@ -296,11 +296,11 @@ static void *t_holder(void *arg)
 
 static void timed_out(const char *what, clockid_t clk, bool clocklock, int64_t ns)
 {
+    struct wait_start t0 = wait_start();
     struct timespec ts = abs_in(clk, ns);
-    int64_t t0 = mono_ns();
     int rc = clocklock ? pthread_mutex_clocklock(&t_m, clk, &ts)
                        : pthread_mutex_timedlock(&t_m, &ts);
-    int64_t el = mono_ns() - t0;
+    int64_t el = waited_ns(t0);
     CHECKF(rc == ETIMEDOUT, "%s returned %s, expected ETIMEDOUT", what, ename(rc));
     if (ns > 0)
         CHECKF(el >= ns && el < ns + 300 * MS, "%s (%lld ms) returned after %lld ms", what,

@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -293,6 +294,74 @@ static void m_pselect_mask(void)
     close(p[1]);
 }
 
+/* A signal already pending when ppoll, pselect or epoll_pwait unblocks it
+ * with the call's mask: its handler runs and, nothing being ready, the
+ * call fails EINTR at once (the pselect idiom: block, check a flag, wait
+ * with the signal unblocked). corun ran the handler and then waited out
+ * the timeout. The same with a zero timeout for ppoll and pselect (corun
+ * made the real call, to which a signal pending for a green thread is
+ * not pending: 0, no handler); epoll_pwait's zero timeout returns 0 at
+ * once, the handler not run, natively too. */
+static void m_mask_pending(void)
+{
+    install(SIGUSR1, SA_RESTART);
+    sigset_t blk = only(SIGUSR1), empty, now;
+    sigemptyset(&empty);
+    OK(pthread_sigmask(SIG_BLOCK, &blk, NULL));
+    struct idler i;
+    idler_start(&i);
+    int p[2];
+    CHECK(pipe(p) == 0);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    CHECK(ep >= 0);
+    struct epoll_event ev = { .events = EPOLLIN, .data.fd = p[0] };
+    CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev) == 0);
+    static const char *const calls[] = { "ppoll", "pselect", "epoll_pwait",
+                                         "ppoll, zero timeout", "pselect, zero timeout" };
+    for (int call = 0; call < 5; call++) {
+        got = 0;
+        int runs = atomic_load(&handled);
+        OK(pthread_kill(pthread_self(), SIGUSR1));
+        CHECK(got == 0);
+        struct timespec ts = { call < 3 ? 5 : 0, 0 };
+        struct pollfd pf = { .fd = p[0], .events = POLLIN };
+        fd_set rd;
+        FD_ZERO(&rd);
+        FD_SET(p[0], &rd);
+        struct epoll_event out;
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        errno = 0;
+        int r = call % 3 == 0 ? ppoll(&pf, 1, &ts, &empty)
+                : call % 3 == 1 ? pselect(p[0] + 1, &rd, NULL, NULL, &ts, &empty)
+                                : epoll_pwait(ep, &out, 1, 5000, &empty);
+        int e = errno;
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        CHECKF(r == -1 && e == EINTR, "%s returned %d errno %s, expected -1 EINTR", calls[call], r,
+               ename(e));
+        CHECKF(got == SIGUSR1 && atomic_load(&handled) == runs + 1, "%s: the handler ran %d times",
+               calls[call], atomic_load(&handled) - runs);
+        CHECKF(b.tv_sec - a.tv_sec < 3, "%s waited %ld s", calls[call], (long)(b.tv_sec - a.tv_sec));
+        OK(pthread_sigmask(SIG_SETMASK, NULL, &now));
+        CHECK(sigismember(&now, SIGUSR1) == 1);
+    }
+    /* epoll_pwait, zero timeout: 0, and the signal stays pending. */
+    got = 0;
+    OK(pthread_kill(pthread_self(), SIGUSR1));
+    struct epoll_event out;
+    CHECK(epoll_pwait(ep, &out, 1, 0, &empty) == 0);
+    CHECK(got == 0);
+    sigset_t pending;
+    OK(sigpending(&pending));
+    CHECK(sigismember(&pending, SIGUSR1) == 1);
+    OK(pthread_sigmask(SIG_UNBLOCK, &blk, NULL));
+    CHECK(got == SIGUSR1);
+    idler_stop(&i);
+    close(ep);
+    close(p[0]);
+    close(p[1]);
+}
+
 /* ---- which thread -------------------------------------------------------------------*/
 
 /* The main thread blocks SIGUSR1, a worker parked in read() does not: the
@@ -563,6 +632,7 @@ static const struct pt_mode modes[] = {
     { "nanosleep_rem", m_nanosleep_rem },
     { "sem_eintr", m_sem_eintr },
     { "pselect_mask", m_pselect_mask },
+    { "mask_pending", m_mask_pending },
     { "worker_interrupted", m_worker_interrupted },
     { "kill_restart", m_kill_restart },
     { "rcvtimeo_eintr", m_rcvtimeo_eintr },

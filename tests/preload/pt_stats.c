@@ -31,6 +31,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,14 +120,23 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* 300 ms of CPU (more wall time on a loaded machine); its wall time in
+ * ms comes back. */
 static void *hog(void *arg)
 {
     (void)arg;
     volatile unsigned long x = 0;
-    double end = now_s() + 0.3;
-    while (now_s() < end)
+    double start = now_s(), end = cpu_s() + 0.3;
+    while (cpu_s() < end)
         x++;
-    return NULL;
+    return (void *)(intptr_t)((now_s() - start) * 1000);
 }
 
 static void check(int r, const char *what)
@@ -212,7 +222,9 @@ int main(void)
 
     check(pthread_create(&one, NULL, hog, NULL), "pthread_create");
     pthread_setname_np(one, "hog");
-    check(pthread_join(one, NULL), "pthread_join");
+    void *hog_ms;
+    check(pthread_join(one, &hog_ms), "pthread_join");
+    printf("hog ran %ld ms\n", (long)(intptr_t)hog_ms);
     puts("done");
     return 0;
 }

@@ -114,9 +114,9 @@ static int rw_do(pthread_rwlock_t *l, enum rw_op op)
 static void *rw_probe_fn(void *arg)
 {
     struct rw_probe *p = arg;
-    int64_t t0 = mono_ns();
+    struct wait_start t0 = wait_start();
     p->rc = rw_do(p->l, p->op);
-    p->el = mono_ns() - t0;
+    p->el = waited_ns(t0);
     if (p->rc == 0)
         OK(pthread_rwlock_unlock(p->l));
     return NULL;
@@ -503,12 +503,12 @@ static void m_sem_timed(void)
                                    "sem_clockwait(CLOCK_REALTIME)" };
     CHECK(sem_init(&ts_sem, 0, 0) == 0);
     for (enum sem_how how = TIMEDWAIT; how <= CLOCK_REAL; how++) {
-        int64_t t0 = mono_ns();
+        struct wait_start w0 = wait_start();
         FAILS_ERRNO(sem_timed(&ts_sem, how, 100 * MS), ETIMEDOUT);
-        int64_t el = mono_ns() - t0;
+        int64_t el = waited_ns(w0);
         CHECKF(el >= 100 * MS && el < 3000 * MS, "%s (100 ms) returned after %lld ms", names[how],
                (long long)(el / MS));
-        t0 = mono_ns();
+        int64_t t0 = mono_ns();
         FAILS_ERRNO(sem_timed(&ts_sem, how, -1000 * MS), ETIMEDOUT);
         CHECK(mono_ns() - t0 < 2000 * MS);
         /* posted in time */

@@ -145,14 +145,14 @@ static void m_timedjoin(void)
     struct timespec past = abs_in(CLOCK_REALTIME, -1000 * MS);
     RC(pthread_timedjoin_np(t, &r, &past), ETIMEDOUT);
 
-    int64_t a = mono_ns();
+    struct wait_start w0 = wait_start();
     struct timespec rt = abs_in(CLOCK_REALTIME, 50 * MS);
     RC(pthread_timedjoin_np(t, &r, &rt), ETIMEDOUT);
-    int64_t el = mono_ns() - a;
+    int64_t el = waited_ns(w0);
     CHECKF(el >= 50 * MS && el < 3000 * MS, "timedjoin (CLOCK_REALTIME, 50 ms) took %lld ms",
            (long long)(el / MS));
 
-    a = mono_ns();
+    int64_t a = mono_ns();
     struct timespec mt = abs_in(CLOCK_MONOTONIC, 50 * MS);
     RC(pthread_clockjoin_np(t, &r, CLOCK_MONOTONIC, &mt), ETIMEDOUT);
     el = mono_ns() - a;

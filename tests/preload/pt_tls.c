@@ -2,6 +2,7 @@
  * CORUN_TLS=own exactly as for kernel threads (test_tls_green runs each mode
  * green with own TLS, native, and without corun). */
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <langinfo.h>
 #include <locale.h>
 #include <malloc.h>
@@ -387,6 +388,8 @@ static void load_tls_libs(void)
     gd_set = (void (*)(int))dlsym(h2, "tlstest_gd_set");
 }
 
+static void load_tls_libs(void);
+
 static void m_dlopen_tls(void)
 {
     pthread_t t[4];
@@ -399,6 +402,23 @@ static void m_dlopen_tls(void)
     for (int i = 0; i < 4; i++)
         OK(pthread_join(t[i], NULL));
     CHECK(ie_get() == 42 && gd_get() == 43);
+}
+
+/* The same with 48 threads: corun's stacks come in arenas of 16, then 32
+ * slots, so the second is used up, and the kernel usually maps it right
+ * below the first (the walk that copies the image into live threads once
+ * took the first arena for the unused part of the second and skipped it). */
+static void m_dlopen_tls_48(void)
+{
+    pthread_t t[48];
+    for (long i = 0; i < 48; i++)
+        OK(pthread_create(&t[i], NULL, dl_fn, (void *)i));
+    usleep(5000);
+    load_tls_libs();
+    CHECK(ie_get() == 42 && gd_get() == 43);
+    atomic_store(&dl_step, 1);
+    for (int i = 0; i < 48; i++)
+        OK(pthread_join(t[i], NULL));
 }
 
 /* Threads that each find every TLS variable at its initial value and
@@ -438,6 +458,97 @@ static void m_reuse_tls(void)
      * those alone would be about 600 KiB. */
     CHECKF(after < before + 64 * 1024, "heap in use grew from %zu to %zu bytes", before, after);
     CHECK(exe_tls_value == 7 && ie_get() == 42 && gd_get() == 43);
+}
+
+/* More modules with TLS than a thread's DTV has room for, dlopen'ed while
+ * threads exist (copies of the general-dynamic library under other
+ * names): each thread's first access to the new ones makes ld.so grow its
+ * DTV, which with own TLS lives in the thread's stack area (ld.so must
+ * not realloc or free it as a heap block). Then threads on the reused
+ * stacks, and after the libraries are closed, threads again. */
+#define DTV_LIBS 40
+static int (*dtv_get[DTV_LIBS])(void);
+static void (*dtv_set[DTV_LIBS])(int);
+static atomic_int dtv_step;
+
+static void *dtv_fn(void *arg)
+{
+    long i = (long)arg;
+    while (atomic_load(&dtv_step) == 0)
+        usleep(1000);
+    for (int k = 0; k < DTV_LIBS; k++) {
+        CHECKF(dtv_get[k]() == 43, "thread %ld: library %d's TLS %d", i, k, dtv_get[k]());
+        dtv_set[k]((int)(i * 100 + k));
+    }
+    usleep(1000);                               /* the others set theirs */
+    for (int k = 0; k < DTV_LIBS; k++)
+        CHECKF(dtv_get[k]() == i * 100 + k, "thread %ld: library %d's TLS %d", i, k,
+               dtv_get[k]());
+    return NULL;
+}
+
+static void dtv_round(long first)
+{
+    pthread_t t[NT];
+    for (long i = 0; i < NT; i++)
+        OK(pthread_create(&t[i], NULL, dtv_fn, (void *)(first + i)));
+    usleep(2000);
+    atomic_store(&dtv_step, 1);
+    for (int i = 0; i < NT; i++)
+        OK(pthread_join(t[i], NULL));
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0700);
+    CHECKF(in >= 0 && out >= 0, "copy %s to %s: %s", from, to, strerror(errno));
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        CHECK(write(out, buf, (size_t)n) == n);
+    close(in);
+    close(out);
+}
+
+static void m_dtv_grows(void)
+{
+    const char *dir = getenv("PT_LIBDIR");
+    char src[4096], tmp[] = "/tmp/pt_tls_dtv.XXXXXX", path[DTV_LIBS][4200];
+    void *h[DTV_LIBS];
+    snprintf(src, sizeof src, "%s/libtlstest_gd.so", dir ? dir : ".");
+    CHECK(mkdtemp(tmp) != NULL);
+    pthread_t t[NT];
+    for (long i = 0; i < NT; i++)
+        OK(pthread_create(&t[i], NULL, dtv_fn, (void *)i));
+    usleep(5000);                               /* they exist and wait */
+    for (int k = 0; k < DTV_LIBS; k++) {
+        snprintf(path[k], sizeof path[k], "%s/gd%d.so", tmp, k);
+        copy_file(src, path[k]);
+        h[k] = dlopen(path[k], RTLD_NOW | RTLD_LOCAL);
+        CHECKF(h[k] != NULL, "dlopen: %s", dlerror());
+        if (!h[k])
+            _exit(1);
+        dtv_get[k] = (int (*)(void))dlsym(h[k], "tlstest_gd_get");
+        dtv_set[k] = (void (*)(int))dlsym(h[k], "tlstest_gd_set");
+    }
+    atomic_store(&dtv_step, 1);
+    for (int i = 0; i < NT; i++)
+        OK(pthread_join(t[i], NULL));
+    for (int r = 1; r <= 3; r++)
+        dtv_round(r * NT);                      /* on the stacks (and DTVs) of the last */
+    for (int k = 0; k < DTV_LIBS; k++)
+        CHECK(dtv_get[k]() == 43);              /* main's own */
+    for (int k = 0; k < DTV_LIBS; k++) {
+        CHECK(dlclose(h[k]) == 0);
+        unlink(path[k]);
+    }
+    rmdir(tmp);
+    /* Threads after the close: ld.so drops the closed modules' blocks. */
+    pthread_t u[NT];
+    for (long i = 0; i < NT; i++)
+        OK(pthread_create(&u[i], NULL, tls_vars_fn, (void *)i));
+    for (int i = 0; i < NT; i++)
+        OK(pthread_join(u[i], NULL));
 }
 
 /* glibc's "more than one thread" flag of THREAD_SELF (x86_64: fs:0x18,
@@ -481,7 +592,9 @@ static const struct pt_mode modes[] = {
     { "fork_from_thread", m_fork_from_thread },
     { "short_lived", m_short_lived },
     { "dlopen_tls", m_dlopen_tls },
+    { "dlopen_tls_48", m_dlopen_tls_48 },
     { "reuse_tls", m_reuse_tls },
+    { "dtv_grows", m_dtv_grows },
 };
 
 int main(int argc, char **argv)

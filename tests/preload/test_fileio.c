@@ -78,6 +78,9 @@ Test(fileio, cold_read_offloaded)
         cr_skip_test("the page cache could not be dropped here: %s", c->out);
     cr_assert_eq(pr_value(c, "tasks_before"), 1, "%s", c->out);
     cr_assert_gt(pr_value(c, "tasks_after"), 1, "the cold read did not run on the pool:\n%s", c->out);
+    /* The pool's threads are named so (tests telling green threads' OS
+     * threads from others count them apart). */
+    cr_assert_eq(pr_value(c, "pool"), pr_value(c, "tasks_after") - 1, "%s", c->out);
     free(c);
     c = run("cold", true, "inline", NULL);
     if (!strstr(c->out, "SKIP cold"))

@@ -107,11 +107,18 @@ Test(inspect, stats_match_a_known_workload)
     cr_expect_eq(parks, 24, "parks: %ld, expected the sum 24\n%s", parks, e);
     cr_expect_geq(stat_value(e, "switches"), parks, "fewer switches than parks\n%s", e);
     cr_expect_geq(stat_value(e, "offloads (pool calls)"), 1, "the DNS lookup was not offloaded\n%s", e);
-    /* The hog ran 300 ms without yielding: the loop was blocked that long. */
+    /* Its mutex and condvar were only ever used on the one OS thread (where
+     * the kernel has membarrier, which a second one would need). */
+    cr_expect(strstr(e, "sync objects' CAS            no lock prefix (one OS thread)") ||
+                  strstr(e, "sync objects' CAS            lock prefix (no membarrier)"), "%s", e);
+    /* The hog ran 300 ms of CPU without yielding: the loop was blocked at
+     * least that long. */
     cr_expect_geq(stat_ms(e, "longest loop block"), 290.0, "%s", e);
     cr_expect_geq(stat_ms(e, "longest run without a switch"), 290.0, "%s", e);
     cr_expect(strstr(e, "(by green thread 14 'hog')"), "the longest run is not blamed on 'hog'\n%s", e);
-    cr_expect(strstr(e, "ms  (by green thread 14 'hog', 3"), "the block is not blamed on 'hog'\n%s", e);
+    const char *blame = strstr(e, "ms  (by green thread 14 'hog', ");
+    cr_expect(blame && strtod(blame + strlen("ms  (by green thread 14 'hog', "), NULL) >= 290.0,
+              "the block is not blamed on 'hog'\n%s", e);
     free(c);
 }
 
@@ -121,7 +128,12 @@ Test(inspect, stats_match_a_known_workload)
  * no preemption: the hog keeps the CPU there. */
 Test(inspect, stats_preempted_hog)
 {
-    const char *const extra[] = { "CORUN_STATS=1", NULL };
+    /* One OS thread: a preempted thread may move to another, whose first
+     * signal after it arrives only starts the count of a whole slice; on a
+     * loaded machine, where the CPU-time timer's signals come seldom
+     * (docs/design.md), a hog moving at every preemption ran 352 ms
+     * unpreempted (CI, CORUN_PROCS=4). */
+    const char *const extra[] = { "CORUN_STATS=1", "CORUN_PROCS=1", NULL };
     struct tu_child *c = run("pt_stats", NULL, extra);
     expect_exit0("pt_stats", NULL, c, "done\n");
     const char *e = c->err;
@@ -129,12 +141,35 @@ Test(inspect, stats_preempted_hog)
     cr_expect_eq(stat_value(e, "preempted (CPU slices)"), 0, "%s", e);
     cr_expect_geq(stat_ms(e, "longest run without a switch"), 290.0, "%s", e);
 #else
-    /* 300 ms in slices of 5 to 10 ms: a few dozen; at least 10 allows for
-     * ticks that found it inside glibc. */
-    cr_expect_geq(stat_value(e, "preempted (CPU slices)"), 10, "%s", e);
-    cr_expect_lt(stat_ms(e, "longest run without a switch"), 100.0, "%s", e);
-    cr_expect_lt(stat_ms(e, "longest loop block"), 100.0, "%s", e);
+    /* 300 ms of CPU in slices of 5 to 10 ms: a few dozen on an idle
+     * machine. On a loaded one the kernel's CPU-time timer signals far
+     * less often (docs/design.md; CI: 16 preemptions and a 117 ms run), so
+     * what is checked is that the hog was cut: preempted, and no run as
+     * long as its own wall time. */
+    const char *ran = strstr(c->out, "hog ran ");
+    cr_assert(ran, "%s", c->out);
+    double hog_ms = strtod(ran + strlen("hog ran "), NULL);
+    cr_expect_geq(stat_value(e, "preempted (CPU slices)"), 1, "%s", e);
+    cr_expect_lt(stat_ms(e, "longest run without a switch"), hog_ms * 0.9, "hog ran %.0f ms\n%s",
+                 hog_ms, e);
+    cr_expect_lt(stat_ms(e, "longest loop block"), hog_ms * 0.9, "hog ran %.0f ms\n%s", hog_ms, e);
 #endif
+    free(c);
+}
+
+/* One OS thread's green threads use a mutex, an rwlock and a semaphore
+ * without the lock prefix until a kernel thread joins in (pt_mixed
+ * late_kernel): its first call ends that (the table says an owner was
+ * ended, not that the objects were never claimed), and every count comes
+ * out. */
+Test(inspect, stats_sync_cas_after_a_kernel_thread)
+{
+    const char *const extra[] = { "CORUN_STATS=1", "CORUN_PROCS=1", NULL };
+    struct tu_child *c = run("pt_mixed", "late_kernel", extra);
+    expect_exit0("pt_mixed", "late_kernel", c, "PASS late_kernel\n");
+    cr_expect(strstr(c->err, "sync objects' CAS            lock prefix (used by several OS threads)") ||
+                  strstr(c->err, "sync objects' CAS            lock prefix (no membarrier)"),
+              "%s", c->err);
     free(c);
 }
 

@@ -34,6 +34,9 @@ MATRIX(preempt, hog_ticker, pt_preempt, hog_ticker, PREEMPTS, NULL)
  * difference; with more OS threads the loop would get one of its own). */
 MATRIX(preempt, hog_ticker_off, pt_preempt, hog_ticker, PREEMPTS, "CORUN_PREEMPT_MS=0",
        "CORUN_PROCS=1", NULL)
+/* The same after main blocked every signal, on one OS thread (where a
+ * loop that is never cut starves the ticker). */
+MATRIX(preempt, masked_hog_ticker, pt_preempt, masked_hog_ticker, PREEMPTS, "CORUN_PROCS=1", NULL)
 /* Four CPU-bound threads beside the ticker: they share the CPU in slices
  * and the ticker keeps ticking. */
 MATRIX(preempt, hogs_ticker, pt_preempt, hogs_ticker, PREEMPTS, NULL)

@@ -72,6 +72,10 @@ RAWSYS(futex_cancel)
  * completion (the other threads keep running meanwhile). */
 RAWSYS(uring_eintr_cancel)
 RAWSYS(eintr_woken)
+/* io_uring completion waits and polls of a thread that blocks SIGUSR2
+ * while another process floods the process with it: never EINTR. One OS
+ * thread, so that the signals reach the waiter's. */
+MATRIX(rawsys, signal_storm, pt_rawsys, signal_storm, "CORUN_PROCS=1", NULL)
 /* Bad pointers to rt_sigaction, rt_sigprocmask, clone3, futex and the
  * ppoll/pselect6 masks and timeouts by number: EFAULT, as natively. */
 RAWSYS(bad_pointers)

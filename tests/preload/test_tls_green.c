@@ -61,10 +61,18 @@ TLS(short_lived)
 /* Initial-exec and general-dynamic TLS of libraries dlopen'ed while
  * threads exist: every thread sees the initial values, then its own. */
 TLS(dlopen_tls)
+/* ... with 48 threads alive on one OS thread: on stacks of two arenas, the
+ * second used up (at 2 OS threads the other's stacks change the count). */
+MATRIX(tls, dlopen_tls_48, pt_tls, dlopen_tls_48, "CORUN_TLS=own", "CORUN_PROCS=1",
+       "PT_LIBDIR=" TEST_BUILDDIR "/tests/.libs", NULL)
 /* 20,000 threads in batches on reused stacks: each starts from the TLS
  * images (executable, initial-exec and general-dynamic libraries); the
  * heap stays flat (corun keeps a finished thread's DTV with its stack). */
 TLS(reuse_tls)
+/* More TLS modules dlopen'ed than a thread's DTV has room for: ld.so grows
+ * the DTVs corun keeps in the threads' stack areas (copies them to the
+ * heap), on reused stacks too, and after the libraries are closed. */
+TLS(dtv_grows)
 /* A program with its own malloc whose first call, from a constructor, takes
  * a lock: corun's load-time look at glibc's malloc state must not call it
  * (it hung in corun's own once). */
