@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 /* ---- checks and helpers --------------------------------------------------- */
 
@@ -46,6 +47,53 @@ UNUSED static void failf(int line, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "%s:%d: [%s] FAIL: %s\n", __FILE__, line, mode_name, buf);
     atomic_fetch_add(&failures, 1);
+}
+
+/* For a failure report: where each thread of process `pid` is (its state,
+ * kernel wait channel, system call and kernel stack, as /proc shows them). */
+UNUSED static void describe_process(pid_t pid)
+{
+    char path[320], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d) {
+        fprintf(stderr, "  process %d: %s unreadable\n", (int)pid, path);
+        return;
+    }
+    static const char *const files[] = { "stat", "wchan", "syscall", "stack" };
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.')
+            continue;
+        fprintf(stderr, "  process %d thread %s:\n", (int)pid, e->d_name);
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+            snprintf(path, sizeof path, "/proc/%d/task/%s/%s", (int)pid, e->d_name, files[i]);
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+            if (fd >= 0)
+                close(fd);
+            buf[n > 0 ? n : 0] = '\0';
+            fprintf(stderr, "    %s: %s%s", files[i], buf, n > 0 && buf[n - 1] == '\n' ? "" : "\n");
+        }
+    }
+    closedir(d);
+    /* And the threads' user-space stacks, where gdb is installed (run
+     * without libcorun). */
+    fflush(stderr);
+    pid_t g = fork();
+    if (g == 0) {
+        char spid[16];
+        snprintf(spid, sizeof spid, "%d", (int)pid);
+        unsetenv("LD_PRELOAD");
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(2, 1);
+        execlp("gdb", "gdb", "-nx", "-batch", "-p", spid, "-ex", "thread apply all bt 30",
+               (char *)NULL);
+        _exit(127);
+    }
+    if (g > 0)
+        while (waitpid(g, NULL, 0) < 0 && errno == EINTR)
+            ;
 }
 
 #define CHECK(cond) \
@@ -146,9 +194,22 @@ UNUSED static int count_tasks(void)
 }
 
 /* Record how many OS threads the process has now. */
+UNUSED static bool any_task(const char *tid, const char *unused)
+{
+    (void)tid;
+    (void)unused;
+    return true;
+}
+
 UNUSED static void note_tasks(void)
 {
-    int n = count_tasks(), m = atomic_load(&max_tasks);
+    /* The names are read only when the count with helpers beats the most
+     * so far: thousands of native threads each reading every thread's name
+     * took half a minute on a loaded machine. */
+    int m = atomic_load(&max_tasks);
+    if (count_tasks_if(any_task, NULL) <= m)
+        return;
+    int n = count_tasks();
     while (n > m && !atomic_compare_exchange_weak(&max_tasks, &m, n))
         ;
 }

@@ -498,9 +498,10 @@ static void m_fork_in_sections(void)
                                                       mono_ns() < until;)
             usleep(1000);
         if (r == 0) {
+            failf(__LINE__, "the child of fork %d hung", round);
+            describe_process(c);
             kill(c, SIGKILL);
             waitpid(c, &st, 0);
-            failf(__LINE__, "the child of fork %d hung", round);
             break;
         }
         CHECKF(r == c && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child of fork %d: status 0x%x",

@@ -1078,7 +1078,7 @@ static void m_kill_target(void)
 
 /* A signal sent to a thread that blocks it stays pending until that thread
  * unblocks it; then the handler runs there. */
-static atomic_int km_pending, km_seen_before_unblock;
+static atomic_int km_pending, km_seen_before_unblock, km_checked;
 
 static void *masked_target(void *arg)
 {
@@ -1086,7 +1086,10 @@ static void *masked_target(void *arg)
     sigset_t s = one(SIGUSR1);
     OK(pthread_sigmask(SIG_BLOCK, &s, NULL));
     atomic_store(&cwaiting, 1);
-    usleep(100000);                       /* the signal arrives meanwhile */
+    /* The signal arrives meanwhile; main looks whether its handler ran.
+     * (A fixed sleep here ended before main's look on a loaded machine.) */
+    while (!atomic_load(&km_checked))
+        usleep(1000);
     sigset_t pend;
     sigemptyset(&pend);
     sigpending(&pend);
@@ -1106,6 +1109,7 @@ static void m_kill_masked(void)
     OK(pthread_kill(t, SIGUSR1));
     usleep(30000);
     CHECKF(got_sig == 0, "the handler ran while the target thread blocked the signal");
+    atomic_store(&km_checked, 1);
     void *r = NULL;
     OK(pthread_join(t, &r));
     CHECKF(atomic_load(&km_seen_before_unblock) == 0,
