@@ -113,6 +113,7 @@ static void name_pool_threads(const char *was, const pid_t *before, int nbefore,
 #define POOL_THREADS_MAX 1024     /* libuv's ceiling, CORUN_POOL_SIZE's */
 
 static int pool_started;          /* atomic: the first work was queued */
+static bool pool_in_fork_child;   /* this process is a fork child (offload_fork_child) */
 static cr_lock_t pool_start_lock = CR_LOCK_INIT;
 
 /* libuv sizes its pool from UV_THREADPOOL_SIZE once, on the first queued
@@ -135,7 +136,10 @@ static int pool_queue(uv_loop_t *loop, uv_work_t *req)
         return uv_queue_work(loop, req, offload_work, offload_done);
     }
     const char *user = getenv("UV_THREADPOOL_SIZE");
-    bool ours = cr_config.pool_size_set || !user;
+    /* Not in a fork child: glibc does not reset setenv's lock at fork, and
+     * a thread the child does not have may have held it (the child's pool
+     * takes libuv's default size, or the user's variable). */
+    bool ours = !pool_in_fork_child && (cr_config.pool_size_set || !user);
     char *saved = user ? strdup(user) : NULL;
     if (ours) {
         char n[16];
@@ -167,8 +171,9 @@ static int pool_queue(uv_loop_t *loop, uv_work_t *req)
 void offload_fork_child(void)
 {
     /* libuv starts a new pool in the child at its first work (its own
-     * fork handler): size and name it again. */
+     * fork handler): name it again. */
     pool_started = 0;
+    pool_in_fork_child = true;
     pool_start_lock = (cr_lock_t)CR_LOCK_INIT;
 }
 

@@ -1,15 +1,25 @@
 """The OS threads of this process that may run its threads: all but corun's
-helpers (its monitor of blocking calls and spare OS threads waiting for
-work), which run none of the program's threads."""
+helpers (its monitor of blocking calls, spare OS threads waiting for work,
+and libuv's pool, which runs offloaded calls: a file read that would wait
+for the disk starts it), which run none of the program's threads."""
 import os
 
+HELPERS = ("corun-monitor", "corun-spare", "corun-pool", "libuv-worker")
 
-def os_threads():
-    n = 0
+
+def os_thread_names():
+    """The names of the OS threads counted by os_threads()."""
+    names = []
     for t in os.listdir("/proc/self/task"):
         try:
             with open(f"/proc/self/task/{t}/comm") as f:
-                n += f.read().strip() not in ("corun-monitor", "corun-spare")
+                name = f.read().strip()
         except OSError:
-            pass
-    return n
+            continue
+        if name not in HELPERS:
+            names.append(name)
+    return names
+
+
+def os_threads():
+    return len(os_thread_names())

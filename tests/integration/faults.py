@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 
-from corun_tasks import os_threads
+from corun_tasks import os_thread_names
 
 failed = False
 
@@ -231,7 +231,8 @@ def local():
            if out else "the waiter is still blocked")
     a.close()
     b.close()
-    print(f"os_threads={os_threads()}")
+    names = os_thread_names()
+    print(f"os_threads={len(names)} ({', '.join(sorted(names))})")
 
 
 if __name__ == "__main__":

@@ -46,5 +46,5 @@ status=0
 timeout 60 "${corun[@]}" python3 "$here/faults.py" local > "$work/local.out" 2>&1 || status=$?
 sed 's/^/2. /' "$work/local.out"
 check '[ "$status" = 0 ]' "faults.py local exited with status $status"
-check 'os_threads_ok "$(sed -n "s/^os_threads=//p" "$work/local.out")"' "faults.py local did not run on one OS thread"
+check 'os_threads_ok "$(sed -n "s/^os_threads=\([0-9]*\).*/\1/p" "$work/local.out")"' "faults.py local did not run on one OS thread"
 finish

@@ -50,11 +50,15 @@ check() {      # "shell test" message
 }
 
 # OS threads of process $1 that may run its threads: not corun's helpers
-# (the monitor of blocking calls, spare OS threads waiting for work).
+# (the monitor of blocking calls, spare OS threads waiting for work, the
+# pool of offloaded calls).
 os_threads() {
     local n=0 t
     for t in /proc/"$1"/task/*; do
-        case "$(cat "$t/comm" 2>/dev/null)" in corun-monitor|corun-spare) ;; *) n=$((n + 1)) ;; esac
+        case "$(cat "$t/comm" 2>/dev/null)" in
+            corun-monitor|corun-spare|corun-pool|libuv-worker) ;;   # corun's helpers
+            *) n=$((n + 1)) ;;
+        esac
     done
     echo "$n"
 }
