@@ -43,6 +43,7 @@ void stats_add(struct sched_stats *sum, const struct sched_stats *x)
     for (int k = 0; k < WAIT_KINDS; k++)
         sum->parks[k] += x->parks[k];
     sum->offloads += x->offloads;
+    sum->handed_off += x->handed_off;
     sum->fds_registered += x->fds_registered;
     if (x->max_block_ns > sum->max_block_ns) {
         sum->max_block_ns = x->max_block_ns;
@@ -185,6 +186,9 @@ void stats_print(void)
         diag_printf_fd(fd, "  %-28s %12lu\n", label, sum.parks[k]);
     }
     diag_printf_fd(fd, "  %-28s %12lu\n", "offloads (pool calls)", sum.offloads);
+    /* Each time, the OS thread stuck in the call is one more until it
+     * returns (the process's first thread for good: it runs nothing after). */
+    diag_printf_fd(fd, "  %-28s %12lu\n", "handed to a spare OS thread", sum.handed_off);
     diag_printf_fd(fd, "  %-28s %12lu\n", "fds tracked (registered)", sum.fds_registered);
     diag_printf_fd(fd, "  %-28s %s\n", "sync objects' CAS", gsync_solo_state());
     /* The block is blamed on the green thread that ran longest in it. */

@@ -43,8 +43,15 @@ echo "1. the server afterwards: $out"
 check '[[ $out == *"trips=2000 errors=0 "* ]]' "the server no longer serves right after the faults"
 
 status=0
-timeout 60 "${corun[@]}" python3 "$here/faults.py" local > "$work/local.out" 2>&1 || status=$?
-sed 's/^/2. /' "$work/local.out"
+CORUN_STATS=1 timeout 60 "${corun[@]}" python3 "$here/faults.py" local > "$work/local.out" 2>&1 ||
+    status=$?
+grep -v '^corun stats\|^  ' "$work/local.out" | sed 's/^/2. /'   # not the stats tables
 check '[ "$status" = 0 ]' "faults.py local exited with status $status"
-check 'os_threads_ok "$(sed -n "s/^os_threads=\([0-9]*\).*/\1/p" "$work/local.out")"' "faults.py local did not run on one OS thread"
+# A call stuck in the kernel (a page read from a cold disk) hands the
+# scheduler to a spare OS thread: the stuck one counts until it returns
+# (the process's first one for good).
+handed=$(sed -n 's/^  handed to a spare OS thread *\([0-9]*\)$/\1/p' "$work/local.out" | sort -n | tail -n 1)
+threads=$(sed -n "s/^os_threads=\([0-9]*\).*/\1/p" "$work/local.out")
+check '[ -n "$handed" ] && [ "$threads" -ge 1 ] && [ "$threads" -le $((corun_procs + handed)) ]' \
+    "faults.py local ran on $threads OS threads (CORUN_PROCS $corun_procs, $handed handed over)"
 finish

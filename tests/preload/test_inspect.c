@@ -173,6 +173,21 @@ Test(inspect, stats_sync_cas_after_a_kernel_thread)
     free(c);
 }
 
+/* A thread blocked for real (pt_mn stuck: flock, 500 ms) has its OS thread's
+ * scheduler handed to a spare: the table counts it (as it counts none where
+ * nothing blocks: stats_even_when_nothing_blocked). Sanitizer builds hand
+ * nothing over. */
+#ifndef CORUN_SANITIZERS
+Test(inspect, stats_count_a_hand_over)
+{
+    const char *const extra[] = { "CORUN_STATS=1", "CORUN_PROCS=2", "CORUN_STEAL=0", NULL };
+    struct tu_child *c = run("pt_mn", "stuck", extra);
+    expect_exit0("pt_mn", "stuck", c, "PASS stuck\n");
+    cr_expect_geq(stat_value(c->err, "handed to a spare OS thread"), 1, "%s", c->err);
+    free(c);
+}
+#endif
+
 Test(inspect, stats_even_when_nothing_blocked)
 {
     /* No thread, no blocking call: no scheduler is ever made, the table
@@ -183,6 +198,7 @@ Test(inspect, stats_even_when_nothing_blocked)
     cr_expect(strstr(c->err, "corun stats (pid "), "no table: [%s]", c->err);
     cr_expect_eq(stat_value(c->err, "green threads created"), 0, "%s", c->err);
     cr_expect_eq(stat_value(c->err, "parks: sleep"), 0, "%s", c->err);
+    cr_expect_eq(stat_value(c->err, "handed to a spare OS thread"), 0, "%s", c->err);
     free(c);
 }
 
