@@ -51,12 +51,13 @@ check() {      # "shell test" message
 
 # OS threads of process $1 that may run its threads: not corun's helpers
 # (the monitor of blocking calls, spare OS threads waiting for work, the
-# pool of offloaded calls).
+# pool of offloaded calls), nor io_uring's kernel workers.
 os_threads() {
     local n=0 t
     for t in /proc/"$1"/task/*; do
         case "$(cat "$t/comm" 2>/dev/null)" in
             corun-monitor|corun-spare|corun-pool|libuv-worker) ;;   # corun's helpers
+            iou-wrk-*|iou-sqp-*) ;;                                 # io_uring's workers
             *) n=$((n + 1)) ;;
         esac
     done

@@ -83,12 +83,12 @@ UNUSED static void describe_process(pid_t pid)
     if (g == 0) {
         char spid[16];
         snprintf(spid, sizeof spid, "%d", (int)pid);
-        unsetenv("LD_PRELOAD");
         int null = open("/dev/null", O_RDWR);
         dup2(null, 0);
         dup2(2, 1);
-        execlp("gdb", "gdb", "-nx", "-batch", "-p", spid, "-ex", "thread apply all bt 30",
-               (char *)NULL);
+        /* Bounded: gdb may wait for good on a thread in uninterruptible sleep. */
+        execlp("env", "env", "-u", "LD_PRELOAD", "timeout", "-k", "5", "30", "gdb", "-nx", "-batch",
+               "-p", spid, "-ex", "thread apply all bt 30", (char *)NULL);
         _exit(127);
     }
     if (g > 0)
@@ -155,6 +155,9 @@ UNUSED static bool corun_helper_task(const char *tid)
                                            "libuv-worker\n", "pt-glibc-helper\n" };
     char comm[32];
     task_comm(tid, comm);
+    /* io_uring's workers (a read that waits for the disk) are the kernel's. */
+    if (!strncmp(comm, "iou-wrk-", 8) || !strncmp(comm, "iou-sqp-", 8))
+        return true;
     for (size_t i = 0; i < sizeof helpers / sizeof *helpers; i++)
         if (!strcmp(comm, helpers[i]))
             return true;
@@ -193,7 +196,6 @@ UNUSED static int count_tasks(void)
     return count_tasks_if(not_helper_task, NULL);
 }
 
-/* Record how many OS threads the process has now. */
 UNUSED static bool any_task(const char *tid, const char *unused)
 {
     (void)tid;
@@ -201,6 +203,7 @@ UNUSED static bool any_task(const char *tid, const char *unused)
     return true;
 }
 
+/* Record how many OS threads the process has now. */
 UNUSED static void note_tasks(void)
 {
     /* The names are read only when the count with helpers beats the most

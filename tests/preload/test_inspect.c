@@ -180,7 +180,10 @@ Test(inspect, stats_sync_cas_after_a_kernel_thread)
 #ifndef CORUN_SANITIZERS
 Test(inspect, stats_count_a_hand_over)
 {
-    const char *const extra[] = { "CORUN_STATS=1", "CORUN_PROCS=2", "CORUN_STEAL=0", NULL };
+    /* PT_MOVES: rounds until the stuck thread's OS thread had another
+     * thread to hand over (and it checks that it resumed elsewhere). */
+    const char *const extra[] = { "CORUN_STATS=1", "CORUN_PROCS=2", "CORUN_STEAL=0", "PT_MOVES=1",
+                                  "PT_OWN_TLS=1", NULL };
     struct tu_child *c = run("pt_mn", "stuck", extra);
     expect_exit0("pt_mn", "stuck", c, "PASS stuck\n");
     cr_expect_geq(stat_value(c->err, "handed to a spare OS thread"), 1, "%s", c->err);
