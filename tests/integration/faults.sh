@@ -48,9 +48,9 @@ CORUN_STATS=1 timeout 60 "${corun[@]}" python3 "$here/faults.py" local > "$work/
 # Its output without the stats tables (a traceback's lines stay).
 awk '/^corun stats \(pid /{t=1;next} t&&/^  /{next} {t=0;print}' "$work/local.out" | sed 's/^/2. /'
 check '[ "$status" = 0 ]' "faults.py local exited with status $status"
-# A call corun cannot park that stays stuck (flock, a page fault on a cold
-# disk) hands an M:N worker's scheduler to a spare OS thread: the stuck
-# one counts until it returns (the process's first one for good).
+# A call corun cannot park that stays stuck (flock, a device, a call it
+# does not know) hands an M:N worker's scheduler to a spare OS thread: the
+# stuck one counts until it returns (the process's first one for good).
 handed=$(sed -n 's/^  handed to a spare OS thread *\([0-9]*\)$/\1/p' "$work/local.out" | sort -n | tail -n 1)
 threads=$(sed -n "s/^os_threads=\([0-9]*\).*/\1/p" "$work/local.out")
 check '[ -n "$handed" ] && [ "$threads" -ge 1 ] && [ "$threads" -le $((corun_procs + handed)) ]' \

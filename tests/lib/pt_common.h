@@ -155,7 +155,7 @@ UNUSED static bool corun_helper_task(const char *tid)
                                            "libuv-worker\n", "pt-glibc-helper\n" };
     char comm[32];
     task_comm(tid, comm);
-    /* io_uring's workers (a read that waits for the disk) are the kernel's. */
+    /* io_uring's workers (the program's own rings punting work) are the kernel's. */
     if (!strncmp(comm, "iou-wrk-", 8) || !strncmp(comm, "iou-sqp-", 8))
         return true;
     for (size_t i = 0; i < sizeof helpers / sizeof *helpers; i++)
