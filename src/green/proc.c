@@ -1,6 +1,5 @@
 #include "proc.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -64,31 +63,29 @@ static unsigned read_children(const char *path, pid_t pid, pid_t *kids, unsigned
 }
 
 /* The children of every thread of this process that `pid` selects. */
+struct kids {
+    pid_t pid, *out;
+    unsigned n, max;
+};
+
+static bool task_children(pid_t tid, void *arg)
+{
+    struct kids *k = arg;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)tid);
+    k->n = read_children(path, k->pid, k->out, k->n, k->max);
+    return k->n < k->max;
+}
+
 static unsigned children(pid_t pid, pid_t *kids, unsigned max)
 {
     if (pid > 0) {
         kids[0] = pid;
         return 1;
     }
-    unsigned n = 0;
-    int dfd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return 0;
-    char buf[4096];
-    long len;
-    while (n < max && (len = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
-        for (long off = 0; off < len;) {
-            struct dirent64 *d = (struct dirent64 *)(buf + off);
-            off += d->d_reclen;
-            if (d->d_name[0] == '.')
-                continue;
-            char path[320];
-            snprintf(path, sizeof path, "/proc/self/task/%s/children", d->d_name);
-            n = read_children(path, pid, kids, n, max);
-        }
-    }
-    syscall(SYS_close, dfd);
-    return n;
+    struct kids k = { pid, kids, 0, max };
+    ownfd_each_task(task_children, &k);
+    return k.n;
 }
 
 int proc_wait_change(struct sched *s, pid_t pid, bool stops)
